@@ -1,1 +1,7 @@
+//! selfrepair: generate code with a model, run it in a sandbox, turn failures
+//! into explanation-then-patch prompts, and measure pass@k / pass@t.
+//!
+//! The sandboxes live in the `selfrepair-sandbox` crate; this crate holds what
+//! knows about tasks, models, repair and the command line.
 
+pub use selfrepair_sandbox as sandbox;

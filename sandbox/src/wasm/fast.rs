@@ -1,0 +1,188 @@
+//! `wasm`: the pre-initialised runner component (CPython 3.14 via componentize-py).
+//!
+//! Instantiating the snapshot is a copy-on-write map of an already-initialised
+//! interpreter, so a run costs about a millisecond, not CPython's start-up.
+
+use super::full::tail;
+use super::{Ending, MemoryCap, classify, compiled_path, engine, load_cached, ticks, wasm_layers};
+use crate::error::SandboxError;
+use crate::harness;
+use crate::outcome::{Outcome, Status};
+use crate::request::RunRequest;
+use crate::runtime::RuntimeOptions;
+use crate::{BoxFuture, Sandbox, SandboxKind};
+use std::time::{Duration, Instant};
+use wasmtime::Store;
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+struct FastState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    cap: MemoryCap,
+}
+
+impl WasiView for FastState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+pub struct FastSandbox {
+    pre: InstancePre<FastState>,
+}
+
+impl FastSandbox {
+    pub async fn open(opts: &RuntimeOptions) -> Result<Self, SandboxError> {
+        let rt = opts.fast_component().await?;
+        let engine = engine()?;
+        let cached = compiled_path(&opts.home, engine, &rt.sha256, "fast-runner");
+        let path = rt.path.clone();
+        let component = tokio::task::spawn_blocking(move || {
+            load_cached(
+                engine,
+                &cached,
+                // SAFETY: our own cache entry for this engine configuration.
+                |e, p| unsafe { Component::deserialize_file(e, p) },
+                |e| Component::from_file(e, &path),
+                |c| c.serialize(),
+            )
+        })
+        .await
+        .map_err(|e| SandboxError::Wasmtime(e.to_string()))??;
+        let mut linker: Linker<FastState> = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Wasmtime(e.to_string()))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| SandboxError::Runtime {
+                path: rt.path.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(FastSandbox { pre })
+    }
+
+    async fn run_inner(&self, req: &RunRequest) -> Outcome {
+        let started = Instant::now();
+        let limits = &req.limits;
+        let mut out = Outcome::new(
+            Status::Crashed,
+            SandboxKind::Wasm,
+            limits,
+            wasm_layers(limits.memory_mb),
+        );
+        let stdout = MemoryOutputPipe::new(limits.max_output);
+        let stderr = MemoryOutputPipe::new(limits.max_output);
+        let tmp = match tempfile::tempdir() {
+            Ok(t) => t,
+            Err(e) => {
+                return out.with_status(
+                    Status::Unavailable,
+                    format!("cannot create a temp dir: {e}"),
+                );
+            }
+        };
+        let mut b = WasiCtxBuilder::new();
+        b.stdin(MemoryInputPipe::new(Vec::<u8>::new()))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone());
+        if let Err(e) = b.preopened_dir(tmp.path(), "/tmp", FsPerms::ReadWrite) {
+            return out.with_status(
+                Status::Unavailable,
+                format!("cannot preopen the temp dir: {e}"),
+            );
+        }
+        let mut store = Store::new(
+            self.pre.engine(),
+            FastState {
+                ctx: b.build(),
+                table: ResourceTable::new(),
+                cap: MemoryCap {
+                    max_bytes: (limits.memory_mb as usize) << 20,
+                    hit: false,
+                },
+            },
+        );
+        store.limiter(|s| &mut s.cap);
+        store.set_epoch_deadline(ticks(limits.timeout));
+        store.epoch_deadline_trap();
+        let request = harness::encode_request(req, "");
+        let ended = {
+            let run = async {
+                let inst = self.pre.instantiate_async(&mut store).await?;
+                let f = inst.get_typed_func::<(String,), (String,)>(&mut store, "run")?;
+                let (result,) = f.call_async(&mut store, (request,)).await?;
+                Ok::<String, wasmtime::Error>(result)
+            };
+            tokio::time::timeout(limits.timeout + Duration::from_millis(200), run).await
+        };
+        let hit = store.data().cap.hit;
+        drop(store);
+        out.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        match ended {
+            Ok(Ok(text)) => match harness::parse_result(&text) {
+                Some(result) => {
+                    if let Some(m) = result
+                        .missing_module
+                        .clone()
+                        .filter(|_| result.status != "passed")
+                    {
+                        return out.with_status(
+                            Status::Unavailable,
+                            format!("module '{m}' not available in the fast sandbox; rerun with --sandbox wasm-full or process"),
+                        );
+                    }
+                    harness::apply(result, &mut out);
+                    if hit && out.status != Status::Passed {
+                        out.status = Status::MemoryLimit;
+                    }
+                    out
+                }
+                None => out.with_status(
+                    Status::Crashed,
+                    format!("unreadable harness result: {}", tail(&text, 200)),
+                ),
+            },
+            Err(_) => out.with_status(
+                Status::Timeout,
+                format!("ran past {:.1}s", limits.timeout.as_secs_f64()),
+            ),
+            Ok(Err(e)) => {
+                out.stderr = tail(&String::from_utf8_lossy(&stderr.contents()), 4000);
+                let (status, reason) = match classify(&e) {
+                    _ if hit => (
+                        Status::MemoryLimit,
+                        format!("linear memory cap of {} MiB reached", limits.memory_mb),
+                    ),
+                    Ending::Interrupted => (
+                        Status::Timeout,
+                        format!("ran past {:.1}s", limits.timeout.as_secs_f64()),
+                    ),
+                    Ending::OutputCap => (
+                        Status::OutputLimit,
+                        format!("the program wrote more than {} bytes", limits.max_output),
+                    ),
+                    Ending::Exit(code) => (
+                        Status::Crashed,
+                        format!("the program exited the interpreter with status {code}"),
+                    ),
+                    Ending::Trap(t) => (Status::Crashed, format!("wasm trap: {t}")),
+                };
+                out.with_status(status, reason)
+            }
+        }
+    }
+}
+
+impl Sandbox for FastSandbox {
+    fn kind(&self) -> SandboxKind {
+        SandboxKind::Wasm
+    }
+    fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.run_inner(req))
+    }
+}

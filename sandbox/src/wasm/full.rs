@@ -1,0 +1,177 @@
+//! `wasm-full`: CPython 3.12 (WASI preview 1, stdlib embedded) as a core module.
+
+use super::{Ending, MemoryCap, classify, compiled_path, engine, load_cached, ticks, wasm_layers};
+use crate::error::SandboxError;
+use crate::harness::{self, HARNESS_PY};
+use crate::outcome::{Outcome, Status};
+use crate::request::RunRequest;
+use crate::runtime::RuntimeOptions;
+use crate::{BoxFuture, Sandbox, SandboxKind};
+use std::time::{Duration, Instant};
+use wasmtime::{InstancePre, Linker, Module, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+struct FullState {
+    wasi: WasiP1Ctx,
+    cap: MemoryCap,
+}
+
+pub struct FullSandbox {
+    pre: InstancePre<FullState>,
+}
+
+/// Room on stdout for the harness's own result line, beyond the program's cap.
+const RESULT_ROOM: usize = 256 << 10;
+
+impl FullSandbox {
+    pub async fn open(opts: &RuntimeOptions) -> Result<Self, SandboxError> {
+        let rt = opts.full_python().await?;
+        let engine = engine()?;
+        let cached = compiled_path(&opts.home, engine, &rt.sha256, "python-full");
+        let path = rt.path.clone();
+        let module = tokio::task::spawn_blocking(move || {
+            load_cached(
+                engine,
+                &cached,
+                // SAFETY: the file is our own cache entry, written by `serialize`
+                // for this engine configuration (the key includes its hash).
+                |e, p| unsafe { Module::deserialize_file(e, p) },
+                |e| Module::from_file(e, &path),
+                |m| m.serialize(),
+            )
+        })
+        .await
+        .map_err(|e| SandboxError::Wasmtime(e.to_string()))??;
+        let mut linker: Linker<FullState> = Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
+            .map_err(|e| SandboxError::Wasmtime(e.to_string()))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| SandboxError::Runtime {
+                path: rt.path.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(FullSandbox { pre })
+    }
+
+    async fn run_inner(&self, req: &RunRequest) -> Outcome {
+        let started = Instant::now();
+        let limits = &req.limits;
+        let mut out = Outcome::new(
+            Status::Crashed,
+            SandboxKind::WasmFull,
+            limits,
+            wasm_layers(limits.memory_mb),
+        );
+        let token = harness::new_token();
+        let stdout = MemoryOutputPipe::new(limits.max_output + RESULT_ROOM);
+        let stderr = MemoryOutputPipe::new(limits.max_output);
+        let tmp = match tempfile::tempdir() {
+            Ok(t) => t,
+            Err(e) => {
+                return out.with_status(
+                    Status::Unavailable,
+                    format!("cannot create a temp dir: {e}"),
+                );
+            }
+        };
+        let mut b = WasiCtxBuilder::new();
+        b.stdin(MemoryInputPipe::new(harness::encode_request(req, &token)))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .args(&["python", "-I", "-S", "-B", "-c", HARNESS_PY]);
+        if let Err(e) = b.preopened_dir(tmp.path(), "/tmp", FsPerms::ReadWrite) {
+            return out.with_status(
+                Status::Unavailable,
+                format!("cannot preopen the temp dir: {e}"),
+            );
+        }
+        let mut store = Store::new(
+            self.pre.module().engine(),
+            FullState {
+                wasi: b.build_p1(),
+                cap: MemoryCap {
+                    max_bytes: (limits.memory_mb as usize) << 20,
+                    hit: false,
+                },
+            },
+        );
+        store.limiter(|s| &mut s.cap);
+        store.set_epoch_deadline(ticks(limits.timeout));
+        store.epoch_deadline_trap();
+        let ended = {
+            let run = async {
+                let inst = self.pre.instantiate_async(&mut store).await?;
+                let start = inst.get_typed_func::<(), ()>(&mut store, "_start")?;
+                start.call_async(&mut store, ()).await
+            };
+            // The epoch traps running code; this catches a guest parked in a host call.
+            tokio::time::timeout(limits.timeout + Duration::from_millis(200), run).await
+        };
+        let hit = store.data().cap.hit;
+        drop(store);
+        let text = String::from_utf8_lossy(&stdout.contents()).into_owned();
+        out.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        if let Some(result) = harness::find_result(&text, &token) {
+            harness::apply(result, &mut out);
+            if hit && out.status != Status::Passed {
+                out.status = Status::MemoryLimit;
+            }
+            return out;
+        }
+        out.stderr = tail(&String::from_utf8_lossy(&stderr.contents()), 4000);
+        out.stdout = tail(&text, 4000);
+        let (status, reason) = match ended {
+            Err(_) => (
+                Status::Timeout,
+                format!("ran past {:.1}s", limits.timeout.as_secs_f64()),
+            ),
+            Ok(Ok(())) => (
+                Status::Crashed,
+                "the interpreter exited without a result".into(),
+            ),
+            Ok(Err(e)) => match classify(&e) {
+                _ if hit => (
+                    Status::MemoryLimit,
+                    format!("linear memory cap of {} MiB reached", limits.memory_mb),
+                ),
+                Ending::Interrupted => (
+                    Status::Timeout,
+                    format!("ran past {:.1}s", limits.timeout.as_secs_f64()),
+                ),
+                Ending::OutputCap => (
+                    Status::OutputLimit,
+                    format!("the program wrote more than {} bytes", limits.max_output),
+                ),
+                Ending::Exit(code) => (
+                    Status::Crashed,
+                    format!("the interpreter exited with status {code} without a result"),
+                ),
+                Ending::Trap(t) => (Status::Crashed, format!("wasm trap: {t}")),
+            },
+        };
+        out.with_status(status, reason)
+    }
+}
+
+pub(crate) fn tail(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut i = s.len() - n;
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    format!("...{}", &s[i..])
+}
+
+impl Sandbox for FullSandbox {
+    fn kind(&self) -> SandboxKind {
+        SandboxKind::WasmFull
+    }
+    fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.run_inner(req))
+    }
+}

@@ -1,0 +1,198 @@
+//! The wasm sandboxes: one shared engine, a compile cache, memory and time limits.
+//!
+//! Every run gets a fresh Store and a fresh instance from an `InstancePre`;
+//! nothing is shared between runs but the compiled code. Wall time is bounded
+//! twice: epoch interruption traps running wasm, and an async timeout drops a
+//! guest that is blocked in a host call (e.g. `time.sleep`).
+
+pub mod fast;
+pub mod full;
+
+use crate::error::SandboxError;
+use crate::outcome::Layer;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The largest linear memory a run may ask for (the pool reserves this much address space).
+pub const MAX_MEMORY: usize = 4 << 30;
+
+fn config() -> Config {
+    let mut c = Config::new();
+    c.epoch_interruption(true);
+    c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    c.max_wasm_stack(2 << 20);
+    let mut pool = PoolingAllocationConfig::default();
+    // Enough slots for many concurrent runs of a multi-module component.
+    pool.total_component_instances(256)
+        .total_core_instances(2048)
+        .total_memories(1024)
+        .total_tables(2048)
+        .total_stacks(256)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .max_memory_size(MAX_MEMORY)
+        .table_elements(100_000)
+        .max_core_instance_size(4 << 20)
+        // Reused slots keep their first pages resident instead of unmapping them.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(1 << 20);
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    c
+}
+
+/// The process-wide engine, and the thread that advances its epoch.
+pub fn engine() -> Result<&'static Engine, SandboxError> {
+    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+    let e = ENGINE.get_or_init(|| {
+        let mut cfg = config();
+        let engine = match Engine::new(&cfg) {
+            Ok(e) => e,
+            // A machine that cannot reserve the pool's address space still runs, slower.
+            Err(_) => {
+                cfg.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+                Engine::new(&cfg).map_err(|e| e.to_string())?
+            }
+        };
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("selfrepair-epoch".into())
+            .spawn(move || {
+                while let Some(e) = ticker.upgrade() {
+                    e.increment_epoch();
+                    drop(e);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(engine)
+    });
+    e.as_ref().map_err(|m| SandboxError::Wasmtime(m.clone()))
+}
+
+/// Ticks for a wall-clock limit (at least one).
+pub fn ticks(limit: Duration) -> u64 {
+    (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+/// The compile-cache path for a wasm file: keyed by wasmtime's version, the
+/// engine's compatibility hash (Config flags, target) and the wasm's sha256.
+pub fn compiled_path(home: &Path, engine: &Engine, wasm_sha: &str, kind: &str) -> PathBuf {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let key = format!(
+        "{}-{:016x}-{}",
+        env!("CARGO_PKG_VERSION"),
+        h.finish(),
+        &wasm_sha[..16.min(wasm_sha.len())]
+    );
+    home.join("compiled")
+        .join(format!("{kind}-wasmtime{}-{key}.cwasm", wasmtime_version()))
+}
+
+fn wasmtime_version() -> &'static str {
+    // Cargo.lock pins one version; the compatibility hash covers the rest.
+    "48"
+}
+
+/// Load serialized code from the cache, or compile and store it. A cache file
+/// that fails to load (a different build, corruption) is replaced.
+pub fn load_cached<T>(
+    engine: &Engine,
+    cached: &Path,
+    deserialize: impl Fn(&Engine, &Path) -> wasmtime::Result<T>,
+    compile: impl Fn(&Engine) -> wasmtime::Result<T>,
+    serialize: impl Fn(&T) -> wasmtime::Result<Vec<u8>>,
+) -> Result<T, SandboxError> {
+    if cached.is_file() {
+        match deserialize(engine, cached) {
+            Ok(v) => return Ok(v),
+            Err(e) => tracing::warn!(
+                "recompiling: cached code {} did not load: {e}",
+                cached.display()
+            ),
+        }
+    }
+    let value = compile(engine).map_err(|e| SandboxError::Wasmtime(format!("compiling: {e:#}")))?;
+    match serialize(&value) {
+        Ok(bytes) => {
+            if let Err(e) = crate::cache::write_atomic(cached, &bytes) {
+                tracing::warn!("cannot cache compiled code at {}: {e}", cached.display());
+            }
+        }
+        Err(e) => tracing::warn!("cannot serialize compiled code: {e}"),
+    }
+    Ok(value)
+}
+
+/// Caps linear memory and records that the cap was hit.
+pub struct MemoryCap {
+    pub max_bytes: usize,
+    pub hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The layers every wasm run has.
+pub fn wasm_layers(memory_mb: u64) -> Vec<Layer> {
+    vec![
+        Layer::on("wasm", "wasmtime, fresh Store and instance per run"),
+        Layer::on("no-network", "no sockets are granted"),
+        Layer::on("filesystem", "one preopened temp dir, nothing else"),
+        Layer::on("env", "empty environment"),
+        Layer::on("memory", format!("{memory_mb} MiB linear memory")),
+        Layer::on("time", "epoch interruption + async timeout"),
+        Layer::on("output", "in-memory stdout/stderr with caps"),
+    ]
+}
+
+/// Classify a wasm error after a run.
+pub enum Ending {
+    Exit(i32),
+    Interrupted,
+    OutputCap,
+    Trap(String),
+}
+
+pub fn classify(err: &wasmtime::Error) -> Ending {
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Ending::Exit(exit.0);
+    }
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        if *trap == wasmtime::Trap::Interrupt {
+            return Ending::Interrupted;
+        }
+    }
+    let text = format!("{err:#}");
+    if text.contains("beyond capacity") {
+        return Ending::OutputCap;
+    }
+    Ending::Trap(text)
+}

@@ -1,0 +1,56 @@
+//! Subcommands. Each file parses its flags and calls into the library.
+
+mod run;
+mod setup;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "selfrepair",
+    version,
+    about = "Self-repairing code generation: sandboxes, benchmarks and fixes"
+)]
+pub struct Cli {
+    /// Log more (-v info, -vv debug). Logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a Python file (and its tests) in a sandbox.
+    #[command(
+        after_help = "Example:\n  selfrepair run solution.py --tests test_solution.py --sandbox wasm --json"
+    )]
+    Run(run::RunArgs),
+    /// Fetch, verify and build the sandbox runtimes into the cache.
+    #[command(
+        after_help = "Example:\n  selfrepair setup            # both runtimes, into $SELFREPAIR_HOME or ~/.cache/selfrepair"
+    )]
+    Setup(setup::SetupArgs),
+}
+
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SELFREPAIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(a) => run::run(a).await,
+        Command::Setup(a) => setup::run(a).await,
+    }
+}
