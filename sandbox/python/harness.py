@@ -517,7 +517,6 @@ class Runner:
         if self.req.get("guard") != "human-eval":
             return
         import os
-        import shutil
 
         builtins.exit = None
         builtins.quit = None
@@ -526,9 +525,15 @@ class Runner:
                      "fchown", "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"):
             if hasattr(os, name):
                 setattr(os, name, None)
-        shutil.rmtree = None
-        shutil.move = None
-        shutil.chown = None
+        # A sandbox without these modules (the fast one) has nothing to disable.
+        try:
+            import shutil
+
+            shutil.rmtree = None
+            shutil.move = None
+            shutil.chown = None
+        except ImportError:
+            pass
         try:
             import subprocess
 
@@ -808,7 +813,11 @@ def run_request(text):
     except Exception as e:
         return json.dumps({"status": "error", "error": {"type": "HarnessError", "message": "bad request: %s" % e,
                                                           "line": None, "traceback": []}, "tests": []})
-    result = Runner(req).run()
+    try:
+        result = Runner(req).run()
+    except BaseException as e:  # the harness itself must always answer
+        result = {"status": "error", "tests": [], "error": {"type": "HarnessError", "message": "%s: %s" % (type(e).__name__, e),
+                                                            "line": None, "traceback": []}}
     result["duration_ms"] = (time.perf_counter() - t0) * 1e3
     return json.dumps(result)
 

@@ -168,7 +168,7 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
     match (&s.seccomp, plan.seccomp.is_some()) {
         (Ok(()), true) => v.push(Layer::on(
             "seccomp",
-            "no inet sockets, ptrace, mount, bpf, unshare, setns, keyctl, perf",
+            "no inet sockets or socket connects, ptrace, mount, bpf, unshare, setns, keyctl, perf",
         )),
         (Err(e), _) => v.push(Layer::off("seccomp", e.clone())),
         (_, false) => v.push(Layer::off("seccomp", "disabled")),

@@ -192,7 +192,12 @@ impl ProcessSandbox {
     pub async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, SandboxError> {
         let started = Instant::now();
         let fresh = spec.workdir.is_none();
-        let tmp = if fresh {
+        // A fresh run gets a private tmpfs mounted over /tmp in its own mount
+        // namespace: the host's /tmp (and everything in it) is out of sight.
+        // Without a mount namespace it falls back to a host temp dir.
+        let private_tmp = fresh
+            && layers::ns_flags_for(self.support, self.cfg.allow_network) & libc::CLONE_NEWNS != 0;
+        let tmp = if fresh && !private_tmp {
             Some(
                 tempfile::Builder::new()
                     .prefix("selfrepair-")
@@ -205,7 +210,7 @@ impl ProcessSandbox {
         let workdir = match (&spec.workdir, &tmp) {
             (Some(w), _) => w.clone(),
             (None, Some(t)) => t.path().to_path_buf(),
-            (None, None) => unreachable!("a fresh run always has a temp dir"),
+            (None, None) => PathBuf::from("/tmp"),
         };
         let mut plan = self.plan(&workdir, fresh)?;
         let l = &spec.limits;

@@ -1,0 +1,166 @@
+//! Every HumanEval canonical solution passes in every sandbox, and broken
+//! variants fail with the right assertion and the actual and expected values.
+
+mod common;
+
+use selfrepair::sandbox::{Guard, Limits, RunRequest, SandboxKind, Status, TestSpec};
+use std::time::Duration;
+
+fn request(task: &serde_json::Value, body: &str) -> RunRequest {
+    let s = |k: &str| {
+        task[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("field {k}"))
+            .to_string()
+    };
+    let mut req = RunRequest::new(
+        format!("{}{}", s("prompt"), body),
+        TestSpec::Check {
+            code: s("test"),
+            entry_point: Some(s("entry_point")),
+        },
+    );
+    req.guard = Guard::HumanEval;
+    req.limits = Limits {
+        timeout: Duration::from_secs(20),
+        ..Limits::default()
+    };
+    req
+}
+
+async fn canonical_all_pass(kind: SandboxKind) {
+    let sb = common::sandbox(kind).await;
+    let tasks = common::humaneval();
+    assert_eq!(tasks.len(), 164);
+    let mut failures = Vec::new();
+    for t in &tasks {
+        let out = sb
+            .run(&request(
+                t,
+                t["canonical_solution"].as_str().unwrap_or_default(),
+            ))
+            .await;
+        if out.status != Status::Passed {
+            failures.push(format!("{}: {}", t["task_id"], out.summary()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{kind}: {} of 164 failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canonical_pass_in_fast_wasm() {
+    canonical_all_pass(SandboxKind::Wasm).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canonical_pass_in_full_wasm() {
+    canonical_all_pass(SandboxKind::WasmFull).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canonical_pass_in_process() {
+    canonical_all_pass(SandboxKind::Process).await;
+}
+
+/// Break the first 20 canonical solutions by returning a sentinel; the first
+/// assertion must fail with the call, `actual` = the sentinel, and an expected value.
+async fn broken_variants_report(kind: SandboxKind) {
+    let sb = common::sandbox(kind).await;
+    for t in common::humaneval().iter().take(20) {
+        let entry = t["entry_point"].as_str().unwrap_or_default();
+        // An early return makes the original body unreachable.
+        let body = format!(
+            "    return 'SENTINEL'\n{}",
+            t["canonical_solution"].as_str().unwrap_or_default()
+        );
+        let out = sb.run(&request(t, &body)).await;
+        assert_eq!(
+            out.status,
+            Status::Failed,
+            "{kind} {}: {}",
+            t["task_id"],
+            out.summary()
+        );
+        let f = out
+            .first_failure()
+            .unwrap_or_else(|| panic!("{} has no failing record", t["task_id"]));
+        let msg = f.message.clone().unwrap_or_default();
+        assert!(
+            f.source.starts_with("assert"),
+            "{}: source {:?}",
+            t["task_id"],
+            f.source
+        );
+        // Either an equality (actual shown) or an exception from using the sentinel.
+        if f.status == "failed" {
+            assert_eq!(
+                f.actual.as_deref(),
+                Some("'SENTINEL'"),
+                "{}: {msg}",
+                t["task_id"]
+            );
+            assert!(f.expected.is_some(), "{}: {msg}", t["task_id"]);
+            assert!(
+                msg.contains(entry) || msg.contains("candidate"),
+                "{}: {msg}",
+                t["task_id"]
+            );
+        } else {
+            assert_eq!(f.status, "error", "{}: {msg}", t["task_id"]);
+            assert!(f.error.is_some(), "{}: {msg}", t["task_id"]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_variants_fail_with_actual_and_expected() {
+    for kind in SandboxKind::ALL {
+        broken_variants_report(kind).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_message_is_exact() {
+    let prog = "def add(a, b):\n    return a - b\n";
+    let tests = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate([1], [2]) == [1, 2]\n";
+    for kind in SandboxKind::ALL {
+        let sb = common::sandbox(kind).await;
+        let req = RunRequest::new(
+            prog,
+            TestSpec::Check {
+                code: tests.into(),
+                entry_point: Some("add".into()),
+            },
+        );
+        let out = sb.run(&req).await;
+        assert_eq!(out.status, Status::Failed, "{kind}");
+        let f = out.first_failure().expect("a failure");
+        assert_eq!(
+            f.message.as_deref(),
+            Some("candidate(1, 2) returned -1, expected 3"),
+            "{kind}"
+        );
+        assert_eq!(f.line, Some(2));
+        assert_eq!(f.source, "assert candidate(1, 2) == 3");
+
+        // Keep going: the second assertion raises, with a traceback into the solution.
+        let mut req = req.clone();
+        req.fast_fail = false;
+        let out = sb.run(&req).await;
+        assert_eq!(out.tests.len(), 2, "{kind}: {:?}", out.tests);
+        let e = out.tests[1].error.as_ref().expect("an exception record");
+        assert_eq!(e.kind, "TypeError");
+        assert_eq!(e.line, Some(2), "{kind}: the line in the solution");
+        assert!(
+            e.traceback
+                .iter()
+                .any(|f| f.file == "solution.py" && f.code == "return a - b"),
+            "{kind}: {e:?}"
+        );
+    }
+}
