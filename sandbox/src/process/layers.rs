@@ -308,6 +308,10 @@ fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
 /// (which allocates: fine with glibc, whose fork resets the allocator locks).
 pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
     unsafe {
+        // The run's process group is this process's pid, which the parent knows
+        // and kills on timeout; the intermediate leaves it (below) so that it
+        // survives the kill, reaps pid 1, and no zombie is left behind.
+        let parent_group = libc::getpgrp();
         check(libc::setpgid(0, 0), "setpgid")?;
         if plan.ns_flags != 0 {
             check(libc::unshare(plan.ns_flags), "unshare")?;
@@ -331,6 +335,7 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
                 return Err(io::Error::last_os_error());
             }
             if pid > 0 {
+                libc::setpgid(0, parent_group);
                 // Close the exec-status pipe (and all else) so the parent's spawn returns.
                 libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
                 let mut status = 0;

@@ -278,11 +278,17 @@ impl ProcessSandbox {
             Some(s) => Some(s),
             None => {
                 if let Some(pg) = pgid {
-                    // SAFETY: signals our own process group; pid 1 of the namespace is in it.
+                    // SAFETY: signals the run's own process group (pid 1 of its namespace).
                     unsafe { libc::killpg(pg, libc::SIGKILL) };
                 }
-                let _ = child.kill().await;
-                child.wait().await.ok()
+                // The intermediate reaps pid 1 and exits; kill it only if it does not.
+                match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+                    Ok(s) => s.ok(),
+                    Err(_) => {
+                        let _ = child.kill().await;
+                        child.wait().await.ok()
+                    }
+                }
             }
         };
         writer.abort();

@@ -25,7 +25,10 @@ fn config() -> Config {
     let mut c = Config::new();
     c.epoch_interruption(true);
     c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // Guest recursion traps (StackOverflow) well before the fiber's own stack,
+    // which must also hold host calls made from the guest.
     c.max_wasm_stack(2 << 20);
+    c.async_stack_size(8 << 20);
     let mut pool = PoolingAllocationConfig::default();
     // Enough slots for many concurrent runs of a multi-module component.
     pool.total_component_instances(256)
