@@ -70,10 +70,10 @@ pub async fn pypi_file_url(
             })?;
             if let Some(files) = v["files"].as_array() {
                 for f in files {
-                    if f["filename"].as_str() == Some(filename) {
-                        if let Some(u) = f["url"].as_str() {
-                            return Ok(u.to_string());
-                        }
+                    if f["filename"].as_str() == Some(filename)
+                        && let Some(u) = f["url"].as_str()
+                    {
+                        return Ok(u.to_string());
                     }
                 }
             }
@@ -97,10 +97,10 @@ pub async fn pypi_file_url(
             })?;
             if let Some(urls) = v["urls"].as_array() {
                 for f in urls {
-                    if f["filename"].as_str() == Some(filename) {
-                        if let Some(u) = f["url"].as_str() {
-                            return Ok(u.to_string());
-                        }
+                    if f["filename"].as_str() == Some(filename)
+                        && let Some(u) = f["url"].as_str()
+                    {
+                        return Ok(u.to_string());
                     }
                 }
             }

@@ -179,10 +179,10 @@ impl Outcome {
 
     /// A one-line summary a person (or a model) can act on.
     pub fn summary(&self) -> String {
-        if let Some(t) = self.first_failure() {
-            if let Some(m) = &t.message {
-                return format!("{}: {}", self.status, m);
-            }
+        if let Some(t) = self.first_failure()
+            && let Some(m) = &t.message
+        {
+            return format!("{}: {}", self.status, m);
         }
         if let Some(e) = &self.error {
             let at = e.line.map(|l| format!(" at line {l}")).unwrap_or_default();

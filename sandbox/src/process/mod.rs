@@ -153,12 +153,11 @@ impl ProcessSandbox {
         .map(PathBuf::from)
         .collect();
         // A python outside /usr (a venv, pyenv) needs its own prefix.
-        if let Ok(real) = std::fs::canonicalize(&self.cfg.python) {
-            if let Some(prefix) = real.parent().and_then(Path::parent) {
-                if !prefix.starts_with("/usr") {
-                    ro.push(prefix.to_path_buf());
-                }
-            }
+        if let Ok(real) = std::fs::canonicalize(&self.cfg.python)
+            && let Some(prefix) = real.parent().and_then(Path::parent)
+            && !prefix.starts_with("/usr")
+        {
+            ro.push(prefix.to_path_buf());
         }
         ro.extend(self.cfg.ro_paths.iter().cloned());
         Ok(Plan {

@@ -188,10 +188,10 @@ pub fn classify(err: &wasmtime::Error) -> Ending {
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return Ending::Exit(exit.0);
     }
-    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
-        if *trap == wasmtime::Trap::Interrupt {
-            return Ending::Interrupted;
-        }
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>()
+        && *trap == wasmtime::Trap::Interrupt
+    {
+        return Ending::Interrupted;
     }
     let text = format!("{err:#}");
     if text.contains("beyond capacity") {

@@ -1,0 +1,199 @@
+//! Bad input gets a clear outcome or error, never a panic or a hang.
+
+mod common;
+
+use selfrepair::sandbox::runtime::RuntimeOptions;
+use selfrepair::sandbox::{self, RunRequest, SandboxError, SandboxKind, Status, TestSpec};
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_programs_get_clear_outcomes() {
+    let garbage: String = (0u8..=255).cycle().take(4096).map(|b| b as char).collect();
+    let big = format!("s = '{}'\nprint(len(s))\n", "a".repeat(10 << 20));
+    for kind in SandboxKind::ALL {
+        let sb = common::sandbox(kind).await;
+
+        let out = sb.run(&RunRequest::new("", TestSpec::Script)).await;
+        assert_eq!(
+            out.status,
+            Status::Passed,
+            "{kind}: an empty program runs and does nothing"
+        );
+
+        let tests = TestSpec::Check {
+            code: "def check(c):\n    assert c(1) == 1\n".into(),
+            entry_point: Some("f".into()),
+        };
+        let out = sb.run(&RunRequest::new("", tests)).await;
+        assert_eq!(out.status, Status::Failed, "{kind}: {}", out.summary());
+        assert!(
+            out.summary().contains("NameError"),
+            "{kind}: {}",
+            out.summary()
+        );
+
+        let out = sb
+            .run(&RunRequest::new(garbage.clone(), TestSpec::Script))
+            .await;
+        assert_eq!(out.status, Status::Error, "{kind}: {}", out.summary());
+        assert!(out.error.is_some(), "{kind}: garbage names its error");
+
+        let out = sb
+            .run(&RunRequest::new(big.clone(), TestSpec::Script))
+            .await;
+        assert_eq!(out.status, Status::Passed, "{kind}: {}", out.summary());
+        assert_eq!(out.stdout.trim(), "10485760", "{kind}");
+
+        let out = sb
+            .run(&RunRequest::new("def f(:\n    pass\n", TestSpec::Script))
+            .await;
+        assert_eq!(out.status, Status::Error, "{kind}");
+        let e = out.error.expect("syntax error info");
+        assert_eq!(e.kind, "SyntaxError");
+        assert_eq!(e.line, Some(1));
+    }
+}
+
+fn opts_in(home: &std::path::Path) -> RuntimeOptions {
+    RuntimeOptions {
+        home: home.to_path_buf(),
+        python_wasm: None,
+        fast_wasm: None,
+        offline: true,
+        ..RuntimeOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn corrupt_cached_runtime_is_refused_by_checksum() {
+    let home = tempfile::tempdir().expect("home");
+    let path = home.path().join("runtimes/python-3.12.0-wasi.wasm");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&path, b"\0asm not really").expect("write");
+    let err = sandbox::open(SandboxKind::WasmFull, &opts_in(home.path()))
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(matches!(err, SandboxError::Checksum { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("python-3.12.0-wasi.wasm") && msg.contains("e5dc5a39"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn missing_runtime_offline_is_a_clear_error() {
+    let home = tempfile::tempdir().expect("home");
+    let err = sandbox::open(SandboxKind::WasmFull, &opts_in(home.path()))
+        .await
+        .err()
+        .expect("must fail");
+    assert!(
+        err.to_string()
+            .contains("missing, and fetching is disabled"),
+        "{err}"
+    );
+    let err = sandbox::open(SandboxKind::Wasm, &opts_in(home.path()))
+        .await
+        .err()
+        .expect("must fail");
+    assert!(err.to_string().contains("not built"), "{err}");
+}
+
+#[tokio::test]
+async fn user_supplied_runtime_that_is_not_wasm_is_refused() {
+    let home = tempfile::tempdir().expect("home");
+    let bogus = home.path().join("my-python.wasm");
+    std::fs::write(&bogus, b"definitely not wasm").expect("write");
+    let mut opts = opts_in(home.path());
+    opts.python_wasm = Some(bogus.clone());
+    let err = sandbox::open(SandboxKind::WasmFull, &opts)
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(err.to_string().contains("compiling"), "{err}");
+    opts.python_wasm = Some(home.path().join("nope.wasm"));
+    let err = sandbox::open(SandboxKind::WasmFull, &opts)
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(
+        err.to_string().contains("nope.wasm") && err.to_string().contains("no such file"),
+        "{err}"
+    );
+    opts.python_wasm = None;
+    opts.fast_wasm = Some(bogus);
+    assert!(sandbox::open(SandboxKind::Wasm, &opts).await.is_err());
+}
+
+fn selfrepair(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn cli_names_bad_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("latin1.py");
+    std::fs::write(&bad, b"print('caf\xe9')\n").expect("write");
+    let out = selfrepair(&[
+        "run",
+        bad.to_str().expect("utf-8 path"),
+        "--sandbox",
+        "process",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("latin1.py") && err.contains("not UTF-8"),
+        "{err}"
+    );
+
+    let out = selfrepair(&["run", "/nonexistent/x.py"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.py"));
+
+    let out = selfrepair(&["run", bad.to_str().expect("path"), "--sandbox", "nope"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[test]
+fn cli_run_reports_and_exits_by_verdict() {
+    let dir = tempfile::tempdir().expect("dir");
+    let prog = dir.path().join("p.py");
+    std::fs::write(&prog, "def inc(x):\n    return x + 2\n").expect("write");
+    let tests = dir.path().join("t.py");
+    std::fs::write(
+        &tests,
+        "def check(candidate):\n    assert candidate(1) == 2\n",
+    )
+    .expect("write");
+    let args = [
+        "run",
+        prog.to_str().expect("p"),
+        "--tests",
+        tests.to_str().expect("t"),
+        "--entry-point",
+        "inc",
+        "--sandbox",
+        "process",
+    ];
+    let out = selfrepair(&args);
+    assert_eq!(out.status.code(), Some(1), "a failing run exits 1");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("candidate(1) returned 3, expected 2"),
+        "{text}"
+    );
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = selfrepair(&json_args);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["tests"][0]["actual"], "3");
+    assert!(v["layers"].as_array().is_some_and(|l| !l.is_empty()));
+}
