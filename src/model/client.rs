@@ -116,9 +116,6 @@ impl Client {
         cancel: &CancellationToken,
     ) -> Result<Completion, ModelError> {
         self.budget.reserve(req.task.as_deref())?;
-        // The fingerprint covers the caller's request, before config
-        // defaults, so a replay run needs no matching flags.
-        let fp = fingerprint(self.inner.model(), req);
         let mut sent = req.clone();
         fill_defaults(&mut sent.params, &self.defaults);
 
@@ -140,6 +137,9 @@ impl Client {
         });
 
         if let Some(t) = &self.transcript {
+            // The fingerprint covers the caller's request, before config
+            // defaults, so a replay run needs no matching flags.
+            let fp = fingerprint(self.inner.model(), req);
             let entry = entry(&fp, &sent, &result, self.inner.as_ref(), attempts, started);
             t.append(&entry).await?;
         }

@@ -53,12 +53,12 @@ pub fn host_is(base_url: &str, host: &str) -> bool {
 }
 
 /// POST `body` as JSON; return the response text on 2xx.
-pub async fn post_json(
+pub async fn post_json<B: serde::Serialize + ?Sized>(
     client: &reqwest::Client,
     provider: &str,
     url: &str,
     headers: HeaderMap,
-    body: &Value,
+    body: &B,
     key: Option<&ApiKey>,
 ) -> Result<String, ModelError> {
     let scrub = |s: String| key.map_or(s.clone(), |k| k.scrub(&s));

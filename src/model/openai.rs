@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::error::ModelError;
 use super::http::{build_client, host_is, parse_json, post_json};
@@ -24,6 +23,8 @@ pub struct OpenAiCompatible {
     model: String,
     url: String,
     key: Option<ApiKey>,
+    /// `Bearer <key>`, built once and marked sensitive.
+    auth: Option<HeaderValue>,
     http: reqwest::Client,
     supports_n: bool,
     /// api.openai.com wants `max_completion_tokens`; other servers `max_tokens`.
@@ -39,8 +40,20 @@ impl OpenAiCompatible {
         key: Option<ApiKey>,
         supports_n: bool,
     ) -> Result<Self, ModelError> {
+        let auth = key
+            .as_ref()
+            .map(|k| {
+                HeaderValue::from_str(&format!("Bearer {}", k.expose()))
+                    .map(|mut v| {
+                        v.set_sensitive(true);
+                        v
+                    })
+                    .map_err(|_| ModelError::Config("API key contains invalid characters".into()))
+            })
+            .transpose()?;
         Ok(OpenAiCompatible {
             provider: provider.to_string(),
+            auth,
             model: model.to_string(),
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             key,
@@ -50,51 +63,35 @@ impl OpenAiCompatible {
         })
     }
 
-    fn body(&self, req: &ChatRequest) -> Value {
+    fn body<'a>(&'a self, req: &'a ChatRequest) -> Body<'a> {
         let p = &req.params;
-        let messages: Vec<Value> = req
-            .messages
-            .iter()
-            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-            .collect();
-        let mut body = json!({"model": self.model, "messages": messages});
         // Reasoning models reject sampling knobs other than the defaults.
-        if !is_reasoning_model(&self.model) {
-            if let Some(t) = p.temperature {
-                body["temperature"] = json!(t);
-            }
-            if let Some(t) = p.top_p {
-                body["top_p"] = json!(t);
-            }
+        let sampling = !is_reasoning_model(&self.model);
+        Body {
+            model: &self.model,
+            messages: req
+                .messages
+                .iter()
+                .map(|m| WireMessage {
+                    role: m.role.as_str(),
+                    content: &m.content,
+                })
+                .collect(),
+            temperature: p.temperature.filter(|_| sampling),
+            top_p: p.top_p.filter(|_| sampling),
+            max_tokens: p.max_tokens.filter(|_| !self.official),
+            max_completion_tokens: p.max_tokens.filter(|_| self.official),
+            stop: &p.stop,
+            seed: p.seed,
+            n: Some(p.n).filter(|n| *n > 1),
         }
-        if let Some(m) = p.max_tokens {
-            let field = if self.official {
-                "max_completion_tokens"
-            } else {
-                "max_tokens"
-            };
-            body[field] = json!(m);
-        }
-        if !p.stop.is_empty() {
-            body["stop"] = json!(p.stop);
-        }
-        if let Some(s) = p.seed {
-            body["seed"] = json!(s);
-        }
-        if p.n > 1 {
-            body["n"] = json!(p.n);
-        }
-        body
     }
 
     async fn once(&self, req: &ChatRequest) -> Result<Completion, ModelError> {
         let started = Instant::now();
         let mut headers = HeaderMap::new();
-        if let Some(k) = &self.key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose()))
-                .map_err(|_| ModelError::Config("API key contains invalid characters".into()))?;
-            v.set_sensitive(true);
-            headers.insert(AUTHORIZATION, v);
+        if let Some(v) = &self.auth {
+            headers.insert(AUTHORIZATION, v.clone());
         }
         let text = post_json(
             &self.http,
@@ -172,6 +169,34 @@ fn is_reasoning_model(model: &str) -> bool {
         .any(|p| bare == *p || bare.starts_with(&format!("{p}-")))
 }
 
+/// The request body, borrowing from the request: nothing is copied.
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    /// api.openai.com's name for `max_tokens`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
 #[derive(Deserialize)]
 struct Response {
     #[serde(default)]
@@ -202,6 +227,7 @@ struct RespUsage {
 mod tests {
     use super::*;
     use crate::model::types::{Message, SamplingParams};
+    use serde_json::json;
 
     fn req() -> ChatRequest {
         ChatRequest::new(vec![Message::system("s"), Message::user("u")]).with_params(
@@ -221,7 +247,7 @@ mod tests {
         let m =
             OpenAiCompatible::new("vllm", "qwen", "http://127.0.0.1:8000/v1/", None, true).unwrap();
         assert_eq!(m.url, "http://127.0.0.1:8000/v1/chat/completions");
-        let b = m.body(&req());
+        let b = serde_json::to_value(m.body(&req())).unwrap();
         assert_eq!(b["max_tokens"], 100);
         assert_eq!(b["temperature"], 0.2);
         assert_eq!(b["stop"], json!(["END"]));
@@ -234,7 +260,7 @@ mod tests {
     fn body_for_openai_reasoning_model() {
         let m = OpenAiCompatible::new("openai", "o3-mini", "https://api.openai.com/v1", None, true)
             .unwrap();
-        let b = m.body(&req());
+        let b = serde_json::to_value(m.body(&req())).unwrap();
         assert_eq!(b["max_completion_tokens"], 100);
         assert!(b.get("max_tokens").is_none());
         assert!(b.get("temperature").is_none());

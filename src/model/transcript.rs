@@ -7,11 +7,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
 
 use super::error::ModelError;
 use super::types::{ChatRequest, Choice, Message, SamplingParams, Usage};
@@ -98,10 +99,19 @@ fn canonical(v: &Value, out: &mut String) {
 }
 
 /// Appends entries to `<run dir>/transcript.jsonl`.
+///
+/// A dedicated thread does the writing with group commit: lines that arrive
+/// while an fsync is in progress are written together and share the next
+/// fsync. Every call still returns only once its own line is on disk.
 #[derive(Clone)]
 pub struct TranscriptWriter {
     path: PathBuf,
-    file: Arc<Mutex<File>>,
+    tx: mpsc::Sender<Job>,
+}
+
+struct Job {
+    line: String,
+    done: oneshot::Sender<Result<(), String>>,
 }
 
 impl std::fmt::Debug for TranscriptWriter {
@@ -126,31 +136,30 @@ impl TranscriptWriter {
             .append(true)
             .open(&path)
             .map_err(err)?;
-        Ok(TranscriptWriter {
-            path,
-            file: Arc::new(Mutex::new(file)),
-        })
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("transcript-writer".into())
+            .spawn(move || write_loop(file, rx))
+            .map_err(err)?;
+        Ok(TranscriptWriter { path, tx })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Write one line and fsync it, off the async threads.
+    /// Write one line; returns once it has been fsync'd.
     pub async fn append(&self, entry: &TranscriptEntry) -> Result<(), ModelError> {
         let mut line = serde_json::to_string(entry).map_err(|e| self.error(e.to_string()))?;
         line.push('\n');
-        let file = self.file.clone();
-        let res = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
-            f.write_all(line.as_bytes())?;
-            f.sync_data()
-        })
-        .await;
-        match res {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Job { line, done })
+            .map_err(|_| self.error("writer thread has stopped".into()))?;
+        match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(self.error(e.to_string())),
-            Err(e) => Err(self.error(e.to_string())),
+            Ok(Err(e)) => Err(self.error(e)),
+            Err(_) => Err(self.error("writer thread has stopped".into())),
         }
     }
 
@@ -158,6 +167,27 @@ impl TranscriptWriter {
         ModelError::Transcript {
             path: self.path.display().to_string(),
             message,
+        }
+    }
+}
+
+/// Runs until every writer handle is dropped.
+fn write_loop(mut file: File, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let buf: String = batch.iter().map(|j| j.line.as_str()).collect();
+        let res = file
+            .write_all(buf.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|e| e.to_string());
+        for j in batch {
+            let _ = j.done.send(res.clone());
         }
     }
 }
