@@ -92,5 +92,5 @@ async fn concurrency_is_bounded() {
     // 6 calls, 2 at a time, 200 ms each: at least 3 rounds.
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(600), "{took:?}");
-    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }

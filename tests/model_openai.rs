@@ -207,6 +207,20 @@ async fn malformed_bodies_are_typed_errors() {
 }
 
 #[tokio::test]
+async fn an_error_inside_a_200_body_is_an_http_error() {
+    let s = server().await;
+    s.enqueue(Reply::Raw {
+        status: 200,
+        content_type: "application/json".into(),
+        body: br#"{"error": {"code": 502, "message": "upstream provider down"}}"#.to_vec(),
+    });
+    s.enqueue(Reply::text("recovered"));
+    let c = openai_client(&s, fast_opts(), None);
+    assert_eq!(c.complete(&ask("x")).await.unwrap().text(), "recovered");
+    assert_eq!(s.request_count(), 2, "a 502 is retried");
+}
+
+#[tokio::test]
 async fn non_utf8_error_body_still_reports_status() {
     let s = server().await;
     s.set_default(Reply::Raw {

@@ -38,11 +38,10 @@ async fn record_then_replay_offline() {
     for i in 0..3 {
         s.enqueue(Reply::text(format!("def mul(a, b): return a * b  # v{i}")));
     }
-    // Queue is consumed first, so script add/sub replies after the mul ones.
     let dir = tempfile::tempdir().unwrap();
     let c = openai_client(&s, fast_opts(), Some(dir.path()));
     let reqs = requests();
-    // Order the calls so the queued mul replies go to the mul requests.
+    // The queue answers first, so the mul requests go first to take it.
     let mut recorded = Vec::new();
     for r in reqs[2..].iter().chain(reqs[..2].iter()) {
         recorded.push(c.complete(r).await.unwrap());

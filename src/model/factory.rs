@@ -14,7 +14,7 @@ use super::openai::OpenAiCompatible;
 use super::pricing::PriceTable;
 use super::replay::Replay;
 use super::retry::RetryPolicy;
-use super::secret::{ApiKey, key_from_env, process_env};
+use super::secret::{ApiKey, DEFAULT_KEY_VARS, key_from_env, process_env};
 use super::spec::ModelSpec;
 use super::types::SamplingParams;
 
@@ -49,6 +49,19 @@ impl ModelSettings {
             budgets: o.budgets,
             prices: o.prices,
         }
+    }
+
+    /// Env vars that may hold keys: the providers' defaults plus
+    /// `api_key_env`. A sandbox must remove all of them from the environment
+    /// it gives untrusted code.
+    pub fn secret_env_vars(&self) -> Vec<String> {
+        let mut v: Vec<String> = DEFAULT_KEY_VARS.iter().map(|s| s.to_string()).collect();
+        if let Some(k) = &self.api_key_env
+            && !v.contains(k)
+        {
+            v.push(k.clone());
+        }
+        v
     }
 
     fn options(&self) -> ClientOptions {
@@ -192,6 +205,14 @@ mod tests {
                 .contains("MY_KEY")
         );
         assert!(resolve_key(&s, &env_with("MY_KEY", "k")).unwrap().is_some());
+    }
+
+    #[test]
+    fn secret_env_vars_include_the_custom_one() {
+        let s = settings("vllm:q", None, Some("MY_KEY"));
+        let v = s.secret_env_vars();
+        assert!(v.iter().any(|k| k == "OPENAI_API_KEY"));
+        assert!(v.iter().any(|k| k == "MY_KEY"));
     }
 
     #[test]

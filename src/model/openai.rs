@@ -103,6 +103,28 @@ impl OpenAiCompatible {
         )
         .await?;
         let resp: Response = parse_json(&self.provider, &text)?;
+        // Some gateways (OpenRouter) report upstream failures in a 200 body.
+        if let (true, Some(err)) = (resp.choices.is_empty(), &resp.error) {
+            let status = err
+                .get("code")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| (400..600).contains(c))
+                .unwrap_or(502);
+            let message = err
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("error in a 200 response");
+            return Err(ModelError::Http {
+                provider: self.provider.clone(),
+                status,
+                message: self
+                    .key
+                    .as_ref()
+                    .map_or(message.to_string(), |k| k.scrub(message)),
+                retry_after: None,
+            });
+        }
         if resp.choices.is_empty() {
             return Err(ModelError::Malformed {
                 provider: self.provider.clone(),
@@ -202,6 +224,7 @@ struct Response {
     #[serde(default)]
     choices: Vec<RespChoice>,
     usage: Option<RespUsage>,
+    error: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
