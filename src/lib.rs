@@ -4,4 +4,7 @@
 //! The sandboxes live in the `selfrepair-sandbox` crate; this crate holds what
 //! knows about tasks, models, repair and the command line.
 
+pub mod config;
+pub mod model;
+
 pub use selfrepair_sandbox as sandbox;

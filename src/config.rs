@@ -1,0 +1,867 @@
+//! Effective configuration of the model layer, with the source of every
+//! value.
+//!
+//! Layers, later winning: built-in defaults, the user file
+//! (`<config dir>/selfrepair/selfrepair.toml`), the project file
+//! (`<project>/selfrepair.toml`), `SELFREPAIR_*` env vars, then flags.
+//! Files own the `[model]`, `[budget]` and `[prices]` tables; other tables
+//! belong to other parts of selfrepair and are ignored here. A file can name
+//! the env var that holds a key (`api_key_env`) but never hold a key.
+//!
+//! ```toml
+//! [model]
+//! model = "openai:gpt-4o-mini"
+//! temperature = 0.2
+//! [budget]
+//! usd = 5.0          # per run; task_usd / task_tokens / task_calls per task
+//! [prices."my-finetune"]
+//! input_per_mtok = 0.3
+//! output_per_mtok = 1.2
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Display, Write as _};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::budget::{Budgets, Limits};
+use crate::model::cli::ModelArgs;
+use crate::model::pricing::{Price, PriceTable};
+use crate::model::retry::RetryPolicy;
+use crate::model::secret::key_from_env;
+use crate::model::spec::ModelSpec;
+use crate::model::types::SamplingParams;
+use crate::model::{ModelSettings, http::host_is};
+
+pub const CONFIG_FILE: &str = "selfrepair.toml";
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(String),
+}
+
+impl Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Env(v) => write!(f, "env {v}"),
+            Source::Flag(n) => write!(f, "flag {n}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EffectiveConfig {
+    pub model: Sourced<Option<String>>,
+    pub base_url: Sourced<Option<String>>,
+    pub api_key_env: Sourced<Option<String>>,
+    pub temperature: Sourced<Option<f64>>,
+    pub top_p: Sourced<Option<f64>>,
+    pub max_tokens: Sourced<Option<u32>>,
+    pub seed: Sourced<Option<u64>>,
+    pub concurrency: Sourced<usize>,
+    pub timeout_secs: Sourced<u64>,
+    pub max_retries: Sourced<u32>,
+    pub budget_tokens: Sourced<Option<u64>>,
+    pub budget_usd: Sourced<Option<f64>>,
+    pub budget_calls: Sourced<Option<u64>>,
+    pub task_budget_tokens: Sourced<Option<u64>>,
+    pub task_budget_usd: Sourced<Option<f64>>,
+    pub task_budget_calls: Sourced<Option<u64>>,
+    /// Price overrides from files (the built-in table applies underneath).
+    pub prices: BTreeMap<String, Sourced<Price>>,
+    /// Config files that were found and read, lowest precedence first.
+    pub files: Vec<PathBuf>,
+    /// The key's env var and whether it is set; never the key.
+    pub key: KeyStatus,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyStatus {
+    /// The provider takes no key (replay, mutate, local presets).
+    NotNeeded,
+    /// No model chosen yet.
+    Unknown,
+    /// A default key var exists but is withheld from a custom base URL.
+    Withheld {
+        var: String,
+    },
+    Var {
+        var: String,
+        set: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    /// The message never quotes the offending line: it might hold a secret.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "{path}: `{key}` looks like an API key; keys are read from env vars only (set api_key_env = \"NAME\" instead)"
+    )]
+    SecretInFile { path: PathBuf, key: String },
+    #[error("{var}={value:?}: {reason}")]
+    BadEnv {
+        var: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{source_}: {message}")]
+    Invalid { source_: Source, message: String },
+    #[error(
+        "no model chosen: pass --model PROVIDER:MODEL, set SELFREPAIR_MODEL, or `model` in [model] of selfrepair.toml"
+    )]
+    NoModel,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FileConfig {
+    #[serde(default)]
+    model: ModelTable,
+    #[serde(default)]
+    budget: BudgetTable,
+    #[serde(default)]
+    prices: BTreeMap<String, Price>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelTable {
+    model: Option<String>,
+    base_url: Option<String>,
+    api_key_env: Option<String>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<u32>,
+    seed: Option<u64>,
+    concurrency: Option<usize>,
+    timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetTable {
+    tokens: Option<u64>,
+    usd: Option<f64>,
+    calls: Option<u64>,
+    task_tokens: Option<u64>,
+    task_usd: Option<f64>,
+    task_calls: Option<u64>,
+}
+
+/// What [`resolve`] reads; tests pass their own env and dirs.
+pub struct ConfigInputs<'a> {
+    pub project_dir: &'a Path,
+    /// The user's config dir (`dirs::config_dir()`); `None` skips it.
+    pub user_config_dir: Option<PathBuf>,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub flags: &'a ModelArgs,
+}
+
+/// The effective config for `project_dir`, from the real env and user dir.
+pub fn load(project_dir: &Path, flags: &ModelArgs) -> Result<EffectiveConfig, ConfigError> {
+    resolve(&ConfigInputs {
+        project_dir,
+        user_config_dir: dirs::config_dir(),
+        env: &|k| std::env::var(k).ok(),
+        flags,
+    })
+}
+
+pub fn resolve(inputs: &ConfigInputs<'_>) -> Result<EffectiveConfig, ConfigError> {
+    let mut candidates = Vec::new();
+    if let Some(d) = &inputs.user_config_dir {
+        candidates.push(d.join("selfrepair").join(CONFIG_FILE));
+    }
+    candidates.push(inputs.project_dir.join(CONFIG_FILE));
+    let mut files = Vec::new();
+    for path in candidates {
+        if path.is_file() {
+            let cfg = read_file(&path)?;
+            files.push((path, cfg));
+        }
+    }
+    let l = Layers {
+        files: &files,
+        env: inputs.env,
+    };
+    let f = inputs.flags;
+
+    let model = l.get(
+        |c| c.model.model.clone(),
+        "SELFREPAIR_MODEL",
+        f.model.clone(),
+        "--model",
+    )?;
+    let spec = match &model.value {
+        Some(s) => Some(s.parse::<ModelSpec>().map_err(|e| ConfigError::Invalid {
+            source_: model.source.clone(),
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
+    let base_url = l.get(
+        |c| c.model.base_url.clone(),
+        "SELFREPAIR_BASE_URL",
+        f.base_url.clone(),
+        "--base-url",
+    )?;
+    let api_key_env = l.get(
+        |c| c.model.api_key_env.clone(),
+        "SELFREPAIR_API_KEY_ENV",
+        f.api_key_env.clone(),
+        "--api-key-env",
+    )?;
+    let key = key_status(
+        spec.as_ref(),
+        &base_url.value,
+        &api_key_env.value,
+        inputs.env,
+    );
+
+    let mut prices = BTreeMap::new();
+    for (path, cfg) in &files {
+        for (m, p) in &cfg.prices {
+            prices.insert(
+                m.clone(),
+                Sourced {
+                    value: *p,
+                    source: Source::File(path.clone()),
+                },
+            );
+        }
+    }
+
+    let cfg = EffectiveConfig {
+        model,
+        base_url,
+        api_key_env,
+        temperature: l.get(
+            |c| c.model.temperature,
+            "SELFREPAIR_TEMPERATURE",
+            f.temperature,
+            "--temperature",
+        )?,
+        top_p: l.get(|c| c.model.top_p, "SELFREPAIR_TOP_P", f.top_p, "--top-p")?,
+        max_tokens: l.get(
+            |c| c.model.max_tokens,
+            "SELFREPAIR_MAX_TOKENS",
+            f.max_tokens,
+            "--max-tokens",
+        )?,
+        seed: l.get(|c| c.model.seed, "SELFREPAIR_SEED", f.seed, "--seed")?,
+        concurrency: with_default(
+            l.get(
+                |c| c.model.concurrency,
+                "SELFREPAIR_CONCURRENCY",
+                f.concurrency,
+                "--concurrency",
+            )?,
+            8,
+        ),
+        timeout_secs: with_default(
+            l.get(
+                |c| c.model.timeout_secs,
+                "SELFREPAIR_TIMEOUT_SECS",
+                f.timeout_secs,
+                "--timeout-secs",
+            )?,
+            120,
+        ),
+        max_retries: with_default(
+            l.get(
+                |c| c.model.max_retries,
+                "SELFREPAIR_MAX_RETRIES",
+                f.max_retries,
+                "--max-retries",
+            )?,
+            5,
+        ),
+        budget_tokens: l.get(
+            |c| c.budget.tokens,
+            "SELFREPAIR_BUDGET_TOKENS",
+            f.budget_tokens,
+            "--budget-tokens",
+        )?,
+        budget_usd: l.get(
+            |c| c.budget.usd,
+            "SELFREPAIR_BUDGET_USD",
+            f.budget_usd,
+            "--budget-usd",
+        )?,
+        budget_calls: l.get(
+            |c| c.budget.calls,
+            "SELFREPAIR_BUDGET_CALLS",
+            f.budget_calls,
+            "--budget-calls",
+        )?,
+        task_budget_tokens: l.get(
+            |c| c.budget.task_tokens,
+            "SELFREPAIR_TASK_BUDGET_TOKENS",
+            f.task_budget_tokens,
+            "--task-budget-tokens",
+        )?,
+        task_budget_usd: l.get(
+            |c| c.budget.task_usd,
+            "SELFREPAIR_TASK_BUDGET_USD",
+            f.task_budget_usd,
+            "--task-budget-usd",
+        )?,
+        task_budget_calls: l.get(
+            |c| c.budget.task_calls,
+            "SELFREPAIR_TASK_BUDGET_CALLS",
+            f.task_budget_calls,
+            "--task-budget-calls",
+        )?,
+        prices,
+        files: files.into_iter().map(|(p, _)| p).collect(),
+        key,
+    };
+    validate(&cfg)?;
+    Ok(cfg)
+}
+
+impl EffectiveConfig {
+    /// Settings for [`crate::model::open`]; errors if no model was chosen.
+    pub fn model_settings(&self) -> Result<ModelSettings, ConfigError> {
+        let raw = self.model.value.as_deref().ok_or(ConfigError::NoModel)?;
+        let spec: ModelSpec =
+            raw.parse()
+                .map_err(|e: crate::model::ModelSpecError| ConfigError::Invalid {
+                    source_: self.model.source.clone(),
+                    message: e.to_string(),
+                })?;
+        let overrides: BTreeMap<String, Price> = self
+            .prices
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value))
+            .collect();
+        Ok(ModelSettings {
+            spec,
+            base_url: self.base_url.value.clone(),
+            api_key_env: self.api_key_env.value.clone(),
+            defaults: SamplingParams {
+                temperature: self.temperature.value,
+                top_p: self.top_p.value,
+                max_tokens: self.max_tokens.value,
+                stop: Vec::new(),
+                seed: self.seed.value,
+                n: 1,
+            },
+            timeout: Duration::from_secs(self.timeout_secs.value),
+            retry: RetryPolicy {
+                max_retries: self.max_retries.value,
+                ..RetryPolicy::default()
+            },
+            concurrency: self.concurrency.value,
+            budgets: Budgets {
+                run: Limits {
+                    tokens: self.budget_tokens.value,
+                    usd: self.budget_usd.value,
+                    calls: self.budget_calls.value,
+                },
+                task: Limits {
+                    tokens: self.task_budget_tokens.value,
+                    usd: self.task_budget_usd.value,
+                    calls: self.task_budget_calls.value,
+                },
+            },
+            prices: PriceTable::builtin().with_overrides(&overrides),
+        })
+    }
+}
+
+/// One line per value, with its source. Keys appear only as the name of
+/// their env var and whether it is set.
+pub fn render_config_show(cfg: &EffectiveConfig) -> String {
+    fn opt<T: Display>(v: &Option<T>) -> String {
+        v.as_ref()
+            .map_or_else(|| "(none)".to_string(), ToString::to_string)
+    }
+    let mut rows: Vec<(&str, String, String)> = vec![
+        ("model", opt(&cfg.model.value), cfg.model.source.to_string()),
+        (
+            "base_url",
+            base_url_display(cfg),
+            cfg.base_url.source.to_string(),
+        ),
+    ];
+    let key = match &cfg.key {
+        KeyStatus::NotNeeded => "not needed".to_string(),
+        KeyStatus::Unknown => "(depends on model)".to_string(),
+        KeyStatus::Withheld { var } => {
+            format!("none ({var} is only sent to the provider's own host; use --api-key-env)")
+        }
+        KeyStatus::Var { var, set: true } => format!("{var} (set)"),
+        KeyStatus::Var { var, set: false } => format!("{var} (unset)"),
+    };
+    rows.push(("api_key", key, cfg.api_key_env.source.to_string()));
+    let mut push =
+        |name, value: String, source: &Source| rows.push((name, value, source.to_string()));
+    push(
+        "temperature",
+        opt(&cfg.temperature.value),
+        &cfg.temperature.source,
+    );
+    push("top_p", opt(&cfg.top_p.value), &cfg.top_p.source);
+    push(
+        "max_tokens",
+        opt(&cfg.max_tokens.value),
+        &cfg.max_tokens.source,
+    );
+    push("seed", opt(&cfg.seed.value), &cfg.seed.source);
+    push(
+        "concurrency",
+        cfg.concurrency.value.to_string(),
+        &cfg.concurrency.source,
+    );
+    push(
+        "timeout_secs",
+        cfg.timeout_secs.value.to_string(),
+        &cfg.timeout_secs.source,
+    );
+    push(
+        "max_retries",
+        cfg.max_retries.value.to_string(),
+        &cfg.max_retries.source,
+    );
+    push(
+        "budget.tokens",
+        opt(&cfg.budget_tokens.value),
+        &cfg.budget_tokens.source,
+    );
+    push(
+        "budget.usd",
+        opt(&cfg.budget_usd.value),
+        &cfg.budget_usd.source,
+    );
+    push(
+        "budget.calls",
+        opt(&cfg.budget_calls.value),
+        &cfg.budget_calls.source,
+    );
+    push(
+        "budget.task_tokens",
+        opt(&cfg.task_budget_tokens.value),
+        &cfg.task_budget_tokens.source,
+    );
+    push(
+        "budget.task_usd",
+        opt(&cfg.task_budget_usd.value),
+        &cfg.task_budget_usd.source,
+    );
+    push(
+        "budget.task_calls",
+        opt(&cfg.task_budget_calls.value),
+        &cfg.task_budget_calls.source,
+    );
+    for (m, p) in &cfg.prices {
+        rows.push((
+            "price",
+            format!(
+                "{m}: ${}/Mtok in, ${}/Mtok out",
+                p.value.input_per_mtok, p.value.output_per_mtok
+            ),
+            p.source.to_string(),
+        ));
+    }
+    let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let v = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    let mut out = String::new();
+    for (name, value, source) in &rows {
+        let _ = writeln!(out, "{name:<w$}  {value:<v$}  ({source})");
+    }
+    if cfg.files.is_empty() {
+        out.push_str("config files: none found\n");
+    } else {
+        for f in &cfg.files {
+            let _ = writeln!(out, "config file: {}", f.display());
+        }
+    }
+    out.push_str(
+        "prices: built-in table for OpenAI and Anthropic models; others cost 0 (unpriced)\n",
+    );
+    out
+}
+
+fn base_url_display(cfg: &EffectiveConfig) -> String {
+    if let Some(b) = &cfg.base_url.value {
+        return b.clone();
+    }
+    let preset = cfg
+        .model
+        .value
+        .as_deref()
+        .and_then(|m| m.parse::<ModelSpec>().ok())
+        .and_then(|s| s.default_base_url());
+    match preset {
+        Some(u) => format!("{u} (preset)"),
+        None => "(none)".to_string(),
+    }
+}
+
+fn key_status(
+    spec: Option<&ModelSpec>,
+    base_url: &Option<String>,
+    api_key_env: &Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> KeyStatus {
+    if let Some(var) = api_key_env {
+        return KeyStatus::Var {
+            var: var.clone(),
+            set: key_from_env(var, env).is_some(),
+        };
+    }
+    let Some(spec) = spec else {
+        return KeyStatus::Unknown;
+    };
+    let (Some(var), Some(default_base)) = (spec.default_key_env(), spec.default_base_url()) else {
+        return KeyStatus::NotNeeded;
+    };
+    let default_host = reqwest::Url::parse(default_base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    if base_url
+        .as_deref()
+        .is_some_and(|b| !host_is(b, &default_host))
+    {
+        return KeyStatus::Withheld {
+            var: var.to_string(),
+        };
+    }
+    KeyStatus::Var {
+        var: var.to_string(),
+        set: key_from_env(var, env).is_some(),
+    }
+}
+
+struct Layers<'a> {
+    files: &'a [(PathBuf, FileConfig)],
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Layers<'_> {
+    /// Highest-precedence value among flag, env and files.
+    fn get<T: FromStr>(
+        &self,
+        from_file: impl Fn(&FileConfig) -> Option<T>,
+        env_var: &str,
+        flag: Option<T>,
+        flag_name: &str,
+    ) -> Result<Sourced<Option<T>>, ConfigError>
+    where
+        T::Err: Display,
+    {
+        if let Some(v) = flag {
+            return Ok(Sourced {
+                value: Some(v),
+                source: Source::Flag(flag_name.to_string()),
+            });
+        }
+        if let Some(raw) = (self.env)(env_var).filter(|s| !s.trim().is_empty()) {
+            let v = raw.trim().parse::<T>().map_err(|e| ConfigError::BadEnv {
+                var: env_var.to_string(),
+                value: raw.clone(),
+                reason: e.to_string(),
+            })?;
+            return Ok(Sourced {
+                value: Some(v),
+                source: Source::Env(env_var.to_string()),
+            });
+        }
+        for (path, cfg) in self.files.iter().rev() {
+            if let Some(v) = from_file(cfg) {
+                return Ok(Sourced {
+                    value: Some(v),
+                    source: Source::File(path.clone()),
+                });
+            }
+        }
+        Ok(Sourced {
+            value: None,
+            source: Source::Default,
+        })
+    }
+}
+
+fn with_default<T>(s: Sourced<Option<T>>, default: T) -> Sourced<T> {
+    Sourced {
+        value: s.value.unwrap_or(default),
+        source: s.source,
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let parse_err = |e: toml::de::Error| ConfigError::Parse {
+        path: path.to_path_buf(),
+        line: e.span().map_or(0, |s| {
+            text.get(..s.start)
+                .map_or(0, |t| t.matches('\n').count() + 1)
+        }),
+        message: e.message().to_string(),
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
+    for section in ["model", "budget"] {
+        if let Some(toml::Value::Table(t)) = table.get(section) {
+            for k in t.keys() {
+                let lower = k.to_ascii_lowercase();
+                if (lower.contains("key") || lower.contains("token") && lower.contains("secret"))
+                    && lower != "api_key_env"
+                {
+                    return Err(ConfigError::SecretInFile {
+                        path: path.to_path_buf(),
+                        key: format!("{section}.{k}"),
+                    });
+                }
+            }
+        }
+    }
+    toml::from_str(&text).map_err(parse_err)
+}
+
+fn validate(cfg: &EffectiveConfig) -> Result<(), ConfigError> {
+    let bad = |source: &Source, message: String| ConfigError::Invalid {
+        source_: source.clone(),
+        message,
+    };
+    if let Some(t) = cfg.temperature.value
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(bad(
+            &cfg.temperature.source,
+            format!("temperature {t} is outside 0..=2"),
+        ));
+    }
+    if let Some(p) = cfg.top_p.value
+        && !(p > 0.0 && p <= 1.0)
+    {
+        return Err(bad(
+            &cfg.top_p.source,
+            format!("top_p {p} is outside (0, 1]"),
+        ));
+    }
+    if cfg.concurrency.value == 0 {
+        return Err(bad(
+            &cfg.concurrency.source,
+            "concurrency must be at least 1".into(),
+        ));
+    }
+    if cfg.timeout_secs.value == 0 {
+        return Err(bad(
+            &cfg.timeout_secs.source,
+            "timeout_secs must be at least 1".into(),
+        ));
+    }
+    for b in [&cfg.budget_usd, &cfg.task_budget_usd] {
+        if let Some(v) = b.value
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(bad(
+                &b.source,
+                format!("dollar budget {v} must be a non-negative number"),
+            ));
+        }
+    }
+    if let Some(u) = &cfg.base_url.value
+        && reqwest::Url::parse(u).is_err()
+    {
+        return Err(bad(
+            &cfg.base_url.source,
+            format!("base URL {u:?} is not a URL"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(
+        dir: &'a Path,
+        user: Option<PathBuf>,
+        env: &'a dyn Fn(&str) -> Option<String>,
+        flags: &'a ModelArgs,
+    ) -> ConfigInputs<'a> {
+        ConfigInputs {
+            project_dir: dir,
+            user_config_dir: user,
+            env,
+            flags,
+        }
+    }
+
+    #[test]
+    fn defaults_only() {
+        let d = tempfile::tempdir().unwrap();
+        let flags = ModelArgs::default();
+        let cfg = resolve(&inputs(d.path(), None, &|_| None, &flags)).unwrap();
+        assert_eq!(cfg.model.value, None);
+        assert_eq!(cfg.concurrency.value, 8);
+        assert_eq!(cfg.concurrency.source, Source::Default);
+        assert!(matches!(cfg.model_settings(), Err(ConfigError::NoModel)));
+    }
+
+    #[test]
+    fn layers_and_sources() {
+        let user = tempfile::tempdir().unwrap();
+        let proj = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(user.path().join("selfrepair")).unwrap();
+        let user_file = user.path().join("selfrepair").join(CONFIG_FILE);
+        std::fs::write(
+            &user_file,
+            "[model]\nmodel = \"openai:gpt-4o\"\ntemperature = 0.5\nseed = 1\n[budget]\nusd = 3.0\n[sandbox]\nanything = 1\n",
+        )
+        .unwrap();
+        let proj_file = proj.path().join(CONFIG_FILE);
+        std::fs::write(
+            &proj_file,
+            "[model]\ntemperature = 0.1\n[prices.\"my-ft\"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
+        )
+        .unwrap();
+        let env = |k: &str| match k {
+            "SELFREPAIR_SEED" => Some("42".to_string()),
+            "OPENAI_API_KEY" => Some("sk-test-secret".to_string()),
+            _ => None,
+        };
+        let flags = ModelArgs {
+            concurrency: Some(3),
+            ..ModelArgs::default()
+        };
+        let cfg = resolve(&inputs(proj.path(), Some(user.path().into()), &env, &flags)).unwrap();
+        assert_eq!(cfg.model.value.as_deref(), Some("openai:gpt-4o"));
+        assert_eq!(cfg.model.source, Source::File(user_file.clone()));
+        assert_eq!(cfg.temperature.value, Some(0.1));
+        assert_eq!(cfg.temperature.source, Source::File(proj_file.clone()));
+        assert_eq!(cfg.seed.value, Some(42));
+        assert_eq!(cfg.seed.source, Source::Env("SELFREPAIR_SEED".into()));
+        assert_eq!(cfg.concurrency.source, Source::Flag("--concurrency".into()));
+        assert_eq!(cfg.budget_usd.value, Some(3.0));
+        assert_eq!(
+            cfg.key,
+            KeyStatus::Var {
+                var: "OPENAI_API_KEY".into(),
+                set: true
+            }
+        );
+
+        let shown = render_config_show(&cfg);
+        assert!(shown.contains("OPENAI_API_KEY (set)"), "{shown}");
+        assert!(!shown.contains("sk-test-secret"), "{shown}");
+        assert!(
+            shown.contains(&format!("file {}", proj_file.display())),
+            "{shown}"
+        );
+        assert!(shown.contains("env SELFREPAIR_SEED"), "{shown}");
+        assert!(shown.contains("flag --concurrency"), "{shown}");
+        assert!(shown.contains("my-ft"), "{shown}");
+
+        let s = cfg.model_settings().unwrap();
+        assert_eq!(s.concurrency, 3);
+        assert_eq!(s.defaults.temperature, Some(0.1));
+        assert_eq!(s.budgets.run.usd, Some(3.0));
+        assert!(s.prices.lookup("my-ft").is_some());
+    }
+
+    #[test]
+    fn key_in_file_is_refused_without_echoing_it() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(CONFIG_FILE),
+            "[model]\napi_key = \"sk-live-abc\"\n",
+        )
+        .unwrap();
+        let flags = ModelArgs::default();
+        let e = resolve(&inputs(d.path(), None, &|_| None, &flags)).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, ConfigError::SecretInFile { .. }), "{msg}");
+        assert!(!msg.contains("sk-live-abc"), "{msg}");
+    }
+
+    #[test]
+    fn parse_errors_do_not_quote_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(CONFIG_FILE), "[model]\nmodle = \"sk-oops\"\n").unwrap();
+        let flags = ModelArgs::default();
+        let msg = resolve(&inputs(d.path(), None, &|_| None, &flags))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("unknown field") && msg.contains(":2:"),
+            "{msg}"
+        );
+        assert!(!msg.contains("sk-oops"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let d = tempfile::tempdir().unwrap();
+        let flags = ModelArgs::default();
+        let env = |k: &str| (k == "SELFREPAIR_MAX_TOKENS").then(|| "lots".to_string());
+        let msg = resolve(&inputs(d.path(), None, &env, &flags))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("SELFREPAIR_MAX_TOKENS"), "{msg}");
+        let flags = ModelArgs {
+            model: Some("gpt-4o".into()),
+            ..ModelArgs::default()
+        };
+        let msg = resolve(&inputs(d.path(), None, &|_| None, &flags))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("flag --model") && msg.contains("PROVIDER:MODEL"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn default_key_withheld_from_custom_host() {
+        let d = tempfile::tempdir().unwrap();
+        let flags = ModelArgs {
+            model: Some("openai:qwen".into()),
+            base_url: Some("http://gpu-box:8000/v1".into()),
+            ..ModelArgs::default()
+        };
+        let env = |k: &str| (k == "OPENAI_API_KEY").then(|| "x".to_string());
+        let cfg = resolve(&inputs(d.path(), None, &env, &flags)).unwrap();
+        assert_eq!(
+            cfg.key,
+            KeyStatus::Withheld {
+                var: "OPENAI_API_KEY".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! A key in the environment never reaches the run dir, the transcript,
+//! errors, Debug output or `config show`.
+//!
+//! One test per file on purpose: it sets process env vars, which is only
+//! sound before other threads read the environment.
+
+mod model_common;
+
+use model_common::FAKE_KEY;
+use selfrepair::config::{ConfigInputs, render_config_show, resolve};
+use selfrepair::model::cli::ModelArgs;
+use selfrepair::model::{ChatRequest, Message, Model, ModelSettings, open};
+use selfrepair_testkit::{Reply, TestServer};
+
+#[test]
+fn keys_never_leak() {
+    // SAFETY: first thing in the only test of this binary; no other thread
+    // is reading the environment yet.
+    unsafe {
+        std::env::set_var("SELFREPAIR_TEST_KEY", FAKE_KEY);
+        std::env::set_var("OPENAI_API_KEY", FAKE_KEY);
+        std::env::set_var("ANTHROPIC_API_KEY", FAKE_KEY);
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = TestServer::start().await.unwrap();
+        // A server that echoes the key back in its error (some do, partly).
+        s.enqueue(Reply::status(
+            401,
+            format!("Incorrect API key provided: {FAKE_KEY}"),
+        ));
+        s.set_default(Reply::text("fine"));
+        let run = tempfile::tempdir().unwrap();
+
+        let mut outputs = Vec::new();
+        for spec in ["openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"] {
+            let mut settings = ModelSettings::new(spec.parse().unwrap());
+            settings.base_url = Some(if spec.starts_with("openai") {
+                s.openai_base()
+            } else {
+                s.url()
+            });
+            settings.api_key_env = Some("SELFREPAIR_TEST_KEY".into());
+            let c = open(&settings, Some(run.path())).unwrap();
+            outputs.push(format!("{c:?}"));
+            outputs.push(format!("{settings:?}"));
+            let req = ChatRequest::new(vec![Message::user("hi")]);
+            match c.complete(&req).await {
+                Ok(done) => outputs.push(format!("{done:?}")),
+                Err(e) => {
+                    outputs.push(e.to_string());
+                    outputs.push(format!("{e:?}"));
+                }
+            }
+            let done = c.complete(&req).await.unwrap();
+            outputs.push(format!("{done:?}"));
+        }
+        // The key did reach the server, as auth and nowhere else.
+        let reqs = s.requests();
+        assert_eq!(
+            reqs[0].header("authorization"),
+            Some(format!("Bearer {FAKE_KEY}").as_str())
+        );
+        assert!(
+            reqs.iter()
+                .all(|r| !String::from_utf8_lossy(&r.body).contains(FAKE_KEY))
+        );
+        assert!(outputs[2].contains("[REDACTED]"), "{}", outputs[2]);
+
+        // config show, with the key's var set.
+        let flags = ModelArgs {
+            model: Some("openai:gpt-4o".into()),
+            ..ModelArgs::default()
+        };
+        let env = |k: &str| std::env::var(k).ok();
+        let cfg = resolve(&ConfigInputs {
+            project_dir: run.path(),
+            user_config_dir: None,
+            env: &env,
+            flags: &flags,
+        })
+        .unwrap();
+        let shown = render_config_show(&cfg);
+        assert!(shown.contains("OPENAI_API_KEY (set)"), "{shown}");
+        outputs.push(shown);
+        outputs.push(format!("{cfg:?}"));
+
+        for o in &outputs {
+            assert!(!o.contains(FAKE_KEY), "key leaked: {o}");
+        }
+        let mut files = 0;
+        for entry in std::fs::read_dir(run.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!String::from_utf8_lossy(&bytes).contains(FAKE_KEY));
+            files += 1;
+        }
+        assert_eq!(files, 1, "only transcript.jsonl");
+        let log = std::fs::read_to_string(run.path().join("transcript.jsonl")).unwrap();
+        assert_eq!(log.lines().count(), 4);
+        assert!(log.contains("[REDACTED]"));
+    });
+}
