@@ -5,3 +5,7 @@
 //! knows about tasks, models, repair and the command line.
 
 pub use selfrepair_sandbox as sandbox;
+
+pub mod metrics;
+pub mod tasks;
+pub mod eval;

@@ -339,10 +339,13 @@ def _is_floaty(v):
     return False
 
 
-def compare_evalplus(out, exp, atol):
-    """evalplus' rule: ==, then (same type, same length) allclose with atol."""
+def compare_evalplus(out, exp, atol, exact=None):
+    """evalplus' rule: == (or an oracle's verdict in `exact`), then (same type,
+    same length) allclose with atol."""
     try:
-        if out == exp:
+        if exact is None:
+            exact = out == exp
+        if exact:
             return True
     except Exception:
         return False
@@ -355,6 +358,38 @@ def compare_evalplus(out, exp, atol):
     if isinstance(exp, (list, tuple)) and len(out) != len(exp):
         return False
     return _isclose_seq(out, exp, atol)
+
+
+def _mbpp_surface_area(base_edge, height):
+    import math
+
+    slant_height = math.sqrt((base_edge / 2) ** 2 + height ** 2)
+    return round(base_edge ** 2 + 4 * (base_edge * slant_height) / 2)
+
+
+def _mbpp_digit_distance(num1, num2):
+    a, b = str(num1), str(num2)
+    n = max(len(a), len(b))
+    return sum(abs(int(x) - int(y)) for x, y in zip(a.zfill(n), b.zfill(n)))
+
+
+def mbpp_oracle(name, out, exp, args, atol):
+    """evalplus' MBPP+ special oracles: the `exact_match` they compute (it may
+    raise, which fails the input, as in evalplus)."""
+    if name == "mbpp_set_eq":
+        return set(out) == set(exp)
+    if name == "mbpp_not_none":
+        return out == exp if isinstance(out, bool) else exp == (out is not None)
+    exact = out == exp
+    if name == "mbpp_always":
+        return True
+    if name == "mbpp_sum_div":
+        return exact or out == 0
+    if name == "mbpp_surface_area":
+        return exact or abs(out - _mbpp_surface_area(*args)) <= atol
+    if name == "mbpp_digit_distance":
+        return exact or out == _mbpp_digit_distance(*args)
+    return exact
 
 
 def _tuples_to_lists(v):
@@ -756,6 +791,11 @@ class Runner:
                 xs = args[0]
                 try:
                     good = abs(sum(c * out ** k for k, c in enumerate(xs))) <= (atol or 1e-6)
+                except Exception:
+                    good = False
+            elif oracle and oracle.startswith("mbpp_"):
+                try:
+                    good = compare_evalplus(out, expected, atol, mbpp_oracle(oracle, out, expected, args, atol))
                 except Exception:
                     good = False
             elif rule == "evalplus":
