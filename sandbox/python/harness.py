@@ -552,7 +552,6 @@ class Runner:
         if self.req.get("guard") != "human-eval":
             return
         import os
-        import shutil
 
         builtins.exit = None
         builtins.quit = None
@@ -561,9 +560,16 @@ class Runner:
                      "fchown", "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"):
             if hasattr(os, name):
                 setattr(os, name, None)
-        shutil.rmtree = None
-        shutil.move = None
-        shutil.chown = None
+        # The fast sandbox preloads neither shutil nor subprocess; a program
+        # there cannot import them either, so there is nothing to disable.
+        try:
+            import shutil
+
+            shutil.rmtree = None
+            shutil.move = None
+            shutil.chown = None
+        except ImportError:
+            pass
         try:
             import subprocess
 

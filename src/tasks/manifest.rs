@@ -9,7 +9,9 @@ const MANIFEST: &str = include_str!("../../tasks/datasets.toml");
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
+    #[serde(rename = "humaneval")]
     HumanEval,
+    #[serde(rename = "evalplus-humaneval")]
     EvalplusHumanEval,
     Mbpp,
     MbppSanitized,
