@@ -38,8 +38,10 @@ pub struct Record {
     pub prompt: String,
     pub entry_point: String,
     pub canonical_solution: String,
-    pub base_input: serde_json::Value,
-    pub plus_input: serde_json::Value,
+    /// The record's JSON text (NaN/Infinity as markers): the ground-truth
+    /// script reads the inputs from it in Python, so big integers stay exact.
+    #[serde(skip)]
+    pub raw: String,
     pub atol: f64,
     /// HumanEval+: the original `check`; MBPP+: the original asserts.
     pub original_tests: String,
@@ -87,11 +89,15 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
     let text = read_text(path)?;
     let mut out = Vec::new();
     for (line, m) in jsonl(path, &text)? {
-        let get_list = |key: &str| match m.get(key) {
-            Some(v @ serde_json::Value::Array(_)) => Ok(v.clone()),
-            Some(_) => Err(TaskError::malformed(path, line, format!("field '{key}' is not a list"))),
-            None => Err(TaskError::malformed(path, line, format!("missing field '{key}'"))),
-        };
+        for key in ["base_input", "plus_input"] {
+            match m.get(key) {
+                Some(serde_json::Value::Array(_)) => {}
+                // MBPP+ v0.2.0 stores Mbpp/793's empty plus inputs as `{}`.
+                Some(serde_json::Value::Object(o)) if o.is_empty() => {}
+                Some(_) => return Err(TaskError::malformed(path, line, format!("field '{key}' is not a list"))),
+                None => return Err(TaskError::malformed(path, line, format!("missing field '{key}'"))),
+            }
+        }
         let atol = match m.get("atol") {
             Some(v) => v
                 .as_f64()
@@ -105,8 +111,7 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
             prompt: field_str(path, line, &m, "prompt")?.to_string(),
             entry_point: field_str(path, line, &m, "entry_point")?.to_string(),
             canonical_solution: field_str(path, line, &m, "canonical_solution")?.to_string(),
-            base_input: get_list("base_input")?,
-            plus_input: get_list("plus_input")?,
+            raw: super::data::nonstandard_floats(text.lines().nth(line - 1).unwrap_or_default()).into_owned(),
             atol,
             original_tests: field_str(path, line, &m, tests_key)?.to_string(),
             line,
@@ -116,7 +121,7 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
     Ok(out)
 }
 
-fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase]) -> Suite {
+fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase], skipped: usize) -> Suite {
     let time_limits: Vec<f64> = cases
         .iter()
         .map(|c| MIN_TIME_LIMIT.max(GT_TIME_FACTOR * c.time))
@@ -126,6 +131,11 @@ fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase]) -> Suite {
         .iter()
         .map(|c| serde_json::json!({"args_py": c.args, "expected_py": c.expected}))
         .collect();
+    let skipped = if skipped > 0 {
+        format!("; {skipped} input(s) with outputs over 8 MiB left out")
+    } else {
+        String::new()
+    };
     Suite {
         name: name.into(),
         tests: TestSpec::Call(CallSpec {
@@ -145,9 +155,9 @@ fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase]) -> Suite {
         },
         guard: Guard::None,
         rule: match rec.oracle(format) {
-            Some(o) => format!("evalplus oracle {o}; per input max(4 s, 4x ground truth)"),
+            Some(o) => format!("evalplus oracle {o}; per input max(4 s, 4x ground truth){skipped}"),
             None => format!(
-                "evalplus: ==, else same type/length and allclose(rtol=1e-7, atol={}); per input max(4 s, 4x ground truth)",
+                "evalplus: ==, else same type/length and allclose(rtol=1e-7, atol={}); per input max(4 s, 4x ground truth){skipped}",
                 if rec.atol == 0.0 { "1e-6 for floats".to_string() } else { rec.atol.to_string() }
             ),
         },
@@ -188,8 +198,8 @@ pub fn build(
             canonical: vec![rec.canonical_program()],
             visible,
             suites: vec![
-                suite("base", &rec, format, &t.base),
-                suite("plus", &rec, format, &t.plus),
+                suite("base", &rec, format, &t.base, t.skipped.iter().filter(|s| s.starts_with("base")).count()),
+                suite("plus", &rec, format, &t.plus, t.skipped.iter().filter(|s| s.starts_with("plus")).count()),
             ],
             extra: Vec::new(),
             source: Source {

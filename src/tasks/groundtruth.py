@@ -74,29 +74,67 @@ class NoLiteral(Exception):
     pass
 
 
-def lit(v):
+class TooBig(Exception):
+    pass
+
+
+# An expected output whose literal is longer than this is not kept: it would
+# be shipped into the sandbox with every sample (one MBPP+ output is 1 GB).
+CAP = 8 << 20
+
+
+def lit(v, cap=CAP):
     """A Python literal for v that evaluates back to v with no builtins."""
-    t = type(v)
-    if v is None or t is bool or t is str or t is bytes:
-        return repr(v)
-    if t is int:
-        # Decimal literals past 4300 digits hit CPython's int/str limit; hex does not.
-        if abs(v) > BIG:
-            return ("-" if v < 0 else "") + hex(abs(v))
-        return repr(v)
-    if t is float:
-        return repr(v)  # inf, -inf and nan evaluate through ENV
-    if t is complex:
-        return "(%s+%s*1j)" % (lit(v.real), lit(v.imag))
-    if t is list:
-        return "[" + ", ".join(lit(x) for x in v) + "]"
-    if t is tuple:
-        return "(" + "".join(lit(x) + ", " for x in v) + ")"
-    if isinstance(v, dict):  # Counter, OrderedDict... compare == to a dict
-        return "{" + ", ".join(lit(k) + ": " + lit(x) for k, x in v.items()) + "}"
-    if t is set:
-        return "{" + ", ".join(lit(x) for x in v) + "}" if v else "{*()}"
-    raise NoLiteral("%s has no literal form" % t.__name__)
+    parts = []
+    size = [0]
+
+    def put(s):
+        size[0] += len(s)
+        if size[0] > cap:
+            raise TooBig()
+        parts.append(s)
+
+    def walk(v):
+        t = type(v)
+        if v is None or t is bool or t is str or t is bytes or t is float:
+            put(repr(v))  # inf, -inf and nan evaluate through ENV
+        elif t is int:
+            # Decimal literals past 4300 digits hit CPython's int/str limit; hex does not.
+            put(("-" if v < 0 else "") + hex(abs(v)) if abs(v) > BIG else repr(v))
+        elif t is complex:
+            put("(")
+            walk(v.real)
+            put("+")
+            walk(v.imag)
+            put("*1j)")
+        elif t is list or t is tuple:
+            put("[" if t is list else "(")
+            for x in v:
+                walk(x)
+                put(", ")
+            put("]" if t is list else ")")
+        elif isinstance(v, dict):  # Counter, OrderedDict... compare == to a dict
+            put("{")
+            for k, x in v.items():
+                walk(k)
+                put(": ")
+                walk(x)
+                put(", ")
+            put("}")
+        elif t is set:
+            if not v:
+                put("{*()}")
+            else:
+                put("{")
+                for x in v:
+                    walk(x)
+                    put(", ")
+                put("}")
+        else:
+            raise NoLiteral("%s has no literal form" % t.__name__)
+
+    walk(v)
+    return "".join(parts)
 
 
 def same(a, b):
@@ -113,8 +151,8 @@ def same(a, b):
     return a == b
 
 
-def literal(v):
-    text = lit(v)
+def literal(v, cap=CAP):
+    text = lit(v, cap)
     back = eval(text, dict(ENV))
     if not same(back, v) and not (isinstance(v, dict) and back == v):
         raise NoLiteral("%r does not survive a round trip" % (v,))
@@ -127,13 +165,15 @@ def main():
     exec(req["code"], g)
     fn = g[req["entry_point"]]
     out = {}
+    record = json.loads(req["record"])
     for part in ("base", "plus"):
-        inputs = unmark(req["inputs"][part])
+        inputs = unmark(record[part + "_input"]) or []
         if req.get("mbpp_task") is not None:
             inputs = mbpp_deserialize(req["mbpp_task"], inputs)
         rows = []
+        skipped = out.setdefault("skipped", [])
         for i, inp in enumerate(inputs):
-            args = literal(list(inp))
+            args = literal(list(inp), 1 << 30)
             arg = copy.deepcopy(inp)
             t0 = time.perf_counter()
             res = fn(*arg)
@@ -142,6 +182,9 @@ def main():
                 res = res is not None
             try:
                 exp = literal(res)
+            except TooBig:
+                skipped.append("%s input %d: expected output over %d bytes" % (part, i, CAP))
+                continue
             except NoLiteral as e:
                 raise NoLiteral("%s input %d: %s" % (part, i, e))
             rows.append([args, exp, t])

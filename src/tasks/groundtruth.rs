@@ -42,6 +42,10 @@ impl From<GtCase> for (String, String, f64) {
 pub struct GtTask {
     pub base: Vec<GtCase>,
     pub plus: Vec<GtCase>,
+    /// Inputs left out because their expected output is too large to ship
+    /// into a sandbox (over 8 MiB as a literal), with the reason.
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -161,7 +165,7 @@ async fn run_one(
     let req = serde_json::json!({
         "code": rec.canonical_program(),
         "entry_point": rec.entry_point,
-        "inputs": {"base": rec.base_input, "plus": rec.plus_input},
+        "record": rec.raw,
         "mbpp_task": if format == Format::EvalplusMbpp { rec.mbpp_number() } else { None },
         "not_none": rec.not_none(format),
     });
