@@ -72,6 +72,7 @@ fn suite(tests: TestSpec) -> Suite {
         tests,
         limits: limits(),
         guard: Guard::None,
+        confirm_in: None,
         rule: format!("{rule}; 4 s per test, 10 s per problem"),
     }
 }

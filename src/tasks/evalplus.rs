@@ -113,7 +113,11 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
             canonical_solution: field_str(path, line, &m, "canonical_solution")?.to_string(),
             raw: super::data::nonstandard_floats(text.lines().nth(line - 1).unwrap_or_default()).into_owned(),
             atol,
-            original_tests: field_str(path, line, &m, tests_key)?.to_string(),
+            // The Mini variant has no original tests.
+            original_tests: match m.get(tests_key) {
+                None => String::new(),
+                Some(_) => field_str(path, line, &m, tests_key)?.to_string(),
+            },
             line,
             file: path.to_path_buf(),
         });
@@ -154,6 +158,7 @@ fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase], skipped: us
             test_timeout: None,
         },
         guard: Guard::None,
+        confirm_in: Some(crate::sandbox::SandboxKind::Process),
         rule: match rec.oracle(format) {
             Some(o) => format!("evalplus oracle {o}; per input max(4 s, 4x ground truth){skipped}"),
             None => format!(

