@@ -109,6 +109,7 @@ class Recorder:
         self.by_key = {}
         self.passed = 0
         self.failed = 0
+        self.missing_module = None
 
     def record(self, key, base, status, **detail):
         rec = self.by_key.get(key)
@@ -251,6 +252,8 @@ class _Asserts:
         except (OutputLimit, TestTimeout, AssertFailed):
             raise
         except Exception as e:
+            if isinstance(e, ModuleNotFoundError) and self.rec.missing_module is None:
+                self.rec.missing_module = e.name  # so the caller can rerun it where the module exists
             info = _error_info(e)
             site = self.sites[idx]
             message = "%s raised %s: %s" % (site["left"], info["type"], info["message"])
@@ -851,7 +854,7 @@ class Runner:
             "failed": self.rec.failed,
             "tests": self.rec.records,
             "error": self.error,
-            "missing_module": self.missing_module,
+            "missing_module": self.missing_module or self.rec.missing_module,
             "stdout": _tail(self.out.getvalue(), 4000),
             "stderr": _tail(self.err.getvalue(), 4000),
             "output_truncated": self.out.truncated or self.err.truncated,
