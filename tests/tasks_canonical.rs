@@ -16,9 +16,26 @@ async fn humaneval_canonical_all_pass() {
 async fn mbpp_full_canonical_all_pass() {
     let tasks = load("mbpp").await;
     assert_eq!(tasks.len(), 974);
-    let splits = |s: &str| tasks.iter().filter(|t| t.source.split.as_deref() == Some(s)).count();
-    assert_eq!((splits("prompt"), splits("test"), splits("validation"), splits("train")), (10, 500, 90, 374));
-    assert_eq!(tasks.iter().filter(|t| !t.extra.is_empty()).count(), 11, "challenge tests kept apart");
+    let splits = |s: &str| {
+        tasks
+            .iter()
+            .filter(|t| t.source.split.as_deref() == Some(s))
+            .count()
+    };
+    assert_eq!(
+        (
+            splits("prompt"),
+            splits("test"),
+            splits("validation"),
+            splits("train")
+        ),
+        (10, 500, 90, 374)
+    );
+    assert_eq!(
+        tasks.iter().filter(|t| !t.extra.is_empty()).count(),
+        11,
+        "challenge tests kept apart"
+    );
     let r = score_all(canonical_samples(&tasks)).await;
     assert_all_passed("mbpp", &r, 974);
 }
@@ -27,7 +44,13 @@ async fn mbpp_full_canonical_all_pass() {
 async fn mbpp_sanitized_canonical_all_pass() {
     let tasks = load("mbpp-sanitized").await;
     assert_eq!(tasks.len(), 427);
-    assert_eq!(tasks.iter().filter(|t| t.source.split.as_deref() == Some("test")).count(), 257);
+    assert_eq!(
+        tasks
+            .iter()
+            .filter(|t| t.source.split.as_deref() == Some("test"))
+            .count(),
+        257
+    );
     let r = score_all(canonical_samples(&tasks)).await;
     assert_all_passed("mbpp-sanitized", &r, 427);
 }
@@ -45,5 +68,8 @@ async fn apps_original_layout_every_solution_passes() {
 async fn apps_selected150_loads() {
     let tasks = load("apps-selected150").await;
     assert_eq!(tasks.len(), 150);
-    assert!(tasks.iter().any(|t| t.id.contains('#')), "repeated ids get a suffix");
+    assert!(
+        tasks.iter().any(|t| t.id.contains('#')),
+        "repeated ids get a suffix"
+    );
 }

@@ -12,7 +12,10 @@ async fn canonical_base_and_plus(name: &str, tasks_expected: usize) {
         assert_eq!(names, ["base", "plus"], "{}", t.id);
     }
     let r = score_all(canonical_samples(&tasks)).await;
-    assert!(r.iter().all(|l| l.base_passed.is_some()), "+ sets report base separately");
+    assert!(
+        r.iter().all(|l| l.base_passed.is_some()),
+        "+ sets report base separately"
+    );
     assert_all_passed(name, &r, tasks_expected);
 }
 
@@ -38,11 +41,17 @@ async fn humaneval_plus_full_canonical_pass_base_and_plus() {
 #[tokio::test(flavor = "multi_thread")]
 async fn find_zero_is_judged_by_the_poly_oracle() {
     let tasks = load("humaneval+mini").await;
-    let t = tasks.iter().find(|t| t.id == "HumanEval/32").expect("HumanEval/32");
+    let t = tasks
+        .iter()
+        .find(|t| t.id == "HumanEval/32")
+        .expect("HumanEval/32");
     match &t.suites[1].tests {
         selfrepair::sandbox::TestSpec::Call(c) => {
             assert_eq!(c.oracle.as_deref(), Some("poly_root"));
-            assert!(c.time_limits.iter().all(|&l| l >= 4.0), "max(4 s, 4x ground truth)");
+            assert!(
+                c.time_limits.iter().all(|&l| l >= 4.0),
+                "max(4 s, 4x ground truth)"
+            );
         }
         other => panic!("expected a Call spec, got {other:?}"),
     }

@@ -56,7 +56,11 @@ fn read_existing(path: &Path) -> anyhow::Result<Vec<ResultLine>> {
             break;
         }
         let r: ResultLine = serde_json::from_str(line).with_context(|| {
-            format!("{}:{}: not a results line; move the file away to rescore", path.display(), i + 1)
+            format!(
+                "{}:{}: not a results line; move the file away to rescore",
+                path.display(),
+                i + 1
+            )
         })?;
         out.push(r);
         good_len += line.len();
@@ -96,7 +100,11 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let done: HashSet<usize> = lines.iter().map(|l| l.sample).collect();
-    let pending: Vec<_> = samples.iter().filter(|s| !done.contains(&s.index)).cloned().collect();
+    let pending: Vec<_> = samples
+        .iter()
+        .filter(|s| !done.contains(&s.index))
+        .cloned()
+        .collect();
     if !done.is_empty() {
         eprintln!(
             "resuming: {} of {} samples already scored in {}",
@@ -118,8 +126,12 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
             other => Some(other.parse::<SandboxKind>()?),
         };
         let scorer = Arc::new(Scorer::new(primary, fallback, rt));
-        let by_id: Arc<HashMap<String, Task>> =
-            Arc::new(all_tasks.iter().map(|t| (t.id.clone(), t.clone())).collect());
+        let by_id: Arc<HashMap<String, Task>> = Arc::new(
+            all_tasks
+                .iter()
+                .map(|t| (t.id.clone(), t.clone()))
+                .collect(),
+        );
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -143,7 +155,9 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         for s in pending {
             let (sem, scorer, by_id, tx) = (sem.clone(), scorer.clone(), by_id.clone(), tx.clone());
             tokio::spawn(async move {
-                let Ok(_permit) = sem.acquire_owned().await else { return };
+                let Ok(_permit) = sem.acquire_owned().await else {
+                    return;
+                };
                 if let Some(task) = by_id.get(&s.task_id) {
                     let r = scorer.score(task, &s).await;
                     let _ = tx.send(r).await;
@@ -171,7 +185,13 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
 
     let wanted: HashSet<usize> = samples.iter().map(|s| s.index).collect();
     lines.retain(|l| wanted.contains(&l.sample));
-    let report = Report::new(&ds.name, all_tasks.len(), &lines, &a.k, ds.format.is_evalplus());
+    let report = Report::new(
+        &ds.name,
+        all_tasks.len(),
+        &lines,
+        &a.k,
+        ds.format.is_evalplus(),
+    );
     let text = if a.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {

@@ -84,7 +84,13 @@ pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(t)?);
                 } else {
-                    println!("{} ({}), from {}:{}", t.id, t.dataset, t.source.file.display(), t.source.line);
+                    println!(
+                        "{} ({}), from {}:{}",
+                        t.id,
+                        t.dataset,
+                        t.source.file.display(),
+                        t.source.line
+                    );
                     if let Some(e) = &t.entry_point {
                         println!("entry point: {e}");
                     }
@@ -108,14 +114,21 @@ pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{}: {} tasks", ds.name, all.len());
                 for t in &all {
-                    let suites: Vec<String> =
-                        t.suites.iter().map(|s| format!("{} {}", s.name, s.len())).collect();
+                    let suites: Vec<String> = t
+                        .suites
+                        .iter()
+                        .map(|s| format!("{} {}", s.name, s.len()))
+                        .collect();
                     println!(
                         "  {:<14} {:<22} {}{}",
                         t.id,
                         t.entry_point.as_deref().unwrap_or("-"),
                         suites.join(", "),
-                        t.source.split.as_deref().map(|s| format!("  [{s}]")).unwrap_or_default()
+                        t.source
+                            .split
+                            .as_deref()
+                            .map(|s| format!("  [{s}]"))
+                            .unwrap_or_default()
                     );
                 }
             }
@@ -123,7 +136,11 @@ pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
         }
         TasksCommand::Fetch { dataset } => {
             let list: Vec<_> = if dataset == "all" {
-                manifest.dataset.iter().filter(|d| d.file.is_some()).collect()
+                manifest
+                    .dataset
+                    .iter()
+                    .filter(|d| d.file.is_some())
+                    .collect()
             } else {
                 vec![manifest.get(&dataset)?]
             };

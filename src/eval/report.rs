@@ -33,7 +33,13 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(dataset: &str, total_tasks: usize, lines: &[ResultLine], ks: &[u64], plus: bool) -> Report {
+    pub fn new(
+        dataset: &str,
+        total_tasks: usize,
+        lines: &[ResultLine],
+        ks: &[u64],
+        plus: bool,
+    ) -> Report {
         let mut per: BTreeMap<&str, Counts> = BTreeMap::new();
         let mut sandboxes = BTreeMap::new();
         let (mut fallbacks, mut timed_out) = (0, 0);
@@ -87,11 +93,18 @@ impl Report {
         match &self.base {
             Some(b) => {
                 s.push_str(&format!("  base: {}\n", fmt(b)));
-                s.push_str(&format!("  plus (base and plus): {}\n", fmt(&self.pass_at_k)));
+                s.push_str(&format!(
+                    "  plus (base and plus): {}\n",
+                    fmt(&self.pass_at_k)
+                ));
             }
             None => s.push_str(&format!("  {}\n", fmt(&self.pass_at_k))),
         }
-        let sb: Vec<String> = self.sandboxes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let sb: Vec<String> = self
+            .sandboxes
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
         s.push_str(&format!(
             "  judged by {}; {} fell back from the fast sandbox; {} timed out\n",
             sb.join(", "),

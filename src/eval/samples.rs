@@ -37,8 +37,8 @@ pub fn read(path: &Path, tasks: &[Task], dataset: &str) -> Result<Vec<Sample>, E
         if raw.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| bad(line, format!("invalid JSON: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| bad(line, format!("invalid JSON: {e}")))?;
         let obj = v
             .as_object()
             .ok_or_else(|| bad(line, "expected a JSON object".into()))?;
@@ -56,7 +56,9 @@ pub fn read(path: &Path, tasks: &[Task], dataset: &str) -> Result<Vec<Sample>, E
                 .unwrap_or_default();
             return Err(bad(
                 line,
-                format!("unknown task_id '{task_id}' for dataset {dataset}{hint}; is this a samples file for another dataset?"),
+                format!(
+                    "unknown task_id '{task_id}' for dataset {dataset}{hint}; is this a samples file for another dataset?"
+                ),
             ));
         }
         let (code, whole) = match (obj.get("solution"), obj.get("completion")) {
@@ -66,7 +68,10 @@ pub fn read(path: &Path, tasks: &[Task], dataset: &str) -> Result<Vec<Sample>, E
                 return Err(bad(line, "'completion'/'solution' is not a string".into()));
             }
             (None, None) => {
-                return Err(bad(line, "missing field 'completion' (or 'solution')".into()));
+                return Err(bad(
+                    line,
+                    "missing field 'completion' (or 'solution')".into(),
+                ));
             }
         };
         out.push(Sample {

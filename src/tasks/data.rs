@@ -159,8 +159,16 @@ pub fn field_str<'a>(
 ) -> Result<&'a str, TaskError> {
     match m.get(key) {
         Some(serde_json::Value::String(s)) => Ok(s),
-        Some(_) => Err(TaskError::malformed(path, line, format!("field '{key}' is not a string"))),
-        None => Err(TaskError::malformed(path, line, format!("missing field '{key}'"))),
+        Some(_) => Err(TaskError::malformed(
+            path,
+            line,
+            format!("field '{key}' is not a string"),
+        )),
+        None => Err(TaskError::malformed(
+            path,
+            line,
+            format!("missing field '{key}'"),
+        )),
     }
 }
 
@@ -171,14 +179,24 @@ pub fn field_strings(
     m: &serde_json::Map<String, serde_json::Value>,
     key: &str,
 ) -> Result<Vec<String>, TaskError> {
-    let bad = || TaskError::malformed(path, line, format!("field '{key}' is not a list of strings"));
+    let bad = || {
+        TaskError::malformed(
+            path,
+            line,
+            format!("field '{key}' is not a list of strings"),
+        )
+    };
     match m.get(key) {
         Some(serde_json::Value::Array(a)) => a
             .iter()
             .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
             .collect(),
         Some(_) => Err(bad()),
-        None => Err(TaskError::malformed(path, line, format!("missing field '{key}'"))),
+        None => Err(TaskError::malformed(
+            path,
+            line,
+            format!("missing field '{key}'"),
+        )),
     }
 }
 

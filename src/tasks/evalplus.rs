@@ -94,8 +94,20 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
                 Some(serde_json::Value::Array(_)) => {}
                 // MBPP+ v0.2.0 stores Mbpp/793's empty plus inputs as `{}`.
                 Some(serde_json::Value::Object(o)) if o.is_empty() => {}
-                Some(_) => return Err(TaskError::malformed(path, line, format!("field '{key}' is not a list"))),
-                None => return Err(TaskError::malformed(path, line, format!("missing field '{key}'"))),
+                Some(_) => {
+                    return Err(TaskError::malformed(
+                        path,
+                        line,
+                        format!("field '{key}' is not a list"),
+                    ));
+                }
+                None => {
+                    return Err(TaskError::malformed(
+                        path,
+                        line,
+                        format!("missing field '{key}'"),
+                    ));
+                }
             }
         }
         let atol = match m.get("atol") {
@@ -105,13 +117,18 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
                 .ok_or_else(|| TaskError::malformed(path, line, "field 'atol' is not a number"))?,
             None => 0.0,
         };
-        let tests_key = if format == Format::EvalplusMbpp { "assertion" } else { "test" };
+        let tests_key = if format == Format::EvalplusMbpp {
+            "assertion"
+        } else {
+            "test"
+        };
         out.push(Record {
             task_id: field_str(path, line, &m, "task_id")?.to_string(),
             prompt: field_str(path, line, &m, "prompt")?.to_string(),
             entry_point: field_str(path, line, &m, "entry_point")?.to_string(),
             canonical_solution: field_str(path, line, &m, "canonical_solution")?.to_string(),
-            raw: super::data::nonstandard_floats(text.lines().nth(line - 1).unwrap_or_default()).into_owned(),
+            raw: super::data::nonstandard_floats(text.lines().nth(line - 1).unwrap_or_default())
+                .into_owned(),
             atol,
             // The Mini variant has no original tests.
             original_tests: match m.get(tests_key) {
@@ -163,7 +180,11 @@ fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase], skipped: us
             Some(o) => format!("evalplus oracle {o}; per input max(4 s, 4x ground truth){skipped}"),
             None => format!(
                 "evalplus: ==, else same type/length and allclose(rtol=1e-7, atol={}); per input max(4 s, 4x ground truth){skipped}",
-                if rec.atol == 0.0 { "1e-6 for floats".to_string() } else { rec.atol.to_string() }
+                if rec.atol == 0.0 {
+                    "1e-6 for floats".to_string()
+                } else {
+                    rec.atol.to_string()
+                }
             ),
         },
     }
@@ -203,8 +224,20 @@ pub fn build(
             canonical: vec![rec.canonical_program()],
             visible,
             suites: vec![
-                suite("base", &rec, format, &t.base, t.skipped.iter().filter(|s| s.starts_with("base")).count()),
-                suite("plus", &rec, format, &t.plus, t.skipped.iter().filter(|s| s.starts_with("plus")).count()),
+                suite(
+                    "base",
+                    &rec,
+                    format,
+                    &t.base,
+                    t.skipped.iter().filter(|s| s.starts_with("base")).count(),
+                ),
+                suite(
+                    "plus",
+                    &rec,
+                    format,
+                    &t.plus,
+                    t.skipped.iter().filter(|s| s.starts_with("plus")).count(),
+                ),
             ],
             extra: Vec::new(),
             source: Source {

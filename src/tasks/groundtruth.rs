@@ -4,8 +4,8 @@
 
 use super::evalplus::Record;
 use super::{Format, LoadOptions, TaskError};
-use crate::sandbox::process::{CommandSpec, ProcessConfig, ProcessSandbox};
 use crate::sandbox::Limits;
+use crate::sandbox::process::{CommandSpec, ProcessConfig, ProcessSandbox};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -28,7 +28,11 @@ pub struct GtCase {
 
 impl From<(String, String, f64)> for GtCase {
     fn from((args, expected, time): (String, String, f64)) -> Self {
-        GtCase { args, expected, time }
+        GtCase {
+            args,
+            expected,
+            time,
+        }
     }
 }
 
@@ -61,10 +65,18 @@ pub struct GroundTruth {
 pub fn cache_path(home: &std::path::Path, dataset: &str, sha: &str) -> PathBuf {
     let safe: String = dataset
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    home.join("groundtruth")
-        .join(format!("{safe}-{}-v{VERSION}.json.gz", &sha[..16.min(sha.len())]))
+    home.join("groundtruth").join(format!(
+        "{safe}-{}-v{VERSION}.json.gz",
+        &sha[..16.min(sha.len())]
+    ))
 }
 
 /// The ground truth for `records`, from the cache or computed now.
@@ -95,7 +107,10 @@ fn read_cache(path: &std::path::Path) -> Option<GroundTruth> {
     match serde_json::from_reader(r) {
         Ok(gt) => Some(gt),
         Err(e) => {
-            tracing::warn!("ignoring unreadable ground-truth cache {}: {e}", path.display());
+            tracing::warn!(
+                "ignoring unreadable ground-truth cache {}: {e}",
+                path.display()
+            );
             None
         }
     }
@@ -171,7 +186,13 @@ async fn run_one(
     });
     let spec = CommandSpec {
         program: python.to_path_buf(),
-        args: vec!["-I".into(), "-S".into(), "-B".into(), "-c".into(), SCRIPT.into()],
+        args: vec![
+            "-I".into(),
+            "-S".into(),
+            "-B".into(),
+            "-c".into(),
+            SCRIPT.into(),
+        ],
         workdir: None,
         env: vec![
             ("LANG".into(), "C.UTF-8".into()),
@@ -195,7 +216,12 @@ async fn run_one(
     }
     if out.code != Some(0) {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.trim().lines().last().unwrap_or("no message").to_string();
+        let last = err
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("no message")
+            .to_string();
         return Err(fail(format!(
             "the canonical solution failed (exit {:?}): {last}",
             out.code

@@ -88,9 +88,18 @@ mod tests {
     #[test]
     fn builtin_manifest_parses_and_resolves_aliases() {
         let m = Manifest::builtin().expect("manifest");
-        assert_eq!(m.get("humaneval+").map(|d| d.format).ok(), Some(Format::EvalplusHumanEval));
-        assert_eq!(m.get("mbpp-plus").map(|d| d.name.as_str()).ok(), Some("mbpp+"));
-        assert_eq!(m.get("HumanEvalPlus").map(|d| d.name.as_str()).ok(), Some("humaneval+"));
+        assert_eq!(
+            m.get("humaneval+").map(|d| d.format).ok(),
+            Some(Format::EvalplusHumanEval)
+        );
+        assert_eq!(
+            m.get("mbpp-plus").map(|d| d.name.as_str()).ok(),
+            Some("mbpp+")
+        );
+        assert_eq!(
+            m.get("HumanEvalPlus").map(|d| d.name.as_str()).ok(),
+            Some("humaneval+")
+        );
         assert!(m.get("nope").is_err());
         for d in &m.dataset {
             if d.file.is_some() {

@@ -50,8 +50,13 @@ pub fn prompt(text: &str, tests: &[String]) -> String {
 }
 
 fn task_id(path: &Path, line: usize, v: Option<&serde_json::Value>) -> Result<u64, TaskError> {
-    v.and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| TaskError::malformed(path, line, "field 'task_id' is missing or not a positive integer"))
+    v.and_then(serde_json::Value::as_u64).ok_or_else(|| {
+        TaskError::malformed(
+            path,
+            line,
+            "field 'task_id' is missing or not a positive integer",
+        )
+    })
 }
 
 /// `mbpp.jsonl`: 974 tasks; challenge tests are kept apart, unscored.
@@ -97,11 +102,14 @@ pub fn load_full(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
 /// `sanitized-mbpp.json`: a JSON array of 427 tasks; `test_imports` is the setup.
 pub fn load_sanitized(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
     let text = read_text(path)?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        TaskError::malformed(path, e.line(), format!("invalid JSON: {e}"))
-    })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| TaskError::malformed(path, e.line(), format!("invalid JSON: {e}")))?;
     let serde_json::Value::Array(items) = v else {
-        return Err(TaskError::malformed(path, 1, "expected a JSON array of tasks"));
+        return Err(TaskError::malformed(
+            path,
+            1,
+            "expected a JSON array of tasks",
+        ));
     };
     // Records carry no line numbers once parsed; find each one's opening line
     // by its task_id so errors still point into the file.
@@ -117,7 +125,11 @@ pub fn load_sanitized(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError
     let mut tasks = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let serde_json::Value::Object(m) = item else {
-            return Err(TaskError::malformed(path, 1, format!("item {i} is not an object")));
+            return Err(TaskError::malformed(
+                path,
+                1,
+                format!("item {i} is not an object"),
+            ));
         };
         let line = line_of(m.get("task_id").and_then(serde_json::Value::as_u64));
         let id = task_id(path, line, m.get("task_id"))?;

@@ -47,7 +47,11 @@ pub async fn scorer() -> Arc<Scorer> {
     let primary = sandbox::open(SandboxKind::Wasm, &rt)
         .await
         .expect("the wasm sandbox (run `selfrepair setup` first)");
-    Arc::new(Scorer::new(Arc::from(primary), Some(SandboxKind::Process), rt))
+    Arc::new(Scorer::new(
+        Arc::from(primary),
+        Some(SandboxKind::Process),
+        rt,
+    ))
 }
 
 /// Score `(task, sample)` pairs concurrently, as `selfrepair eval -j` does.
@@ -102,11 +106,25 @@ pub fn assert_all_passed(name: &str, results: &[ResultLine], expected: usize) {
                 "{} #{}: {} [{}]",
                 r.task_id,
                 r.sample,
-                s.and_then(|s| s.message.clone()).unwrap_or_else(|| r.result.clone()).chars().take(300).collect::<String>(),
+                s.and_then(|s| s.message.clone())
+                    .unwrap_or_else(|| r.result.clone())
+                    .chars()
+                    .take(300)
+                    .collect::<String>(),
                 r.sandbox
             )
         })
         .collect();
-    assert!(bad.is_empty(), "{name}: {} of {} reference solutions failed:\n{}", bad.len(), results.len(), bad.join("\n"));
-    assert_eq!(results.len(), expected, "{name}: number of reference solutions");
+    assert!(
+        bad.is_empty(),
+        "{name}: {} of {} reference solutions failed:\n{}",
+        bad.len(),
+        results.len(),
+        bad.join("\n")
+    );
+    assert_eq!(
+        results.len(),
+        expected,
+        "{name}: number of reference solutions"
+    );
 }
