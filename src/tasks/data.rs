@@ -78,11 +78,11 @@ pub fn read_text(path: &Path) -> Result<String, TaskError> {
     })
 }
 
+/// A JSON object as parsed from one record.
+pub type Object = serde_json::Map<String, serde_json::Value>;
+
 /// Non-empty JSONL lines as (1-based line number, parsed object).
-pub fn jsonl(
-    path: &Path,
-    text: &str,
-) -> Result<Vec<(usize, serde_json::Map<String, serde_json::Value>)>, TaskError> {
+pub fn jsonl(path: &Path, text: &str) -> Result<Vec<(usize, Object)>, TaskError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

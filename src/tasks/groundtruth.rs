@@ -87,10 +87,11 @@ pub async fn get(
     opts: &LoadOptions,
 ) -> Result<GroundTruth, TaskError> {
     let path = cache_path(&opts.source.cache, dataset, sha);
-    if let Some(gt) = read_cache(&path) {
-        if gt.version == VERSION && gt.sha256 == sha {
-            return Ok(gt);
-        }
+    if let Some(gt) = read_cache(&path)
+        && gt.version == VERSION
+        && gt.sha256 == sha
+    {
+        return Ok(gt);
     }
     let gt = compute(dataset, sha, records, opts).await?;
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
