@@ -8,3 +8,7 @@ pub mod config;
 pub mod model;
 
 pub use selfrepair_sandbox as sandbox;
+
+pub mod eval;
+pub mod metrics;
+pub mod tasks;

@@ -109,6 +109,7 @@ class Recorder:
         self.by_key = {}
         self.passed = 0
         self.failed = 0
+        self.missing_module = None
 
     def record(self, key, base, status, **detail):
         rec = self.by_key.get(key)
@@ -251,6 +252,8 @@ class _Asserts:
         except (OutputLimit, TestTimeout, AssertFailed):
             raise
         except Exception as e:
+            if isinstance(e, ModuleNotFoundError) and self.rec.missing_module is None:
+                self.rec.missing_module = e.name  # so the caller can rerun it where the module exists
             info = _error_info(e)
             site = self.sites[idx]
             message = "%s raised %s: %s" % (site["left"], info["type"], info["message"])
@@ -339,10 +342,13 @@ def _is_floaty(v):
     return False
 
 
-def compare_evalplus(out, exp, atol):
-    """evalplus' rule: ==, then (same type, same length) allclose with atol."""
+def compare_evalplus(out, exp, atol, exact=None):
+    """evalplus' rule: == (or an oracle's verdict in `exact`), then (same type,
+    same length) allclose with atol."""
     try:
-        if out == exp:
+        if exact is None:
+            exact = out == exp
+        if exact:
             return True
     except Exception:
         return False
@@ -355,6 +361,38 @@ def compare_evalplus(out, exp, atol):
     if isinstance(exp, (list, tuple)) and len(out) != len(exp):
         return False
     return _isclose_seq(out, exp, atol)
+
+
+def _mbpp_surface_area(base_edge, height):
+    import math
+
+    slant_height = math.sqrt((base_edge / 2) ** 2 + height ** 2)
+    return round(base_edge ** 2 + 4 * (base_edge * slant_height) / 2)
+
+
+def _mbpp_digit_distance(num1, num2):
+    a, b = str(num1), str(num2)
+    n = max(len(a), len(b))
+    return sum(abs(int(x) - int(y)) for x, y in zip(a.zfill(n), b.zfill(n)))
+
+
+def mbpp_oracle(name, out, exp, args, atol):
+    """evalplus' MBPP+ special oracles: the `exact_match` they compute (it may
+    raise, which fails the input, as in evalplus)."""
+    if name == "mbpp_set_eq":
+        return set(out) == set(exp)
+    if name == "mbpp_not_none":
+        return out == exp if isinstance(out, bool) else exp == (out is not None)
+    exact = out == exp
+    if name == "mbpp_always":
+        return True
+    if name == "mbpp_sum_div":
+        return exact or out == 0
+    if name == "mbpp_surface_area":
+        return exact or abs(out - _mbpp_surface_area(*args)) <= atol
+    if name == "mbpp_digit_distance":
+        return exact or out == _mbpp_digit_distance(*args)
+    return exact
 
 
 def _tuples_to_lists(v):
@@ -525,7 +563,8 @@ class Runner:
                      "fchown", "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"):
             if hasattr(os, name):
                 setattr(os, name, None)
-        # A sandbox without these modules (the fast one) has nothing to disable.
+        # The fast sandbox preloads neither shutil nor subprocess; a program
+        # there cannot import them either, so there is nothing to disable.
         try:
             import shutil
 
@@ -657,8 +696,22 @@ class Runner:
         try:
             code = compile(self.req["program"], SOLUTION, "exec")
         except SyntaxError as e:
-            self.error = _error_info(e)
-            return
+            # APPS' harness runs stdin programs as the body of `def code():`,
+            # so a top-level `return` is legal there; do the same, only then.
+            try:
+                if "outside function" not in (e.msg or ""):
+                    raise
+                lines = self.req["program"].splitlines(True)
+                # Leading imports stay at module level (`import *` must), as there.
+                n = 0
+                while n < len(lines) and (lines[n].startswith(("import ", "from ")) or not lines[n].strip()):
+                    n += 1
+                body = "".join("\t" + l for l in lines[n:])
+                self.req["program"] = "".join(lines[:n]) + "def __sr_code():\n" + body + "\n__sr_code()\n"
+                code = compile(self.req["program"], SOLUTION, "exec")
+            except SyntaxError:
+                self.error = _error_info(e)
+                return
         for i, case in enumerate(tests.get("cases", [])):
             key = ("case", i)
             base = {"id": "case %d" % (i + 1), "line": None, "source": "stdin case %d" % (i + 1)}
@@ -763,6 +816,11 @@ class Runner:
                     good = abs(sum(c * out ** k for k, c in enumerate(xs))) <= (atol or 1e-6)
                 except Exception:
                     good = False
+            elif oracle and oracle.startswith("mbpp_"):
+                try:
+                    good = compare_evalplus(out, expected, atol, mbpp_oracle(oracle, out, expected, args, atol))
+                except Exception:
+                    good = False
             elif rule == "evalplus":
                 good = compare_evalplus(out, expected, atol)
             elif rule == "apps":
@@ -796,7 +854,7 @@ class Runner:
             "failed": self.rec.failed,
             "tests": self.rec.records,
             "error": self.error,
-            "missing_module": self.missing_module,
+            "missing_module": self.missing_module or self.rec.missing_module,
             "stdout": _tail(self.out.getvalue(), 4000),
             "stderr": _tail(self.err.getvalue(), 4000),
             "output_truncated": self.out.truncated or self.err.truncated,

@@ -1,8 +1,10 @@
 //! Subcommands. Each file parses its flags and calls into the library.
 
 mod bench_sandbox;
+mod eval;
 mod run;
 mod setup;
+mod tasks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -39,6 +41,13 @@ pub enum Command {
         after_help = "Example:\n  selfrepair bench-sandbox --data-dir ../shared/datasets --rounds 3"
     )]
     BenchSandbox(bench_sandbox::BenchArgs),
+    /// Benchmark datasets: list, show, fetch.
+    Tasks(tasks::TasksArgs),
+    /// Score samples (human-eval / evalplus JSONL) and report pass@k.
+    #[command(
+        after_help = "Example:\n  selfrepair eval samples.jsonl --dataset humaneval+ -j 4 --k 1,10"
+    )]
+    Eval(eval::EvalArgs),
 }
 
 pub fn init_logging(verbose: u8) {
@@ -60,5 +69,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a).await,
         Command::Setup(a) => setup::run(a).await,
         Command::BenchSandbox(a) => bench_sandbox::run(a).await,
+        Command::Tasks(a) => tasks::run(a).await,
+        Command::Eval(a) => eval::run(a).await,
     }
 }

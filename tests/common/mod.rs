@@ -1,21 +1,133 @@
-//! Shared test helpers: the three real sandboxes and the pinned datasets.
+//! Shared by the dataset tests: where the datasets are, and scoring every
+//! reference solution of a dataset.
 #![allow(dead_code)]
 
+use selfrepair::eval::{ResultLine, Sample, Scorer};
 use selfrepair::sandbox::{self, Sandbox, SandboxKind};
 use std::io::Read;
+use selfrepair::tasks::{self, DataSource, LoadOptions, Manifest, Task};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// The pinned datasets: `SELFREPAIR_DATA_DIR`, else `../shared/datasets` beside the checkout.
+/// `SELFREPAIR_DATA_DIR`, else `../shared/datasets` beside the checkout. A
+/// missing folder fails the test: these tests must not pass by skipping.
 pub fn data_dir() -> PathBuf {
     let dir = std::env::var_os("SELFREPAIR_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
     assert!(
         dir.is_dir(),
-        "dataset dir {} is missing: set SELFREPAIR_DATA_DIR",
+        "dataset folder {} is missing: set SELFREPAIR_DATA_DIR to the folder holding humaneval/, mbpp/, ...",
         dir.display()
     );
     dir
+}
+
+pub fn jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+pub async fn load(name: &str) -> Vec<Task> {
+    let m = Manifest::builtin().expect("manifest");
+    let ds = m.get(name).expect("dataset in manifest");
+    let opts = LoadOptions {
+        source: DataSource::new(Some(data_dir())),
+        jobs: jobs(),
+        progress: false,
+    };
+    tasks::load(ds, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+pub async fn scorer() -> Arc<Scorer> {
+    let rt = sandbox::runtime::RuntimeOptions {
+        progress: false,
+        ..Default::default()
+    };
+    let primary = sandbox::open(SandboxKind::Wasm, &rt)
+        .await
+        .expect("the wasm sandbox (run `selfrepair setup` first)");
+    Arc::new(Scorer::new(
+        Arc::from(primary),
+        Some(SandboxKind::Process),
+        rt,
+    ))
+}
+
+/// Score `(task, sample)` pairs concurrently, as `selfrepair eval -j` does.
+pub async fn score_all(pairs: Vec<(Task, Sample)>) -> Vec<ResultLine> {
+    let scorer = scorer().await;
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs()));
+    let mut set = tokio::task::JoinSet::new();
+    for (task, sample) in pairs {
+        let (scorer, sem) = (scorer.clone(), sem.clone());
+        set.spawn(async move {
+            let _p = sem.acquire_owned().await.expect("semaphore");
+            scorer.score(&task, &sample).await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.expect("scoring task panicked"));
+    }
+    out.sort_by_key(|r| r.sample);
+    out
+}
+
+/// Every reference solution of every task, as whole-program samples.
+pub fn canonical_samples(tasks: &[Task]) -> Vec<(Task, Sample)> {
+    let mut pairs = Vec::new();
+    for t in tasks {
+        for code in &t.canonical {
+            let index = pairs.len();
+            pairs.push((
+                t.clone(),
+                Sample {
+                    index,
+                    line: index + 1,
+                    task_id: t.id.clone(),
+                    code: code.clone(),
+                    whole: true,
+                },
+            ));
+        }
+    }
+    pairs
+}
+
+/// Assert every result passed, listing the failures.
+pub fn assert_all_passed(name: &str, results: &[ResultLine], expected: usize) {
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| {
+            let s = r.suites.iter().find(|s| !s.passed);
+            format!(
+                "{} #{}: {} [{}]",
+                r.task_id,
+                r.sample,
+                s.and_then(|s| s.message.clone())
+                    .unwrap_or_else(|| r.result.clone())
+                    .chars()
+                    .take(300)
+                    .collect::<String>(),
+                r.sandbox
+            )
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{name}: {} of {} reference solutions failed:\n{}",
+        bad.len(),
+        results.len(),
+        bad.join("\n")
+    );
+    assert_eq!(
+        results.len(),
+        expected,
+        "{name}: number of reference solutions"
+    );
 }
 
 /// HumanEval records as JSON values.
@@ -23,12 +135,8 @@ pub fn humaneval() -> Vec<serde_json::Value> {
     let path = data_dir().join("humaneval/HumanEval.jsonl.gz");
     let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut text = String::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_string(&mut text)
-        .expect("HumanEval is gzip'd UTF-8");
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("HumanEval line is JSON"))
-        .collect()
+    flate2::read::GzDecoder::new(f).read_to_string(&mut text).expect("HumanEval is gzip'd UTF-8");
+    text.lines().map(|l| serde_json::from_str(l).expect("HumanEval line is JSON")).collect()
 }
 
 /// Open a sandbox of each kind (fetching or building runtimes on first use).

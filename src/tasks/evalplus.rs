@@ -1,0 +1,251 @@
+//! HumanEval+ and MBPP+ (evalplus): inputs only in the files; expected outputs
+//! come from the canonical solution ([`super::groundtruth`]). Each sample runs
+//! `base` and `plus` as two sandbox runs (evalplus uses two processes), each a
+//! Call spec with evalplus' comparison, per-input limits and fast-fail.
+
+use super::data::{field_str, jsonl, read_text};
+use super::groundtruth::{GroundTruth, GtCase};
+use super::{Format, Source, Suite, Task, TaskError};
+use crate::sandbox::request::{CallRule, CallSpec};
+use crate::sandbox::{Guard, Limits, TestSpec};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+
+/// evalplus' per-input limit: max(4 s, 4 x the ground truth's time).
+pub const MIN_TIME_LIMIT: f64 = 4.0;
+pub const GT_TIME_FACTOR: f64 = 4.0;
+/// evalplus' cap on one process: min(60, sum of limits) + 1.
+pub const MAX_TASK_TIME: f64 = 60.0;
+
+/// evalplus' MBPP output oracles, by entry point (evalplus.eval.__init__).
+pub const MBPP_OUTPUT_NOT_NONE: [&str; 3] = ["check_str", "text_match_three", "text_starta_endb"];
+pub const MBPP_OUTPUT_SET_EQ: [&str; 8] = [
+    "similar_elements",
+    "find_char_long",
+    "common_in_nested_lists",
+    "extract_singly",
+    "larg_nnum",
+    "intersection_array",
+    "find_dissimilar",
+    "Diff",
+];
+
+/// One line of an evalplus file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub task_id: String,
+    pub prompt: String,
+    pub entry_point: String,
+    pub canonical_solution: String,
+    /// The record's JSON text (NaN/Infinity as markers): the ground-truth
+    /// script reads the inputs from it in Python, so big integers stay exact.
+    #[serde(skip)]
+    pub raw: String,
+    pub atol: f64,
+    /// HumanEval+: the original `check`; MBPP+: the original asserts.
+    pub original_tests: String,
+    #[serde(skip)]
+    pub line: usize,
+    #[serde(skip)]
+    pub file: std::path::PathBuf,
+}
+
+impl Record {
+    /// The MBPP task number, for input deserialisation (`Mbpp/2` -> 2).
+    pub fn mbpp_number(&self) -> Option<u64> {
+        self.task_id.strip_prefix("Mbpp/")?.parse().ok()
+    }
+
+    /// The evalplus oracle that replaces (or widens) `==` for this task.
+    pub fn oracle(&self, format: Format) -> Option<&'static str> {
+        let e = self.entry_point.as_str();
+        match format {
+            Format::EvalplusHumanEval if e == "find_zero" => Some("poly_root"),
+            Format::EvalplusMbpp => match e {
+                "are_equivalent" => Some("mbpp_always"),
+                "sum_div" => Some("mbpp_sum_div"),
+                "surface_Area" => Some("mbpp_surface_area"),
+                "digit_distance_nums" => Some("mbpp_digit_distance"),
+                _ if MBPP_OUTPUT_SET_EQ.contains(&e) => Some("mbpp_set_eq"),
+                _ if MBPP_OUTPUT_NOT_NONE.contains(&e) => Some("mbpp_not_none"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    pub fn not_none(&self, format: Format) -> bool {
+        format == Format::EvalplusMbpp && MBPP_OUTPUT_NOT_NONE.contains(&self.entry_point.as_str())
+    }
+
+    pub fn canonical_program(&self) -> String {
+        format!("{}{}", self.prompt, self.canonical_solution)
+    }
+}
+
+/// Read and check every record (inputs stay JSON; ground truth evaluates them).
+pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
+    let text = read_text(path)?;
+    let mut out = Vec::new();
+    for (line, m) in jsonl(path, &text)? {
+        for key in ["base_input", "plus_input"] {
+            match m.get(key) {
+                Some(serde_json::Value::Array(_)) => {}
+                // MBPP+ v0.2.0 stores Mbpp/793's empty plus inputs as `{}`.
+                Some(serde_json::Value::Object(o)) if o.is_empty() => {}
+                Some(_) => {
+                    return Err(TaskError::malformed(
+                        path,
+                        line,
+                        format!("field '{key}' is not a list"),
+                    ));
+                }
+                None => {
+                    return Err(TaskError::malformed(
+                        path,
+                        line,
+                        format!("missing field '{key}'"),
+                    ));
+                }
+            }
+        }
+        let atol = match m.get("atol") {
+            Some(v) => v
+                .as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| TaskError::malformed(path, line, "field 'atol' is not a number"))?,
+            None => 0.0,
+        };
+        let tests_key = if format == Format::EvalplusMbpp {
+            "assertion"
+        } else {
+            "test"
+        };
+        out.push(Record {
+            task_id: field_str(path, line, &m, "task_id")?.to_string(),
+            prompt: field_str(path, line, &m, "prompt")?.to_string(),
+            entry_point: field_str(path, line, &m, "entry_point")?.to_string(),
+            canonical_solution: field_str(path, line, &m, "canonical_solution")?.to_string(),
+            raw: super::data::nonstandard_floats(text.lines().nth(line - 1).unwrap_or_default())
+                .into_owned(),
+            atol,
+            // The Mini variant has no original tests.
+            original_tests: match m.get(tests_key) {
+                None => String::new(),
+                Some(_) => field_str(path, line, &m, tests_key)?.to_string(),
+            },
+            line,
+            file: path.to_path_buf(),
+        });
+    }
+    Ok(out)
+}
+
+fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase], skipped: usize) -> Suite {
+    let time_limits: Vec<f64> = cases
+        .iter()
+        .map(|c| MIN_TIME_LIMIT.max(GT_TIME_FACTOR * c.time))
+        .collect();
+    let total = time_limits.iter().sum::<f64>().min(MAX_TASK_TIME) + 1.0;
+    let cases = cases
+        .iter()
+        .map(|c| serde_json::json!({"args_py": c.args, "expected_py": c.expected}))
+        .collect();
+    let skipped = if skipped > 0 {
+        format!("; {skipped} input(s) with outputs over 8 MiB left out")
+    } else {
+        String::new()
+    };
+    Suite {
+        name: name.into(),
+        tests: TestSpec::Call(CallSpec {
+            fn_name: rec.entry_point.clone(),
+            class_name: None,
+            cases,
+            compare: CallRule::Evalplus,
+            atol: rec.atol,
+            oracle: rec.oracle(format).map(str::to_string),
+            time_limits,
+        }),
+        limits: Limits {
+            timeout: Duration::from_secs_f64(total),
+            memory_mb: 4096,
+            max_output: 16 << 20,
+            test_timeout: None,
+        },
+        guard: Guard::None,
+        confirm_in: Some(crate::sandbox::SandboxKind::Process),
+        rule: match rec.oracle(format) {
+            Some(o) => format!("evalplus oracle {o}; per input max(4 s, 4x ground truth){skipped}"),
+            None => format!(
+                "evalplus: ==, else same type/length and allclose(rtol=1e-7, atol={}); per input max(4 s, 4x ground truth){skipped}",
+                if rec.atol == 0.0 {
+                    "1e-6 for floats".to_string()
+                } else {
+                    rec.atol.to_string()
+                }
+            ),
+        },
+    }
+}
+
+/// Tasks from records and their ground truth.
+pub fn build(
+    records: Vec<Record>,
+    gt: &GroundTruth,
+    dataset: &str,
+    format: Format,
+) -> Result<Vec<Task>, TaskError> {
+    let mut tasks = Vec::new();
+    for rec in records {
+        let Some(t) = gt.tasks.get(&rec.task_id) else {
+            return Err(TaskError::GroundTruth {
+                task: rec.task_id.clone(),
+                reason: "missing from the ground-truth cache".into(),
+            });
+        };
+        let visible = if format == Format::EvalplusMbpp {
+            rec.prompt
+                .lines()
+                .filter(|l| l.trim_start().starts_with("assert"))
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        tasks.push(Task {
+            id: rec.task_id.clone(),
+            dataset: dataset.to_string(),
+            prompt: rec.prompt.clone(),
+            code_prompt: rec.prompt.clone(),
+            header: String::new(),
+            entry_point: Some(rec.entry_point.clone()),
+            canonical: vec![rec.canonical_program()],
+            visible,
+            suites: vec![
+                suite(
+                    "base",
+                    &rec,
+                    format,
+                    &t.base,
+                    t.skipped.iter().filter(|s| s.starts_with("base")).count(),
+                ),
+                suite(
+                    "plus",
+                    &rec,
+                    format,
+                    &t.plus,
+                    t.skipped.iter().filter(|s| s.starts_with("plus")).count(),
+                ),
+            ],
+            extra: Vec::new(),
+            source: Source {
+                file: rec.file.clone(),
+                line: rec.line,
+                ..Default::default()
+            },
+        });
+    }
+    Ok(tasks)
+}

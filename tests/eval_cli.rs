@@ -1,0 +1,174 @@
+//! `selfrepair eval` as a command: bad input, resuming, fallback, pass@k.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+fn eval(samples: &Path, dataset: &str, extra: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args(["eval", "--dataset", dataset, "--quiet", "--k", "1"])
+        .args(extra)
+        .arg(samples)
+        .env("SELFREPAIR_DATA_DIR", common::data_dir())
+        .output()
+        .expect("run selfrepair")
+}
+
+fn write(dir: &Path, name: &str, lines: &[String]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, lines.join("\n") + "\n").expect("write samples");
+    p
+}
+
+fn sample(task: &str, completion: &str) -> String {
+    serde_json::json!({"task_id": task, "completion": completion}).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_input_fails_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = sample("HumanEval/0", "    return False\n");
+    let cases = [
+        (
+            "malformed.jsonl",
+            vec![good.clone(), "{not json".to_string()],
+            ":2: invalid JSON",
+        ),
+        (
+            "unknown.jsonl",
+            vec![sample("HumanEval/999", "x")],
+            ":1: unknown task_id 'HumanEval/999'",
+        ),
+        (
+            "missing.jsonl",
+            vec![r#"{"task_id": "HumanEval/0"}"#.to_string()],
+            ":1: missing field 'completion'",
+        ),
+        (
+            "no_id.jsonl",
+            vec![r#"{"completion": "x"}"#.to_string()],
+            ":1: missing field 'task_id'",
+        ),
+        (
+            "wrong_dataset.jsonl",
+            vec![sample("Mbpp/2", "x")],
+            "another dataset",
+        ),
+    ];
+    for (name, lines, want) in cases {
+        let p = write(dir.path(), name, &lines);
+        let o = eval(&p, "humaneval", &[]);
+        assert!(!o.status.success(), "{name} should fail");
+        let err = stderr(&o);
+        assert!(err.contains(want), "{name}: expected {want:?} in {err:?}");
+        assert!(
+            err.contains(name),
+            "{name}: the message names the file: {err:?}"
+        );
+    }
+    let o = eval(&dir.path().join("absent.jsonl"), "humaneval", &[]);
+    assert!(!o.status.success());
+    let o = eval(&write(dir.path(), "x.jsonl", &[good]), "nosuchset", &[]);
+    assert!(stderr(&o).contains("unknown dataset"));
+}
+
+#[test]
+fn results_keep_human_eval_fields_and_a_rerun_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        dir.path(),
+        "s.jsonl",
+        &[
+            sample("HumanEval/0", "    return False\n"),
+            sample("HumanEval/2", "    return number % 1.0\n"),
+            sample("HumanEval/2", "    return 1 / 0\n"),
+        ],
+    );
+    let o = eval(&p, "humaneval", &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report");
+    // Task 0: 0/1, task 2: 1/2 -> mean pass@1 = (0 + 0.5) / 2.
+    assert!((report["pass@k"]["pass@1"].as_f64().unwrap_or(-1.0) - 0.25).abs() < 1e-12);
+    let results_path = dir.path().join("s.jsonl_results.jsonl");
+    let text = std::fs::read_to_string(&results_path).expect("results");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for l in &lines {
+        for f in [
+            "task_id",
+            "completion",
+            "result",
+            "passed",
+            "sandbox",
+            "duration_ms",
+            "suites",
+        ] {
+            assert!(l.get(f).is_some(), "missing {f} in {l}");
+        }
+    }
+    let by_sample = |i: u64| lines.iter().find(|l| l["sample"] == i).expect("sample");
+    assert_eq!(by_sample(0)["result"], "failed: ");
+    assert_eq!(by_sample(1)["result"], "passed");
+    assert!(
+        by_sample(2)["result"]
+            .as_str()
+            .unwrap_or("")
+            .contains("division by zero")
+    );
+    assert!(
+        by_sample(0)["suites"][0]["actual"].is_string(),
+        "actual versus expected is recorded"
+    );
+
+    // A torn last line (an interrupted run) is dropped; only the missing sample is rescored.
+    let keep: Vec<&str> = text.lines().take(2).collect();
+    std::fs::write(&results_path, keep.join("\n") + "\n{\"task_id\": \"Hu").expect("truncate");
+    let o = eval(&p, "humaneval", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 of 3 samples already scored"),
+        "{}",
+        stderr(&o)
+    );
+    let again = std::fs::read_to_string(&results_path).expect("results");
+    assert_eq!(again.lines().count(), 3);
+    assert!(
+        again.starts_with(&(keep.join("\n") + "\n")),
+        "earlier lines are kept as they were"
+    );
+}
+
+#[test]
+fn a_module_the_fast_sandbox_lacks_falls_back_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // `csv` is not preloaded in the fast sandbox.
+    let p = write(
+        dir.path(),
+        "s.jsonl",
+        &[sample(
+            "HumanEval/0",
+            "    import csv\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for j, b in enumerate(numbers) if i != j)\n",
+        )],
+    );
+    let o = eval(&p, "humaneval", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.path().join("s.jsonl_results.jsonl")).expect("results");
+    let l: serde_json::Value = serde_json::from_str(text.trim()).expect("line");
+    assert_eq!(l["passed"], true, "{l}");
+    assert_eq!(l["sandbox"], "process");
+    assert_eq!(l["suites"][0]["fallback_from"], "wasm");
+    assert!(
+        l["suites"][0]["fallback_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("csv")
+    );
+}
