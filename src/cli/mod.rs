@@ -1,6 +1,7 @@
 //! Subcommands. Each file parses its flags and calls into the library.
 
 mod bench_sandbox;
+mod config;
 mod eval;
 mod run;
 mod setup;
@@ -48,6 +49,9 @@ pub enum Command {
         after_help = "Example:\n  selfrepair eval samples.jsonl --dataset humaneval+ -j 4 --k 1,10"
     )]
     Eval(eval::EvalArgs),
+    /// Show the effective configuration (model, budgets, keys redacted) and its sources.
+    #[command(after_help = "Example:\n  selfrepair config show")]
+    Config(config::ConfigArgs),
 }
 
 pub fn init_logging(verbose: u8) {
@@ -71,5 +75,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchSandbox(a) => bench_sandbox::run(a).await,
         Command::Tasks(a) => tasks::run(a).await,
         Command::Eval(a) => eval::run(a).await,
+        Command::Config(a) => config::run(a).await,
     }
 }

@@ -4,8 +4,8 @@
 
 use selfrepair::eval::{ResultLine, Sample, Scorer};
 use selfrepair::sandbox::{self, Sandbox, SandboxKind};
-use std::io::Read;
 use selfrepair::tasks::{self, DataSource, LoadOptions, Manifest, Task};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -135,8 +135,12 @@ pub fn humaneval() -> Vec<serde_json::Value> {
     let path = data_dir().join("humaneval/HumanEval.jsonl.gz");
     let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut text = String::new();
-    flate2::read::GzDecoder::new(f).read_to_string(&mut text).expect("HumanEval is gzip'd UTF-8");
-    text.lines().map(|l| serde_json::from_str(l).expect("HumanEval line is JSON")).collect()
+    flate2::read::GzDecoder::new(f)
+        .read_to_string(&mut text)
+        .expect("HumanEval is gzip'd UTF-8");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("HumanEval line is JSON"))
+        .collect()
 }
 
 /// Open a sandbox of each kind (fetching or building runtimes on first use).

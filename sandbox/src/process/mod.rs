@@ -290,6 +290,9 @@ impl ProcessSandbox {
                 }
             }
         };
+        if let Some(pg) = pgid {
+            reap_group(pg).await;
+        }
         writer.abort();
         let stdout = out_task.await.unwrap_or_default();
         let stderr = err_task.await.unwrap_or_default();
@@ -404,6 +407,21 @@ async fn read_capped<R: AsyncRead + Unpin>(
         }
     }
     buf
+}
+
+/// Return only once the run's process group is gone: under load the kernel
+/// may still be tearing a killed process down when its parent has exited.
+async fn reap_group(pgid: i32) {
+    for _ in 0..150 {
+        // SAFETY: signal 0 only probes; SIGKILL targets the run's own group.
+        let alive = unsafe { libc::killpg(pgid, 0) } == 0;
+        if !alive {
+            return;
+        }
+        unsafe { libc::killpg(pgid, libc::SIGKILL) };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!("process group {pgid} still exists 3 s after its run ended");
 }
 
 fn chown_tree(path: &Path, uid: u32) -> Result<(), SandboxError> {

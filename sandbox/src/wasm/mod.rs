@@ -42,8 +42,9 @@ fn config() -> Config {
         .max_memory_size(MAX_MEMORY)
         .table_elements(100_000)
         .max_core_instance_size(4 << 20)
-        // Reused slots keep their first pages resident instead of unmapping them.
-        .linear_memory_keep_resident(1 << 20)
+        // Reused slots keep their first 64 MiB resident (zeroed/reset, not unmapped):
+        // this avoids copy-on-write faults and TLB shootdowns on every run.
+        .linear_memory_keep_resident(64 << 20)
         .table_keep_resident(1 << 20);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     c
