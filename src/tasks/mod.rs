@@ -87,10 +87,11 @@ pub struct Suite {
     /// [`Suite::request`] scales them for slower sandboxes.
     pub limits: Limits,
     pub guard: Guard,
-    /// The sandbox whose CPython computed the expected outputs (evalplus
-    /// ground truth runs in `process`). A wrong answer or an over-limit call
-    /// elsewhere may come from the runtime (libm's last ulp, `sys.getsizeof`,
-    /// a slower interpreter), so such verdicts are confirmed there.
+    /// The sandbox whose CPython the expected outputs and time limits are
+    /// for (evalplus ground truth runs in `process`; APPS' limits assume a
+    /// native CPython). A call that finished past its limit elsewhere, or (for
+    /// evalplus) a wrong answer, may come from the runtime (libm's last ulp,
+    /// `sys.getsizeof`, a slower interpreter), so such verdicts are confirmed there.
     pub confirm_in: Option<SandboxKind>,
     /// The comparison rule, in words, for reports.
     pub rule: String,
