@@ -4,7 +4,7 @@
 //! interpreter, so a run costs about a millisecond, not CPython's start-up.
 
 use super::full::tail;
-use super::{Ending, MemoryCap, classify, compiled_path, engine, load_cached, ticks, wasm_layers};
+use super::{MemoryCap, compiled_path, engine, failure, load_cached, ticks, wasm_layers};
 use crate::error::SandboxError;
 use crate::harness;
 use crate::outcome::{Outcome, Status};
@@ -153,25 +153,7 @@ impl FastSandbox {
             ),
             Ok(Err(e)) => {
                 out.stderr = tail(&String::from_utf8_lossy(&stderr.contents()), 4000);
-                let (status, reason) = match classify(&e) {
-                    _ if hit => (
-                        Status::MemoryLimit,
-                        format!("linear memory cap of {} MiB reached", limits.memory_mb),
-                    ),
-                    Ending::Interrupted => (
-                        Status::Timeout,
-                        format!("ran past {:.1}s", limits.timeout.as_secs_f64()),
-                    ),
-                    Ending::OutputCap => (
-                        Status::OutputLimit,
-                        format!("the program wrote more than {} bytes", limits.max_output),
-                    ),
-                    Ending::Exit(code) => (
-                        Status::Crashed,
-                        format!("the program exited the interpreter with status {code}"),
-                    ),
-                    Ending::Trap(t) => (Status::Crashed, format!("wasm trap: {t}")),
-                };
+                let (status, reason) = failure(&e, hit, limits);
                 out.with_status(status, reason)
             }
         }

@@ -1,6 +1,6 @@
 //! `wasm-full`: CPython 3.12 (WASI preview 1, stdlib embedded) as a core module.
 
-use super::{Ending, MemoryCap, classify, compiled_path, engine, load_cached, ticks, wasm_layers};
+use super::{MemoryCap, compiled_path, engine, failure, load_cached, ticks, wasm_layers};
 use crate::error::SandboxError;
 use crate::harness::{self, HARNESS_PY};
 use crate::outcome::{Outcome, Status};
@@ -132,25 +132,7 @@ impl FullSandbox {
                 Status::Crashed,
                 "the interpreter exited without a result".into(),
             ),
-            Ok(Err(e)) => match classify(&e) {
-                _ if hit => (
-                    Status::MemoryLimit,
-                    format!("linear memory cap of {} MiB reached", limits.memory_mb),
-                ),
-                Ending::Interrupted => (
-                    Status::Timeout,
-                    format!("ran past {:.1}s", limits.timeout.as_secs_f64()),
-                ),
-                Ending::OutputCap => (
-                    Status::OutputLimit,
-                    format!("the program wrote more than {} bytes", limits.max_output),
-                ),
-                Ending::Exit(code) => (
-                    Status::Crashed,
-                    format!("the interpreter exited with status {code} without a result"),
-                ),
-                Ending::Trap(t) => (Status::Crashed, format!("wasm trap: {t}")),
-            },
+            Ok(Err(e)) => failure(&e, hit, limits),
         };
         out.with_status(status, reason)
     }

@@ -177,26 +177,43 @@ pub fn wasm_layers(memory_mb: u64) -> Vec<Layer> {
     ]
 }
 
-/// Classify a wasm error after a run.
-pub enum Ending {
-    Exit(i32),
-    Interrupted,
-    OutputCap,
-    Trap(String),
-}
-
-pub fn classify(err: &wasmtime::Error) -> Ending {
+/// What a wasm error means for the run: the status and its reason in words.
+/// `hit` says whether the memory cap refused a grow during the run.
+pub fn failure(
+    err: &wasmtime::Error,
+    hit: bool,
+    limits: &crate::request::Limits,
+) -> (crate::Status, String) {
+    use crate::Status;
+    if hit {
+        return (
+            Status::MemoryLimit,
+            format!("linear memory cap of {} MiB reached", limits.memory_mb),
+        );
+    }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return Ending::Exit(exit.0);
+        return (
+            Status::Crashed,
+            format!(
+                "the interpreter exited with status {} without a result",
+                exit.0
+            ),
+        );
     }
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>()
         && *trap == wasmtime::Trap::Interrupt
     {
-        return Ending::Interrupted;
+        return (
+            Status::Timeout,
+            format!("ran past {:.1}s", limits.timeout.as_secs_f64()),
+        );
     }
     let text = format!("{err:#}");
     if text.contains("beyond capacity") {
-        return Ending::OutputCap;
+        return (
+            Status::OutputLimit,
+            format!("the program wrote more than {} bytes", limits.max_output),
+        );
     }
-    Ending::Trap(text)
+    (Status::Crashed, format!("wasm trap: {text}"))
 }
