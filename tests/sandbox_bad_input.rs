@@ -197,3 +197,41 @@ fn cli_run_reports_and_exits_by_verdict() {
     assert_eq!(v["tests"][0]["actual"], "3");
     assert!(v["layers"].as_array().is_some_and(|l| !l.is_empty()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_compile_cache_is_recompiled() {
+    // Make sure the pinned runtime is in the default cache, then copy it to a fresh home.
+    drop(common::sandbox(SandboxKind::WasmFull).await);
+    let src = RuntimeOptions::default()
+        .home
+        .join("runtimes/python-3.12.0-wasi.wasm");
+    let home = tempfile::tempdir().expect("home");
+    let dest = home.path().join("runtimes/python-3.12.0-wasi.wasm");
+    std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(&src, &dest).expect("copy runtime");
+    let opts = opts_in(home.path());
+    drop(
+        sandbox::open(SandboxKind::WasmFull, &opts)
+            .await
+            .expect("first open compiles"),
+    );
+    let compiled: Vec<_> = std::fs::read_dir(home.path().join("compiled"))
+        .expect("cache dir")
+        .flatten()
+        .collect();
+    assert_eq!(compiled.len(), 1, "one cached module");
+    std::fs::write(compiled[0].path(), b"garbage").expect("corrupt it");
+    let sb = sandbox::open(SandboxKind::WasmFull, &opts)
+        .await
+        .expect("a bad cache entry is recompiled");
+    let out = sb
+        .run(&RunRequest::new("print(6 * 7)", TestSpec::Script))
+        .await;
+    assert_eq!(out.stdout.trim(), "42");
+    assert!(
+        std::fs::metadata(compiled[0].path())
+            .expect("rewritten")
+            .len()
+            > 1000
+    );
+}

@@ -76,6 +76,22 @@ pub struct RuntimeFile {
     pub sha256: String,
 }
 
+impl RuntimeFile {
+    /// A runtime the user pointed at: it must exist; its hash keys the compile cache.
+    fn user(p: &Path) -> Result<RuntimeFile, SandboxError> {
+        if !p.is_file() {
+            return Err(SandboxError::Runtime {
+                path: p.to_path_buf(),
+                reason: "no such file".into(),
+            });
+        }
+        Ok(RuntimeFile {
+            path: p.to_path_buf(),
+            sha256: fetch::sha256_file(p)?,
+        })
+    }
+}
+
 impl RuntimeOptions {
     fn runtimes(&self) -> PathBuf {
         self.home.join("runtimes")
@@ -84,16 +100,7 @@ impl RuntimeOptions {
     /// The full-stdlib CPython: the user's build, or the pinned one, fetched if needed.
     pub async fn full_python(&self) -> Result<RuntimeFile, SandboxError> {
         if let Some(p) = &self.python_wasm {
-            if !p.is_file() {
-                return Err(SandboxError::Runtime {
-                    path: p.clone(),
-                    reason: "no such file".into(),
-                });
-            }
-            return Ok(RuntimeFile {
-                path: p.clone(),
-                sha256: fetch::sha256_file(p)?,
-            });
+            return RuntimeFile::user(p);
         }
         let dest = self.runtimes().join("python-3.12.0-wasi.wasm");
         let _lock = FileLock::acquire(&self.runtimes().join(".python.lock"))
@@ -174,16 +181,7 @@ impl RuntimeOptions {
     /// The pre-initialised fast component: the user's, the cached one, or built now.
     pub async fn fast_component(&self) -> Result<RuntimeFile, SandboxError> {
         if let Some(p) = &self.fast_wasm {
-            if !p.is_file() {
-                return Err(SandboxError::Runtime {
-                    path: p.clone(),
-                    reason: "no such file".into(),
-                });
-            }
-            return Ok(RuntimeFile {
-                path: p.clone(),
-                sha256: fetch::sha256_file(p)?,
-            });
+            return RuntimeFile::user(p);
         }
         let dest = self
             .runtimes()

@@ -4,7 +4,7 @@
 //! interpreter, so a run costs about a millisecond, not CPython's start-up.
 
 use super::full::tail;
-use super::{MemoryCap, compiled_path, engine, failure, load_cached, ticks, wasm_layers};
+use super::{MemoryCap, compile_cached, failure, ticks, wasm_layers};
 use crate::error::SandboxError;
 use crate::harness;
 use crate::outcome::{Outcome, Status};
@@ -39,21 +39,17 @@ pub struct FastSandbox {
 impl FastSandbox {
     pub async fn open(opts: &RuntimeOptions) -> Result<Self, SandboxError> {
         let rt = opts.fast_component().await?;
-        let engine = engine()?;
-        let cached = compiled_path(&opts.home, engine, &rt.sha256, "fast-runner");
-        let path = rt.path.clone();
-        let component = tokio::task::spawn_blocking(move || {
-            load_cached(
-                engine,
-                &cached,
-                // SAFETY: our own cache entry for this engine configuration.
-                |e, p| unsafe { Component::deserialize_file(e, p) },
-                |e| Component::from_file(e, &path),
-                |c| c.serialize(),
-            )
-        })
-        .await
-        .map_err(|e| SandboxError::Wasmtime(e.to_string()))??;
+        let (engine, component) = compile_cached(
+            &opts.home,
+            &rt,
+            "fast-runner",
+            // SAFETY: the file is our own cache entry, written by `serialize`
+            // for this engine configuration (the key includes its hash).
+            |e, p| unsafe { Component::deserialize_file(e, p) },
+            |e, p| Component::from_file(e, p),
+            |m| m.serialize(),
+        )
+        .await?;
         let mut linker: Linker<FastState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| SandboxError::Wasmtime(e.to_string()))?;

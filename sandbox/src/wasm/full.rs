@@ -1,6 +1,6 @@
 //! `wasm-full`: CPython 3.12 (WASI preview 1, stdlib embedded) as a core module.
 
-use super::{MemoryCap, compiled_path, engine, failure, load_cached, ticks, wasm_layers};
+use super::{MemoryCap, compile_cached, failure, ticks, wasm_layers};
 use crate::error::SandboxError;
 use crate::harness::{self, HARNESS_PY};
 use crate::outcome::{Outcome, Status};
@@ -28,22 +28,17 @@ const RESULT_ROOM: usize = 256 << 10;
 impl FullSandbox {
     pub async fn open(opts: &RuntimeOptions) -> Result<Self, SandboxError> {
         let rt = opts.full_python().await?;
-        let engine = engine()?;
-        let cached = compiled_path(&opts.home, engine, &rt.sha256, "python-full");
-        let path = rt.path.clone();
-        let module = tokio::task::spawn_blocking(move || {
-            load_cached(
-                engine,
-                &cached,
-                // SAFETY: the file is our own cache entry, written by `serialize`
-                // for this engine configuration (the key includes its hash).
-                |e, p| unsafe { Module::deserialize_file(e, p) },
-                |e| Module::from_file(e, &path),
-                |m| m.serialize(),
-            )
-        })
-        .await
-        .map_err(|e| SandboxError::Wasmtime(e.to_string()))??;
+        let (engine, module) = compile_cached(
+            &opts.home,
+            &rt,
+            "python-full",
+            // SAFETY: the file is our own cache entry, written by `serialize`
+            // for this engine configuration (the key includes its hash).
+            |e, p| unsafe { Module::deserialize_file(e, p) },
+            |e, p| Module::from_file(e, p),
+            |m| m.serialize(),
+        )
+        .await?;
         let mut linker: Linker<FullState> = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
             .map_err(|e| SandboxError::Wasmtime(e.to_string()))?;

@@ -134,6 +134,32 @@ pub fn load_cached<T>(
     Ok(value)
 }
 
+/// Load a runtime's compiled code from the cache, or compile it, off the async threads.
+pub async fn compile_cached<T: Send + 'static>(
+    home: &Path,
+    rt: &crate::runtime::RuntimeFile,
+    kind: &str,
+    deserialize: fn(&Engine, &Path) -> wasmtime::Result<T>,
+    compile: fn(&Engine, &Path) -> wasmtime::Result<T>,
+    serialize: fn(&T) -> wasmtime::Result<Vec<u8>>,
+) -> Result<(&'static Engine, T), SandboxError> {
+    let engine = engine()?;
+    let cached = compiled_path(home, engine, &rt.sha256, kind);
+    let path = rt.path.clone();
+    let value = tokio::task::spawn_blocking(move || {
+        load_cached(
+            engine,
+            &cached,
+            deserialize,
+            |e| compile(e, &path),
+            serialize,
+        )
+    })
+    .await
+    .map_err(|e| SandboxError::Wasmtime(e.to_string()))??;
+    Ok((engine, value))
+}
+
 /// Caps linear memory and records that the cap was hit.
 pub struct MemoryCap {
     pub max_bytes: usize,
