@@ -49,10 +49,15 @@ pub fn encode_request(req: &RunRequest, token: &str) -> String {
 /// A fresh random token, so a program cannot guess the result marker.
 pub fn new_token() -> String {
     let mut buf = [0u8; 16];
-    // getrandom through std's hasher seeds would be weaker; read the kernel's pool.
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut buf);
+    // SAFETY: getrandom writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        // Never fall back to a guessable marker: mix in time and pid instead.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        buf[..8].copy_from_slice(&(t.as_nanos() as u64).to_le_bytes());
+        buf[8..12].copy_from_slice(&std::process::id().to_le_bytes());
     }
     format!("@@selfrepair:{}@@", hex::encode(buf))
 }

@@ -163,11 +163,6 @@ impl Outcome {
         self
     }
 
-    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
-        self
-    }
-
     pub fn passed(&self) -> bool {
         self.status == Status::Passed
     }

@@ -84,8 +84,9 @@ pub fn ticks(limit: Duration) -> u64 {
     (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
-/// The compile-cache path for a wasm file: keyed by wasmtime's version, the
-/// engine's compatibility hash (Config flags, target) and the wasm's sha256.
+/// The compile-cache path for a wasm file: keyed by the engine's compatibility
+/// hash (which covers wasmtime's version, Config flags and target), this
+/// crate's version and the wasm's sha256.
 pub fn compiled_path(home: &Path, engine: &Engine, wasm_sha: &str, kind: &str) -> PathBuf {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
@@ -95,13 +96,7 @@ pub fn compiled_path(home: &Path, engine: &Engine, wasm_sha: &str, kind: &str) -
         h.finish(),
         &wasm_sha[..16.min(wasm_sha.len())]
     );
-    home.join("compiled")
-        .join(format!("{kind}-wasmtime{}-{key}.cwasm", wasmtime_version()))
-}
-
-fn wasmtime_version() -> &'static str {
-    // Cargo.lock pins one version; the compatibility hash covers the rest.
-    "48"
+    home.join("compiled").join(format!("{kind}-{key}.cwasm"))
 }
 
 /// Load serialized code from the cache, or compile and store it. A cache file
