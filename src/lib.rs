@@ -9,6 +9,7 @@ pub mod model;
 
 pub use selfrepair_sandbox as sandbox;
 
+pub mod engine;
 pub mod eval;
 pub mod metrics;
 pub mod tasks;

@@ -1,8 +1,10 @@
 //! Subcommands. Each file parses its flags and calls into the library.
 
+mod bench;
 mod bench_sandbox;
 mod config;
 mod eval;
+mod report;
 mod run;
 mod setup;
 mod tasks;
@@ -49,6 +51,21 @@ pub enum Command {
         after_help = "Example:\n  selfrepair eval samples.jsonl --dataset humaneval+ -j 4 --k 1,10"
     )]
     Eval(eval::EvalArgs),
+    /// Grow self-repair trees for a dataset with a model, then report pass@k and pass@t.
+    #[command(
+        after_help = "Examples:\n  selfrepair bench humaneval --model openai:gpt-4o-mini --np 10 --nfr 1 --tasks 0-19\n  selfrepair bench mbpp+ --model vllm:Qwen/Qwen2.5-Coder-32B-Instruct --base-url http://gpu:8000/v1 --frozen 50x25 --shard 0/8 --out runs/q32-0\n  selfrepair bench humaneval --model openai:gpt-4o-mini --out runs/a --resume"
+    )]
+    Bench(Box<bench::BenchArgs>),
+    /// Recompute a run's metrics: table, report.md, results.json and the pass@t plot.
+    #[command(
+        after_help = "Examples:\n  selfrepair report runs/humaneval-openai_gpt-4o-mini-np10-nfr1\n  selfrepair report runs/frozen --np 5 --nfr 3 --json"
+    )]
+    Report(report::ReportArgs),
+    /// Join the run dirs of `bench --shard I/N` into one run and report it.
+    #[command(
+        after_help = "Example:\n  selfrepair merge runs/all runs/shard-0 runs/shard-1 runs/shard-2"
+    )]
+    Merge(report::MergeArgs),
     /// Show the effective configuration (model, budgets, keys redacted) and its sources.
     #[command(after_help = "Example:\n  selfrepair config show")]
     Config(config::ConfigArgs),
@@ -76,5 +93,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tasks(a) => tasks::run(a).await,
         Command::Eval(a) => eval::run(a).await,
         Command::Config(a) => config::run(a).await,
+        Command::Bench(a) => bench::run(*a).await,
+        Command::Report(a) => report::run(a).await,
+        Command::Merge(a) => report::merge(a).await,
     }
 }

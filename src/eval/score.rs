@@ -115,6 +115,12 @@ impl Scorer {
     /// Run one suite, rerunning in the fallback sandbox if the primary
     /// reports the program Unavailable (e.g. a module it does not preload).
     pub async fn run_suite(&self, suite: &Suite, program: &str) -> SuiteResult {
+        self.run_suite_detailed(suite, program).await.0
+    }
+
+    /// [`Scorer::run_suite`], with the outcome that decided the verdict
+    /// (for feedback built from its per-test records).
+    pub async fn run_suite_detailed(&self, suite: &Suite, program: &str) -> (SuiteResult, Outcome) {
         let req = suite.request(program.to_string(), self.primary.kind());
         let out = self.primary.run(&req).await;
         if let Some(kind) = suite.confirm_in.filter(|k| *k != self.primary.kind())
@@ -128,23 +134,23 @@ impl Scorer {
                 out.summary().chars().take(300).collect::<String>(),
                 out.sandbox
             ));
-            return r;
+            return (r, out2);
         }
         if out.status != Status::Unavailable {
-            return suite_result(&suite.name, &out, None);
+            return (suite_result(&suite.name, &out, None), out);
         }
         match self.fallback().await {
             Some(Ok(fb)) => {
                 let req = suite.request(program.to_string(), fb.kind());
                 let out2 = fb.run(&req).await;
-                suite_result(&suite.name, &out2, Some(&out))
+                (suite_result(&suite.name, &out2, Some(&out)), out2)
             }
             Some(Err(e)) => {
                 let mut r = suite_result(&suite.name, &out, None);
                 r.result = format!("failed: no sandbox could run it: {e}");
-                r
+                (r, out)
             }
-            None => suite_result(&suite.name, &out, None),
+            None => (suite_result(&suite.name, &out, None), out),
         }
     }
 

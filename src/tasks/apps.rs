@@ -222,6 +222,8 @@ pub fn load_dir(dir: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
             visible: Vec::new(),
             suites: vec![suite(tests)],
             extra: Vec::new(),
+            visible_suite: None,
+            repair_prompt: None,
             source: Source {
                 file: p.clone(),
                 line: 0,
@@ -282,7 +284,8 @@ pub fn load_selected(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError>
         if hidden.is_empty() {
             return Err(bad("test_list is empty"));
         }
-        let visible = items("sample_io")?
+        let samples = items("sample_io")?;
+        let visible = samples
             .iter()
             .map(|(i, o)| {
                 format!(
@@ -292,32 +295,45 @@ pub fn load_selected(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError>
                 )
             })
             .collect();
-        let tests = match &call_fn {
-            Some(f) => TestSpec::Call(CallSpec {
-                fn_name: f.clone(),
-                class_name: call_target(starter, f),
-                cases: hidden
-                    .iter()
-                    .map(|(i, o)| match i {
-                        Value::String(s) => Ok(serde_json::json!({"args_py": s, "expected": o})),
-                        _ => Err(bad("a call-based input is not a literal string")),
-                    })
-                    .collect::<Result<_, _>>()?,
-                compare: CallRule::Apps,
-                atol: 0.0,
-                oracle: None,
-                time_limits: Vec::new(),
-            }),
-            None => TestSpec::Io {
-                cases: hidden
-                    .iter()
-                    .map(|(i, o)| match (text_of(i), text_of(o)) {
-                        (Some(input), Some(output)) => Ok(IoCase { input, output }),
-                        _ => Err(bad("a standard-input case is not text")),
-                    })
-                    .collect::<Result<_, _>>()?,
-                compare: StdoutRule::Apps,
-            },
+        let spec = |pairs: &[(Value, Value)]| -> Result<TestSpec, TaskError> {
+            Ok(match &call_fn {
+                Some(f) => TestSpec::Call(CallSpec {
+                    fn_name: f.clone(),
+                    class_name: call_target(starter, f),
+                    cases: pairs
+                        .iter()
+                        .map(|(i, o)| match i {
+                            Value::String(s) => {
+                                Ok(serde_json::json!({"args_py": s, "expected": o}))
+                            }
+                            _ => Err(bad("a call-based input is not a literal string")),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    compare: CallRule::Apps,
+                    atol: 0.0,
+                    oracle: None,
+                    time_limits: Vec::new(),
+                }),
+                None => TestSpec::Io {
+                    cases: pairs
+                        .iter()
+                        .map(|(i, o)| match (text_of(i), text_of(o)) {
+                            (Some(input), Some(output)) => Ok(IoCase { input, output }),
+                            _ => Err(bad("a standard-input case is not text")),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    compare: StdoutRule::Apps,
+                },
+            })
+        };
+        let tests = spec(&hidden)?;
+        let visible_suite = if samples.is_empty() {
+            None
+        } else {
+            Some(Suite {
+                name: "visible".into(),
+                ..suite(spec(&samples)?)
+            })
         };
         tasks.push(Task {
             id,
@@ -330,6 +346,8 @@ pub fn load_selected(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError>
             visible,
             suites: vec![suite(tests)],
             extra: Vec::new(),
+            visible_suite,
+            repair_prompt: None,
             source: Source {
                 file: path.to_path_buf(),
                 line,

@@ -240,6 +240,9 @@ pub fn build(
                 ),
             ],
             extra: Vec::new(),
+            visible_suite: (format == Format::EvalplusMbpp)
+                .then(|| suite("visible", &rec, format, &t.base[..t.base.len().min(1)], 0)),
+            repair_prompt: None,
             source: Source {
                 file: rec.file.clone(),
                 line: rec.line,

@@ -56,6 +56,8 @@ pub fn load(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
             visible: Vec::new(),
             suites: vec![check_suite(test, entry)],
             extra: Vec::new(),
+            visible_suite: None,
+            repair_prompt: None,
             source: Source {
                 file: path.to_path_buf(),
                 line,

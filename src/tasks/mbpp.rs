@@ -86,6 +86,8 @@ pub fn load_full(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
             entry_point: None,
             canonical: vec![code.to_string()],
             visible: tests.clone(),
+            visible_suite: Some(suite("visible", setup, tests[..1].to_vec())),
+            repair_prompt: Some(prompt(desc, &tests[..1])),
             suites: vec![suite("tests", setup, tests)],
             extra,
             source: Source {
@@ -149,6 +151,8 @@ pub fn load_sanitized(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError
             entry_point: None,
             canonical: vec![code.to_string()],
             visible: tests.clone(),
+            visible_suite: Some(suite("visible", &imports.join("\n"), tests[..1].to_vec())),
+            repair_prompt: Some(prompt(desc, &tests[..1])),
             suites: vec![suite("tests", &imports.join("\n"), tests)],
             extra: Vec::new(),
             source: Source {

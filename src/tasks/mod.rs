@@ -183,6 +183,13 @@ pub struct Task {
     pub suites: Vec<Suite>,
     /// Tests kept apart and never scored (MBPP's challenge tests).
     pub extra: Vec<Suite>,
+    /// The tests a self-repair run executes for feedback, when the protocol
+    /// shows fewer than the hidden ones (MBPP: the first assert, as in
+    /// Self-Debugging; APPS: the sample I/O). None: the hidden suites.
+    pub visible_suite: Option<Suite>,
+    /// The prompt a self-repair run shows, when it differs from `prompt`
+    /// (MBPP's prompt lists every test; a repair run shows only the visible one).
+    pub repair_prompt: Option<String>,
     pub source: Source,
 }
 

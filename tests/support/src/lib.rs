@@ -158,10 +158,14 @@ struct Rule {
     reply: Reply,
 }
 
+/// Computes a reply from the last user message and the whole request body.
+type Responder = Arc<dyn Fn(&str, Option<&Value>) -> Option<Reply> + Send + Sync>;
+
 #[derive(Default)]
 struct State {
     queue: VecDeque<Reply>,
     rules: Vec<Rule>,
+    responder: Option<Responder>,
     default: Option<Reply>,
     requests: Vec<RecordedRequest>,
     record: bool,
@@ -216,6 +220,14 @@ impl TestServer {
             needle: needle.into(),
             reply,
         });
+    }
+    /// Answer with `f(last user message, request JSON)` when the queue is
+    /// empty and `f` returns Some; rules and the default apply otherwise.
+    pub fn respond_with(
+        &self,
+        f: impl Fn(&str, Option<&Value>) -> Option<Reply> + Send + Sync + 'static,
+    ) {
+        self.lock().responder = Some(Arc::new(f));
     }
     /// The reply when neither the queue nor a rule applies (default: text "ok").
     pub fn set_default(&self, reply: Reply) {
@@ -333,6 +345,12 @@ async fn handle(
             });
         }
         if let Some(r) = st.queue.pop_front() {
+            r
+        } else if let Some(r) = st
+            .responder
+            .as_ref()
+            .and_then(|f| f(&last_user, json.as_ref()))
+        {
             r
         } else if let Some(rule) = st.rules.iter().find(|r| last_user.contains(&r.needle)) {
             rule.reply.clone()

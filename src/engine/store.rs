@@ -1,0 +1,526 @@
+//! The run store: `config.toml`, `nodes.jsonl` (one fsync'd line per node)
+//! and the model client's `transcript.jsonl`, in one run dir. Append-only, so
+//! a run killed at any point resumes from what is on disk.
+
+use super::prompts::{Style, TemplateRef};
+use crate::model::Usage;
+use crate::sandbox::{SandboxKind, Status};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub const CONFIG_FILE: &str = "config.toml";
+pub const NODES_FILE: &str = "nodes.jsonl";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not a node record: {reason}")]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error(
+        "{dir} already holds a run with different settings ({what}); resume it with the same flags, or choose another --out"
+    )]
+    Mismatch { dir: PathBuf, what: String },
+    #[error("{dir} already holds a run; pass --resume to continue it, or choose another --out")]
+    Exists { dir: PathBuf },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Batched: all initial programs, then repairs of the failures, level by
+/// level. Sequential: depth first, stopping at the first pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Batched,
+    Sequential,
+}
+
+/// Which tests give feedback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Visible {
+    /// The dataset's protocol: MBPP one assert, APPS sample I/O, else the hidden tests.
+    #[default]
+    Protocol,
+    /// The hidden tests give feedback too (Olausson's setting).
+    Hidden,
+}
+
+/// The tree shape: n_p initial programs; per failing program n_f feedbacks
+/// with n_r repairs each, or (joint) n_f explanation-plus-repair samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub np: u32,
+    pub nf: u32,
+    pub nr: u32,
+    pub joint: bool,
+    pub depth: u32,
+    /// Expand every failing program, never stop early: the frozen tree the
+    /// bootstrap estimates from.
+    pub frozen: bool,
+}
+
+/// Everything that decides a run's nodes; stored as `config.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub dataset: String,
+    /// Tasks by index in the dataset, as given (`0-19`), or all.
+    pub tasks: Option<String>,
+    pub shard: Option<(u32, u32)>,
+    pub model: String,
+    pub feedback_model: String,
+    pub base_url: Option<String>,
+    pub mode: Mode,
+    pub shape: Shape,
+    pub style: Style,
+    pub templates: Vec<TemplateRef>,
+    pub temperature: f64,
+    pub repair_temperature: f64,
+    pub max_tokens: Option<u32>,
+    pub seed: u64,
+    pub feedback_tests: usize,
+    pub visible: Visible,
+    pub sandbox: SandboxKind,
+}
+
+impl RunConfig {
+    /// The fields a resumed or merged run must share (shard may differ for merge).
+    fn identity(&self) -> RunConfig {
+        RunConfig {
+            shard: None,
+            ..self.clone()
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    Initial,
+    /// An explanation only (the feedback model's).
+    Feedback,
+    /// A program written after a feedback node.
+    Repair,
+    /// Explanation and program in one reply.
+    Joint,
+}
+
+/// Generated tokens, split as Olausson counts them, and the prompt beside.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub program: u64,
+    pub explanation: u64,
+    pub prompt: u64,
+    /// The provider's completion count (may include markup around the code).
+    pub completion: u64,
+}
+
+impl Tokens {
+    /// What pass@t counts: program plus explanation.
+    pub fn generated(&self) -> u64 {
+        self.program + self.explanation
+    }
+}
+
+/// One test verdict of a program.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub passed: bool,
+    pub status: Status,
+    pub error_type: String,
+    pub summary: String,
+    pub sandbox: SandboxKind,
+    pub duration_ms: f64,
+}
+
+/// What became of a program-bearing node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Execution {
+    /// Run: the visible tests (feedback) and the hidden ones (the verdict).
+    Ran { visible: Verdict, hidden: Verdict },
+    /// The reply held no usable code.
+    NoCode { reason: String },
+    /// The program would neutralise the tests.
+    Rejected { reason: String },
+}
+
+impl Execution {
+    pub fn visible_pass(&self) -> bool {
+        matches!(self, Execution::Ran { visible, .. } if visible.passed)
+    }
+    pub fn hidden_pass(&self) -> bool {
+        matches!(self, Execution::Ran { hidden, .. } if hidden.passed)
+    }
+    pub fn error_type(&self) -> String {
+        match self {
+            Execution::Ran { hidden, .. } => hidden.error_type.clone(),
+            Execution::NoCode { .. } => "no_code".into(),
+            Execution::Rejected { .. } => "rejected".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub task: String,
+    /// `p3`, `p3.j0`, `p3.f1`, `p3.f1.r0`, `p3.j0.j2`, …
+    pub id: String,
+    pub parent: Option<String>,
+    pub kind: NodeKind,
+    /// 0 for initial programs, 1 for their repairs, …
+    pub depth: u32,
+    pub model: String,
+    pub template: TemplateRef,
+    pub temperature: f64,
+    pub seed: u64,
+    pub completion: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    pub tokens: Tokens,
+    pub usage: Usage,
+    pub cost_usd: f64,
+    pub latency_ms: f64,
+    /// None for feedback nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<Execution>,
+    /// The exact error string shown to the model for this program's repairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+}
+
+impl Node {
+    pub fn has_program(&self) -> bool {
+        self.kind != NodeKind::Feedback
+    }
+}
+
+/// Appends nodes, one fsync'd line each.
+pub struct NodeWriter {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl NodeWriter {
+    pub fn append(&self, node: &Node) -> Result<(), StoreError> {
+        let mut line = serde_json::to_string(node).map_err(|e| StoreError::Malformed {
+            path: self.path.clone(),
+            line: 0,
+            reason: e.to_string(),
+        })?;
+        line.push('\n');
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(line.as_bytes()).map_err(io(&self.path))?;
+        f.sync_data().map_err(io(&self.path))
+    }
+}
+
+/// An open run dir.
+pub struct RunDir {
+    pub dir: PathBuf,
+    pub config: RunConfig,
+    /// Nodes already on disk, by task then id.
+    pub done: HashMap<String, BTreeMap<String, Node>>,
+    pub writer: NodeWriter,
+}
+
+impl RunDir {
+    /// Create `dir` for `config`, or reopen it when `resume` (the config must match).
+    pub fn open(dir: &Path, config: RunConfig, resume: bool) -> Result<RunDir, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let cfg_path = dir.join(CONFIG_FILE);
+        let nodes_path = dir.join(NODES_FILE);
+        if cfg_path.exists() {
+            if !resume {
+                return Err(StoreError::Exists {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            let old = read_config(dir)?;
+            if old != config {
+                return Err(StoreError::Mismatch {
+                    dir: dir.to_path_buf(),
+                    what: differences(&old, &config),
+                });
+            }
+        } else {
+            let text = toml::to_string(&config).map_err(|e| StoreError::Config {
+                path: cfg_path.clone(),
+                reason: e.to_string(),
+            })?;
+            crate::sandbox::cache::write_atomic(&cfg_path, text.as_bytes()).map_err(|e| {
+                StoreError::Config {
+                    path: cfg_path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        }
+        let nodes = if nodes_path.exists() {
+            read_nodes_repairing(&nodes_path)?
+        } else {
+            Vec::new()
+        };
+        let mut done: HashMap<String, BTreeMap<String, Node>> = HashMap::new();
+        for n in nodes {
+            done.entry(n.task.clone())
+                .or_default()
+                .insert(n.id.clone(), n);
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&nodes_path)
+            .map_err(io(&nodes_path))?;
+        Ok(RunDir {
+            dir: dir.to_path_buf(),
+            config,
+            done,
+            writer: NodeWriter {
+                path: nodes_path,
+                file: Mutex::new(file),
+            },
+        })
+    }
+}
+
+fn differences(a: &RunConfig, b: &RunConfig) -> String {
+    let (Ok(ta), Ok(tb)) = (toml::Value::try_from(a), toml::Value::try_from(b)) else {
+        return "unreadable".into();
+    };
+    let (Some(ta), Some(tb)) = (ta.as_table(), tb.as_table()) else {
+        return "unreadable".into();
+    };
+    let mut diffs = Vec::new();
+    for (k, v) in ta {
+        if tb.get(k) != Some(v) {
+            diffs.push(k.clone());
+        }
+    }
+    for k in tb.keys() {
+        if !ta.contains_key(k) {
+            diffs.push(k.clone());
+        }
+    }
+    diffs.join(", ")
+}
+
+pub fn read_config(dir: &Path) -> Result<RunConfig, StoreError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    toml::from_str(&text).map_err(|e| StoreError::Config {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// Every node in `path`; a malformed line is an error naming it.
+pub fn read_nodes(path: &Path) -> Result<Vec<Node>, StoreError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    parse_nodes(path, &text, false).map(|(n, _)| n)
+}
+
+/// Like [`read_nodes`], but a torn last line (a kill mid-write: no newline
+/// at the end) is cut off so appends continue on a clean line.
+fn read_nodes_repairing(path: &Path) -> Result<Vec<Node>, StoreError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let (nodes, torn_at) = parse_nodes(path, &text, true)?;
+    if let Some(at) = torn_at {
+        tracing::warn!(file = %path.display(), "dropping a partly written last line");
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        f.set_len(at as u64).map_err(io(path))?;
+        f.sync_data().map_err(io(path))?;
+    }
+    Ok(nodes)
+}
+
+fn parse_nodes(
+    path: &Path,
+    text: &str,
+    allow_torn: bool,
+) -> Result<(Vec<Node>, Option<usize>), StoreError> {
+    let mut nodes = Vec::new();
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += line.len();
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Node>(line) {
+            Ok(n) => nodes.push(n),
+            Err(_) if allow_torn && !line.ends_with('\n') => return Ok((nodes, Some(start))),
+            Err(e) => {
+                return Err(StoreError::Malformed {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok((nodes, None))
+}
+
+/// Join shard run dirs into `out`: same settings but the shard, no task twice.
+/// Nodes are ordered by task (dataset order as first seen) then id, so the
+/// result does not depend on how the work was split.
+pub fn merge(shards: &[PathBuf], out: &Path) -> Result<(RunConfig, usize), StoreError> {
+    let mut config: Option<RunConfig> = None;
+    let mut by_task: BTreeMap<String, (usize, Vec<Node>)> = BTreeMap::new();
+    let mut transcripts = Vec::new();
+    for dir in shards {
+        let c = read_config(dir)?;
+        match &config {
+            None => config = Some(c.clone()),
+            Some(first) if first.identity() != c.identity() => {
+                return Err(StoreError::Mismatch {
+                    dir: dir.clone(),
+                    what: differences(&first.identity(), &c.identity()),
+                });
+            }
+            Some(_) => {}
+        }
+        let nodes_path = dir.join(NODES_FILE);
+        let nodes = if nodes_path.exists() {
+            read_nodes(&nodes_path)?
+        } else {
+            Vec::new()
+        };
+        let mut seen_here: BTreeMap<String, Vec<Node>> = BTreeMap::new();
+        for n in nodes {
+            seen_here.entry(n.task.clone()).or_default().push(n);
+        }
+        for (task, ns) in seen_here {
+            if by_task.contains_key(&task) {
+                return Err(StoreError::Config {
+                    path: dir.clone(),
+                    reason: format!("task {task} is also in another shard"),
+                });
+            }
+            by_task.insert(task, (0, ns));
+        }
+        let t = dir.join(crate::model::transcript::TRANSCRIPT_FILE);
+        if t.exists() {
+            transcripts.push(t);
+        }
+    }
+    let Some(mut config) = config else {
+        return Err(StoreError::Config {
+            path: out.to_path_buf(),
+            reason: "no shard run dirs given".into(),
+        });
+    };
+    config.shard = None;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    if out.join(CONFIG_FILE).exists() {
+        return Err(StoreError::Exists {
+            dir: out.to_path_buf(),
+        });
+    }
+    let text = toml::to_string(&config).map_err(|e| StoreError::Config {
+        path: out.join(CONFIG_FILE),
+        reason: e.to_string(),
+    })?;
+    let mut body = String::new();
+    let mut count = 0;
+    let mut tasks: Vec<(String, Vec<Node>)> =
+        by_task.into_iter().map(|(k, (_, v))| (k, v)).collect();
+    tasks.sort_by_key(|t| task_order(&t.0));
+    for (_, mut ns) in tasks {
+        ns.sort_by_key(|n| node_order(&n.id));
+        for n in ns {
+            body.push_str(&serde_json::to_string(&n).map_err(|e| StoreError::Config {
+                path: out.to_path_buf(),
+                reason: e.to_string(),
+            })?);
+            body.push('\n');
+            count += 1;
+        }
+    }
+    crate::sandbox::cache::write_atomic(&out.join(NODES_FILE), body.as_bytes()).map_err(|e| {
+        StoreError::Config {
+            path: out.join(NODES_FILE),
+            reason: e.to_string(),
+        }
+    })?;
+    let mut transcript = Vec::new();
+    for t in transcripts {
+        transcript.extend(std::fs::read(&t).map_err(io(&t))?);
+    }
+    crate::sandbox::cache::write_atomic(
+        &out.join(crate::model::transcript::TRANSCRIPT_FILE),
+        &transcript,
+    )
+    .map_err(|e| StoreError::Config {
+        path: out.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    crate::sandbox::cache::write_atomic(&out.join(CONFIG_FILE), text.as_bytes()).map_err(|e| {
+        StoreError::Config {
+            path: out.join(CONFIG_FILE),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok((config, count))
+}
+
+/// Sort key for task ids: `HumanEval/10` after `HumanEval/9`.
+pub fn task_order(id: &str) -> (String, u64, String) {
+    let digits: String = id
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let n: String = digits.chars().rev().collect();
+    let prefix = id[..id.len() - n.len()].to_string();
+    (prefix, n.parse().unwrap_or(0), id.to_string())
+}
+
+/// Sort key for node ids: by path components, numerically.
+pub fn node_order(id: &str) -> Vec<(char, u64)> {
+    id.split('.')
+        .map(|part| {
+            let mut chars = part.chars();
+            let kind = chars.next().unwrap_or(' ');
+            (kind, chars.as_str().parse().unwrap_or(0))
+        })
+        .collect()
+}
+
+/// All nodes of a run dir, in canonical order.
+pub fn load_nodes(dir: &Path) -> Result<Vec<Node>, StoreError> {
+    let path = dir.join(NODES_FILE);
+    let mut nodes = read_nodes(&path)?;
+    nodes.sort_by(|a, b| {
+        task_order(&a.task)
+            .cmp(&task_order(&b.task))
+            .then_with(|| node_order(&a.id).cmp(&node_order(&b.id)))
+    });
+    Ok(nodes)
+}

@@ -1,0 +1,502 @@
+//! `selfrepair bench` / `report` / `merge` end to end: 10 HumanEval tasks
+//! against the scripted OpenAI-compatible server (wrong first answers, then
+//! explanations and correct repairs), again by replay, after a kill -9 and
+//! resume, and split into shards then merged.
+
+mod common;
+
+use selfrepair_testkit::{Reply, TestServer};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+const TASKS: usize = 10;
+
+struct Script {
+    /// (prompt, canonical solution body, entry point) of HumanEval/0..9.
+    tasks: Vec<(String, String, String)>,
+}
+
+impl Script {
+    fn load() -> Script {
+        let he = common::humaneval();
+        Script {
+            tasks: he
+                .iter()
+                .take(TASKS)
+                .map(|r| {
+                    (
+                        r["prompt"].as_str().expect("prompt").to_string(),
+                        r["canonical_solution"]
+                            .as_str()
+                            .expect("solution")
+                            .to_string(),
+                        r["entry_point"].as_str().expect("entry").to_string(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Tasks 0-4: a wrong program, then a correct repair. 5-6: right at once.
+    /// 7: wrong, and the repair is wrong too. 8: no code at all. 9: a
+    /// program that redefines the tests' `check`.
+    fn reply(&self, msg: &str) -> Option<Reply> {
+        let i = self
+            .tasks
+            .iter()
+            .position(|(p, _, _)| msg.contains(p.trim_end()))?;
+        let (prompt, body, entry) = &self.tasks[i];
+        let right = format!("```python\n{prompt}{body}```");
+        let wrong = format!("```python\n{prompt}    return None\n```");
+        if msg.contains("### INCORRECT CODE") {
+            let why =
+                format!("The function `{entry}` returns None instead of computing the result.");
+            return Some(Reply::text(match i {
+                7 => format!("{why}\n{wrong}"),
+                _ => format!("{why}\n{right}"),
+            }));
+        }
+        Some(Reply::text(match i {
+            5 | 6 => right,
+            8 => "I am not able to write this function.".to_string(),
+            9 => format!("```python\n{prompt}{body}\ndef check(candidate):\n    pass\n```"),
+            _ => wrong,
+        }))
+    }
+}
+
+async fn server(delay: Option<Duration>) -> TestServer {
+    let s = TestServer::start().await.expect("server");
+    let script = Script::load();
+    s.respond_with(move |msg, _| {
+        let r = script.reply(msg)?;
+        Some(match delay {
+            Some(d) => Reply::slow(d, r),
+            None => r,
+        })
+    });
+    s
+}
+
+fn bench_cmd(base: &str, out: &Path, extra: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"));
+    c.args([
+        "bench",
+        "humaneval",
+        "--model",
+        "vllm:scripted",
+        "--base-url",
+        base,
+    ])
+    .args([
+        "--np", "2", "--nfr", "1", "--tasks", "0-9", "--quiet", "--out",
+    ])
+    .arg(out)
+    .args(extra)
+    .env("SELFREPAIR_DATA_DIR", common::data_dir())
+    .kill_on_drop(true);
+    c
+}
+
+async fn bench(base: &str, out: &Path, extra: &[&str]) -> Output {
+    bench_cmd(base, out, extra)
+        .output()
+        .await
+        .expect("run selfrepair bench")
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn results(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json");
+    serde_json::from_str(&text).expect("results.json is JSON")
+}
+
+fn nodes(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("nodes.jsonl"))
+        .expect("nodes.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("node line is JSON"))
+        .collect()
+}
+
+/// results.json without what legitimately differs between equal runs.
+fn comparable(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("model");
+        o.remove("feedback_model");
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_model_repairs_humaneval_then_replay_reproduces_it() {
+    let s = server(None).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let o = bench(&s.openai_base(), &run, &["-j", "4"]).await;
+    ok(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("solved 7/10"), "{stdout}");
+
+    let r = results(&run);
+    let t = &r["totals"];
+    assert_eq!(t["tasks"], 10);
+    assert_eq!(t["solved"], 7);
+    // Task 8's two programs have no code, task 9's two are rejected.
+    assert_eq!(t["no_code"], 2);
+    assert_eq!(t["rejected"], 2);
+    // Tasks 0-4 and 7 fail twice each: 12 joint repairs.
+    assert_eq!(t["nodes"], 20 + 12);
+    assert_eq!(r["per_attempt"], serde_json::json!([0.2, 0.7]));
+    assert_eq!(r["pass_at_k"]["pass@1"], 0.2);
+    let tr = &r["transitions"];
+    assert_eq!(tr["incorrect_to_correct"], 10);
+    assert_eq!(tr["incorrect_to_incorrect"], 2);
+    assert_eq!(tr["correct_to_incorrect"], 0);
+    assert_eq!(r["errors"]["no_code"]["programs"], 2);
+    assert_eq!(r["errors"]["rejected"]["programs"], 2);
+    assert!(
+        r["errors"]["wrong_answer"]["programs"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 10,
+        "{}",
+        r["errors"]
+    );
+    assert!(t["generated_tokens"].as_u64().unwrap_or(0) > 0);
+    for f in [
+        "report.md",
+        "pass_at_t.svg",
+        "pass_at_t.png",
+        "config.toml",
+        "transcript.jsonl",
+    ] {
+        let p = run.join(f);
+        assert!(
+            p.metadata().map(|m| m.len() > 100).unwrap_or(false),
+            "{} missing or empty",
+            p.display()
+        );
+    }
+
+    // Every node records what the issue asks, and repairs saw the exact feedback.
+    let ns = nodes(&run);
+    assert_eq!(ns.len(), 32);
+    let repair = ns
+        .iter()
+        .find(|n| n["task"] == "HumanEval/0" && n["kind"] == "joint")
+        .expect("a joint repair of task 0");
+    for key in [
+        "parent",
+        "model",
+        "template",
+        "temperature",
+        "completion",
+        "code",
+        "tokens",
+        "cost_usd",
+        "latency_ms",
+        "execution",
+    ] {
+        assert!(!repair[key].is_null(), "node lacks {key}: {repair}");
+    }
+    assert_eq!(repair["template"]["name"], "joint.chat.txt");
+    assert!(
+        repair["tokens"]["explanation"].as_u64().unwrap_or(0) > 0,
+        "{repair}"
+    );
+    let parent = ns
+        .iter()
+        .find(|n| {
+            n["task"] == "HumanEval/0" && Some(n["id"].as_str()) == Some(repair["parent"].as_str())
+        })
+        .expect("parent");
+    let fb = parent["feedback"].as_str().expect("the parent's feedback");
+    assert!(fb.contains("returned None"), "{fb}");
+    let sent = s
+        .requests()
+        .iter()
+        .filter_map(|r| r.last_user_message())
+        .find(|m| m.contains("### INCORRECT CODE") && m.contains(fb))
+        .is_some();
+    assert!(
+        sent,
+        "the feedback in the node is the text the model was shown"
+    );
+
+    // The same run again by replay: no server, same results.
+    let replayed = tmp.path().join("replayed");
+    let transcript = run.join("transcript.jsonl");
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"));
+    c.args(["bench", "humaneval", "--model"])
+        .arg(format!("replay:{}", transcript.display()))
+        .args([
+            "--np", "2", "--nfr", "1", "--tasks", "0-9", "-j", "4", "--quiet", "--out",
+        ])
+        .arg(&replayed)
+        .env("SELFREPAIR_DATA_DIR", common::data_dir());
+    let before = s.request_count();
+    let o = c.output().await.expect("replay");
+    ok(&o);
+    assert_eq!(s.request_count(), before, "replay must not call the server");
+    assert_eq!(comparable(results(&replayed)), comparable(results(&run)));
+
+    // `report` recomputes the same numbers offline; a larger shape than recorded is refused.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args(["report", "--json"])
+        .arg(&run)
+        .output()
+        .expect("report");
+    ok(&o);
+    let again: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(again, results(&run));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args(["report", "--np", "5", "--nfr", "1"])
+        .arg(&run)
+        .output()
+        .expect("report");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("frozen"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_tree_gives_bootstrap_estimates() {
+    let s = server(None).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("frozen");
+    ok(&bench(&s.openai_base(), &run, &["--frozen", "3x2", "-j", "4"]).await);
+    let r = results(&run);
+    assert_eq!(r["frozen"], true);
+    // Every failing program is expanded, even where another program passed:
+    // tasks 0-4 and 7 have 3 failing programs with 2 repairs each.
+    assert_eq!(r["totals"]["nodes"], 30 + 6 * 3 * 2);
+    let pts = r["pass_at_t"].as_array().expect("points");
+    // (n_p, n_fr) in {1,2} x {1}, plus the recorded 3x2, in both modes.
+    assert_eq!(pts.len(), 2 * 3, "{pts:?}");
+    assert!(pts.iter().all(|p| p["estimate"] == "bootstrap"));
+    let p11 = pts
+        .iter()
+        .find(|p| p["np"] == 1 && p["nf"] == 1 && p["mode"] == "sequential")
+        .expect("the (1,1) point");
+    // Deterministic script: every task's tree is the same whatever is
+    // resampled, so the bootstrap is exact: 7 of 10 pass.
+    let rate = p11["pass_rate"].as_f64().expect("rate");
+    assert!((rate - 0.7).abs() < 1e-9, "{rate}");
+    assert!(p11["pass_std"].as_f64().expect("std") < 1e-9);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args(["report", "--np", "2", "--nfr", "2"])
+        .arg(&run)
+        .output()
+        .expect("report");
+    ok(&o);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_then_resume_equals_an_uninterrupted_run() {
+    let s = server(Some(Duration::from_millis(150))).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    let whole = tmp.path().join("whole");
+    ok(&bench(&s.openai_base(), &whole, &["-j", "2"]).await);
+    let uninterrupted_calls = s.request_count();
+
+    let killed = tmp.path().join("killed");
+    let mut child = bench_cmd(&s.openai_base(), &killed, &["-j", "2"])
+        .spawn()
+        .expect("spawn");
+    let nodes_file = killed.join("nodes.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = std::fs::read_to_string(&nodes_file)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n >= 8 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run wrote no nodes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().expect("pid") as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc_kill(pid) };
+    let status = child.wait().await.expect("wait");
+    assert!(!status.success(), "the run was killed");
+    let nodes_at_kill = nodes(&killed).len();
+    assert!(
+        nodes_at_kill < 32,
+        "killed before the end ({nodes_at_kill} nodes)"
+    );
+    let recorded_at_kill = std::fs::read_to_string(killed.join("transcript.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+
+    let before = s.request_count();
+    let o = bench(&s.openai_base(), &killed, &["-j", "2", "--resume"]).await;
+    ok(&o);
+    let resumed_calls = s.request_count() - before;
+    assert_eq!(
+        resumed_calls,
+        uninterrupted_calls - recorded_at_kill,
+        "the resumed run repeats no call that had completed"
+    );
+    assert_eq!(nodes(&killed).len(), 32, "no node lost or repeated");
+    assert_eq!(results(&killed), results(&whole));
+
+    // Without --resume an existing run dir is refused, not overwritten.
+    let o = bench(&s.openai_base(), &killed, &[]).await;
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
+}
+
+unsafe fn libc_kill(pid: i32) {
+    unsafe extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    // SAFETY: plain syscall wrapper; SIGKILL = 9.
+    unsafe {
+        kill(pid, 9);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_merged_equal_one_run() {
+    let s = server(None).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let one = tmp.path().join("one");
+    ok(&bench(&s.openai_base(), &one, &[]).await);
+    let mut shard_dirs: Vec<PathBuf> = Vec::new();
+    for i in 0..3 {
+        let d = tmp.path().join(format!("shard{i}"));
+        ok(&bench(&s.openai_base(), &d, &["--shard", &format!("{i}/3")]).await);
+        shard_dirs.push(d);
+    }
+    let merged = tmp.path().join("merged");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .arg("merge")
+        .arg(&merged)
+        .args(&shard_dirs)
+        .output()
+        .expect("merge");
+    ok(&o);
+    assert_eq!(results(&merged), results(&one));
+    // The same shard twice is refused.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .arg("merge")
+        .arg(tmp.path().join("dup"))
+        .args([&shard_dirs[0], &shard_dirs[0]])
+        .output()
+        .expect("merge");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("also in another shard"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_named_error() {
+    let s = server(None).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = s.openai_base();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "bench".into(),
+                "humaneval-nope".into(),
+                "--model".into(),
+                "vllm:x".into(),
+                "--base-url".into(),
+                base.clone(),
+            ],
+            "unknown dataset 'humaneval-nope'",
+        ),
+        (
+            vec![
+                "bench".into(),
+                "humaneval".into(),
+                "--model".into(),
+                "vllm:x".into(),
+                "--base-url".into(),
+                base.clone(),
+                "--tasks".into(),
+                "5-3".into(),
+            ],
+            "empty",
+        ),
+        (
+            vec![
+                "bench".into(),
+                "humaneval".into(),
+                "--model".into(),
+                "vllm:x".into(),
+                "--base-url".into(),
+                base.clone(),
+                "--tasks".into(),
+                "170".into(),
+            ],
+            "out of range",
+        ),
+        (
+            vec![
+                "bench".into(),
+                "humaneval".into(),
+                "--model".into(),
+                "vllm:x".into(),
+                "--base-url".into(),
+                base.clone(),
+                "--budget-calls".into(),
+                "0".into(),
+            ],
+            "budget of 0",
+        ),
+        (
+            vec![
+                "bench".into(),
+                "humaneval".into(),
+                "--model".into(),
+                "vllm:x".into(),
+                "--base-url".into(),
+                "http://127.0.0.1:9/v1".into(),
+                "--tasks".into(),
+                "0".into(),
+                "--max-retries".into(),
+                "0".into(),
+                "--timeout-secs".into(),
+                "5".into(),
+            ],
+            "model call for HumanEval/0",
+        ),
+    ];
+    for (i, (args, needle)) in cases.into_iter().enumerate() {
+        let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+            .args(&args)
+            .arg("--out")
+            .arg(tmp.path().join(format!("bad{i}")))
+            .arg("--quiet")
+            .env("SELFREPAIR_DATA_DIR", common::data_dir())
+            .output()
+            .await
+            .expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected '{needle}' in:\n{err}"
+        );
+    }
+}
