@@ -182,37 +182,60 @@ class _Rewriter(ast.NodeTransformer):
     """
 
     def __init__(self, source, sites):
+        # Split once: ast.get_source_segment re-splits the whole source on
+        # every call, which made rewriting quadratic in the number of asserts.
+        self.lines = ast._splitlines_no_ff(source) if hasattr(ast, "_splitlines_no_ff") else source.splitlines(True)
         self.source = source
         self.sites = sites
 
-    def _lambda(self, expr):
-        return ast.Lambda(
+    def _segment(self, node):
+        """ast.get_source_segment(source, node), on the lines split once."""
+        try:
+            first, last = node.lineno - 1, node.end_lineno - 1
+            col, end_col = node.col_offset, node.end_col_offset
+        except AttributeError:
+            return ""
+        if first is None or last is None or col is None or end_col is None:
+            return ""
+        lines = self.lines
+        if first == last:
+            return lines[first].encode()[col:end_col].decode()
+        parts = [lines[first].encode()[col:].decode()]
+        parts.extend(lines[first + 1:last])
+        parts.append(lines[last].encode()[:end_col].decode())
+        return "".join(parts)
+
+    def _at(self, new, node):
+        """Give a new node `node`'s location (cheaper than fixing the whole tree)."""
+        return ast.copy_location(new, node)
+
+    def _lambda(self, expr, node):
+        return self._at(ast.Lambda(
             args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
             body=expr,
-        )
+        ), node)
 
     def visit_Assert(self, node):
         idx = len(self.sites)
-        src = ast.get_source_segment(self.source, node) or ""
+        src = self._segment(node)
         test = node.test
-        msg = self._lambda(node.msg) if node.msg is not None else ast.Constant(None)
+        msg = self._lambda(node.msg, node) if node.msg is not None else self._at(ast.Constant(None), node)
         if isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) in _OPS:
-            left_src = ast.get_source_segment(self.source, test.left) or ""
+            left_src = self._segment(test.left)
             self.sites.append({"line": node.lineno, "source": src, "left": left_src, "op": type(test.ops[0])})
-            call = ast.Call(
-                func=ast.Name("__sr_cmp", ast.Load()),
-                args=[ast.Constant(idx), self._lambda(test.left), self._lambda(test.comparators[0]), msg],
-                keywords=[],
-            )
+            func = "__sr_cmp"
+            args = [self._lambda(test.left, node), self._lambda(test.comparators[0], node), msg]
         else:
-            expr_src = ast.get_source_segment(self.source, test) or ""
+            expr_src = self._segment(test)
             self.sites.append({"line": node.lineno, "source": src, "left": expr_src, "op": None})
-            call = ast.Call(
-                func=ast.Name("__sr_truth", ast.Load()),
-                args=[ast.Constant(idx), self._lambda(test), msg],
-                keywords=[],
-            )
-        return ast.copy_location(ast.Expr(call), node)
+            func = "__sr_truth"
+            args = [self._lambda(test, node), msg]
+        call = ast.Call(
+            func=self._at(ast.Name(func, ast.Load()), node),
+            args=[self._at(ast.Constant(idx), node)] + args,
+            keywords=[],
+        )
+        return self._at(ast.Expr(self._at(call, node)), node)
 
 
 def _remember(source, filename):
@@ -225,8 +248,12 @@ def _instrument(source, filename, sites):
     _remember(source, filename)
     tree = ast.parse(source, filename)
     tree = _Rewriter(source, sites).visit(tree)
-    ast.fix_missing_locations(tree)
-    return compile(tree, filename, "exec")
+    try:
+        return compile(tree, filename, "exec")
+    except (TypeError, ValueError):
+        # A node the rewriter made without a location: fix them all.
+        ast.fix_missing_locations(tree)
+        return compile(tree, filename, "exec")
 
 
 class _Asserts:
