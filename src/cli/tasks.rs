@@ -31,9 +31,16 @@ pub enum TasksCommand {
         jobs: usize,
     },
     /// Download a dataset's upstream file into the cache, checking its sha256.
+    #[command(
+        after_help = "Examples:\n  selfrepair tasks fetch humaneval\n  SELFREPAIR_DATASET_MIRROR=http://mirror.internal/datasets selfrepair tasks fetch all"
+    )]
     Fetch {
         /// A dataset name, or `all`.
         dataset: String,
+        /// Fetch from a mirror holding the same layout (MIRROR/<dir>/<file>)
+        /// instead of upstream; the pinned sha256 is checked all the same.
+        #[arg(long, env = "SELFREPAIR_DATASET_MIRROR", value_name = "URL")]
+        mirror: Option<String>,
     },
 }
 
@@ -134,7 +141,7 @@ pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        TasksCommand::Fetch { dataset } => {
+        TasksCommand::Fetch { dataset, mirror } => {
             let list: Vec<_> = if dataset == "all" {
                 manifest
                     .dataset
@@ -159,8 +166,12 @@ pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
                     println!("{}: already in {}", d.name, dest.display());
                     continue;
                 }
+                let url = match &mirror {
+                    Some(m) => format!("{}/{}/{file}", m.trim_end_matches('/'), d.dir),
+                    None => d.url.clone(),
+                };
                 selfrepair::sandbox::fetch::download(
-                    &d.url,
+                    &url,
                     &dest,
                     sha,
                     &d.name,

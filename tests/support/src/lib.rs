@@ -166,6 +166,8 @@ struct State {
     queue: VecDeque<Reply>,
     rules: Vec<Rule>,
     responder: Option<Responder>,
+    /// GET requests for files under this folder are answered with the file.
+    files: Option<std::path::PathBuf>,
     default: Option<Reply>,
     requests: Vec<RecordedRequest>,
     record: bool,
@@ -228,6 +230,11 @@ impl TestServer {
         f: impl Fn(&str, Option<&Value>) -> Option<Reply> + Send + Sync + 'static,
     ) {
         self.lock().responder = Some(Arc::new(f));
+    }
+    /// Serve the files under `root` to GET requests (a dataset mirror, say);
+    /// other paths fall through to the scripted replies.
+    pub fn serve_files(&self, root: impl Into<std::path::PathBuf>) {
+        self.lock().files = Some(root.into());
     }
     /// The reply when neither the queue nor a rule applies (default: text "ok").
     pub fn set_default(&self, reply: Reply) {
@@ -316,6 +323,20 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Disconnect> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let files = state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .files
+        .clone();
+    if let Some(root) = files
+        && method == "GET"
+        && !path.split('/').any(|c| c == "..")
+    {
+        let file = root.join(path.trim_start_matches('/'));
+        if let Ok(bytes) = tokio::fs::read(&file).await {
+            return Ok(build(200, "application/octet-stream", &[], bytes));
+        }
+    }
     let headers = req
         .headers()
         .iter()
