@@ -10,5 +10,6 @@ pub mod model;
 pub use selfrepair_sandbox as sandbox;
 
 pub mod eval;
+pub mod fix;
 pub mod metrics;
 pub mod tasks;
