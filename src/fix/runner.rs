@@ -225,8 +225,9 @@ impl TestRunner {
         let line = self.command_line(only);
         let junit = self.junit_path();
         let _ = std::fs::remove_file(&junit);
+        // Not `exec`: a --test command may be a compound shell command.
         let script = format!(
-            "cd {} && exec {line}",
+            "cd {} || exit 2\n{line}",
             sh_quote(&self.project_rel.to_string_lossy())
         );
         let spec = CommandSpec {
