@@ -529,3 +529,69 @@ fn help_has_examples() {
         );
     }
 }
+
+#[tokio::test]
+async fn mutate_first_fixes_before_any_model_call() {
+    let (_t, dir) = example_repo("rust-stats");
+    let server = TestServer::start().await.unwrap();
+    let repairer = Repairer::Model {
+        client: client(&server),
+        mutate_first: true,
+    };
+    let (r, _) = run(FixOptions::new(&dir), repairer, CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed, "{}", s.reason);
+    assert!(s.reason.starts_with("mutant src/lib.rs:13"), "{}", s.reason);
+    assert_eq!((s.tokens, server.request_count()), (0, 0));
+}
+
+#[tokio::test]
+async fn the_budget_stops_the_model() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.set_default(explain_reply());
+    let provider = selfrepair::model::openai::OpenAiCompatible::new(
+        "openai",
+        "gpt-4o-mini",
+        &server.openai_base(),
+        Some(selfrepair::model::ApiKey::new(FAKE_KEY)),
+        true,
+    )
+    .unwrap();
+    let mut o = selfrepair::model::ClientOptions::default();
+    o.budgets.run.tokens = Some(500);
+    let c = selfrepair::model::Client::new(std::sync::Arc::new(provider), o, None).unwrap();
+    let repairer = Repairer::Model {
+        client: std::sync::Arc::new(c),
+        mutate_first: false,
+    };
+    let (r, _) = run(FixOptions::new(&dir), repairer, CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed);
+    assert!(
+        s.reason.starts_with("budget reached after 940 tokens"),
+        "{}",
+        s.reason
+    );
+    assert_eq!(server.request_count(), 1);
+}
+
+#[tokio::test]
+async fn the_same_failure_twice_stops_the_loop() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    // Two different patches that change nothing that matters.
+    for comment in ["# first try", "# second try"] {
+        server.enqueue(explain_reply());
+        server.enqueue(Reply::text(format!(
+            "inventory/stock.py\n<<<<<<< SEARCH\n    def count(self, sku):\n=======\n    def count(self, sku):  {comment}\n>>>>>>> REPLACE\n"
+        )));
+    }
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 5;
+    let (r, _) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed);
+    assert_eq!(s.reason, "the same failure repeats after attempt 2");
+    assert_eq!(server.request_count(), 4);
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tree_sitter::{Language, Node, Parser, Tree};
 
@@ -280,10 +280,6 @@ pub fn render_snippets(snippets: &[Snippet], budget: u64) -> String {
         out.push_str(&block);
     }
     out
-}
-
-pub fn project_path(root: &Path, rel: &Path) -> PathBuf {
-    root.join(rel)
 }
 
 #[cfg(test)]

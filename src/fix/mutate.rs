@@ -283,26 +283,21 @@ fn collect(n: Node, text: &str, py: bool, out: &mut Vec<Edit>) {
             line: line(n),
         });
     }
-    if matches!(kind, "argument_list" | "arguments") && n.named_child_count() == 2 {
-        if let (Some(a), Some(b)) = (n.named_child(0), n.named_child(1))
-            && !a.kind().contains("keyword")
-            && !b.kind().contains("keyword")
-        {
-            let swapped = format!(
-                "{}{}{}",
-                txt(b, text),
-                &text[a.end_byte()..b.start_byte()],
-                txt(a, text)
-            );
-            out.push(Edit {
-                op: Op::SwapArgs,
-                start: a.start_byte(),
-                end: b.end_byte(),
-                text: swapped,
-                what: format!("({}, {}) swapped", txt(a, text), txt(b, text)),
-                line: line(n),
-            });
-        }
+    if matches!(kind, "argument_list" | "arguments")
+        && n.named_child_count() == 2
+        && let (Some(a), Some(b)) = (n.named_child(0), n.named_child(1))
+        && !a.kind().contains("keyword")
+        && !b.kind().contains("keyword")
+    {
+        let between = &text[a.end_byte()..b.start_byte()];
+        out.push(Edit {
+            op: Op::SwapArgs,
+            start: a.start_byte(),
+            end: b.end_byte(),
+            text: format!("{}{between}{}", txt(b, text), txt(a, text)),
+            what: format!("({}, {}) swapped", txt(a, text), txt(b, text)),
+            line: line(n),
+        });
     }
     if STATEMENTS.contains(&kind) && n.parent().is_some_and(|p| p.named_child_count() > 1) {
         out.push(Edit {
@@ -495,7 +490,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(
             d.path().join("m.py"),
-            "def other(a, b):\n    return a - b\n\ndef low(n, level):\n    return n < level\n",
+            "def other(a, b):\n    return a - b + 1\n\ndef low(n, level):\n    return n < level\n",
         )
         .unwrap();
         let c = candidates(d.path(), &focus_on(&["low"]), 50);

@@ -137,7 +137,7 @@ fn parse_unified(reply: &str) -> Vec<Edit> {
             let p = p.split('\t').next().unwrap_or(p).trim();
             let p = p.strip_prefix("b/").unwrap_or(p);
             file = (p != "/dev/null").then(|| p.to_string());
-        } else if l.starts_with("--- ") && hunk.as_ref().is_none_or(|_| true) {
+        } else if l.starts_with("--- ") {
             flush(&mut hunk, &file, &mut edits);
         } else if l.starts_with("@@") {
             flush(&mut hunk, &file, &mut edits);
