@@ -550,19 +550,10 @@ async fn the_budget_stops_the_model() {
     let (_t, dir) = example_repo("py-inventory");
     let server = TestServer::start().await.unwrap();
     server.set_default(explain_reply());
-    let provider = selfrepair::model::openai::OpenAiCompatible::new(
-        "openai",
-        "gpt-4o-mini",
-        &server.openai_base(),
-        Some(selfrepair::model::ApiKey::new(FAKE_KEY)),
-        true,
-    )
-    .unwrap();
     let mut o = selfrepair::model::ClientOptions::default();
     o.budgets.run.tokens = Some(500);
-    let c = selfrepair::model::Client::new(std::sync::Arc::new(provider), o, None).unwrap();
     let repairer = Repairer::Model {
-        client: std::sync::Arc::new(c),
+        client: client_with(&server, o),
         mutate_first: false,
     };
     let (r, _) = run(FixOptions::new(&dir), repairer, CancellationToken::new()).await;
@@ -594,4 +585,44 @@ async fn the_same_failure_twice_stops_the_loop() {
     assert_eq!(s.outcome, Outcome::NotFixed);
     assert_eq!(s.reason, "the same failure repeats after attempt 2");
     assert_eq!(server.request_count(), 4);
+}
+
+#[tokio::test]
+async fn a_test_run_that_edits_tracked_files_is_not_a_fix() {
+    let (_t, dir) = example_repo("py-inventory");
+    let mut opts = FixOptions::new(&dir);
+    opts.test = Some("python3 -m pytest -q && echo tampered >> README.md".into());
+    opts.max_attempts = 4;
+    let (r, events) = run(opts, Repairer::Mutate, CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed, "{}", s.reason);
+    assert!(events.iter().any(|e| matches!(e, FixEvent::Rejected { reason, .. } if reason == "the test run modified tracked files: README.md")));
+    assert!(
+        !std::fs::read_to_string(dir.join("README.md"))
+            .unwrap()
+            .contains("tampered")
+    );
+}
+
+#[tokio::test]
+async fn a_patch_cannot_write_through_a_symlink() {
+    let (_t, dir) = example_repo("py-inventory");
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.join("inventory/out")).unwrap();
+    commit_all(&dir, "a link out of the repository");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(
+        "inventory/out/pwned.py\n<<<<<<< SEARCH\n=======\nprint('outside')\n>>>>>>> REPLACE\n",
+    ));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 1;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    assert_eq!(r.unwrap().outcome, Outcome::NotFixed);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, FixEvent::Rejected { reason, .. } if reason.contains("symlink")))
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }

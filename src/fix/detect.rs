@@ -26,6 +26,9 @@ pub struct TestCommand {
     pub command: String,
     /// Why this one was chosen, for the user.
     pub reason: String,
+    /// Detected (so we may add report flags and select tests), rather than
+    /// given with `--test` (run exactly as written).
+    pub detected: bool,
 }
 
 impl TestCommand {
@@ -45,6 +48,7 @@ impl TestCommand {
             kind,
             command: command.to_string(),
             reason: "given with --test".into(),
+            detected: false,
         }
     }
 }
@@ -57,6 +61,7 @@ pub fn detect(dir: &Path) -> Option<TestCommand> {
             kind,
             command: command.into(),
             reason: reason.into(),
+            detected: true,
         })
     };
     if has("Cargo.toml") {

@@ -263,7 +263,15 @@ impl Progress<'_> {
         description: &str,
         cancel: &CancellationToken,
     ) -> Result<Verdict, FixError> {
-        self.ws.write(files)?;
+        if let Err(e) = self.ws.write(files) {
+            self.ws.reset()?;
+            let reason = e.to_string();
+            self.emit(FixEvent::Rejected {
+                attempt: self.attempt,
+                reason: reason.clone(),
+            });
+            return Ok(Verdict::Rejected(reason, None));
+        }
         let oid = self.ws.commit(
             &format!("attempt {}: {description}", self.attempt),
             Some(self.attempt),
@@ -305,12 +313,15 @@ impl Progress<'_> {
 
     async fn validate(&mut self, cancel: &CancellationToken) -> Result<Verdict, FixError> {
         let failing = self.failing.clone();
-        let quick = self.run_tests("failing", &failing, cancel).await?;
-        match quick.status {
-            RunStatus::Cancelled => return Ok(Verdict::Cancelled),
-            RunStatus::Passed | RunStatus::NoTests => {}
-            _ => {
-                return Ok(Verdict::Rejected(still_failing(&quick), Some(quick.report)));
+        // Only worth a separate run when the runner can select tests.
+        if self.runner.command_line(&failing) != self.runner.command_line(&[]) {
+            let quick = self.run_tests("failing", &failing, cancel).await?;
+            match quick.status {
+                RunStatus::Cancelled => return Ok(Verdict::Cancelled),
+                RunStatus::Passed | RunStatus::NoTests => {}
+                _ => {
+                    return Ok(Verdict::Rejected(still_failing(&quick), Some(quick.report)));
+                }
             }
         }
         let full = self.run_tests("full", &[], cancel).await?;

@@ -126,10 +126,9 @@ pub fn candidates(project: &Path, focus: &Focus, cap: usize) -> Vec<Mutant> {
         let mut edits = Vec::new();
         collect(tree.root_node(), &text, py, &mut edits);
         let attrs = attribute_names(tree.root_node(), &text);
-        for e in edits
-            .drain(..)
-            .chain(sibling_attributes(tree.root_node(), &text, &attrs))
-        {
+        edits.extend(sibling_attributes(tree.root_node(), &text, &attrs));
+        edits.extend(variables(tree.root_node(), &text, &defs));
+        for e in edits {
             let def = context::enclosing(&defs, e.line);
             let mut score = 1;
             if let Some(d) = def {
@@ -148,28 +147,6 @@ pub fn candidates(project: &Path, focus: &Focus, cap: usize) -> Vec<Mutant> {
             }
             let mut new_text = text.clone();
             new_text.replace_range(e.start..e.end, &e.text);
-            ranked.push((
-                score,
-                e.op,
-                file.clone(),
-                e.start,
-                Mutant {
-                    file: file.clone(),
-                    line: e.line,
-                    description: format!("{}: {}", e.op.name(), e.what),
-                    new_text,
-                },
-            ));
-        }
-        for e in variables(tree.root_node(), &text, &defs) {
-            let mut new_text = text.clone();
-            new_text.replace_range(e.start..e.end, &e.text);
-            let def = context::enclosing(&defs, e.line);
-            let score = if def.is_some_and(|d| focus.called.contains(&d.name)) {
-                50
-            } else {
-                0
-            };
             ranked.push((
                 score,
                 e.op,

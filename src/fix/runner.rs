@@ -174,46 +174,36 @@ impl TestRunner {
         self.root.join(SCRATCH_DIR).join("junit.xml")
     }
 
-    /// The shell command line for a run of `only` these tests (all if empty).
+    /// The shell command line for a run of `only` these tests (all if
+    /// empty). A `--test` command runs exactly as given, whole.
     pub fn command_line(&self, only: &[String]) -> String {
+        let c = &self.command;
+        if !c.detected {
+            return c.command.clone();
+        }
         let ids = only
             .iter()
             .map(|i| sh_quote(i))
             .collect::<Vec<_>>()
             .join(" ");
-        let c = &self.command;
-        let detected = c.reason != "given with --test";
-        let mut line = match (c.kind, detected) {
-            (RunnerKind::Pytest, true) => format!(
-                "{} -m pytest -q -rfE -p no:cacheprovider",
-                sh_quote(&self.python.to_string_lossy())
-            ),
-            (RunnerKind::Go, true) => "go test -json ./...".into(),
-            _ => c.command.clone(),
-        };
         match c.kind {
-            RunnerKind::Pytest => {
-                line.push_str(&format!(
-                    " --junitxml={}",
-                    sh_quote(&self.junit_path().to_string_lossy())
-                ));
-                if !ids.is_empty() {
-                    line.push(' ');
-                    line.push_str(&ids);
-                }
+            RunnerKind::Pytest => format!(
+                "{} -m pytest -q -rfE -p no:cacheprovider --junitxml={} {ids}",
+                sh_quote(&self.python.to_string_lossy()),
+                sh_quote(&self.junit_path().to_string_lossy())
+            )
+            .trim_end()
+            .to_string(),
+            RunnerKind::Cargo if !only.is_empty() && !only.iter().any(|i| i == "build") => {
+                format!("{} -- --exact {ids}", c.command)
             }
-            RunnerKind::Cargo
-                if detected && !only.is_empty() && !only.iter().any(|i| i == "build") =>
-            {
-                line.push_str(&format!(" -- --exact {ids}"));
-            }
-            RunnerKind::Go if detected && !only.is_empty() => {
-                let alt = only.join("|");
-                line.push_str(&format!(" -run {}", sh_quote(&format!("^({alt})$"))));
-            }
-            _ => {}
+            RunnerKind::Go if !only.is_empty() => format!(
+                "go test -json ./... -run {}",
+                sh_quote(&format!("^({})$", only.join("|")))
+            ),
+            RunnerKind::Go => "go test -json ./...".into(),
+            _ => c.command.clone(),
         }
-        line
     }
 
     /// Run the tests (only `only` when non-empty and the runner can select).
@@ -260,13 +250,18 @@ impl TestRunner {
             RunStatus::TimedOut
         } else if out.code == Some(127) {
             RunStatus::CommandNotFound
-        } else if self.command.kind == RunnerKind::Pytest && out.code == Some(5) {
+        } else if self.command.kind == RunnerKind::Pytest
+            && self.command.detected
+            && out.code == Some(5)
+        {
             RunStatus::NoTests
         } else if out.code == Some(0) {
-            let knows_counts = matches!(
-                self.command.kind,
-                RunnerKind::Pytest | RunnerKind::Cargo | RunnerKind::Go
-            );
+            // Only our own flags make a runner's counts reliable.
+            let knows_counts = self.command.detected
+                && matches!(
+                    self.command.kind,
+                    RunnerKind::Pytest | RunnerKind::Cargo | RunnerKind::Go
+                );
             if knows_counts && report.passed.is_empty() && report.failed.is_empty() {
                 RunStatus::NoTests
             } else {

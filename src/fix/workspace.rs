@@ -276,7 +276,10 @@ impl Workspace {
             .map_err(git_err("base"))?;
         for p in self.changed_paths()? {
             let full = self.root.join(&p);
-            if full.is_file() && wt.status_file(Path::new(&p)).is_ok_and(|s| s.is_wt_new()) {
+            let is_dir = full
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_dir());
+            if !is_dir && wt.status_file(Path::new(&p)).is_ok_and(|s| s.is_wt_new()) {
                 let _ = std::fs::remove_file(full);
             }
         }
@@ -308,7 +311,10 @@ impl Workspace {
         let st = wt.statuses(Some(&mut o)).map_err(git_err("status"))?;
         Ok(st
             .iter()
-            .filter(|e| e.status().is_wt_modified() || e.status().is_wt_deleted())
+            .filter(|e| {
+                let s = e.status();
+                s.is_wt_modified() || s.is_wt_deleted() || s.is_wt_typechange()
+            })
             .filter_map(|e| e.path().ok().map(str::to_string))
             .collect())
     }
@@ -335,17 +341,34 @@ impl Workspace {
         Ok(())
     }
 
-    /// A project file's text (path relative to the project).
+    /// A project file's text (path relative to the project); symlinks are
+    /// not followed, so nothing outside the work copy reaches a prompt.
     pub fn read(&self, rel: &str) -> Option<String> {
-        std::fs::read_to_string(self.project_dir().join(rel)).ok()
+        let p = self.project_dir().join(rel);
+        if p.symlink_metadata().ok()?.file_type().is_symlink() {
+            return None;
+        }
+        std::fs::read_to_string(p).ok()
     }
 
-    /// Write new contents (paths relative to the project).
+    /// Write new contents (paths relative to the project). A path that
+    /// leads out of the work copy through a symlink is refused: the paths
+    /// come from a model.
     pub fn write(&self, files: &BTreeMap<String, String>) -> Result<(), FixError> {
+        let root = std::fs::canonicalize(&self.root).map_err(|e| FixError::io(&self.root, e))?;
         for (rel, text) in files {
             let p = self.project_dir().join(rel);
-            if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+            let d = p.parent().unwrap_or(&self.root);
+            std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+            let inside = std::fs::canonicalize(d).is_ok_and(|d| d.starts_with(&root));
+            if !inside
+                || p.symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink())
+            {
+                return Err(FixError::io(
+                    &p,
+                    std::io::Error::other("refusing to write through a symlink"),
+                ));
             }
             std::fs::write(&p, text).map_err(|e| FixError::io(&p, e))?;
         }
@@ -440,7 +463,14 @@ fn copy_uncommitted(repo: &Repository, user_root: &Path, root: &Path) -> Result<
     for e in st.iter() {
         let Ok(rel) = e.path() else { continue };
         let (src, dst) = (user_root.join(rel), root.join(rel));
-        if src.is_file() {
+        if let Ok(target) = std::fs::read_link(&src) {
+            // A link stays a link (never the file or directory behind it).
+            let _ = std::fs::remove_file(&dst);
+            if let Some(d) = dst.parent() {
+                std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+            }
+            std::os::unix::fs::symlink(&target, &dst).map_err(|e| FixError::io(&dst, e))?;
+        } else if src.is_file() {
             if let Some(d) = dst.parent() {
                 std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
             }

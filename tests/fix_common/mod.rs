@@ -41,16 +41,24 @@ pub fn example_repo(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repo");
     copy_tree(&example(name), &dir);
-    let repo = git2::Repository::init(&dir).unwrap();
+    git2::Repository::init(&dir).unwrap();
+    commit_all(&dir, "initial");
+    (tmp, dir)
+}
+
+/// Stage everything in `dir` and commit it on HEAD.
+pub fn commit_all(dir: &Path, message: &str) {
+    let repo = git2::Repository::open(dir).unwrap();
     let mut idx = repo.index().unwrap();
     idx.add_all(["*"], git2::IndexAddOption::DEFAULT, None)
         .unwrap();
     idx.write().unwrap();
     let tree = repo.find_tree(idx.write_tree().unwrap()).unwrap();
     let sig = git2::Signature::now("dev", "dev@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "initial", &tree, &[])
+    let parent = repo.head().ok().map(|h| h.peel_to_commit().unwrap());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
         .unwrap();
-    (tmp, dir)
 }
 
 /// Every file under `dir` (the .git directory's index and HEAD included,
@@ -93,6 +101,10 @@ pub fn branches(dir: &Path) -> Vec<String> {
 }
 
 pub fn client(server: &TestServer) -> Arc<Client> {
+    client_with(server, ClientOptions::default())
+}
+
+pub fn client_with(server: &TestServer, opts: ClientOptions) -> Arc<Client> {
     let p = OpenAiCompatible::new(
         "openai",
         "gpt-4o-mini",
@@ -101,7 +113,7 @@ pub fn client(server: &TestServer) -> Arc<Client> {
         true,
     )
     .unwrap();
-    Arc::new(Client::new(Arc::new(p), ClientOptions::default(), None).unwrap())
+    Arc::new(Client::new(Arc::new(p), opts, None).unwrap())
 }
 
 /// Run a session through the library API, collecting its events.
