@@ -135,6 +135,17 @@ impl TestRunner {
                 ("GOPROXY".into(), "off".into()),
             ]);
         }
+        if command.kind == RunnerKind::Node
+            && let Some(node) = host_output(&project, "node", &["-p", "process.execPath"])
+            && let Some(bin) = Path::new(&node).parent()
+        {
+            path_dirs.push(s(bin));
+            if let Some(prefix) = bin.parent().filter(|p| !p.starts_with("/usr")) {
+                ro_paths.push(prefix.to_path_buf());
+            }
+            // Node reads its OpenSSL configuration at start-up.
+            ro_paths.push("/etc/ssl".into());
+        }
         path_dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(String::from));
         env.push(("PATH".into(), path_dirs.join(":")));
         // A dedicated uid cannot read a toolchain in a private home (root's
