@@ -84,6 +84,24 @@ fn cli_mutate_fixes_python_and_leaves_the_dirty_tree_byte_identical() {
         log.contains(session_branch.as_str()) && log.contains("Fixed"),
         "{log}"
     );
+    let id = session_branch.trim_start_matches("selfrepair/");
+    let attempts = bin()
+        .args(["log", "--session", id])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let attempts = String::from_utf8_lossy(&attempts.stdout);
+    assert_eq!(
+        attempts.lines().filter(|l| l.contains("attempt ")).count(),
+        4,
+        "{attempts}"
+    );
+    assert!(
+        attempts
+            .lines()
+            .any(|l| l.starts_with('*') && l.contains("comparison swap: < -> <=")),
+        "{attempts}"
+    );
     let diff = bin().arg("diff").arg(&dir).output().unwrap();
     let diff = String::from_utf8_lossy(&diff.stdout);
     assert!(
@@ -298,7 +316,11 @@ fn apply_writes_exactly_the_winning_diff_and_undo_restores() {
     let (_t, dir) = example_repo("py-inventory");
     dirty(&dir);
     let before = snapshot(&dir);
-    let out = bin().args(["fix", "--apply"]).arg(&dir).output().unwrap();
+    let out = bin()
+        .args(["fix", "--model", "mutate", "--apply"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
