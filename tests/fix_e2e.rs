@@ -14,6 +14,17 @@ use tokio_util::sync::CancellationToken;
 
 const STOCK: &str = "inventory/stock.py";
 
+async fn run_mutate(
+    dir: &std::path::Path,
+) -> (Result<selfrepair::fix::Summary, FixError>, Vec<FixEvent>) {
+    run(
+        FixOptions::new(dir),
+        Repairer::Mutate,
+        CancellationToken::new(),
+    )
+    .await
+}
+
 fn model(server: &TestServer) -> Repairer {
     Repairer::Model {
         client: client(server),
@@ -120,12 +131,7 @@ fn cli_mutate_fixes_python_and_leaves_the_dirty_tree_byte_identical() {
 async fn mutate_fixes_rust_with_events_in_order() {
     let (_t, dir) = example_repo("rust-stats");
     let before = snapshot(&dir);
-    let (r, events) = run(
-        FixOptions::new(&dir),
-        Repairer::Mutate,
-        CancellationToken::new(),
-    )
-    .await;
+    let (r, events) = run_mutate(&dir).await;
     let s = r.unwrap();
     assert_eq!(s.outcome, Outcome::Fixed, "{}", s.reason);
     assert_eq!(s.test_command, "cargo test");
@@ -360,12 +366,7 @@ fn apply_writes_exactly_the_winning_diff_and_undo_restores() {
 #[tokio::test]
 async fn apply_refuses_when_the_user_changed_the_same_lines() {
     let (_t, dir) = example_repo("py-inventory");
-    let (r, _) = run(
-        FixOptions::new(&dir),
-        Repairer::Mutate,
-        CancellationToken::new(),
-    )
-    .await;
+    let (r, _) = run_mutate(&dir).await;
     let s = r.unwrap();
     assert_eq!(s.outcome, Outcome::Fixed);
     let stock = dir.join(STOCK);

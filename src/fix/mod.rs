@@ -410,11 +410,13 @@ impl Session {
         let id = session_id();
         let mut ws = Workspace::create(path, &id)?;
         let result = self.run_in(&mut ws, command, on_event, started).await;
-        let keep_branch = matches!(&result, Ok(s) if s.outcome != Outcome::AlreadyGreen);
-        if !self.opts.keep_worktree {
-            ws.remove()?;
+        if !self.opts.keep_worktree
+            && let Err(e) = ws.remove()
+        {
+            // The result matters more than a leftover temp dir.
+            tracing::warn!("could not remove the work tree {}: {e}", ws.root.display());
         }
-        if !keep_branch {
+        if !matches!(&result, Ok(s) if s.attempts > 0) {
             // Nothing was tried: leave no trace in the user's repository.
             ws.discard()?;
         }
