@@ -11,5 +11,6 @@ pub use selfrepair_sandbox as sandbox;
 
 pub mod engine;
 pub mod eval;
+pub mod fix;
 pub mod metrics;
 pub mod tasks;

@@ -4,6 +4,7 @@ mod bench;
 mod bench_sandbox;
 mod config;
 mod eval;
+mod fix;
 mod report;
 mod run;
 mod setup;
@@ -69,6 +70,22 @@ pub enum Command {
     /// Show the effective configuration (model, budgets, keys redacted) and its sources.
     #[command(after_help = "Example:\n  selfrepair config show")]
     Config(config::ConfigArgs),
+    /// Repair a repository's failing tests on a work copy (model or mutation repairer).
+    #[command(
+        after_help = "Examples:\n  selfrepair fix tasks/examples/py-inventory      # mutation repairer, no model needed\n  selfrepair fix . --model openai:gpt-4o-mini --budget 0.50 --apply\n  selfrepair fix . --test 'pytest -x tests/unit' --json"
+    )]
+    Fix(fix::FixArgs),
+    /// List fix sessions, or one session's attempts.
+    #[command(
+        after_help = "Examples:\n  selfrepair log .\n  selfrepair log . --session 20261127-210512-ab12"
+    )]
+    Log(fix::SessionArgs),
+    /// Show a fix session's winning diff (or one attempt's).
+    #[command(after_help = "Example:\n  selfrepair diff . --attempt 2")]
+    Diff(fix::DiffArgs),
+    /// Revert the files a `fix --apply` wrote, if unchanged since.
+    #[command(after_help = "Example:\n  selfrepair undo .")]
+    Undo(fix::SessionArgs),
 }
 
 pub fn init_logging(verbose: u8) {
@@ -96,5 +113,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => bench::run(*a).await,
         Command::Report(a) => report::run(a).await,
         Command::Merge(a) => report::merge(a).await,
+        Command::Fix(a) => fix::fix(a).await,
+        Command::Log(a) => fix::log(a).await,
+        Command::Diff(a) => fix::diff(a).await,
+        Command::Undo(a) => fix::undo(a).await,
     }
 }

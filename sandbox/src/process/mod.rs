@@ -39,6 +39,10 @@ pub struct ProcessConfig {
     pub nproc: u64,
     /// Largest file a run may write.
     pub fsize_mb: u64,
+    /// Run as the caller's uid even when root, instead of a dedicated uid:
+    /// for toolchains in a private home (e.g. /root/.rustup) that no other
+    /// uid can read. Namespaces, rlimits, Landlock and seccomp still apply.
+    pub keep_uid: bool,
 }
 
 impl Default for ProcessConfig {
@@ -51,6 +55,7 @@ impl Default for ProcessConfig {
             tmpfs_mb: 64,
             nproc: 64,
             fsize_mb: 32,
+            keep_uid: false,
         }
     }
 }
@@ -87,6 +92,8 @@ pub struct CommandOutput {
     pub code: Option<i32>,
     pub timed_out: bool,
     pub output_overflow: bool,
+    /// Ended by the caller's `stop` future ([`ProcessSandbox::exec_until`]).
+    pub stopped: bool,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub duration: Duration,
@@ -136,8 +143,7 @@ impl ProcessSandbox {
     fn plan(&self, workdir: &Path, fresh: bool) -> Result<Plan, SandboxError> {
         let s = self.support;
         let ns = layers::ns_flags_for(s, self.cfg.allow_network);
-        let uid = s
-            .root
+        let uid = (s.root && !self.cfg.keep_uid)
             .then(|| UID_BASE + NEXT_UID.fetch_add(1, Ordering::Relaxed) % UID_SPAN);
         let mut ro: Vec<PathBuf> = [
             "/usr",
@@ -189,6 +195,17 @@ impl ProcessSandbox {
 
     /// Run a command in the jail, with the limits in `spec`.
     pub async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, SandboxError> {
+        self.exec_until(spec, std::future::pending()).await
+    }
+
+    /// [`Self::exec`], but when `stop` completes first the run's process
+    /// group is killed as on a timeout and the output so far is returned
+    /// with `stopped` set (how callers cancel a run).
+    pub async fn exec_until(
+        &self,
+        spec: CommandSpec,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<CommandOutput, SandboxError> {
         let started = Instant::now();
         let fresh = spec.workdir.is_none();
         // A fresh run gets a private tmpfs mounted over /tmp in its own mount
@@ -268,10 +285,12 @@ impl ProcessSandbox {
         let err_task = tokio::spawn(read_capped(child.stderr.take(), l.max_output, tx));
         let mut timed_out = false;
         let mut output_overflow = false;
+        let mut stopped = false;
         let status = tokio::select! {
             s = child.wait() => s.ok(),
             _ = tokio::time::sleep(l.timeout) => { timed_out = true; None }
             Some(()) = overflow.recv() => { output_overflow = true; None }
+            () = stop => { stopped = true; None }
         };
         let status = match status {
             Some(s) => Some(s),
@@ -300,6 +319,7 @@ impl ProcessSandbox {
             code: status.and_then(|s| s.code()),
             timed_out,
             output_overflow,
+            stopped,
             stdout,
             stderr,
             duration: started.elapsed(),

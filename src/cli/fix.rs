@@ -1,0 +1,300 @@
+//! `selfrepair fix`, and `log`, `diff`, `undo` for its sessions.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use selfrepair::config::{self, ConfigError};
+use selfrepair::fix::runner::{RunStatus, RunnerOptions};
+use selfrepair::fix::workspace;
+use selfrepair::fix::{FixEvent, FixOptions, Outcome, Repairer, Session, Summary};
+use selfrepair::model::cli::ModelArgs;
+use selfrepair::model::{self, ModelSpec};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct FixArgs {
+    /// The project to fix (a git repository or a subdirectory of one, or any directory).
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Test command, run in PATH (default: detected: pytest, cargo test, go test, npm/yarn/pnpm test, make test).
+    #[arg(long, value_name = "CMD")]
+    pub test: Option<String>,
+    /// Patches asked of the model, or mutants validated with `--model mutate`.
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<usize>,
+    /// Stop after this many dollars of model calls (same as --budget-usd).
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<f64>,
+    /// With a model, try the mutation repairer first (no tokens).
+    #[arg(long)]
+    pub mutate_first: bool,
+    /// Apply the winning diff to your working tree (your other uncommitted changes stay).
+    #[arg(long)]
+    pub apply: bool,
+    /// Let patches edit test files (read-only by default).
+    #[arg(long)]
+    pub allow_test_edits: bool,
+    /// Let the tests use the network (off by default).
+    #[arg(long)]
+    pub allow_network: bool,
+    /// Seconds one test run may take.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+    /// Keep the work tree afterwards (it is removed by default; commits stay).
+    #[arg(long)]
+    pub keep_worktree: bool,
+    /// Print events as JSON lines and the summary as the last line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SessionArgs {
+    /// The project the session ran on.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Session id (default: the latest).
+    #[arg(long)]
+    pub session: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub s: SessionArgs,
+    /// Show attempt N instead of the winner.
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<usize>,
+}
+
+/// Build the repairer: `mutate` when asked or when no model is configured.
+fn repairer(a: &FixArgs) -> anyhow::Result<Repairer> {
+    let mut flags = a.model.clone();
+    if a.budget.is_some() {
+        flags.budget_usd = a.budget;
+    }
+    let cfg = config::load(&a.path, &flags).context("reading the configuration")?;
+    let settings = match cfg.model_settings() {
+        Err(ConfigError::NoModel) => return Ok(Repairer::Mutate),
+        r => r?,
+    };
+    if settings.spec == ModelSpec::Mutate {
+        return Ok(Repairer::Mutate);
+    }
+    let client = model::open(&settings, None).context("opening the model")?;
+    Ok(Repairer::Model {
+        client: Arc::new(client),
+        mutate_first: a.mutate_first,
+    })
+}
+
+fn print_event(e: &FixEvent) {
+    match e {
+        FixEvent::Plan {
+            session,
+            branch,
+            workdir,
+            test_command,
+            reason,
+            repairer,
+            ..
+        } => {
+            eprintln!(
+                "session {session}: work copy {} on {branch}",
+                workdir.display()
+            );
+            eprintln!("tests:   {test_command}   (detected from {reason})");
+            eprintln!("repair:  {repairer}");
+        }
+        FixEvent::TestRunStarted { .. } => {}
+        FixEvent::TestRunFinished {
+            attempt,
+            scope,
+            run,
+        } => {
+            let failed = run.report.failed.len();
+            let status = match run.status {
+                RunStatus::Passed => "passed".to_string(),
+                RunStatus::Failed => format!("{failed} failing"),
+                s => format!("{s:?}"),
+            };
+            eprintln!(
+                "  [{attempt}] {scope:<8} {status} ({:.1} s)",
+                run.duration_ms as f64 / 1000.0
+            );
+            if scope == "baseline" {
+                for f in &run.report.failed {
+                    let msg = f.message.lines().next().unwrap_or_default();
+                    eprintln!("      {}  {msg}", f.id);
+                }
+            }
+        }
+        FixEvent::Explanation { attempt, text } => {
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default();
+            eprintln!("  [{attempt}] explain  {first}");
+        }
+        FixEvent::Patch {
+            attempt,
+            description,
+            ..
+        } => eprintln!("  [{attempt}] try      {description}"),
+        FixEvent::Rejected { attempt, reason } => eprintln!("  [{attempt}] rejected {reason}"),
+        FixEvent::Usage { .. } | FixEvent::Done(_) => {}
+    }
+}
+
+fn print_summary(s: &Summary) {
+    println!(
+        "{}: {} ({} attempts, {} tokens, ${:.4}, {:.1} s)",
+        match s.outcome {
+            Outcome::Fixed => "fixed",
+            Outcome::AlreadyGreen => "nothing to fix",
+            Outcome::NotFixed => "not fixed",
+            Outcome::Cancelled => "cancelled",
+        },
+        s.reason,
+        s.attempts,
+        s.tokens,
+        s.cost_usd,
+        s.duration_ms as f64 / 1000.0
+    );
+    if s.outcome == Outcome::Fixed {
+        print!("{}", s.diff.unified);
+        println!(
+            "The fix is on branch {} (selfrepair diff / selfrepair fix --apply / git merge).",
+            s.branch
+        );
+    }
+}
+
+pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
+    let repairer = repairer(&a)?;
+    let mut opts = FixOptions::new(&a.path);
+    opts.test = a.test.clone();
+    if let Some(n) = a.max_attempts {
+        anyhow::ensure!(n > 0, "--max-attempts must be at least 1");
+        opts.max_attempts = n;
+    } else if matches!(repairer, Repairer::Mutate) {
+        opts.max_attempts = opts.mutate_cap;
+    }
+    opts.allow_test_edits = a.allow_test_edits;
+    opts.keep_worktree = a.keep_worktree;
+    opts.runner = RunnerOptions {
+        timeout: Duration::from_secs(a.timeout.max(1)),
+        allow_network: a.allow_network,
+        ..RunnerOptions::default()
+    };
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
+        }
+    });
+    let json = a.json;
+    let on_event = move |e: &FixEvent| {
+        if json {
+            if let Ok(line) = serde_json::to_string(e) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+            }
+        } else {
+            print_event(e);
+        }
+    };
+    let session = Session::new(opts, repairer, cancel);
+    let summary = session
+        .run(&on_event)
+        .await
+        .with_context(|| format!("fixing {}", a.path.display()))?;
+    if !json {
+        print_summary(&summary);
+    }
+    if a.apply && summary.outcome == Outcome::Fixed {
+        let info = workspace::session(&a.path, Some(&summary.session))?;
+        let files = workspace::apply(&a.path, &info, &summary.diff)?;
+        if !json {
+            println!(
+                "applied to {}: {} (undo with `selfrepair undo`)",
+                info.user_root.display(),
+                files.join(", ")
+            );
+        }
+    }
+    Ok(ExitCode::from(match summary.outcome {
+        Outcome::Fixed => 0,
+        Outcome::NotFixed | Outcome::Cancelled => 1,
+        Outcome::AlreadyGreen => 3,
+    }))
+}
+
+pub async fn log(a: SessionArgs) -> anyhow::Result<ExitCode> {
+    if let Some(id) = &a.session {
+        let s = workspace::session(&a.path, Some(id))?;
+        let attempts = workspace::attempts(&a.path, &s)?;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"session": s, "attempts": attempts})
+            );
+        } else {
+            println!("session {} ({}) on {}", s.id, s.created, s.branch);
+            println!("  {}", s.outcome.as_deref().unwrap_or("unfinished"));
+            for t in attempts {
+                let mark = if s.winner.as_deref() == Some(&t.commit) {
+                    "*"
+                } else {
+                    " "
+                };
+                println!("{mark} {:>3} {} {}", t.n, &t.commit[..10], t.message);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let all = workspace::sessions(&a.path)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&all)?);
+    } else if all.is_empty() {
+        println!("no selfrepair sessions for {}", a.path.display());
+    } else {
+        for s in all {
+            println!(
+                "{}  {:<30} {}",
+                s.id,
+                s.branch,
+                s.outcome.as_deref().unwrap_or("unfinished")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn diff(a: DiffArgs) -> anyhow::Result<ExitCode> {
+    let s = workspace::session(&a.s.path, a.s.session.as_deref())?;
+    let d = workspace::session_diff(&a.s.path, &s, a.attempt)?;
+    if a.s.json {
+        println!("{}", serde_json::to_string(&d)?);
+    } else {
+        print!("{}", d.unified);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn undo(a: SessionArgs) -> anyhow::Result<ExitCode> {
+    let s = workspace::session(&a.path, a.session.as_deref())?;
+    let files = workspace::undo(&a.path, &s)?;
+    println!("restored {} as before session {}", files.join(", "), s.id);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,752 @@
+//! `selfrepair fix`: repair a repository's failing tests on a work copy,
+//! with a model (explain, then patch) or with the mutation repairer.
+//!
+//! [`Session::run`] is the library API: it reports progress as
+//! [`FixEvent`]s through a callback, honours a cancellation token (which
+//! also kills a running test's process group), and ends with a
+//! [`Summary`] whose diff carries the unified text and every changed
+//! file's new contents. The CLI and the editor agent are its consumers.
+
+pub mod context;
+pub mod detect;
+pub mod failures;
+pub mod junit;
+pub mod mutate;
+pub mod patch;
+pub mod prompts;
+pub mod runner;
+pub mod textparse;
+pub mod workspace;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{ChatRequest, Client, Message, ModelError};
+use detect::TestCommand;
+use failures::TestReport;
+use runner::{RunStatus, RunnerOptions, TestRun, TestRunner};
+use workspace::{FinalDiff, Workspace};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixError {
+    #[error("{}: cannot fix here: {reason}", path.display())]
+    NotADirectory { path: PathBuf, reason: String },
+    #[error("{}: the git repository has no commits yet; commit once so the fix has a base", path.display())]
+    NoCommits { path: PathBuf },
+    #[error("{}: no tests found: no pytest files, Cargo.toml, go.mod, package.json test script or Makefile test target; pass --test CMD", path.display())]
+    NoTestCommand { path: PathBuf },
+    #[error("test command `{command}` was not found in the sandbox (exit 127): {output}")]
+    CommandNotFound { command: String, output: String },
+    #[error("test command `{command}` found no tests to run")]
+    NoTests { command: String },
+    #[error(
+        "test command `{command}` ran past its {secs} s timeout before any fix was tried (raise --timeout)"
+    )]
+    TimedOut { command: String, secs: u64 },
+    #[error("git: {0}")]
+    Git(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sandbox: {0}")]
+    Sandbox(selfrepair_sandbox::SandboxError),
+    #[error("model: {0}")]
+    Model(#[from] ModelError),
+    #[error("{}: {detail}", path.display())]
+    NoSession { path: PathBuf, detail: String },
+    #[error("refusing to apply: {} has uncommitted changes that the fix conflicts with; nothing was written. The fix stays on branch {branch} (see `selfrepair diff`)", file.display())]
+    ApplyConflict { file: PathBuf, branch: String },
+    #[error("refusing to undo: {} changed since the fix was applied; nothing was written", file.display())]
+    UndoConflict { file: PathBuf },
+}
+
+impl FixError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        FixError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Who proposes fixes.
+#[derive(Clone)]
+pub enum Repairer {
+    /// The mutation repairer alone (no model, no tokens).
+    Mutate,
+    /// A model; with `mutate_first`, the mutation repairer runs before it.
+    Model {
+        client: Arc<Client>,
+        mutate_first: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct FixOptions {
+    /// The project directory (in a git repository or not).
+    pub path: PathBuf,
+    /// `--test`: the test command; detected when `None`.
+    pub test: Option<String>,
+    /// Model attempts (patches), or mutants validated with `mutate`.
+    pub max_attempts: usize,
+    /// Mutants tried before the model with `--mutate-first`.
+    pub mutate_cap: usize,
+    pub runner: RunnerOptions,
+    pub allow_test_edits: bool,
+    /// Tokens for code context and for the repo map in prompts.
+    pub context_tokens: u64,
+    pub map_tokens: u64,
+    /// Keep the work tree after the session (for debugging).
+    pub keep_worktree: bool,
+}
+
+impl FixOptions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FixOptions {
+            path: path.into(),
+            test: None,
+            max_attempts: 5,
+            mutate_cap: 200,
+            runner: RunnerOptions::default(),
+            allow_test_edits: false,
+            context_tokens: 6000,
+            map_tokens: 1500,
+            keep_worktree: false,
+        }
+    }
+}
+
+/// Progress, in order. Every event is also written to the session log.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum FixEvent {
+    Plan {
+        session: String,
+        branch: String,
+        workdir: PathBuf,
+        test_command: String,
+        reason: String,
+        repairer: String,
+        max_attempts: usize,
+        prompts: Vec<PromptInfo>,
+    },
+    TestRunStarted {
+        attempt: usize,
+        /// `baseline`, `failing` (the tests that failed) or `full`.
+        scope: String,
+        command: String,
+    },
+    TestRunFinished {
+        attempt: usize,
+        scope: String,
+        run: Box<TestRun>,
+    },
+    Explanation {
+        attempt: usize,
+        text: String,
+    },
+    Patch {
+        attempt: usize,
+        description: String,
+        diff: String,
+    },
+    Rejected {
+        attempt: usize,
+        reason: String,
+    },
+    Usage {
+        tokens: u64,
+        cost_usd: f64,
+    },
+    Done(Box<Summary>),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PromptInfo {
+    pub name: String,
+    pub hash: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Fixed,
+    AlreadyGreen,
+    /// Attempts, budget or ideas ran out; the reason says which.
+    NotFixed,
+    Cancelled,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub session: String,
+    pub outcome: Outcome,
+    pub reason: String,
+    pub branch: String,
+    pub test_command: String,
+    pub initial_failures: Vec<String>,
+    pub attempts: usize,
+    pub winning_attempt: Option<usize>,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub duration_ms: u64,
+    /// Base (HEAD + uncommitted changes) to the fix, with each file's new text.
+    pub diff: FinalDiff,
+}
+
+/// A test-run result with the session's bookkeeping.
+enum Verdict {
+    Accepted,
+    Rejected(String, Option<TestReport>),
+    Cancelled,
+}
+
+/// One fix session. Construct with [`Session::new`], then [`Session::run`].
+pub struct Session {
+    opts: FixOptions,
+    repairer: Repairer,
+    cancel: CancellationToken,
+}
+
+struct Progress<'a> {
+    ws: &'a mut Workspace,
+    runner: TestRunner,
+    on_event: &'a (dyn Fn(&FixEvent) + Send + Sync),
+    attempt: usize,
+    winner: Option<usize>,
+    passed_before: BTreeSet<String>,
+    failing: Vec<String>,
+    tokens: u64,
+    cost: f64,
+}
+
+impl Progress<'_> {
+    fn emit(&self, e: FixEvent) {
+        self.ws
+            .log(&serde_json::to_value(&e).unwrap_or(serde_json::Value::Null));
+        (self.on_event)(&e);
+    }
+
+    async fn run_tests(
+        &self,
+        scope: &str,
+        only: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<TestRun, FixError> {
+        self.emit(FixEvent::TestRunStarted {
+            attempt: self.attempt,
+            scope: scope.into(),
+            command: self.runner.command_line(only),
+        });
+        let run = self.runner.run(only, cancel).await?;
+        self.emit(FixEvent::TestRunFinished {
+            attempt: self.attempt,
+            scope: scope.into(),
+            run: Box::new(run.clone()),
+        });
+        Ok(run)
+    }
+
+    /// Write a candidate, commit it as an attempt, and test it: the failing
+    /// tests first, then the whole suite. The work copy is back at the
+    /// base afterwards.
+    async fn try_candidate(
+        &mut self,
+        files: &BTreeMap<String, String>,
+        description: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Verdict, FixError> {
+        if let Err(e) = self.ws.write(files) {
+            self.ws.reset()?;
+            let reason = e.to_string();
+            self.emit(FixEvent::Rejected {
+                attempt: self.attempt,
+                reason: reason.clone(),
+            });
+            return Ok(Verdict::Rejected(reason, None));
+        }
+        let oid = self.ws.commit(
+            &format!("attempt {}: {description}", self.attempt),
+            Some(self.attempt),
+            false,
+        )?;
+        let diff = self.ws.diff_to(oid)?;
+        self.emit(FixEvent::Patch {
+            attempt: self.attempt,
+            description: description.to_string(),
+            diff: diff.unified,
+        });
+        let verdict = self.validate(cancel).await;
+        // Anything the tests changed in tracked files is discarded with the attempt.
+        let tampered = self.ws.modified_tracked()?;
+        self.ws.reset()?;
+        let verdict = match verdict? {
+            Verdict::Accepted if !tampered.is_empty() => Verdict::Rejected(
+                format!(
+                    "the test run modified tracked files: {}",
+                    tampered.join(", ")
+                ),
+                None,
+            ),
+            v => v,
+        };
+        match &verdict {
+            Verdict::Accepted => {
+                self.ws.set_winner(oid)?;
+                self.winner = Some(self.attempt);
+            }
+            Verdict::Rejected(reason, _) => self.emit(FixEvent::Rejected {
+                attempt: self.attempt,
+                reason: reason.clone(),
+            }),
+            Verdict::Cancelled => {}
+        }
+        Ok(verdict)
+    }
+
+    async fn validate(&mut self, cancel: &CancellationToken) -> Result<Verdict, FixError> {
+        let failing = self.failing.clone();
+        // Only worth a separate run when the runner can select tests.
+        if self.runner.command_line(&failing) != self.runner.command_line(&[]) {
+            let quick = self.run_tests("failing", &failing, cancel).await?;
+            match quick.status {
+                RunStatus::Cancelled => return Ok(Verdict::Cancelled),
+                RunStatus::Passed | RunStatus::NoTests => {}
+                _ => {
+                    return Ok(Verdict::Rejected(still_failing(&quick), Some(quick.report)));
+                }
+            }
+        }
+        let full = self.run_tests("full", &[], cancel).await?;
+        match full.status {
+            RunStatus::Cancelled => Ok(Verdict::Cancelled),
+            RunStatus::Passed => Ok(Verdict::Accepted),
+            _ => {
+                let broken: Vec<String> = full
+                    .report
+                    .failed_ids()
+                    .into_iter()
+                    .filter(|id| self.passed_before.contains(id))
+                    .collect();
+                let reason = if broken.is_empty() {
+                    still_failing(&full)
+                } else {
+                    format!("breaks tests that passed before: {}", broken.join(", "))
+                };
+                Ok(Verdict::Rejected(reason, Some(full.report)))
+            }
+        }
+    }
+}
+
+fn still_failing(run: &TestRun) -> String {
+    match run.status {
+        RunStatus::TimedOut => "the tests ran past the timeout".into(),
+        _ => {
+            let ids: Vec<String> = run.report.failed_ids().into_iter().collect();
+            format!("still failing: {}", ids.join(", "))
+        }
+    }
+}
+
+/// Failing tests as prompt text: id, message, frames.
+fn describe_failures(report: &TestReport) -> String {
+    let mut s = String::new();
+    for f in &report.failed {
+        s.push_str(&format!("- {}\n", f.id));
+        for l in f.message.lines().take(12) {
+            s.push_str(&format!("    {l}\n"));
+        }
+        for fr in f.frames.iter().take(6) {
+            s.push_str(&format!("    at {}:{}\n", fr.file, fr.line));
+        }
+    }
+    s
+}
+
+fn session_id() -> String {
+    format!("{}-{:04x}", workspace::now_stamp(), rand::random::<u16>())
+}
+
+impl Session {
+    pub fn new(opts: FixOptions, repairer: Repairer, cancel: CancellationToken) -> Self {
+        Session {
+            opts,
+            repairer,
+            cancel,
+        }
+    }
+
+    /// Run the session to its end. Errors are bad input or broken
+    /// machinery; a fix that was not found is an `Ok` summary.
+    pub async fn run(
+        &self,
+        on_event: &(dyn Fn(&FixEvent) + Send + Sync),
+    ) -> Result<Summary, FixError> {
+        let started = Instant::now();
+        let path = &self.opts.path;
+        if !path.is_dir() {
+            return Err(FixError::NotADirectory {
+                path: path.clone(),
+                reason: if path.exists() {
+                    "not a directory".into()
+                } else {
+                    "no such directory".into()
+                },
+            });
+        }
+        let command = match &self.opts.test {
+            Some(t) => TestCommand::custom(t),
+            None => detect::detect(path)
+                .ok_or_else(|| FixError::NoTestCommand { path: path.clone() })?,
+        };
+        let id = session_id();
+        let mut ws = Workspace::create(path, &id)?;
+        let result = self.run_in(&mut ws, command, on_event, started).await;
+        if !self.opts.keep_worktree
+            && let Err(e) = ws.remove()
+        {
+            // The result matters more than a leftover temp dir.
+            tracing::warn!("could not remove the work tree {}: {e}", ws.root.display());
+        }
+        if !matches!(&result, Ok(s) if s.attempts > 0) {
+            // Nothing was tried: leave no trace in the user's repository.
+            ws.discard()?;
+        }
+        result
+    }
+
+    async fn run_in(
+        &self,
+        ws: &mut Workspace,
+        command: TestCommand,
+        on_event: &(dyn Fn(&FixEvent) + Send + Sync),
+        started: Instant,
+    ) -> Result<Summary, FixError> {
+        let runner = TestRunner::new(
+            command.clone(),
+            &ws.root,
+            &ws.info.project_rel,
+            &self.opts.runner,
+        )?;
+        let repairer = match &self.repairer {
+            Repairer::Mutate => "mutate".to_string(),
+            Repairer::Model {
+                client,
+                mutate_first,
+            } => format!(
+                "{}:{}{}",
+                crate::model::Model::provider(client.as_ref()),
+                crate::model::Model::model(client.as_ref()),
+                if *mutate_first { " (mutate first)" } else { "" }
+            ),
+        };
+        let mut p = Progress {
+            runner,
+            on_event,
+            attempt: 0,
+            winner: None,
+            passed_before: BTreeSet::new(),
+            failing: Vec::new(),
+            tokens: 0,
+            cost: 0.0,
+            ws,
+        };
+        p.emit(FixEvent::Plan {
+            session: p.ws.info.id.clone(),
+            branch: p.ws.info.branch.clone(),
+            workdir: p.ws.root.clone(),
+            test_command: command.command.clone(),
+            reason: command.reason.clone(),
+            repairer,
+            max_attempts: self.opts.max_attempts,
+            prompts: prompts::ALL
+                .iter()
+                .map(|t| PromptInfo {
+                    name: t.name.into(),
+                    hash: t.hash(),
+                })
+                .collect(),
+        });
+        let baseline = p.run_tests("baseline", &[], &self.cancel).await?;
+        p.ws.reset()?;
+        let mut summary = Summary {
+            session: p.ws.info.id.clone(),
+            outcome: Outcome::NotFixed,
+            reason: String::new(),
+            branch: p.ws.info.branch.clone(),
+            test_command: command.command.clone(),
+            initial_failures: baseline.report.failed_ids().into_iter().collect(),
+            attempts: 0,
+            winning_attempt: None,
+            tokens: 0,
+            cost_usd: 0.0,
+            duration_ms: 0,
+            diff: FinalDiff::default(),
+        };
+        match baseline.status {
+            RunStatus::Failed => {}
+            RunStatus::Passed => {
+                summary.outcome = Outcome::AlreadyGreen;
+                summary.reason = "the tests already pass: nothing to fix".into();
+                return Ok(self.finish(&mut p, summary, started));
+            }
+            RunStatus::Cancelled => {
+                summary.outcome = Outcome::Cancelled;
+                summary.reason = "cancelled".into();
+                return Ok(self.finish(&mut p, summary, started));
+            }
+            RunStatus::CommandNotFound => {
+                return Err(FixError::CommandNotFound {
+                    command: command.command,
+                    output: baseline
+                        .output
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .to_string(),
+                });
+            }
+            RunStatus::NoTests => {
+                return Err(FixError::NoTests {
+                    command: command.command,
+                });
+            }
+            RunStatus::TimedOut => {
+                return Err(FixError::TimedOut {
+                    command: command.command,
+                    secs: self.opts.runner.timeout.as_secs(),
+                });
+            }
+        }
+        p.passed_before = baseline.report.passed.iter().cloned().collect();
+        p.failing = summary.initial_failures.clone();
+        if p.failing.iter().any(|f| f == "suite" || f == "build") {
+            // The runner cannot select these: rerun everything.
+            p.failing.clear();
+        }
+        let reason = self.repair(&mut p, &baseline.report).await?;
+        summary.reason = reason;
+        summary.outcome = match (p.winner, self.cancel.is_cancelled()) {
+            (Some(_), _) => Outcome::Fixed,
+            (None, true) => Outcome::Cancelled,
+            (None, false) => Outcome::NotFixed,
+        };
+        Ok(self.finish(&mut p, summary, started))
+    }
+
+    fn finish(&self, p: &mut Progress<'_>, mut s: Summary, started: Instant) -> Summary {
+        s.attempts = p.attempt;
+        s.winning_attempt = p.winner;
+        s.tokens = p.tokens;
+        s.cost_usd = p.cost;
+        s.duration_ms = started.elapsed().as_millis() as u64;
+        if let Some(w) = &p.ws.info.winner
+            && let Ok(oid) = git2::Oid::from_str(w)
+            && let Ok(d) = p.ws.diff_to(oid)
+        {
+            s.diff = d;
+        }
+        p.ws.info.outcome = Some(format!("{:?}: {}", s.outcome, s.reason));
+        let _ = p.ws.save();
+        p.emit(FixEvent::Done(Box::new(s.clone())));
+        s
+    }
+
+    /// Propose and validate candidates until one passes or we must stop;
+    /// returns why it stopped.
+    async fn repair(
+        &self,
+        p: &mut Progress<'_>,
+        baseline: &TestReport,
+    ) -> Result<String, FixError> {
+        let project = p.ws.project_dir();
+        let focus = context::focus(&project, &baseline.failed);
+        let (mutants_cap, model) = match &self.repairer {
+            Repairer::Mutate => (self.opts.max_attempts, None),
+            Repairer::Model {
+                client,
+                mutate_first,
+            } => (
+                if *mutate_first {
+                    self.opts.mutate_cap
+                } else {
+                    0
+                },
+                Some(client.clone()),
+            ),
+        };
+        if mutants_cap > 0 {
+            let mutants = mutate::candidates(&project, &focus, mutants_cap);
+            let n = mutants.len();
+            for m in mutants {
+                if self.cancel.is_cancelled() {
+                    return Ok("cancelled".into());
+                }
+                p.attempt += 1;
+                let files = BTreeMap::from([(m.file.clone(), m.new_text.clone())]);
+                let desc = format!("{}:{} {}", m.file, m.line, m.description);
+                match p.try_candidate(&files, &desc, &self.cancel).await? {
+                    Verdict::Accepted => return Ok(format!("mutant {desc} passes every test")),
+                    Verdict::Cancelled => return Ok("cancelled".into()),
+                    Verdict::Rejected(..) => {}
+                }
+            }
+            if model.is_none() {
+                return Ok(if n < mutants_cap {
+                    format!("no mutant of the {n} candidates passes the tests")
+                } else {
+                    format!(
+                        "no mutant passes within the cap of {mutants_cap} (raise --max-attempts)"
+                    )
+                });
+            }
+        }
+        let Some(client) = model else {
+            return Ok("nothing to try".into());
+        };
+        self.model_loop(p, &client, baseline, &focus).await
+    }
+
+    async fn model_loop(
+        &self,
+        p: &mut Progress<'_>,
+        client: &Client,
+        baseline: &TestReport,
+        focus: &context::Focus,
+    ) -> Result<String, FixError> {
+        let project = p.ws.project_dir();
+        let code = context::render_snippets(&focus.snippets, self.opts.context_tokens);
+        let map = context::repo_map(&project, self.opts.map_tokens);
+        let tests_rule = if self.opts.allow_test_edits {
+            "You may edit test files if they are wrong."
+        } else {
+            "Test files are read-only: fix the code under test, never the tests."
+        };
+        let mut report = baseline.clone();
+        let mut feedback = String::new();
+        let mut last_signature = baseline.signature();
+        let mut seen_replies: BTreeSet<String> = BTreeSet::new();
+        let mut model_attempts = 0;
+        while model_attempts < self.opts.max_attempts {
+            if self.cancel.is_cancelled() {
+                return Ok("cancelled".into());
+            }
+            model_attempts += 1;
+            p.attempt += 1;
+            let explain = prompts::EXPLAIN.render(&[
+                ("command", &p.runner.command().command),
+                ("failures", &describe_failures(&report)),
+                ("context", &code),
+                ("repo_map", &map),
+            ]);
+            let mut messages = vec![
+                Message::system(prompts::SYSTEM.render(&[])),
+                Message::user(explain),
+            ];
+            let Some(explanation) = self.ask(p, client, &messages).await? else {
+                return Ok(self.stop_reason(p));
+            };
+            p.emit(FixEvent::Explanation {
+                attempt: p.attempt,
+                text: explanation.clone(),
+            });
+            messages.push(Message::assistant(explanation));
+            messages.push(Message::user(
+                prompts::PATCH.render(&[("test_files_rule", tests_rule), ("feedback", &feedback)]),
+            ));
+            let Some(reply) = self.ask(p, client, &messages).await? else {
+                return Ok(self.stop_reason(p));
+            };
+            if !seen_replies.insert(reply.trim().to_string()) {
+                p.emit(FixEvent::Rejected {
+                    attempt: p.attempt,
+                    reason: "the model repeated an earlier patch".into(),
+                });
+                return Ok("the model keeps repeating itself (the same patch twice)".into());
+            }
+            let files = patch::parse(&reply).and_then(|edits| {
+                patch::apply(&edits, self.opts.allow_test_edits, |f| p.ws.read(f))
+            });
+            let files = match files {
+                Ok(f) => f,
+                Err(e) => {
+                    p.emit(FixEvent::Rejected {
+                        attempt: p.attempt,
+                        reason: e.to_string(),
+                    });
+                    feedback = format!("Your previous patch was not applied: {e}. Try again.");
+                    continue;
+                }
+            };
+            match p.try_candidate(&files, "model patch", &self.cancel).await? {
+                Verdict::Accepted => return Ok("the model's patch passes every test".into()),
+                Verdict::Cancelled => return Ok("cancelled".into()),
+                Verdict::Rejected(reason, new_report) => {
+                    feedback = format!(
+                        "Your previous patch was applied and tested, then rolled back: {reason}. The code is as before; try a different fix."
+                    );
+                    if let Some(r) = new_report {
+                        let sig = r.signature();
+                        if sig == last_signature && model_attempts > 1 {
+                            return Ok(format!(
+                                "the same failure repeats after attempt {}",
+                                p.attempt
+                            ));
+                        }
+                        last_signature = sig;
+                        if !r.failed.is_empty() {
+                            report = r;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(format!("no fix within {} attempts", self.opts.max_attempts))
+    }
+
+    fn stop_reason(&self, p: &Progress<'_>) -> String {
+        if self.cancel.is_cancelled() {
+            "cancelled".into()
+        } else {
+            format!("budget reached after {} tokens (${:.4})", p.tokens, p.cost)
+        }
+    }
+
+    /// One model call; `None` when the budget is reached or we are cancelled.
+    async fn ask(
+        &self,
+        p: &mut Progress<'_>,
+        client: &Client,
+        messages: &[Message],
+    ) -> Result<Option<String>, FixError> {
+        let req = ChatRequest::new(messages.to_vec()).with_task(p.ws.info.id.clone());
+        match client.complete_with_cancel(&req, &self.cancel).await {
+            Ok(c) => {
+                p.tokens += c.usage.prompt_tokens + c.usage.completion_tokens;
+                p.cost += c.cost_usd;
+                p.emit(FixEvent::Usage {
+                    tokens: p.tokens,
+                    cost_usd: p.cost,
+                });
+                Ok(Some(c.text().to_string()))
+            }
+            Err(ModelError::Cancelled) => Ok(None),
+            Err(e) if e.is_budget_exceeded() => {
+                p.emit(FixEvent::Rejected {
+                    attempt: p.attempt,
+                    reason: e.to_string(),
+                });
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

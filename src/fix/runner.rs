@@ -1,0 +1,356 @@
+//! Running a project's tests in the process sandbox, with its own toolchain,
+//! and reading what failed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use selfrepair_sandbox::Limits;
+use selfrepair_sandbox::process::{CommandSpec, ProcessConfig, ProcessSandbox, default_python};
+
+use super::FixError;
+use super::detect::{RunnerKind, TestCommand};
+use super::failures::{Failure, TestReport};
+use super::{junit, textparse};
+
+/// Scratch space inside the work copy (and so inside the jail's one
+/// writable directory): reports, caches, build output. Never committed.
+pub const SCRATCH_DIR: &str = ".selfrepair";
+
+#[derive(Clone, Debug)]
+pub struct RunnerOptions {
+    pub timeout: Duration,
+    pub allow_network: bool,
+    pub memory_mb: u64,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            timeout: Duration::from_secs(300),
+            allow_network: false,
+            memory_mb: 8192,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Passed,
+    Failed,
+    TimedOut,
+    Cancelled,
+    /// The runner found no tests to run.
+    NoTests,
+    /// The shell could not find the command (exit 127).
+    CommandNotFound,
+}
+
+/// One run of the tests.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestRun {
+    pub command: String,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub report: TestReport,
+    /// The end of stdout and stderr together.
+    pub output: String,
+    pub duration_ms: u64,
+}
+
+const OUTPUT_TAIL: usize = 16 << 10;
+
+pub struct TestRunner {
+    sandbox: ProcessSandbox,
+    command: TestCommand,
+    /// The sandbox's work dir: the whole work copy.
+    root: PathBuf,
+    /// The project inside it (where the command runs).
+    project_rel: PathBuf,
+    python: PathBuf,
+    env: Vec<(String, String)>,
+    limits: Limits,
+}
+
+impl TestRunner {
+    pub fn new(
+        command: TestCommand,
+        root: &Path,
+        project_rel: &Path,
+        opts: &RunnerOptions,
+    ) -> Result<Self, FixError> {
+        let project = root.join(project_rel);
+        let scratch = root.join(SCRATCH_DIR);
+        for d in ["home", "tmp", "cargo-home", "target", "go-cache", "go"] {
+            std::fs::create_dir_all(scratch.join(d)).map_err(|e| FixError::io(&scratch, e))?;
+        }
+        let python = default_python();
+        let mut ro_paths: Vec<PathBuf> = Vec::new();
+        let mut path_dirs: Vec<String> = Vec::new();
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let mut env: Vec<(String, String)> = vec![
+            ("LANG".into(), "C.UTF-8".into()),
+            ("HOME".into(), s(&scratch.join("home"))),
+            ("TMPDIR".into(), s(&scratch.join("tmp"))),
+            ("CI".into(), "true".into()),
+            ("NO_COLOR".into(), "1".into()),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+            ("PYTHONIOENCODING".into(), "utf-8".into()),
+        ];
+        if let Some(sysroot) = host_output(&project, "rustc", &["--print", "sysroot"]) {
+            let sysroot = PathBuf::from(sysroot);
+            path_dirs.push(s(&sysroot.join("bin")));
+            ro_paths.push(sysroot);
+            let cargo_home = scratch.join("cargo-home");
+            // Crates already downloaded on the host can be read, offline.
+            if let Some(registry) = dirs::home_dir().map(|h| h.join(".cargo/registry"))
+                && registry.is_dir()
+            {
+                let link = cargo_home.join("registry");
+                if !link.exists() {
+                    let _ = std::os::unix::fs::symlink(&registry, &link);
+                }
+                ro_paths.push(registry);
+            }
+            env.extend([
+                ("CARGO_HOME".into(), s(&cargo_home)),
+                ("CARGO_TARGET_DIR".into(), s(&scratch.join("target"))),
+                ("CARGO_NET_OFFLINE".into(), "true".into()),
+                ("CARGO_TERM_COLOR".into(), "never".into()),
+                ("RUST_BACKTRACE".into(), "0".into()),
+            ]);
+        }
+        if let Some(goroot) = host_output(&project, "go", &["env", "GOROOT"]) {
+            let goroot = PathBuf::from(goroot);
+            path_dirs.push(s(&goroot.join("bin")));
+            ro_paths.push(goroot);
+            env.extend([
+                ("GOCACHE".into(), s(&scratch.join("go-cache"))),
+                ("GOPATH".into(), s(&scratch.join("go"))),
+                ("GOFLAGS".into(), "-buildvcs=false".into()),
+                ("GOTOOLCHAIN".into(), "local".into()),
+                ("GOPROXY".into(), "off".into()),
+            ]);
+        }
+        if command.kind == RunnerKind::Node
+            && let Some(node) = host_output(&project, "node", &["-p", "process.execPath"])
+            && let Some(bin) = Path::new(&node).parent()
+        {
+            path_dirs.push(s(bin));
+            if let Some(prefix) = bin.parent().filter(|p| !p.starts_with("/usr")) {
+                ro_paths.push(prefix.to_path_buf());
+            }
+            // Node reads its OpenSSL configuration at start-up.
+            ro_paths.push("/etc/ssl".into());
+        }
+        path_dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(String::from));
+        env.push(("PATH".into(), path_dirs.join(":")));
+        // A dedicated uid cannot read a toolchain in a private home (root's
+        // rustup in /root): then run as ourselves, still fully jailed.
+        let keep_uid = ro_paths.iter().any(|p| !others_can_read(p));
+        let cfg = ProcessConfig {
+            python: python.clone(),
+            allow_network: opts.allow_network,
+            ro_paths,
+            nproc: 512,
+            fsize_mb: 1024,
+            keep_uid,
+            ..ProcessConfig::default()
+        };
+        let sandbox = ProcessSandbox::new(cfg).map_err(FixError::Sandbox)?;
+        Ok(TestRunner {
+            sandbox,
+            command,
+            root: root.to_path_buf(),
+            project_rel: project_rel.to_path_buf(),
+            python,
+            env,
+            limits: Limits {
+                timeout: opts.timeout,
+                memory_mb: opts.memory_mb,
+                max_output: 8 << 20,
+                test_timeout: None,
+            },
+        })
+    }
+
+    pub fn command(&self) -> &TestCommand {
+        &self.command
+    }
+
+    fn junit_path(&self) -> PathBuf {
+        self.root.join(SCRATCH_DIR).join("junit.xml")
+    }
+
+    /// The shell command line for a run of `only` these tests (all if
+    /// empty). A `--test` command runs exactly as given, whole.
+    pub fn command_line(&self, only: &[String]) -> String {
+        let c = &self.command;
+        if !c.detected {
+            return c.command.clone();
+        }
+        let ids = only
+            .iter()
+            .map(|i| sh_quote(i))
+            .collect::<Vec<_>>()
+            .join(" ");
+        match c.kind {
+            RunnerKind::Pytest => format!(
+                "{} -m pytest -q -rfE -p no:cacheprovider --junitxml={} {ids}",
+                sh_quote(&self.python.to_string_lossy()),
+                sh_quote(&self.junit_path().to_string_lossy())
+            )
+            .trim_end()
+            .to_string(),
+            RunnerKind::Cargo if !only.is_empty() && !only.iter().any(|i| i == "build") => {
+                format!("{} -- --exact {ids}", c.command)
+            }
+            RunnerKind::Go if !only.is_empty() => format!(
+                "go test -json ./... -run {}",
+                sh_quote(&format!("^({})$", only.join("|")))
+            ),
+            RunnerKind::Go => "go test -json ./...".into(),
+            _ => c.command.clone(),
+        }
+    }
+
+    /// Run the tests (only `only` when non-empty and the runner can select).
+    pub async fn run(
+        &self,
+        only: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<TestRun, FixError> {
+        let line = self.command_line(only);
+        let junit = self.junit_path();
+        let _ = std::fs::remove_file(&junit);
+        // Not `exec`: a --test command may be a compound shell command.
+        let script = format!(
+            "cd {} || exit 2\n{line}",
+            sh_quote(&self.project_rel.to_string_lossy())
+        );
+        let spec = CommandSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script],
+            workdir: Some(self.root.clone()),
+            env: self.env.clone(),
+            stdin: Vec::new(),
+            limits: self.limits.clone(),
+        };
+        let out = self
+            .sandbox
+            .exec_until(spec, cancel.cancelled())
+            .await
+            .map_err(FixError::Sandbox)?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.trim().is_empty() {
+            text.push_str("\n--- stderr\n");
+            text.push_str(&stderr);
+        }
+        let mut report = std::fs::read_to_string(&junit)
+            .ok()
+            .and_then(|x| junit::parse(&x))
+            .unwrap_or_else(|| textparse::parse(self.command.kind, &text));
+        report.locate_frames(&text, &self.root.join(&self.project_rel));
+        let status = if out.stopped {
+            RunStatus::Cancelled
+        } else if out.timed_out {
+            RunStatus::TimedOut
+        } else if out.code == Some(127) {
+            RunStatus::CommandNotFound
+        } else if self.command.kind == RunnerKind::Pytest
+            && self.command.detected
+            && out.code == Some(5)
+        {
+            RunStatus::NoTests
+        } else if out.code == Some(0) {
+            // Only our own flags make a runner's counts reliable.
+            let knows_counts = self.command.detected
+                && matches!(
+                    self.command.kind,
+                    RunnerKind::Pytest | RunnerKind::Cargo | RunnerKind::Go
+                );
+            if knows_counts && report.passed.is_empty() && report.failed.is_empty() {
+                RunStatus::NoTests
+            } else {
+                RunStatus::Passed
+            }
+        } else {
+            RunStatus::Failed
+        };
+        if status == RunStatus::Failed && report.failed.is_empty() {
+            // Nothing parseable: the suite as a whole failed.
+            let mut f = Failure::new("suite", tail_lines(&text, 15));
+            f.output = tail(&text, 4000).to_string();
+            report.failed.push(f);
+            report.locate_frames(&text, &self.root.join(&self.project_rel));
+        }
+        Ok(TestRun {
+            command: line,
+            status,
+            exit_code: out.code,
+            report,
+            output: tail(&text, OUTPUT_TAIL).to_string(),
+            duration_ms: out.duration.as_millis() as u64,
+        })
+    }
+}
+
+/// Run a host tool for a toolchain location; `None` if it is not installed.
+fn host_output(dir: &Path, program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// Whether every directory down to `p` lets other users in.
+fn others_can_read(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.ancestors().all(|a| {
+        std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0 || !m.is_dir())
+    })
+}
+
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn tail(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+fn tail_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn tails_respect_char_boundaries() {
+        assert_eq!(tail("héllo", 4), "llo");
+        assert_eq!(tail_lines("a\nb\nc\n", 2), "b\nc");
+    }
+}

@@ -1,0 +1,821 @@
+//! The work copy and its checkpoints.
+//!
+//! In a git repository the work happens in a linked git worktree of HEAD
+//! plus the user's uncommitted changes, on the branch `selfrepair/<session>`.
+//! Every attempt is committed and kept under `refs/selfrepair/<session>/`
+//! (not a branch); the branch moves to the winning attempt. A plain
+//! directory is first snapshotted into a private repository under
+//! `$SELFREPAIR_HOME/plain/` and then treated the same way. The user's
+//! working tree, index, HEAD and existing branches are never written,
+//! except by [`apply`] and [`undo`] when asked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use git2::{
+    DiffFormat, DiffOptions, IndexAddOption, Oid, Repository, ResetType, Signature, StatusOptions,
+    WorktreeAddOptions, WorktreePruneOptions,
+};
+use serde::{Deserialize, Serialize};
+
+use super::FixError;
+use super::patch;
+use super::runner::SCRATCH_DIR;
+
+/// What a session is, saved in `<git dir>/selfrepair/<id>/session.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub created: String,
+    /// The user's tree: the repository's work dir, or the plain directory.
+    pub user_root: PathBuf,
+    /// The project inside it, relative.
+    pub project_rel: PathBuf,
+    pub branch: String,
+    /// The commit the attempts start from (HEAD + uncommitted changes).
+    pub base: String,
+    /// Set when the session ends with a passing attempt.
+    #[serde(default)]
+    pub winner: Option<String>,
+    /// Outcome line of the finished session.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub plain: bool,
+}
+
+/// One changed file of a diff, with both versions (for editors that write
+/// files themselves, and for `--apply`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    /// Relative to the user's root (repository work dir).
+    pub path: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalDiff {
+    pub unified: String,
+    pub files: Vec<FileChange>,
+}
+
+/// Where a project's checkpoints live.
+struct Store {
+    /// The repository holding sessions (user's, or the private snapshot repo).
+    repo_path: PathBuf,
+    user_root: PathBuf,
+    project_rel: PathBuf,
+    plain: bool,
+}
+
+fn git_err(what: &str) -> impl Fn(git2::Error) -> FixError + '_ {
+    move |e| FixError::Git(format!("{what}: {}", e.message()))
+}
+
+fn signature() -> Result<Signature<'static>, FixError> {
+    Signature::now("selfrepair", "selfrepair@localhost").map_err(git_err("signature"))
+}
+
+/// The private repository that snapshots a plain directory.
+fn plain_repo_dir(dir: &Path) -> PathBuf {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(dir.to_string_lossy().as_bytes());
+    selfrepair_sandbox::cache::home()
+        .join("plain")
+        .join(&hex::encode(h)[..16])
+}
+
+fn locate(path: &Path) -> Result<Store, FixError> {
+    let dir = std::fs::canonicalize(path).map_err(|e| FixError::NotADirectory {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if !dir.is_dir() {
+        return Err(FixError::NotADirectory {
+            path: path.to_path_buf(),
+            reason: "not a directory".into(),
+        });
+    }
+    if let Ok(repo) = Repository::discover(&dir)
+        && let Some(wd) = repo.workdir()
+    {
+        let wd = std::fs::canonicalize(wd).map_err(|e| FixError::io(wd, e))?;
+        let project_rel = dir.strip_prefix(&wd).unwrap_or(Path::new("")).to_path_buf();
+        return Ok(Store {
+            repo_path: wd.clone(),
+            user_root: wd,
+            project_rel,
+            plain: false,
+        });
+    }
+    Ok(Store {
+        repo_path: plain_repo_dir(&dir).join("snapshot"),
+        user_root: dir,
+        project_rel: PathBuf::new(),
+        plain: true,
+    })
+}
+
+fn state_root(repo: &Repository) -> PathBuf {
+    repo.commondir().join("selfrepair")
+}
+
+/// A session's work copy. Opens repositories per call (they are not `Sync`).
+pub struct Workspace {
+    pub info: SessionInfo,
+    /// The worktree's root: the sandbox work dir.
+    pub root: PathBuf,
+    repo_path: PathBuf,
+    wt_name: String,
+    state_dir: PathBuf,
+}
+
+impl Workspace {
+    /// Make the work copy of the project at `path` for session `id`.
+    pub fn create(path: &Path, id: &str) -> Result<Workspace, FixError> {
+        let store = locate(path)?;
+        if store.plain {
+            snapshot_plain(&store.user_root, &store.repo_path)?;
+        }
+        let repo = Repository::open(&store.repo_path).map_err(git_err("open repository"))?;
+        let head =
+            repo.head()
+                .and_then(|h| h.peel_to_commit())
+                .map_err(|_| FixError::NoCommits {
+                    path: store.user_root.clone(),
+                })?;
+        let branch = format!("selfrepair/{id}");
+        let br = repo
+            .branch(&branch, &head, false)
+            .map_err(git_err("create the session branch"))?;
+        let wt_name = format!("selfrepair-{id}");
+        let root = std::env::temp_dir().join(&wt_name);
+        let mut opts = WorktreeAddOptions::new();
+        opts.reference(Some(br.get()));
+        repo.worktree(&wt_name, &root, Some(&opts))
+            .map_err(git_err("add the work tree"))?;
+        let state_dir = state_root(&repo).join(id);
+        std::fs::create_dir_all(&state_dir).map_err(|e| FixError::io(&state_dir, e))?;
+        let mut ws = Workspace {
+            info: SessionInfo {
+                id: id.to_string(),
+                created: now_utc(),
+                user_root: store.user_root.clone(),
+                project_rel: store.project_rel.clone(),
+                branch,
+                base: String::new(),
+                winner: None,
+                outcome: None,
+                plain: store.plain,
+            },
+            root: root.clone(),
+            repo_path: store.repo_path,
+            wt_name,
+            state_dir,
+        };
+        if !store.plain {
+            copy_uncommitted(&repo, &store.user_root, &root)?;
+        }
+        let base = ws.commit("base: HEAD plus uncommitted changes", None, true)?;
+        ws.info.base = base.to_string();
+        ws.save()?;
+        Ok(ws)
+    }
+
+    fn wt(&self) -> Result<Repository, FixError> {
+        Repository::open(&self.root).map_err(git_err("open the work tree"))
+    }
+
+    fn repo(&self) -> Result<Repository, FixError> {
+        Repository::open(&self.repo_path).map_err(git_err("open repository"))
+    }
+
+    pub fn project_dir(&self) -> PathBuf {
+        self.root.join(&self.info.project_rel)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.state_dir.join("log.jsonl")
+    }
+
+    pub fn save(&self) -> Result<(), FixError> {
+        let p = self.state_dir.join("session.json");
+        let json =
+            serde_json::to_vec_pretty(&self.info).map_err(|e| FixError::Git(e.to_string()))?;
+        std::fs::write(&p, json).map_err(|e| FixError::io(&p, e))
+    }
+
+    /// Commit the work copy as it is. With `attempt`, the commit hangs off
+    /// the base and is kept as `refs/selfrepair/<id>/attempt-N`; the base
+    /// commit itself moves the session branch.
+    pub fn commit(
+        &self,
+        message: &str,
+        attempt: Option<usize>,
+        on_branch: bool,
+    ) -> Result<Oid, FixError> {
+        let wt = self.wt()?;
+        let mut index = wt.index().map_err(git_err("index"))?;
+        let skip = |p: &Path, _: &[u8]| -> i32 { i32::from(p.starts_with(SCRATCH_DIR)) };
+        index
+            .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut |p, m| skip(p, m)))
+            .map_err(git_err("stage"))?;
+        index
+            .update_all(["*"], Some(&mut |p, m| skip(p, m)))
+            .map_err(git_err("stage"))?;
+        index.write().map_err(git_err("write index"))?;
+        let tree_id = index.write_tree().map_err(git_err("write tree"))?;
+        let tree = wt.find_tree(tree_id).map_err(git_err("tree"))?;
+        let parent = match attempt {
+            Some(_) => wt
+                .find_commit(self.base()?)
+                .map_err(git_err("base commit"))?,
+            None => wt
+                .head()
+                .and_then(|h| h.peel_to_commit())
+                .map_err(git_err("head"))?,
+        };
+        let sig = signature()?;
+        let update = on_branch.then_some("HEAD");
+        let oid = wt
+            .commit(update, &sig, &sig, message, &tree, &[&parent])
+            .map_err(git_err("commit"))?;
+        if let Some(n) = attempt {
+            let name = format!("refs/selfrepair/{}/attempt-{n}", self.info.id);
+            wt.reference(&name, oid, true, message)
+                .map_err(git_err("attempt ref"))?;
+        }
+        Ok(oid)
+    }
+
+    fn base(&self) -> Result<Oid, FixError> {
+        Oid::from_str(&self.info.base).map_err(git_err("base id"))
+    }
+
+    /// Point the session branch at the winning attempt.
+    pub fn set_winner(&mut self, oid: Oid) -> Result<(), FixError> {
+        let repo = self.repo()?;
+        repo.reference(
+            &format!("refs/heads/{}", self.info.branch),
+            oid,
+            true,
+            "selfrepair: winning attempt",
+        )
+        .map_err(git_err("move the session branch"))?;
+        self.info.winner = Some(oid.to_string());
+        self.save()
+    }
+
+    /// Put the work copy back to the base: tracked files reset, new files
+    /// removed (the scratch dir stays: caches).
+    pub fn reset(&self) -> Result<(), FixError> {
+        let wt = self.wt()?;
+        let base = wt
+            .find_object(self.base()?, None)
+            .map_err(git_err("base"))?;
+        for p in self.changed_paths()? {
+            let full = self.root.join(&p);
+            let is_dir = full
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_dir());
+            if !is_dir && wt.status_file(Path::new(&p)).is_ok_and(|s| s.is_wt_new()) {
+                let _ = std::fs::remove_file(full);
+            }
+        }
+        wt.reset(&base, ResetType::Hard, None)
+            .map_err(git_err("reset the work tree"))
+    }
+
+    /// Paths (relative to the worktree root) that differ from HEAD, scratch excluded.
+    pub fn changed_paths(&self) -> Result<Vec<String>, FixError> {
+        let wt = self.wt()?;
+        let mut o = StatusOptions::new();
+        o.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false);
+        let st = wt.statuses(Some(&mut o)).map_err(git_err("status"))?;
+        Ok(st
+            .iter()
+            .filter_map(|e| e.path().ok().map(str::to_string))
+            .filter(|p| !p.starts_with(&format!("{SCRATCH_DIR}/")))
+            .collect())
+    }
+
+    /// Tracked files the work copy changed or deleted since the last commit
+    /// (new files, such as build output, do not count).
+    pub fn modified_tracked(&self) -> Result<Vec<String>, FixError> {
+        let wt = self.wt()?;
+        let mut o = StatusOptions::new();
+        o.include_untracked(false).include_ignored(false);
+        let st = wt.statuses(Some(&mut o)).map_err(git_err("status"))?;
+        Ok(st
+            .iter()
+            .filter(|e| {
+                let s = e.status();
+                s.is_wt_modified() || s.is_wt_deleted() || s.is_wt_typechange()
+            })
+            .filter_map(|e| e.path().ok().map(str::to_string))
+            .collect())
+    }
+
+    /// Forget the session: its branch, attempt refs and state.
+    pub fn discard(&self) -> Result<(), FixError> {
+        let repo = self.repo()?;
+        if let Ok(mut b) = repo.find_branch(&self.info.branch, git2::BranchType::Local) {
+            b.delete().map_err(git_err("delete the session branch"))?;
+        }
+        let glob = format!("refs/selfrepair/{}/*", self.info.id);
+        let names: Vec<String> = repo
+            .references_glob(&glob)
+            .map_err(git_err("refs"))?
+            .flatten()
+            .filter_map(|r| r.name().ok().map(str::to_string))
+            .collect();
+        for n in names {
+            if let Ok(mut r) = repo.find_reference(&n) {
+                r.delete().map_err(git_err("delete an attempt ref"))?;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+        Ok(())
+    }
+
+    /// A project file's text (path relative to the project); symlinks are
+    /// not followed, so nothing outside the work copy reaches a prompt.
+    pub fn read(&self, rel: &str) -> Option<String> {
+        let p = self.project_dir().join(rel);
+        if p.symlink_metadata().ok()?.file_type().is_symlink() {
+            return None;
+        }
+        std::fs::read_to_string(p).ok()
+    }
+
+    /// Write new contents (paths relative to the project). A path that
+    /// leads out of the work copy through a symlink is refused: the paths
+    /// come from a model.
+    pub fn write(&self, files: &BTreeMap<String, String>) -> Result<(), FixError> {
+        let root = std::fs::canonicalize(&self.root).map_err(|e| FixError::io(&self.root, e))?;
+        for (rel, text) in files {
+            let p = self.project_dir().join(rel);
+            let d = p.parent().unwrap_or(&self.root);
+            std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+            let inside = std::fs::canonicalize(d).is_ok_and(|d| d.starts_with(&root));
+            if !inside
+                || p.symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink())
+            {
+                return Err(FixError::io(
+                    &p,
+                    std::io::Error::other("refusing to write through a symlink"),
+                ));
+            }
+            std::fs::write(&p, text).map_err(|e| FixError::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    /// The diff from the base to `oid`.
+    pub fn diff_to(&self, oid: Oid) -> Result<FinalDiff, FixError> {
+        diff_between(&self.wt()?, self.base()?, oid)
+    }
+
+    /// Append one JSON line to the session log.
+    pub fn log(&self, value: &serde_json::Value) {
+        use std::io::Write;
+        let p = self.log_path();
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+        {
+            let _ = writeln!(f, "{value}");
+        }
+    }
+
+    /// Remove the work tree (its commits and refs stay).
+    pub fn remove(&self) -> Result<(), FixError> {
+        let repo = self.repo()?;
+        let _ = std::fs::remove_dir_all(&self.root);
+        if let Ok(wt) = repo.find_worktree(&self.wt_name) {
+            wt.prune(Some(
+                WorktreePruneOptions::new().valid(true).working_tree(true),
+            ))
+            .map_err(git_err("prune the work tree"))?;
+        }
+        Ok(())
+    }
+}
+
+fn diff_between(repo: &Repository, from: Oid, to: Oid) -> Result<FinalDiff, FixError> {
+    let tree = |o: Oid| {
+        repo.find_commit(o)
+            .and_then(|c| c.tree())
+            .map_err(git_err("read commit"))
+    };
+    let (a, b) = (tree(from)?, tree(to)?);
+    let mut opts = DiffOptions::new();
+    opts.context_lines(3);
+    let diff = repo
+        .diff_tree_to_tree(Some(&a), Some(&b), Some(&mut opts))
+        .map_err(git_err("diff"))?;
+    let mut unified = String::new();
+    diff.print(DiffFormat::Patch, |_, _, line| {
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            unified.push(line.origin());
+        }
+        unified.push_str(&String::from_utf8_lossy(line.content()));
+        true
+    })
+    .map_err(git_err("render diff"))?;
+    let blob_text = |id: Oid| -> Option<String> {
+        if id.is_zero() {
+            return None;
+        }
+        repo.find_blob(id)
+            .ok()
+            .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+    };
+    let files = diff
+        .deltas()
+        .map(|d| FileChange {
+            path: d
+                .new_file()
+                .path()
+                .or_else(|| d.old_file().path())
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            old: blob_text(d.old_file().id()),
+            new: blob_text(d.new_file().id()),
+        })
+        .collect();
+    Ok(FinalDiff { unified, files })
+}
+
+/// Copy staged, unstaged and untracked (not ignored) changes into the work tree.
+fn copy_uncommitted(repo: &Repository, user_root: &Path, root: &Path) -> Result<(), FixError> {
+    let mut o = StatusOptions::new();
+    o.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let st = repo.statuses(Some(&mut o)).map_err(git_err("status"))?;
+    for e in st.iter() {
+        let Ok(rel) = e.path() else { continue };
+        let (src, dst) = (user_root.join(rel), root.join(rel));
+        if let Ok(target) = std::fs::read_link(&src) {
+            // A link stays a link (never the file or directory behind it).
+            let _ = std::fs::remove_file(&dst);
+            if let Some(d) = dst.parent() {
+                std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+            }
+            std::os::unix::fs::symlink(&target, &dst).map_err(|e| FixError::io(&dst, e))?;
+        } else if src.is_file() {
+            if let Some(d) = dst.parent() {
+                std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+            }
+            std::fs::copy(&src, &dst).map_err(|e| FixError::io(&src, e))?;
+        } else if !src.exists() && dst.is_file() {
+            std::fs::remove_file(&dst).map_err(|e| FixError::io(&dst, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Mirror a plain directory into the private snapshot repo and commit it.
+fn snapshot_plain(dir: &Path, snap: &Path) -> Result<(), FixError> {
+    let repo = match Repository::open(snap) {
+        Ok(r) => r,
+        Err(_) => {
+            std::fs::create_dir_all(snap).map_err(|e| FixError::io(snap, e))?;
+            Repository::init(snap).map_err(git_err("init the snapshot repository"))?
+        }
+    };
+    for entry in std::fs::read_dir(snap).map_err(|e| FixError::io(snap, e))? {
+        let p = entry.map_err(|e| FixError::io(snap, e))?.path();
+        if p.file_name().is_some_and(|n| n == ".git") {
+            continue;
+        }
+        let r = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        r.map_err(|e| FixError::io(&p, e))?;
+    }
+    copy_tree(dir, snap)?;
+    let mut index = repo.index().map_err(git_err("index"))?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .map_err(git_err("stage"))?;
+    index.update_all(["*"], None).map_err(git_err("stage"))?;
+    index.write().map_err(git_err("write index"))?;
+    let tree_id = index.write_tree().map_err(git_err("write tree"))?;
+    let tree = repo.find_tree(tree_id).map_err(git_err("tree"))?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let sig = signature()?;
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, "snapshot", &tree, &parents)
+        .map_err(git_err("commit the snapshot"))?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), FixError> {
+    for entry in std::fs::read_dir(from).map_err(|e| FixError::io(from, e))? {
+        let entry = entry.map_err(|e| FixError::io(from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let ft = entry.file_type().map_err(|e| FixError::io(&src, e))?;
+        if entry.file_name() == ".git" || ft.is_symlink() {
+            continue;
+        }
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dst).map_err(|e| FixError::io(&dst, e))?;
+            copy_tree(&src, &dst)?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst).map_err(|e| FixError::io(&src, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The sessions recorded for the project at `path`, oldest first.
+pub fn sessions(path: &Path) -> Result<Vec<SessionInfo>, FixError> {
+    let store = locate(path)?;
+    let Ok(repo) = Repository::open(&store.repo_path) else {
+        return Ok(Vec::new());
+    };
+    let dir = state_root(&repo);
+    let mut out: Vec<SessionInfo> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("session.json")).ok())
+        .filter_map(|b| serde_json::from_slice::<SessionInfo>(&b).ok())
+        .filter(|s| s.user_root == store.user_root)
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// One session by id, or the latest.
+pub fn session(path: &Path, id: Option<&str>) -> Result<SessionInfo, FixError> {
+    let all = sessions(path)?;
+    match id {
+        Some(id) => all
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| FixError::NoSession {
+                path: path.to_path_buf(),
+                detail: format!("no session {id}"),
+            }),
+        None => all
+            .into_iter()
+            .next_back()
+            .ok_or_else(|| FixError::NoSession {
+                path: path.to_path_buf(),
+                detail: "no selfrepair session has run here".into(),
+            }),
+    }
+}
+
+fn open_store(path: &Path) -> Result<(Store, Repository), FixError> {
+    let store = locate(path)?;
+    let repo = Repository::open(&store.repo_path).map_err(git_err("open repository"))?;
+    Ok((store, repo))
+}
+
+/// An attempt of a session, as recorded by its ref.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttemptRef {
+    pub n: usize,
+    pub commit: String,
+    pub message: String,
+}
+
+pub fn attempts(path: &Path, s: &SessionInfo) -> Result<Vec<AttemptRef>, FixError> {
+    let (_, repo) = open_store(path)?;
+    let glob = format!("refs/selfrepair/{}/attempt-*", s.id);
+    let mut out = Vec::new();
+    for r in repo
+        .references_glob(&glob)
+        .map_err(git_err("refs"))?
+        .flatten()
+    {
+        let (Ok(name), Some(oid)) = (r.name(), r.target()) else {
+            continue;
+        };
+        let Some(n) = name.rsplit('-').next().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let message = repo
+            .find_commit(oid)
+            .ok()
+            .and_then(|c| c.message().ok().map(str::to_string))
+            .unwrap_or_default();
+        out.push(AttemptRef {
+            n,
+            commit: oid.to_string(),
+            message: message.trim().to_string(),
+        });
+    }
+    out.sort_by_key(|a| a.n);
+    Ok(out)
+}
+
+/// The diff of a session's winner (or of attempt `n`) against its base.
+pub fn session_diff(
+    path: &Path,
+    s: &SessionInfo,
+    attempt: Option<usize>,
+) -> Result<FinalDiff, FixError> {
+    let (_, repo) = open_store(path)?;
+    let target = match attempt {
+        Some(n) => attempts(path, s)?
+            .into_iter()
+            .find(|a| a.n == n)
+            .map(|a| a.commit)
+            .ok_or_else(|| FixError::NoSession {
+                path: path.to_path_buf(),
+                detail: format!("session {} has no attempt {n}", s.id),
+            })?,
+        None => s.winner.clone().ok_or_else(|| FixError::NoSession {
+            path: path.to_path_buf(),
+            detail: format!(
+                "session {} found no fix; see `selfrepair log --session {}` and `selfrepair diff --attempt N`",
+                s.id, s.id
+            ),
+        })?,
+    };
+    let oid = |x: &str| Oid::from_str(x).map_err(git_err("commit id"));
+    diff_between(&repo, oid(&s.base)?, oid(&target)?)
+}
+
+/// What `--apply` changed, so `undo` can put it back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct UndoRecord {
+    files: Vec<FileChange>,
+}
+
+/// Apply `diff` on the user's tree, keeping their other changes. A file
+/// is written only if it is as the session found it, or if the fix's hunks
+/// still apply to what it has become; otherwise nothing is written.
+pub fn apply(path: &Path, s: &SessionInfo, diff: &FinalDiff) -> Result<Vec<String>, FixError> {
+    let (_, repo) = open_store(path)?;
+    let mut writes: Vec<FileChange> = Vec::new();
+    for f in &diff.files {
+        let target = s.user_root.join(&f.path);
+        let current = std::fs::read_to_string(&target).ok();
+        let new = if current == f.old {
+            f.new.clone()
+        } else {
+            Some(
+                rebase_change(f, current.as_deref()).ok_or_else(|| FixError::ApplyConflict {
+                    file: target.clone(),
+                    branch: s.branch.clone(),
+                })?,
+            )
+        };
+        writes.push(FileChange {
+            path: f.path.clone(),
+            old: current,
+            new,
+        });
+    }
+    let record = serde_json::to_vec_pretty(&UndoRecord {
+        files: writes.clone(),
+    })
+    .map_err(|e| FixError::Git(e.to_string()))?;
+    let undo_path = state_root(&repo).join(&s.id).join("undo.json");
+    std::fs::write(&undo_path, record).map_err(|e| FixError::io(&undo_path, e))?;
+    write_changes(&s.user_root, &writes, |c| c.new.as_deref())?;
+    Ok(writes.into_iter().map(|w| w.path).collect())
+}
+
+/// The fix's hunks replayed on a file the user changed since; `None` on conflict.
+fn rebase_change(f: &FileChange, current: Option<&str>) -> Option<String> {
+    let (old, new, current) = (f.old.as_deref()?, f.new.as_deref()?, current?);
+    let edits = hunks_as_edits(&f.path, old, new);
+    patch::apply(&edits, true, |_| Some(current.to_string()))
+        .ok()?
+        .remove(&f.path)
+}
+
+/// Changed line runs of old → new as search/replace edits with one line of context.
+fn hunks_as_edits(path: &str, old: &str, new: &str) -> Vec<patch::Edit> {
+    let a: Vec<&str> = old.split_inclusive('\n').collect();
+    let b: Vec<&str> = new.split_inclusive('\n').collect();
+    let pre = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suf = a[pre..]
+        .iter()
+        .rev()
+        .zip(b[pre..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let lo = pre.saturating_sub(1);
+    let (ahi, bhi) = (
+        (a.len() - suf + 1).min(a.len()),
+        (b.len() - suf + 1).min(b.len()),
+    );
+    vec![patch::Edit {
+        file: path.to_string(),
+        search: a[lo..ahi].concat(),
+        replace: b[lo..bhi].concat(),
+    }]
+}
+
+fn write_changes(
+    root: &Path,
+    files: &[FileChange],
+    pick: impl Fn(&FileChange) -> Option<&str>,
+) -> Result<(), FixError> {
+    for f in files {
+        let p = root.join(&f.path);
+        match pick(f) {
+            Some(text) => {
+                if let Some(d) = p.parent() {
+                    std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+                }
+                std::fs::write(&p, text).map_err(|e| FixError::io(&p, e))?;
+            }
+            None if p.exists() => std::fs::remove_file(&p).map_err(|e| FixError::io(&p, e))?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Revert the last `--apply` of session `s`, if its files are still as it left them.
+pub fn undo(path: &Path, s: &SessionInfo) -> Result<Vec<String>, FixError> {
+    let (_, repo) = open_store(path)?;
+    let undo_path = state_root(&repo).join(&s.id).join("undo.json");
+    let record: UndoRecord = std::fs::read(&undo_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| FixError::NoSession {
+            path: path.to_path_buf(),
+            detail: format!("session {} was not applied (nothing to undo)", s.id),
+        })?;
+    for f in &record.files {
+        let p = s.user_root.join(&f.path);
+        if std::fs::read_to_string(&p).ok() != f.new {
+            return Err(FixError::UndoConflict { file: p });
+        }
+    }
+    write_changes(&s.user_root, &record.files, |c| c.old.as_deref())?;
+    std::fs::remove_file(&undo_path).map_err(|e| FixError::io(&undo_path, e))?;
+    Ok(record.files.into_iter().map(|f| f.path).collect())
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, with no date crate.
+pub fn now_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn now_utc() -> String {
+    now_stamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hunks_replay_on_changed_files() {
+        let f = FileChange {
+            path: "a.py".into(),
+            old: Some("a\nb\nc\nd\ne\n".into()),
+            new: Some("a\nb\nC\nd\ne\n".into()),
+        };
+        assert_eq!(
+            rebase_change(&f, Some("x\na\nb\nc\nd\ne\n")).as_deref(),
+            Some("x\na\nb\nC\nd\ne\n")
+        );
+        assert_eq!(rebase_change(&f, Some("a\nb\nzz\nd\ne\n")), None);
+    }
+
+    #[test]
+    fn stamps_look_like_dates() {
+        let s = now_stamp();
+        assert_eq!(s.len(), 15);
+        assert!(s.starts_with("20"));
+    }
+}

@@ -1,0 +1,3 @@
+from .stock import Inventory, OutOfStock
+
+__all__ = ["Inventory", "OutOfStock"]

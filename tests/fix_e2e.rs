@@ -1,0 +1,651 @@
+//! `selfrepair fix` end to end: the example repositories as real git repos,
+//! the real process sandbox running pytest and cargo, the mutation
+//! repairer, and a real HTTP client against the scripted model server.
+
+mod fix_common;
+
+use std::time::{Duration, Instant};
+
+use fix_common::*;
+use selfrepair::fix::workspace::{self};
+use selfrepair::fix::{FixError, FixEvent, FixOptions, Outcome, Repairer};
+use selfrepair_testkit::{Reply, TestServer};
+use tokio_util::sync::CancellationToken;
+
+const STOCK: &str = "inventory/stock.py";
+
+async fn run_mutate(
+    dir: &std::path::Path,
+) -> (Result<selfrepair::fix::Summary, FixError>, Vec<FixEvent>) {
+    run(
+        FixOptions::new(dir),
+        Repairer::Mutate,
+        CancellationToken::new(),
+    )
+    .await
+}
+
+fn model(server: &TestServer) -> Repairer {
+    Repairer::Model {
+        client: client(server),
+        mutate_first: false,
+    }
+}
+
+/// Make the user's tree dirty three ways: unstaged, staged, untracked.
+fn dirty(dir: &std::path::Path) {
+    let stock = dir.join(STOCK);
+    let text = std::fs::read_to_string(&stock).unwrap();
+    std::fs::write(
+        &stock,
+        text.replace(
+            "\"\"\"A stock ledger",
+            "\"\"\"(work in progress) A stock ledger",
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("NOTES.md"), "my notes, not committed\n").unwrap();
+    let readme = dir.join("README.md");
+    std::fs::write(&readme, "staged edit\n").unwrap();
+    let repo = git2::Repository::open(dir).unwrap();
+    let mut idx = repo.index().unwrap();
+    idx.add_path(std::path::Path::new("README.md")).unwrap();
+    idx.write().unwrap();
+}
+
+#[test]
+fn cli_mutate_fixes_python_and_leaves_the_dirty_tree_byte_identical() {
+    let (_t, dir) = example_repo("py-inventory");
+    dirty(&dir);
+    let before = snapshot(&dir);
+    let branches_before = branches(&dir);
+    let started = Instant::now();
+    let out = bin().arg("fix").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("tests:   pytest   (detected from pyproject.toml"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("repair:  mutate"), "{stderr}");
+    assert!(
+        stdout.starts_with("fixed: mutant inventory/stock.py:29 comparison swap: < -> <="),
+        "{stdout}"
+    );
+    assert!(stdout.contains("+        return self.count(sku) <= self.reorder_level"));
+    eprintln!("python mutate fix took {:?}", started.elapsed());
+
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "the user's tree, index or HEAD changed"
+    );
+    let after = branches(&dir);
+    assert_eq!(after.len(), branches_before.len() + 1);
+    let session_branch = after.iter().find(|b| b.starts_with("selfrepair/")).unwrap();
+    // The work tree is gone, its commits stay.
+    let repo = git2::Repository::open(&dir).unwrap();
+    assert!(repo.worktrees().unwrap().is_empty());
+
+    // log / diff read the same session back.
+    let log = bin().arg("log").arg(&dir).output().unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(
+        log.contains(session_branch.as_str()) && log.contains("Fixed"),
+        "{log}"
+    );
+    let id = session_branch.trim_start_matches("selfrepair/");
+    let attempts = bin()
+        .args(["log", "--session", id])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let attempts = String::from_utf8_lossy(&attempts.stdout);
+    assert_eq!(
+        attempts.lines().filter(|l| l.contains("attempt ")).count(),
+        4,
+        "{attempts}"
+    );
+    assert!(
+        attempts
+            .lines()
+            .any(|l| l.starts_with('*') && l.contains("comparison swap: < -> <=")),
+        "{attempts}"
+    );
+    let diff = bin().arg("diff").arg(&dir).output().unwrap();
+    let diff = String::from_utf8_lossy(&diff.stdout);
+    assert!(
+        diff.contains("+        return self.count(sku) <= self.reorder_level"),
+        "{diff}"
+    );
+    // The base held the uncommitted edits, so the diff is only the fix.
+    assert!(
+        !diff.contains("work in progress") && !diff.contains("NOTES"),
+        "{diff}"
+    );
+    assert_eq!(snapshot(&dir), before);
+}
+
+#[tokio::test]
+async fn mutate_fixes_rust_with_events_in_order() {
+    let (_t, dir) = example_repo("rust-stats");
+    let before = snapshot(&dir);
+    let (r, events) = run_mutate(&dir).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed, "{}", s.reason);
+    assert_eq!(s.test_command, "cargo test");
+    assert_eq!(s.initial_failures, vec!["count_above_is_strict"]);
+    assert_eq!(s.attempts, 1);
+    assert_eq!(s.tokens, 0);
+    assert_eq!(s.diff.files.len(), 1);
+    let f = &s.diff.files[0];
+    assert_eq!(f.path, "src/lib.rs");
+    assert!(f.new.as_deref().unwrap().contains("|&&x| x > threshold"));
+    assert!(f.old.as_deref().unwrap().contains("|&&x| x >= threshold"));
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            FixEvent::Plan { .. } => "plan",
+            FixEvent::TestRunStarted { .. } => "start",
+            FixEvent::TestRunFinished { .. } => "finish",
+            FixEvent::Patch { .. } => "patch",
+            FixEvent::Done(_) => "done",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "plan", "start", "finish", "patch", "start", "finish", "start", "finish", "done"
+        ]
+    );
+    assert_eq!(snapshot(&dir), before);
+}
+
+fn explain_reply() -> Reply {
+    Reply::text(
+        "needs_reorder in inventory/stock.py compares with < but the docstring says at or below.",
+    )
+    .with_usage(900, 40)
+}
+
+const GOOD_PATCH: &str = "inventory/stock.py\n<<<<<<< SEARCH\n        return self.count(sku) < self.reorder_level\n=======\n        return self.count(sku) <= self.reorder_level\n>>>>>>> REPLACE\n";
+
+#[tokio::test]
+async fn model_fixes_python_after_a_patch_that_does_not_apply() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    // First patch: wrong SEARCH text (does not apply).
+    server.enqueue(Reply::text(
+        "inventory/stock.py\n<<<<<<< SEARCH\n    def needs_reorder(self, sku):\n        return self.count(sku) < self.level\n=======\n        return True\n>>>>>>> REPLACE\n",
+    ));
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(format!("```\n{GOOD_PATCH}```\n")).with_usage(1000, 30));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 3;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed, "{}", s.reason);
+    assert_eq!(s.attempts, 2);
+    assert_eq!(s.winning_attempt, Some(2));
+    assert_eq!(s.tokens, 900 + 40 + 10 + 5 + 900 + 40 + 1000 + 30);
+    assert!(s.cost_usd > 0.0);
+    let rejected: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            FixEvent::Rejected { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert!(
+        rejected[0].contains("inventory/stock.py")
+            && rejected[0].contains("return self.count(sku) < self.level"),
+        "{}",
+        rejected[0]
+    );
+    assert!(events.iter().any(
+        |e| matches!(e, FixEvent::Explanation { text, .. } if text.contains("needs_reorder"))
+    ));
+
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 4);
+    let explain = reqs[0].last_user_message().unwrap();
+    assert!(
+        explain.contains("tests/test_stock.py::test_reorder_at_level"),
+        "{explain}"
+    );
+    assert!(
+        explain.contains("def needs_reorder(self, sku):"),
+        "{explain}"
+    );
+    assert!(explain.contains("Repository map"), "{explain}");
+    // The second patch prompt carries the apply error back.
+    let retry = reqs[3].last_user_message().unwrap();
+    assert!(
+        retry.contains("was not applied") && retry.contains("inventory/stock.py"),
+        "{retry}"
+    );
+    assert_eq!(
+        s.diff.files[0].new.as_deref().unwrap(),
+        std::fs::read_to_string(dir.join(STOCK))
+            .unwrap()
+            .replace("count(sku) < self", "count(sku) <= self")
+    );
+}
+
+#[tokio::test]
+async fn model_fixes_rust_with_a_unified_diff() {
+    let (_t, dir) = example_repo("rust-stats");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(Reply::text("count_above uses >= where it should use >."));
+    server.enqueue(Reply::text(
+        "```diff\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -12,3 +12,3 @@\n pub fn count_above(xs: &[i64], threshold: i64) -> usize {\n-    xs.iter().filter(|&&x| x >= threshold).count()\n+    xs.iter().filter(|&&x| x > threshold).count()\n }\n```\n",
+    ));
+    let (r, _) = run(
+        FixOptions::new(&dir),
+        model(&server),
+        CancellationToken::new(),
+    )
+    .await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed, "{}", s.reason);
+    assert!(
+        s.diff
+            .unified
+            .contains("+    xs.iter().filter(|&&x| x > threshold).count()")
+    );
+    assert_eq!(s.attempts, 1);
+}
+
+#[tokio::test]
+async fn test_edits_are_rejected_and_a_repeating_model_stops() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    // Every answer is the same: "fix" the test instead of the code.
+    server.set_default(Reply::text(
+        "tests/test_stock.py\n<<<<<<< SEARCH\n    assert inv.needs_reorder(\"fig\")\n=======\n    assert True\n>>>>>>> REPLACE\n",
+    ));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 10;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed);
+    assert!(s.reason.contains("repeating itself"), "{}", s.reason);
+    assert_eq!(s.attempts, 2);
+    assert!(events.iter().any(|e| matches!(e, FixEvent::Rejected { reason, .. } if reason.contains("tests/test_stock.py: it is a test file"))));
+    assert!(s.diff.files.is_empty());
+}
+
+#[tokio::test]
+async fn a_patch_that_breaks_a_passing_test_is_rejected() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    // Makes the failing tests pass but breaks receive().
+    server.enqueue(Reply::text(format!(
+        "{GOOD_PATCH}\ninventory/stock.py\n<<<<<<< SEARCH\n        self._counts[sku] = self._counts.get(sku, 0) + qty\n=======\n        self._counts[sku] = qty\n>>>>>>> REPLACE\n"
+    )));
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(GOOD_PATCH));
+    let (r, events) = run(
+        FixOptions::new(&dir),
+        model(&server),
+        CancellationToken::new(),
+    )
+    .await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed);
+    assert_eq!(s.winning_attempt, Some(2));
+    assert!(events.iter().any(|e| matches!(e, FixEvent::Rejected { reason, .. } if reason.contains("breaks tests that passed before: tests/test_stock.py::test_receive_adds_up"))));
+    // The last feedback said why.
+    let last = server
+        .requests()
+        .last()
+        .unwrap()
+        .last_user_message()
+        .unwrap();
+    assert!(last.contains("breaks tests that passed before"), "{last}");
+    // Every attempt is kept as a ref; the branch points at the winner.
+    let info = workspace::session(&dir, Some(&s.session)).unwrap();
+    let attempts = workspace::attempts(&dir, &info).unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(info.winner.as_deref(), Some(attempts[1].commit.as_str()));
+    let d1 = workspace::session_diff(&dir, &info, Some(1)).unwrap();
+    assert!(d1.unified.contains("self._counts[sku] = qty"));
+}
+
+#[test]
+fn apply_writes_exactly_the_winning_diff_and_undo_restores() {
+    let (_t, dir) = example_repo("py-inventory");
+    dirty(&dir);
+    let before = snapshot(&dir);
+    let out = bin()
+        .args(["fix", "--model", "mutate", "--apply"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("applied to"), "{stdout}");
+    let after = snapshot(&dir);
+    for (path, bytes) in &before {
+        if path == std::path::Path::new(STOCK) {
+            // The user's own edit stays, with exactly the fix on top.
+            let want = String::from_utf8(bytes.clone())
+                .unwrap()
+                .replace("count(sku) < self", "count(sku) <= self");
+            assert_eq!(String::from_utf8(after[path].clone()).unwrap(), want);
+            assert!(want.contains("work in progress"));
+        } else {
+            assert_eq!(&after[path], bytes, "{} changed", path.display());
+        }
+    }
+    assert_eq!(after.len(), before.len());
+    let undo = bin().arg("undo").arg(&dir).output().unwrap();
+    assert_eq!(
+        undo.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert_eq!(snapshot(&dir), before);
+    // Nothing left to undo.
+    let again = bin().arg("undo").arg(&dir).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to undo"));
+}
+
+#[tokio::test]
+async fn apply_refuses_when_the_user_changed_the_same_lines() {
+    let (_t, dir) = example_repo("py-inventory");
+    let (r, _) = run_mutate(&dir).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed);
+    let stock = dir.join(STOCK);
+    let mine = std::fs::read_to_string(&stock).unwrap().replace(
+        "count(sku) < self.reorder_level",
+        "count(sku) < self.reorder_level - 1",
+    );
+    std::fs::write(&stock, &mine).unwrap();
+    let info = workspace::session(&dir, Some(&s.session)).unwrap();
+    let err = workspace::apply(&dir, &info, &s.diff).unwrap_err();
+    assert!(matches!(err, FixError::ApplyConflict { .. }), "{err}");
+    assert!(err.to_string().contains("stock.py"), "{err}");
+    assert_eq!(std::fs::read_to_string(&stock).unwrap(), mine);
+    // An unrelated edit elsewhere in the file is kept and the fix goes on top.
+    let other = std::fs::read_to_string(dir.join(STOCK))
+        .unwrap()
+        .replace(
+            "count(sku) < self.reorder_level - 1",
+            "count(sku) < self.reorder_level",
+        )
+        .replace("def count(self, sku):", "def count(self, sku):  # mine");
+    std::fs::write(&stock, &other).unwrap();
+    workspace::apply(&dir, &info, &s.diff).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&stock).unwrap(),
+        other.replace("count(sku) < self", "count(sku) <= self")
+    );
+}
+
+#[tokio::test]
+async fn a_plain_directory_is_fixed_on_a_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inv");
+    copy_tree(&example("py-inventory"), &dir);
+    let before = snapshot(&dir);
+    let out = bin()
+        .arg("fix")
+        .arg(&dir)
+        .env("SELFREPAIR_HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(snapshot(&dir), before);
+    assert!(!dir.join(".git").exists());
+    let diff = bin()
+        .arg("diff")
+        .arg(&dir)
+        .env("SELFREPAIR_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("<= self.reorder_level"));
+}
+
+#[test]
+fn json_output_ends_with_the_summary_and_keys_stay_out_of_the_sandbox() {
+    let (_t, dir) = example_repo("py-inventory");
+    let out = bin()
+        .args(["fix", "--json", "--test", "env; python3 -m pytest -q"])
+        .arg(&dir)
+        .env("OPENAI_API_KEY", "sk-live-SECRET-must-not-leak")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    assert_eq!(lines[0]["event"], "plan");
+    assert_eq!(lines[0]["reason"], "given with --test");
+    let done = lines.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["outcome"], "fixed");
+    assert!(
+        done["diff"]["unified"]
+            .as_str()
+            .unwrap()
+            .contains("<= self.reorder_level")
+    );
+    assert_eq!(done["diff"]["files"][0]["path"], STOCK);
+    let baseline = &lines[2]["run"]["output"];
+    assert!(baseline.as_str().unwrap().contains("HOME="), "{baseline}");
+    assert!(!stdout.contains("SECRET"));
+}
+
+#[test]
+fn bad_input_is_named_and_leaves_no_trace() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Not a directory.
+    let missing = tmp.path().join("nope");
+    let out = bin().arg("fix").arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nope") && err.contains("no such directory"),
+        "{err}"
+    );
+
+    // No tests found.
+    let (_t, dir) = example_repo("py-inventory");
+    let empty = dir.join("docs");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("index.md"), "# docs\n").unwrap();
+    let out = bin().arg("fix").arg(&empty).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("docs: no tests found"), "{err}");
+
+    // A test command that does not exist.
+    let before = snapshot(&dir);
+    let out = bin()
+        .args(["fix", "--test", "no-such-test-runner --all"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`no-such-test-runner --all` was not found"),
+        "{err}"
+    );
+    assert_eq!(
+        branches(&dir),
+        vec!["master".to_string()],
+        "a failed start leaves no branch"
+    );
+
+    // Tests already green.
+    let stock = dir.join(STOCK);
+    let fixed = std::fs::read_to_string(&stock)
+        .unwrap()
+        .replace("count(sku) < self", "count(sku) <= self");
+    std::fs::write(&stock, fixed).unwrap();
+    let out = bin().arg("fix").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to fix: the tests already pass")
+    );
+    assert_eq!(branches(&dir), vec!["master".to_string()]);
+    let mut now = snapshot(&dir);
+    now.remove(std::path::Path::new(STOCK));
+    let mut was = before;
+    was.remove(std::path::Path::new(STOCK));
+    assert_eq!(now, was);
+}
+
+#[tokio::test]
+async fn cancelling_kills_the_running_tests() {
+    let (_t, dir) = example_repo("py-inventory");
+    let mut opts = FixOptions::new(&dir);
+    opts.test = Some("sleep 60".into());
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.cancel();
+    });
+    let started = Instant::now();
+    let (r, _) = run(opts, Repairer::Mutate, cancel).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn help_has_examples() {
+    for cmd in ["fix", "log", "diff", "undo"] {
+        let out = bin().args([cmd, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("selfrepair {cmd} ")),
+            "{cmd}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mutate_first_fixes_before_any_model_call() {
+    let (_t, dir) = example_repo("rust-stats");
+    let server = TestServer::start().await.unwrap();
+    let repairer = Repairer::Model {
+        client: client(&server),
+        mutate_first: true,
+    };
+    let (r, _) = run(FixOptions::new(&dir), repairer, CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed, "{}", s.reason);
+    assert!(s.reason.starts_with("mutant src/lib.rs:13"), "{}", s.reason);
+    assert_eq!((s.tokens, server.request_count()), (0, 0));
+}
+
+#[tokio::test]
+async fn the_budget_stops_the_model() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.set_default(explain_reply());
+    let mut o = selfrepair::model::ClientOptions::default();
+    o.budgets.run.tokens = Some(500);
+    let repairer = Repairer::Model {
+        client: client_with(&server, o),
+        mutate_first: false,
+    };
+    let (r, _) = run(FixOptions::new(&dir), repairer, CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed);
+    assert!(
+        s.reason.starts_with("budget reached after 940 tokens"),
+        "{}",
+        s.reason
+    );
+    assert_eq!(server.request_count(), 1);
+}
+
+#[tokio::test]
+async fn the_same_failure_twice_stops_the_loop() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    // Two different patches that change nothing that matters.
+    for comment in ["# first try", "# second try"] {
+        server.enqueue(explain_reply());
+        server.enqueue(Reply::text(format!(
+            "inventory/stock.py\n<<<<<<< SEARCH\n    def count(self, sku):\n=======\n    def count(self, sku):  {comment}\n>>>>>>> REPLACE\n"
+        )));
+    }
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 5;
+    let (r, _) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed);
+    assert_eq!(s.reason, "the same failure repeats after attempt 2");
+    assert_eq!(server.request_count(), 4);
+}
+
+#[tokio::test]
+async fn a_test_run_that_edits_tracked_files_is_not_a_fix() {
+    let (_t, dir) = example_repo("py-inventory");
+    let mut opts = FixOptions::new(&dir);
+    opts.test = Some("python3 -m pytest -q && echo tampered >> README.md".into());
+    opts.max_attempts = 4;
+    let (r, events) = run(opts, Repairer::Mutate, CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed, "{}", s.reason);
+    assert!(events.iter().any(|e| matches!(e, FixEvent::Rejected { reason, .. } if reason == "the test run modified tracked files: README.md")));
+    assert!(
+        !std::fs::read_to_string(dir.join("README.md"))
+            .unwrap()
+            .contains("tampered")
+    );
+}
+
+#[tokio::test]
+async fn a_patch_cannot_write_through_a_symlink() {
+    let (_t, dir) = example_repo("py-inventory");
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.join("inventory/out")).unwrap();
+    commit_all(&dir, "a link out of the repository");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(
+        "inventory/out/pwned.py\n<<<<<<< SEARCH\n=======\nprint('outside')\n>>>>>>> REPLACE\n",
+    ));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 1;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    assert_eq!(r.unwrap().outcome, Outcome::NotFixed);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, FixEvent::Rejected { reason, .. } if reason.contains("symlink")))
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}
