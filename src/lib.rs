@@ -4,6 +4,7 @@
 //! The sandboxes live in the `selfrepair-sandbox` crate; this crate holds what
 //! knows about tasks, models, repair and the command line.
 
+pub mod acp;
 pub mod config;
 pub mod model;
 
@@ -12,5 +13,6 @@ pub use selfrepair_sandbox as sandbox;
 pub mod engine;
 pub mod eval;
 pub mod fix;
+pub mod mcp;
 pub mod metrics;
 pub mod tasks;

@@ -163,6 +163,7 @@ fn print_summary(s: &Summary) {
             Outcome::AlreadyGreen => "nothing to fix",
             Outcome::NotFixed => "not fixed",
             Outcome::Cancelled => "cancelled",
+            Outcome::Reported => "reported",
         },
         s.reason,
         s.attempts,
@@ -236,7 +237,7 @@ pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(match summary.outcome {
         Outcome::Fixed => 0,
         Outcome::NotFixed | Outcome::Cancelled => 1,
-        Outcome::AlreadyGreen => 3,
+        Outcome::AlreadyGreen | Outcome::Reported => 3,
     }))
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_sandbox;
 mod config;
+mod editor;
 mod eval;
 mod fix;
 mod report;
@@ -67,6 +68,16 @@ pub enum Command {
         after_help = "Example:\n  selfrepair merge runs/all runs/shard-0 runs/shard-1 runs/shard-2"
     )]
     Merge(report::MergeArgs),
+    /// Serve the Agent Client Protocol on stdio, for Zed, JetBrains, Neovim and Emacs.
+    #[command(
+        after_help = "Example (Zed settings.json):\n  \"agent_servers\": { \"selfrepair\": { \"command\": \"selfrepair\", \"args\": [\"acp\"] } }"
+    )]
+    Acp(editor::AcpArgs),
+    /// Serve MCP tools (run_tests, repair, eval_sample) on stdio.
+    #[command(
+        after_help = "Example (an MCP host's config):\n  { \"mcpServers\": { \"selfrepair\": { \"command\": \"selfrepair\", \"args\": [\"mcp\"] } } }"
+    )]
+    Mcp(editor::McpArgs),
     /// Show the effective configuration (model, budgets, keys redacted) and its sources.
     #[command(after_help = "Example:\n  selfrepair config show")]
     Config(config::ConfigArgs),
@@ -111,6 +122,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(a) => eval::run(a).await,
         Command::Config(a) => config::run(a).await,
         Command::Bench(a) => bench::run(*a).await,
+        Command::Acp(a) => editor::acp(a).await,
+        Command::Mcp(a) => editor::mcp(a).await,
         Command::Report(a) => report::run(a).await,
         Command::Merge(a) => report::merge(a).await,
         Command::Fix(a) => fix::fix(a).await,

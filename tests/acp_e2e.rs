@@ -1,0 +1,399 @@
+//! `selfrepair acp` end to end, driven by the official ACP TypeScript SDK
+//! (`tests/acp/client.mjs`, installed by `.ci/run` with `npm ci`): a repair
+//! of an example repo with the permission request, the diff and the final
+//! file; a declined write; cancellation mid test run; protocol errors;
+//! two sessions at once; malformed JSON and a client that disconnects.
+
+use selfrepair_testkit::{Reply, TestServer};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The example repo, copied into a fresh git repository.
+fn repo(dir: &Path, name: &str, extra: &[(&str, &str)]) -> PathBuf {
+    let dst = dir.join(name);
+    copy_dir(&root().join("tasks/examples/py-inventory"), &dst);
+    for (rel, text) in extra {
+        std::fs::write(dst.join(rel), text).expect("write extra file");
+    }
+    git(&dst, &["init", "-q"]);
+    git(&dst, &["add", "-A"]);
+    git(
+        &dst,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    dst
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("read example") {
+        let e = e.expect("entry");
+        let to = dst.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            if e.file_name() != "__pycache__" {
+                copy_dir(&e.path(), &to);
+            }
+        } else {
+            std::fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+}
+
+/// A scripted OpenAI-compatible model: an explanation for the explain
+/// prompt, a SEARCH/REPLACE patch for the patch prompt.
+async fn model() -> TestServer {
+    let s = TestServer::start().await.expect("server");
+    s.respond_with(|msg, _| {
+        Some(if msg.contains("SEARCH/REPLACE") {
+            Reply::text(format!("```\n{PATCH}```\n")).with_usage(900, 40)
+        } else {
+            Reply::text(EXPLANATION).with_usage(800, 30)
+        })
+    });
+    s
+}
+
+const EXPLANATION: &str =
+    "needs_reorder compares with < but an item exactly at the reorder level must be reordered.";
+const PATCH: &str = "inventory/stock.py\n<<<<<<< SEARCH\n        return self.count(sku) < self.reorder_level\n=======\n        return self.count(sku) <= self.reorder_level\n>>>>>>> REPLACE\n";
+
+fn model_env(s: &TestServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("SELFREPAIR_MODEL", "vllm:scripted".to_string()),
+        ("SELFREPAIR_BASE_URL", s.openai_base()),
+    ]
+}
+
+/// [`client`] on a blocking thread, so a scripted server on this runtime keeps serving.
+async fn client_async(
+    repo: &Path,
+    scenario: &'static str,
+    env: Vec<(&'static str, String)>,
+) -> Value {
+    let repo = repo.to_path_buf();
+    tokio::task::spawn_blocking(move || client(&repo, scenario, &env))
+        .await
+        .expect("client thread")
+}
+
+/// Run the SDK client for `scenario` against a fresh `selfrepair acp`.
+fn client(repo: &Path, scenario: &str, env: &[(&str, String)]) -> Value {
+    let dir = root().join("tests/acp");
+    assert!(
+        dir.join("node_modules/@agentclientprotocol/sdk").is_dir(),
+        "the ACP TypeScript SDK is not installed: run `npm ci --prefix tests/acp` (.ci/run does)"
+    );
+    let mut c = Command::new("node");
+    c.arg(dir.join("client.mjs"))
+        .arg(env!("CARGO_BIN_EXE_selfrepair"))
+        .arg(repo)
+        .arg(scenario)
+        .current_dir(&dir)
+        .env_remove("SELFREPAIR_MODEL")
+        .env_remove("SELFREPAIR_BASE_URL");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().expect("node (Node.js 20+) must be installed");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "client failed:\n{stderr}");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "client output is not JSON ({e}):\n{}\n{stderr}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+fn kinds(updates: &Value) -> Vec<String> {
+    updates
+        .as_array()
+        .expect("updates")
+        .iter()
+        .map(|u| {
+            let k = u["sessionUpdate"].as_str().unwrap_or("?");
+            match u["kind"].as_str() {
+                Some(kind) => format!("{k}:{kind}"),
+                None => k.to_string(),
+            }
+        })
+        .collect()
+}
+
+const FIXED_LINE: &str = "return self.count(sku) <= self.reorder_level";
+
+#[test]
+fn repairs_a_repo_with_permission_diff_and_file_write() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = repo(tmp.path(), "inv", &[]);
+    let out = client(&r, "fix", &[]);
+    assert_eq!(out["response"]["stopReason"], "end_turn", "{out}");
+    assert_eq!(out["init"]["protocolVersion"], 1);
+    assert_eq!(out["init"]["agentInfo"]["name"], "selfrepair");
+    let k = kinds(&out["updates"]);
+    for want in [
+        "plan",
+        "tool_call:execute",
+        "tool_call_update",
+        "tool_call:edit",
+        "agent_message_chunk",
+    ] {
+        assert!(k.iter().any(|x| x == want), "no {want} update in {k:?}");
+    }
+    // The test run's update carries its status and output.
+    let updates = out["updates"].as_array().expect("updates");
+    assert!(
+        updates
+            .iter()
+            .any(|u| u["sessionUpdate"] == "tool_call_update"
+                && u["status"] == "failed"
+                && u["content"].to_string().contains("test_reorder_at_level"))
+    );
+    // Permission was asked for the write, with the diff.
+    let perms = out["permissions"].as_array().expect("permissions");
+    assert_eq!(perms.len(), 1, "{perms:?}");
+    let diff = &perms[0]["toolCall"]["content"][0];
+    assert_eq!(diff["type"], "diff");
+    let target = r.join("inventory/stock.py");
+    assert_eq!(diff["path"], target.to_string_lossy().as_ref());
+    assert!(diff["newText"].as_str().unwrap_or("").contains(FIXED_LINE));
+    assert!(!diff["oldText"].as_str().unwrap_or("").contains(FIXED_LINE));
+    // Written through the client's fs/write_text_file, after reading the buffer.
+    assert!(
+        out["writes"][target.to_string_lossy().as_ref()].is_string(),
+        "{}",
+        out["writes"]
+    );
+    assert!(out["reads"].to_string().contains("stock.py"));
+    let text = std::fs::read_to_string(&target).expect("read");
+    assert!(text.contains(FIXED_LINE));
+    // Only that file changed in the user's tree.
+    assert_eq!(
+        git(&r, &["status", "--porcelain"]).trim(),
+        "M inventory/stock.py"
+    );
+    let py = Command::new(selfrepair::sandbox::process::default_python())
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(&r)
+        .output()
+        .expect("pytest");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairs_through_the_scripted_model_with_explanation_and_usage() {
+    let s = model().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = repo(tmp.path(), "inv", &[]);
+    let out = client_async(&r, "fix", model_env(&s)).await;
+    assert_eq!(out["response"]["stopReason"], "end_turn", "{out}");
+    let updates = out["updates"].as_array().expect("updates");
+    let said: String = updates
+        .iter()
+        .filter(|u| u["sessionUpdate"] == "agent_message_chunk")
+        .map(|u| u["content"]["text"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        said.contains(EXPLANATION),
+        "the explanation is streamed: {said}"
+    );
+    let usage = updates
+        .iter()
+        .rev()
+        .find(|u| u["sessionUpdate"] == "usage_update")
+        .expect("a usage_update");
+    assert!(usage["used"].as_u64().unwrap_or(0) >= 1700, "{usage}");
+    assert_eq!(usage["cost"]["currency"], "USD");
+    assert_eq!(out["permissions"].as_array().map(Vec::len), Some(1));
+    let text = std::fs::read_to_string(r.join("inventory/stock.py")).expect("read");
+    assert!(text.contains(FIXED_LINE));
+    // The model saw the explain prompt, then the patch prompt; never a key.
+    let reqs = s.requests();
+    assert_eq!(reqs.len(), 2, "one explain and one patch call");
+    assert!(reqs.iter().all(|q| q.header("authorization").is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn why_does_a_test_fail_explains_only_that_test_and_changes_nothing() {
+    let s = model().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = repo(tmp.path(), "inv", &[]);
+    let before = std::fs::read(r.join("inventory/stock.py")).expect("read");
+    let out = client_async(&r, "explain", model_env(&s)).await;
+    assert_eq!(out["response"]["stopReason"], "end_turn", "{out}");
+    assert!(out.to_string().contains(EXPLANATION));
+    assert_eq!(out["permissions"], serde_json::json!([]));
+    assert_eq!(
+        std::fs::read(r.join("inventory/stock.py")).expect("read"),
+        before
+    );
+    assert!(git(&r, &["status", "--porcelain"]).trim().is_empty());
+    let reqs = s.requests();
+    assert_eq!(reqs.len(), 1, "one explain call, no patch");
+    let asked = reqs[0].last_user_message().unwrap_or_default();
+    assert!(asked.contains("test_reorder_at_level"), "{asked}");
+}
+
+#[test]
+fn a_declined_write_leaves_the_file_alone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = repo(tmp.path(), "inv", &[]);
+    let before = std::fs::read(r.join("inventory/stock.py")).expect("read");
+    let out = client(&r, "decline", &[]);
+    assert_eq!(out["response"]["stopReason"], "end_turn");
+    assert_eq!(out["permissions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(out["writes"], serde_json::json!({}));
+    assert_eq!(
+        std::fs::read(r.join("inventory/stock.py")).expect("read"),
+        before
+    );
+    let failed_apply = out["updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .any(|u| u["toolCallId"] == "apply-0" && u["status"] == "failed");
+    assert!(failed_apply, "the declined edit is reported failed");
+}
+
+fn sleepers(marker: &str) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .contains(marker)
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn cancel_ends_the_turn_within_a_second_and_kills_the_tests() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let marker = "4242.123";
+    let slow = format!(
+        "import subprocess\n\ndef test_slow():\n    subprocess.run(['sleep', '{marker}'])\n"
+    );
+    let r = repo(tmp.path(), "slow", &[("tests/test_slow.py", &slow)]);
+    let started = std::time::Instant::now();
+    let out = client(&r, "cancel", &[]);
+    assert_eq!(out["response"]["stopReason"], "cancelled", "{out}");
+    let ms = out["cancelToStopMs"].as_u64().expect("ms");
+    assert!(ms < 1000, "the turn ended {ms} ms after session/cancel");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(sleepers(marker), 0, "a test process survived the cancel");
+}
+
+#[test]
+fn protocol_errors_are_json_rpc_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = repo(tmp.path(), "inv", &[]);
+    let out = client(&r, "protocol", &[]);
+    assert_eq!(out["unknownMethod"]["code"], -32601, "{out}");
+    assert_eq!(out["badParams"]["code"], -32602, "{out}");
+    assert_eq!(out["relativeCwd"]["code"], -32602, "{out}");
+    assert_eq!(out["unknownSession"]["code"], -32002, "{out}");
+}
+
+#[test]
+fn two_sessions_at_once_do_not_interfere() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = repo(tmp.path(), "inv", &[]);
+    let b = repo(tmp.path(), "inv-b", &[]);
+    let out = client(&a, "two", &[]);
+    let sessions = out["sessions"].as_array().expect("sessions");
+    assert_ne!(sessions[0], sessions[1]);
+    for r in out["responses"].as_array().expect("responses") {
+        assert_eq!(r["stopReason"], "end_turn");
+    }
+    for dir in [&a, &b] {
+        let text = std::fs::read_to_string(dir.join("inventory/stock.py")).expect("read");
+        assert!(text.contains(FIXED_LINE), "{} not fixed", dir.display());
+        assert_eq!(
+            git(dir, &["status", "--porcelain"]).trim(),
+            "M inventory/stock.py"
+        );
+    }
+    // Every update names its session, and both sessions streamed.
+    let ids: std::collections::BTreeSet<String> = out["updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .map(|u| u["sessionId"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}
+
+#[test]
+fn malformed_json_gets_a_parse_error_and_eof_ends_cleanly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .arg("acp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    stdin.write_all(b"{this is not json\n").expect("write");
+    let line = lines.next().expect("a reply").expect("utf-8");
+    let v: Value = serde_json::from_str(&line).expect("the reply is JSON");
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+    // Still serving: a valid request after the garbage is answered.
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":1}}\n")
+        .expect("write");
+    let line = lines.next().expect("a reply").expect("utf-8");
+    let v: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(v["id"], 1);
+    assert_eq!(v["result"]["protocolVersion"], 1, "{v}");
+    drop(stdin);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "exit {status:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "selfrepair acp did not exit after EOF"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
