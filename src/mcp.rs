@@ -113,23 +113,6 @@ fn project(path: &str) -> Result<PathBuf, ErrorData> {
     Ok(p)
 }
 
-fn repairer(path: &std::path::Path) -> Result<Repairer, ErrorData> {
-    let cfg = crate::config::load(path, &crate::model::cli::ModelArgs::default())
-        .map_err(|e| bad(e.to_string()))?;
-    if cfg.model.value.is_none() {
-        return Ok(Repairer::Mutate);
-    }
-    let settings = cfg.model_settings().map_err(|e| bad(e.to_string()))?;
-    if matches!(settings.spec, crate::model::ModelSpec::Mutate) {
-        return Ok(Repairer::Mutate);
-    }
-    let client = crate::model::open(&settings, None).map_err(|e| bad(e.to_string()))?;
-    Ok(Repairer::Model {
-        client: Arc::new(client),
-        mutate_first: false,
-    })
-}
-
 async fn session(
     opts: FixOptions,
     repairer: Repairer,
@@ -232,7 +215,9 @@ impl SelfrepairMcp {
         if let Some(n) = a.max_attempts {
             opts.max_attempts = n.max(1);
         }
-        let repairer = repairer(&path)?;
+        let repairer =
+            fix::choose::configured(&path, &crate::model::cli::ModelArgs::default(), false)
+                .map_err(|e| bad(e.to_string()))?;
         let (s, _) = session(opts, repairer).await?;
         let mut applied = Vec::new();
         if a.apply.unwrap_or(false) && s.outcome == fix::Outcome::Fixed {

@@ -4,6 +4,8 @@
 //! file; a declined write; cancellation mid test run; protocol errors;
 //! two sessions at once; malformed JSON and a client that disconnects.
 
+mod fix_common;
+
 use selfrepair_testkit::{Reply, TestServer};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -15,27 +17,15 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The example repo, copied into a fresh git repository.
+/// The example repo, copied into a fresh git repository, with `extra` files.
 fn repo(dir: &Path, name: &str, extra: &[(&str, &str)]) -> PathBuf {
     let dst = dir.join(name);
-    copy_dir(&root().join("tasks/examples/py-inventory"), &dst);
+    fix_common::copy_tree(&fix_common::example("py-inventory"), &dst);
     for (rel, text) in extra {
         std::fs::write(dst.join(rel), text).expect("write extra file");
     }
-    git(&dst, &["init", "-q"]);
-    git(&dst, &["add", "-A"]);
-    git(
-        &dst,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    );
+    git2::Repository::init(&dst).expect("git init");
+    fix_common::commit_all(&dst, "init");
     dst
 }
 
@@ -51,21 +41,6 @@ fn git(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("read example") {
-        let e = e.expect("entry");
-        let to = dst.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            if e.file_name() != "__pycache__" {
-                copy_dir(&e.path(), &to);
-            }
-        } else {
-            std::fs::copy(e.path(), &to).expect("copy");
-        }
-    }
 }
 
 /// A scripted OpenAI-compatible model: an explanation for the explain

@@ -413,72 +413,35 @@ async fn bad_input_is_a_named_error() {
     let s = server(None).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let base = s.openai_base();
+    // `bench humaneval --model vllm:x` against `url`, plus `extra`.
+    let args = |dataset: &str, url: &str, extra: &[&str]| -> Vec<String> {
+        ["bench", dataset, "--model", "vllm:x", "--base-url", url]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let dead = "http://127.0.0.1:9/v1";
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            vec![
-                "bench".into(),
-                "humaneval-nope".into(),
-                "--model".into(),
-                "vllm:x".into(),
-                "--base-url".into(),
-                base.clone(),
-            ],
+            args("humaneval-nope", &base, &[]),
             "unknown dataset 'humaneval-nope'",
         ),
+        (args("humaneval", &base, &["--tasks", "5-3"]), "empty"),
         (
-            vec![
-                "bench".into(),
-                "humaneval".into(),
-                "--model".into(),
-                "vllm:x".into(),
-                "--base-url".into(),
-                base.clone(),
-                "--tasks".into(),
-                "5-3".into(),
-            ],
-            "empty",
-        ),
-        (
-            vec![
-                "bench".into(),
-                "humaneval".into(),
-                "--model".into(),
-                "vllm:x".into(),
-                "--base-url".into(),
-                base.clone(),
-                "--tasks".into(),
-                "170".into(),
-            ],
+            args("humaneval", &base, &["--tasks", "170"]),
             "out of range",
         ),
         (
-            vec![
-                "bench".into(),
-                "humaneval".into(),
-                "--model".into(),
-                "vllm:x".into(),
-                "--base-url".into(),
-                base.clone(),
-                "--budget-calls".into(),
-                "0".into(),
-            ],
+            args("humaneval", &base, &["--budget-calls", "0"]),
             "budget of 0",
         ),
         (
-            vec![
-                "bench".into(),
-                "humaneval".into(),
-                "--model".into(),
-                "vllm:x".into(),
-                "--base-url".into(),
-                "http://127.0.0.1:9/v1".into(),
-                "--tasks".into(),
-                "0".into(),
-                "--max-retries".into(),
-                "0".into(),
-                "--timeout-secs".into(),
-                "5".into(),
-            ],
+            args(
+                "humaneval",
+                dead,
+                &["--tasks", "0", "--max-retries", "0", "--timeout-secs", "5"],
+            ),
             "model call for HumanEval/0",
         ),
     ];

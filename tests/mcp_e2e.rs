@@ -3,53 +3,19 @@
 //! repo, `eval_sample` on HumanEval, and a bad argument as a tool error.
 
 mod common;
+mod fix_common;
 
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("read example") {
-        let e = e.expect("entry");
-        let to = dst.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).expect("copy");
-        }
-    }
-}
 
 fn repo(dir: &Path) -> PathBuf {
     let dst = dir.join("inv");
-    copy_dir(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tasks/examples/py-inventory"),
-        &dst,
-    );
-    for args in [
-        vec!["init", "-q"],
-        vec!["add", "-A"],
-        vec![
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    ] {
-        let o = Command::new("git")
-            .args(&args)
-            .current_dir(&dst)
-            .output()
-            .expect("git");
-        assert!(o.status.success());
-    }
+    fix_common::copy_tree(&fix_common::example("py-inventory"), &dst);
+    git2::Repository::init(&dst).expect("git init");
+    fix_common::commit_all(&dst, "init");
     dst
 }
 

@@ -4,7 +4,7 @@
 //! unsaved editor buffers are respected).
 
 use super::AgentState;
-use crate::fix::{self, FixEvent, FixOptions, Outcome, Repairer, Summary};
+use crate::fix::{self, FixEvent, FixOptions, Outcome, Summary};
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
     Content, ContentBlock, ContentChunk, Cost, Diff, PermissionOption, PermissionOptionKind, Plan,
@@ -15,7 +15,6 @@ use agent_client_protocol::v1::schema::{
 };
 use agent_client_protocol::{Client, Error};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// The output shown for a test run (the tail, where failures are).
@@ -113,28 +112,6 @@ fn tail(s: &str, n: usize) -> &str {
     &s[at..]
 }
 
-/// The repairer the CLI would use in `cwd`: the configured model, else `mutate`.
-fn repairer(cwd: &Path) -> Result<(Repairer, String), String> {
-    let cfg = crate::config::load(cwd, &crate::model::cli::ModelArgs::default())
-        .map_err(|e| e.to_string())?;
-    if cfg.model.value.is_none() {
-        return Ok((Repairer::Mutate, "mutate (no model configured)".into()));
-    }
-    let settings = cfg.model_settings().map_err(|e| e.to_string())?;
-    if matches!(settings.spec, crate::model::ModelSpec::Mutate) {
-        return Ok((Repairer::Mutate, "mutate".into()));
-    }
-    let name = settings.spec.to_string();
-    let client = crate::model::open(&settings, None).map_err(|e| e.to_string())?;
-    Ok((
-        Repairer::Model {
-            client: Arc::new(client),
-            mutate_first: false,
-        },
-        name,
-    ))
-}
-
 pub(crate) async fn run(
     state: &AgentState,
     cx: &ConnectionTo<Client>,
@@ -163,13 +140,15 @@ pub(crate) async fn run(
         Intent::Fix { focus } => (focus, false),
         Intent::Explain { focus } => (focus, true),
     };
-    let (repairer, repairer_name) = match repairer(cwd) {
-        Ok(r) => r,
-        Err(e) => {
-            up.say(format!("I cannot start: {e}"));
-            return StopReason::EndTurn;
-        }
-    };
+    let repairer =
+        match fix::choose::configured(cwd, &crate::model::cli::ModelArgs::default(), false) {
+            Ok(r) => r,
+            Err(e) => {
+                up.say(format!("I cannot start: {e}"));
+                return StopReason::EndTurn;
+            }
+        };
+    let repairer_name = fix::choose::describe(&repairer);
     let mut steps = vec![
         (
             "Run the tests and collect the failures",

@@ -7,6 +7,7 @@
 //! [`Summary`] whose diff carries the unified text and every changed
 //! file's new contents. The CLI and the editor agent are its consumers.
 
+pub mod choose;
 pub mod context;
 pub mod detect;
 pub mod failures;
@@ -470,18 +471,7 @@ impl Session {
             &ws.info.project_rel,
             &self.opts.runner,
         )?;
-        let repairer = match &self.repairer {
-            Repairer::Mutate => "mutate".to_string(),
-            Repairer::Model {
-                client,
-                mutate_first,
-            } => format!(
-                "{}:{}{}",
-                crate::model::Model::provider(client.as_ref()),
-                crate::model::Model::model(client.as_ref()),
-                if *mutate_first { " (mutate first)" } else { "" }
-            ),
-        };
+        let repairer = choose::describe(&self.repairer);
         let mut p = Progress {
             runner,
             on_event,
