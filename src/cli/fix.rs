@@ -105,6 +105,7 @@ fn print_event(e: &FixEvent) {
             workdir,
             test_command,
             reason,
+            detected,
             repairer,
             ..
         } => {
@@ -112,7 +113,12 @@ fn print_event(e: &FixEvent) {
                 "session {session}: work copy {} on {branch}",
                 workdir.display()
             );
-            eprintln!("tests:   {test_command}   (detected from {reason})");
+            let why = if *detected {
+                format!("detected from {reason}")
+            } else {
+                reason.clone()
+            };
+            eprintln!("tests:   {test_command}   ({why})");
             eprintln!("repair:  {repairer}");
         }
         FixEvent::TestRunStarted { .. } => {}

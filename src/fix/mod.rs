@@ -132,7 +132,9 @@ pub enum FixEvent {
         branch: String,
         workdir: PathBuf,
         test_command: String,
+        /// Why this command: the file it was detected from, or `--test`.
         reason: String,
+        detected: bool,
         repairer: String,
         max_attempts: usize,
         prompts: Vec<PromptInfo>,
@@ -465,6 +467,7 @@ impl Session {
             workdir: p.ws.root.clone(),
             test_command: command.command.clone(),
             reason: command.reason.clone(),
+            detected: command.detected,
             repairer,
             max_attempts: self.opts.max_attempts,
             prompts: prompts::ALL
