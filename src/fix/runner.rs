@@ -100,7 +100,13 @@ impl TestRunner {
             ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
             ("PYTHONIOENCODING".into(), "utf-8".into()),
         ];
-        if let Some(sysroot) = host_output(&project, "rustc", &["--print", "sysroot"]) {
+        // Only the toolchains the command may use; a `--test` command may use any.
+        let wants = |k: RunnerKind| {
+            command.kind == k || matches!(command.kind, RunnerKind::Make | RunnerKind::Custom)
+        };
+        if wants(RunnerKind::Cargo)
+            && let Some(sysroot) = host_output(&project, "rustc", &["--print", "sysroot"])
+        {
             let sysroot = PathBuf::from(sysroot);
             path_dirs.push(s(&sysroot.join("bin")));
             ro_paths.push(sysroot);
@@ -123,7 +129,9 @@ impl TestRunner {
                 ("RUST_BACKTRACE".into(), "0".into()),
             ]);
         }
-        if let Some(goroot) = host_output(&project, "go", &["env", "GOROOT"]) {
+        if wants(RunnerKind::Go)
+            && let Some(goroot) = host_output(&project, "go", &["env", "GOROOT"])
+        {
             let goroot = PathBuf::from(goroot);
             path_dirs.push(s(&goroot.join("bin")));
             ro_paths.push(goroot);
@@ -135,7 +143,7 @@ impl TestRunner {
                 ("GOPROXY".into(), "off".into()),
             ]);
         }
-        if command.kind == RunnerKind::Node
+        if wants(RunnerKind::Node)
             && let Some(node) = host_output(&project, "node", &["-p", "process.execPath"])
             && let Some(bin) = Path::new(&node).parent()
         {
@@ -304,6 +312,8 @@ fn host_output(dir: &Path, program: &str, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new(program)
         .args(args)
         .current_dir(dir)
+        // A rust-toolchain file in the project must not make rustup download one.
+        .env("RUSTUP_AUTO_INSTALL", "0")
         .stdin(std::process::Stdio::null())
         .output()
         .ok()?;
