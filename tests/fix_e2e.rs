@@ -649,3 +649,56 @@ async fn a_patch_cannot_write_through_a_symlink() {
     );
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn cli_with_a_model_and_a_budget() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(GOOD_PATCH));
+    let mut cmd = tokio::process::Command::from(bin());
+    cmd.args([
+        "fix",
+        "--json",
+        "--budget",
+        "0.50",
+        "--model",
+        "openai:gpt-4o-mini",
+    ])
+    .args([
+        "--base-url",
+        &server.openai_base(),
+        "--api-key-env",
+        "FIX_TEST_KEY",
+    ])
+    .arg(&dir)
+    .env("FIX_TEST_KEY", FAKE_KEY);
+    let out = cmd.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(done["outcome"], "fixed");
+    assert_eq!(done["tokens"], 900 + 40 + 10 + 5);
+    assert!(
+        stdout.contains(r#""repairer":"openai:gpt-4o-mini""#),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(FAKE_KEY));
+    // The session log has the explanation and the patch, never the key.
+    let id = done["session"].as_str().unwrap();
+    let log =
+        std::fs::read_to_string(dir.join(".git/selfrepair").join(id).join("log.jsonl")).unwrap();
+    assert!(log.contains("\"event\":\"explanation\"") && log.contains("fix/explain"));
+    assert!(!log.contains(FAKE_KEY));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(format!("Bearer {FAKE_KEY}").as_str())
+    );
+}
