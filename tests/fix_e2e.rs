@@ -702,3 +702,24 @@ async fn cli_with_a_model_and_a_budget() {
         Some(format!("Bearer {FAKE_KEY}").as_str())
     );
 }
+
+#[test]
+fn the_projects_virtualenv_runs_the_tests() {
+    let (_t, dir) = example_repo("py-inventory");
+    // A virtualenv without pytest: the tests must run with it, and say so.
+    let made = std::process::Command::new("/usr/bin/python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir.join(".venv"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(dir.join(".git/info/exclude"), ".venv/\n").unwrap();
+    let out = bin().arg("fix").arg(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(".venv/bin/python") && err.contains("No module named pytest"),
+        "{err}"
+    );
+    assert_eq!(branches(&dir), vec!["master".to_string()]);
+}

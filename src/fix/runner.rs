@@ -21,6 +21,8 @@ pub const SCRATCH_DIR: &str = ".selfrepair";
 
 #[derive(Clone, Debug)]
 pub struct RunnerOptions {
+    /// Python for pytest (default: the sandbox's, `SELFREPAIR_PYTHON` or /usr/bin/python3).
+    pub python: Option<PathBuf>,
     pub timeout: Duration,
     pub allow_network: bool,
     pub memory_mb: u64,
@@ -29,6 +31,7 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
+            python: None,
             timeout: Duration::from_secs(300),
             allow_network: false,
             memory_mb: 8192,
@@ -45,7 +48,8 @@ pub enum RunStatus {
     Cancelled,
     /// The runner found no tests to run.
     NoTests,
-    /// The shell could not find the command (exit 127).
+    /// The shell could not find or run the command (exit 127 or 126), or
+    /// pytest is not installed for the python in use.
     CommandNotFound,
 }
 
@@ -87,7 +91,7 @@ impl TestRunner {
         for d in ["home", "tmp", "cargo-home", "target", "go-cache", "go"] {
             std::fs::create_dir_all(scratch.join(d)).map_err(|e| FixError::io(&scratch, e))?;
         }
-        let python = default_python();
+        let python = opts.python.clone().unwrap_or_else(default_python);
         let mut ro_paths: Vec<PathBuf> = Vec::new();
         let mut path_dirs: Vec<String> = Vec::new();
         let s = |p: &Path| p.to_string_lossy().into_owned();
@@ -104,6 +108,13 @@ impl TestRunner {
         let wants = |k: RunnerKind| {
             command.kind == k || matches!(command.kind, RunnerKind::Make | RunnerKind::Custom)
         };
+        // A virtualenv (or any python outside /usr) needs its own prefix.
+        if let Some(prefix) = python.parent().and_then(Path::parent)
+            && !prefix.starts_with("/usr")
+            && wants(RunnerKind::Pytest)
+        {
+            ro_paths.push(prefix.to_path_buf());
+        }
         if wants(RunnerKind::Cargo)
             && let Some(sysroot) = host_output(&project, "rustc", &["--print", "sysroot"])
         {
@@ -267,7 +278,9 @@ impl TestRunner {
             RunStatus::Cancelled
         } else if out.timed_out {
             RunStatus::TimedOut
-        } else if out.code == Some(127) {
+        } else if matches!(out.code, Some(126 | 127))
+            || (self.command.kind == RunnerKind::Pytest && text.contains("No module named pytest"))
+        {
             RunStatus::CommandNotFound
         } else if self.command.kind == RunnerKind::Pytest
             && self.command.detected
