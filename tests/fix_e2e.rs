@@ -723,3 +723,17 @@ fn the_projects_virtualenv_runs_the_tests() {
     );
     assert_eq!(branches(&dir), vec!["master".to_string()]);
 }
+
+#[test]
+fn a_session_can_run_on_any_runtime_thread() {
+    // The editor agent spawns sessions as tasks: their futures must be Send.
+    fn is_send<T: Send>(_: &T) {}
+    let session = selfrepair::fix::Session::new(
+        FixOptions::new("."),
+        Repairer::Mutate,
+        CancellationToken::new(),
+    );
+    let on_event = |_: &FixEvent| {};
+    let fut = session.run(&on_event);
+    is_send(&fut);
+}
