@@ -649,3 +649,91 @@ async fn a_patch_cannot_write_through_a_symlink() {
     );
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn cli_with_a_model_and_a_budget() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(GOOD_PATCH));
+    let mut cmd = tokio::process::Command::from(bin());
+    cmd.args([
+        "fix",
+        "--json",
+        "--budget",
+        "0.50",
+        "--model",
+        "openai:gpt-4o-mini",
+    ])
+    .args([
+        "--base-url",
+        &server.openai_base(),
+        "--api-key-env",
+        "FIX_TEST_KEY",
+    ])
+    .arg(&dir)
+    .env("FIX_TEST_KEY", FAKE_KEY);
+    let out = cmd.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(done["outcome"], "fixed");
+    assert_eq!(done["tokens"], 900 + 40 + 10 + 5);
+    assert!(
+        stdout.contains(r#""repairer":"openai:gpt-4o-mini""#),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(FAKE_KEY));
+    // The session log has the explanation and the patch, never the key.
+    let id = done["session"].as_str().unwrap();
+    let log =
+        std::fs::read_to_string(dir.join(".git/selfrepair").join(id).join("log.jsonl")).unwrap();
+    assert!(log.contains("\"event\":\"explanation\"") && log.contains("fix/explain"));
+    assert!(!log.contains(FAKE_KEY));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(format!("Bearer {FAKE_KEY}").as_str())
+    );
+}
+
+#[test]
+fn the_projects_virtualenv_runs_the_tests() {
+    let (_t, dir) = example_repo("py-inventory");
+    // A virtualenv without pytest: the tests must run with it, and say so.
+    let made = std::process::Command::new("/usr/bin/python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir.join(".venv"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(dir.join(".git/info/exclude"), ".venv/\n").unwrap();
+    let out = bin().arg("fix").arg(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(".venv/bin/python") && err.contains("No module named pytest"),
+        "{err}"
+    );
+    assert_eq!(branches(&dir), vec!["master".to_string()]);
+}
+
+#[test]
+fn a_session_can_run_on_any_runtime_thread() {
+    // The editor agent spawns sessions as tasks: their futures must be Send.
+    fn is_send<T: Send>(_: &T) {}
+    let session = selfrepair::fix::Session::new(
+        FixOptions::new("."),
+        Repairer::Mutate,
+        CancellationToken::new(),
+    );
+    let on_event = |_: &FixEvent| {};
+    let fut = session.run(&on_event);
+    is_send(&fut);
+}

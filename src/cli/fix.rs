@@ -3,17 +3,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use selfrepair::config::{self, ConfigError};
 use selfrepair::fix::runner::{RunStatus, RunnerOptions};
 use selfrepair::fix::workspace;
 use selfrepair::fix::{FixEvent, FixOptions, Outcome, Repairer, Session, Summary};
 use selfrepair::model::cli::ModelArgs;
-use selfrepair::model::{self, ModelSpec};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -82,19 +79,11 @@ fn repairer(a: &FixArgs) -> anyhow::Result<Repairer> {
     if a.budget.is_some() {
         flags.budget_usd = a.budget;
     }
-    let cfg = config::load(&a.path, &flags).context("reading the configuration")?;
-    let settings = match cfg.model_settings() {
-        Err(ConfigError::NoModel) => return Ok(Repairer::Mutate),
-        r => r?,
-    };
-    if settings.spec == ModelSpec::Mutate {
-        return Ok(Repairer::Mutate);
-    }
-    let client = model::open(&settings, None).context("opening the model")?;
-    Ok(Repairer::Model {
-        client: Arc::new(client),
-        mutate_first: a.mutate_first,
-    })
+    Ok(selfrepair::fix::choose::configured(
+        &a.path,
+        &flags,
+        a.mutate_first,
+    )?)
 }
 
 fn print_event(e: &FixEvent) {
@@ -105,6 +94,7 @@ fn print_event(e: &FixEvent) {
             workdir,
             test_command,
             reason,
+            detected,
             repairer,
             ..
         } => {
@@ -112,7 +102,12 @@ fn print_event(e: &FixEvent) {
                 "session {session}: work copy {} on {branch}",
                 workdir.display()
             );
-            eprintln!("tests:   {test_command}   (detected from {reason})");
+            let why = if *detected {
+                format!("detected from {reason}")
+            } else {
+                reason.clone()
+            };
+            eprintln!("tests:   {test_command}   ({why})");
             eprintln!("repair:  {repairer}");
         }
         FixEvent::TestRunStarted { .. } => {}

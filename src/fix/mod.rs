@@ -41,7 +41,7 @@ pub enum FixError {
     NoCommits { path: PathBuf },
     #[error("{}: no tests found: no pytest files, Cargo.toml, go.mod, package.json test script or Makefile test target; pass --test CMD", path.display())]
     NoTestCommand { path: PathBuf },
-    #[error("test command `{command}` was not found in the sandbox (exit 127): {output}")]
+    #[error("test command `{command}` was not found in the sandbox: {output}")]
     CommandNotFound { command: String, output: String },
     #[error("no failing test matches '{focus}'; failing: {failing}")]
     NoMatchingTest { focus: String, failing: String },
@@ -154,7 +154,9 @@ pub enum FixEvent {
         branch: String,
         workdir: PathBuf,
         test_command: String,
+        /// Why this command: the file it was detected from, or `--test`.
         reason: String,
+        detected: bool,
         repairer: String,
         max_attempts: usize,
         prompts: Vec<PromptInfo>,
@@ -442,9 +444,19 @@ impl Session {
             None => detect::detect(path)
                 .ok_or_else(|| FixError::NoTestCommand { path: path.clone() })?,
         };
+        let mut runner_opts = self.opts.runner.clone();
+        // Absolute, but not resolved: the link is what makes it the venv's python.
+        let venv_python = std::path::absolute(path.join(".venv/bin/python"))
+            .map_err(|e| FixError::io(path, e))?;
+        if runner_opts.python.is_none() && venv_python.exists() {
+            // The project's own virtualenv has its dependencies (and pytest).
+            runner_opts.python = Some(venv_python);
+        }
         let id = session_id();
         let mut ws = Workspace::create(path, &id)?;
-        let result = self.run_in(&mut ws, command, on_event, started).await;
+        let result = self
+            .run_in(&mut ws, command, &runner_opts, on_event, started)
+            .await;
         if !self.opts.keep_worktree
             && let Err(e) = ws.remove()
         {
@@ -462,15 +474,11 @@ impl Session {
         &self,
         ws: &mut Workspace,
         command: TestCommand,
+        runner_opts: &RunnerOptions,
         on_event: &(dyn Fn(&FixEvent) + Send + Sync),
         started: Instant,
     ) -> Result<Summary, FixError> {
-        let runner = TestRunner::new(
-            command.clone(),
-            &ws.root,
-            &ws.info.project_rel,
-            &self.opts.runner,
-        )?;
+        let runner = TestRunner::new(command.clone(), &ws.root, &ws.info.project_rel, runner_opts)?;
         let repairer = choose::describe(&self.repairer);
         let mut p = Progress {
             runner,
@@ -490,6 +498,7 @@ impl Session {
             workdir: p.ws.root.clone(),
             test_command: command.command.clone(),
             reason: command.reason.clone(),
+            detected: command.detected,
             repairer,
             max_attempts: self.opts.max_attempts,
             prompts: prompts::ALL
@@ -529,14 +538,10 @@ impl Session {
                 return Ok(self.finish(&mut p, summary, started));
             }
             RunStatus::CommandNotFound => {
+                let last = baseline.output.lines().rev().find(|l| !l.trim().is_empty());
                 return Err(FixError::CommandNotFound {
                     command: command.command,
-                    output: baseline
-                        .output
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .to_string(),
+                    output: last.unwrap_or_default().trim().to_string(),
                 });
             }
             RunStatus::NoTests => {

@@ -493,6 +493,21 @@ mod tests {
     }
 
     #[test]
+    fn traceback_frames_rank_first() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("m.py"),
+            "def a(x):\n    return x > 1\n\ndef b(xs, i):\n    return xs[i + 1]\n",
+        )
+        .unwrap();
+        let mut focus = focus_on(&["a"]);
+        focus.frames = vec![("m.py".into(), 5)];
+        let c = candidates(d.path(), &focus, 10);
+        assert_eq!(c[0].line, 5, "{:?}", c[0].description);
+        assert_eq!(c[0].description, "arithmetic swap: + -> -");
+    }
+
+    #[test]
     fn rust_operators_and_literals() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("src")).unwrap();

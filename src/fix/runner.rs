@@ -21,6 +21,8 @@ pub const SCRATCH_DIR: &str = ".selfrepair";
 
 #[derive(Clone, Debug)]
 pub struct RunnerOptions {
+    /// Python for pytest (default: the sandbox's, `SELFREPAIR_PYTHON` or /usr/bin/python3).
+    pub python: Option<PathBuf>,
     pub timeout: Duration,
     pub allow_network: bool,
     pub memory_mb: u64,
@@ -29,6 +31,7 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
+            python: None,
             timeout: Duration::from_secs(300),
             allow_network: false,
             memory_mb: 8192,
@@ -45,7 +48,8 @@ pub enum RunStatus {
     Cancelled,
     /// The runner found no tests to run.
     NoTests,
-    /// The shell could not find the command (exit 127).
+    /// The shell could not find or run the command (exit 127 or 126), or
+    /// pytest is not installed for the python in use.
     CommandNotFound,
 }
 
@@ -87,7 +91,7 @@ impl TestRunner {
         for d in ["home", "tmp", "cargo-home", "target", "go-cache", "go"] {
             std::fs::create_dir_all(scratch.join(d)).map_err(|e| FixError::io(&scratch, e))?;
         }
-        let python = default_python();
+        let python = opts.python.clone().unwrap_or_else(default_python);
         let mut ro_paths: Vec<PathBuf> = Vec::new();
         let mut path_dirs: Vec<String> = Vec::new();
         let s = |p: &Path| p.to_string_lossy().into_owned();
@@ -100,7 +104,20 @@ impl TestRunner {
             ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
             ("PYTHONIOENCODING".into(), "utf-8".into()),
         ];
-        if let Some(sysroot) = host_output(&project, "rustc", &["--print", "sysroot"]) {
+        // Only the toolchains the command may use; a `--test` command may use any.
+        let wants = |k: RunnerKind| {
+            command.kind == k || matches!(command.kind, RunnerKind::Make | RunnerKind::Custom)
+        };
+        // A virtualenv (or any python outside /usr) needs its own prefix.
+        if let Some(prefix) = python.parent().and_then(Path::parent)
+            && !prefix.starts_with("/usr")
+            && wants(RunnerKind::Pytest)
+        {
+            ro_paths.push(prefix.to_path_buf());
+        }
+        if wants(RunnerKind::Cargo)
+            && let Some(sysroot) = host_output(&project, "rustc", &["--print", "sysroot"])
+        {
             let sysroot = PathBuf::from(sysroot);
             path_dirs.push(s(&sysroot.join("bin")));
             ro_paths.push(sysroot);
@@ -123,7 +140,9 @@ impl TestRunner {
                 ("RUST_BACKTRACE".into(), "0".into()),
             ]);
         }
-        if let Some(goroot) = host_output(&project, "go", &["env", "GOROOT"]) {
+        if wants(RunnerKind::Go)
+            && let Some(goroot) = host_output(&project, "go", &["env", "GOROOT"])
+        {
             let goroot = PathBuf::from(goroot);
             path_dirs.push(s(&goroot.join("bin")));
             ro_paths.push(goroot);
@@ -135,7 +154,7 @@ impl TestRunner {
                 ("GOPROXY".into(), "off".into()),
             ]);
         }
-        if command.kind == RunnerKind::Node
+        if wants(RunnerKind::Node)
             && let Some(node) = host_output(&project, "node", &["-p", "process.execPath"])
             && let Some(bin) = Path::new(&node).parent()
         {
@@ -259,7 +278,9 @@ impl TestRunner {
             RunStatus::Cancelled
         } else if out.timed_out {
             RunStatus::TimedOut
-        } else if out.code == Some(127) {
+        } else if matches!(out.code, Some(126 | 127))
+            || (self.command.kind == RunnerKind::Pytest && text.contains("No module named pytest"))
+        {
             RunStatus::CommandNotFound
         } else if self.command.kind == RunnerKind::Pytest
             && self.command.detected
@@ -304,6 +325,8 @@ fn host_output(dir: &Path, program: &str, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new(program)
         .args(args)
         .current_dir(dir)
+        // A rust-toolchain file in the project must not make rustup download one.
+        .env("RUSTUP_AUTO_INSTALL", "0")
         .stdin(std::process::Stdio::null())
         .output()
         .ok()?;

@@ -160,7 +160,7 @@ impl Workspace {
         let mut ws = Workspace {
             info: SessionInfo {
                 id: id.to_string(),
-                created: now_utc(),
+                created: now_stamp(),
                 user_root: store.user_root.clone(),
                 project_rel: store.project_rel.clone(),
                 branch,
@@ -788,10 +788,6 @@ pub fn now_stamp() -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-fn now_utc() -> String {
-    now_stamp()
 }
 
 #[cfg(test)]

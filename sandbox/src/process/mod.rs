@@ -241,9 +241,11 @@ impl ProcessSandbox {
         if plan.uid.is_some() {
             plan.rlimits.push((libc::RLIMIT_NPROC, self.cfg.nproc));
         }
-        if let (Some(uid), None) = (plan.uid, plan.tmpfs_bytes) {
-            // Without a private tmpfs the work dir itself must belong to the run's uid.
-            chown_tree(&workdir, uid)?;
+        // Without a private tmpfs the work dir itself must belong to the run's
+        // uid; it is given back to the caller when the run ends.
+        let lent = plan.tmpfs_bytes.is_none().then_some(plan.uid).flatten();
+        if let Some(uid) = lent {
+            chown_tree(&workdir, uid, uid)?;
         }
         let layers = layers::describe(&plan, self.support);
         let mut cmd = tokio::process::Command::new(&spec.program);
@@ -311,6 +313,11 @@ impl ProcessSandbox {
         };
         if let Some(pg) = pgid {
             reap_group(pg).await;
+        }
+        if lent.is_some() {
+            // SAFETY: getuid/getgid cannot fail.
+            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            chown_tree(&workdir, uid, gid)?;
         }
         writer.abort();
         let stdout = out_task.await.unwrap_or_default();
@@ -444,19 +451,19 @@ async fn reap_group(pgid: i32) {
     tracing::warn!("process group {pgid} still exists 3 s after its run ended");
 }
 
-fn chown_tree(path: &Path, uid: u32) -> Result<(), SandboxError> {
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
         SandboxError::Config(format!("path {} contains a NUL byte", path.display()))
     })?;
     // SAFETY: valid C string; lchown does not follow symlinks.
-    if unsafe { libc::lchown(c.as_ptr(), uid, uid) } != 0 {
+    if unsafe { libc::lchown(c.as_ptr(), uid, gid) } != 0 {
         return Err(SandboxError::io(path, std::io::Error::last_os_error()));
     }
     if path.is_dir() && !path.is_symlink() {
         let rd = std::fs::read_dir(path).map_err(|e| SandboxError::io(path, e))?;
         for entry in rd {
             let entry = entry.map_err(|e| SandboxError::io(path, e))?;
-            chown_tree(&entry.path(), uid)?;
+            chown_tree(&entry.path(), uid, gid)?;
         }
     }
     Ok(())

@@ -1,0 +1,101 @@
+//! The process-sandbox extensions `selfrepair fix` relies on: runs in a
+//! caller's directory, cancelling a run, and keeping the caller's uid.
+
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use selfrepair::sandbox::Limits;
+use selfrepair::sandbox::process::{CommandSpec, ProcessConfig, ProcessSandbox};
+
+fn sh(script: &str, dir: &std::path::Path) -> CommandSpec {
+    CommandSpec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        workdir: Some(dir.to_path_buf()),
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        stdin: Vec::new(),
+        limits: Limits {
+            timeout: Duration::from_secs(30),
+            ..Limits::default()
+        },
+    }
+}
+
+/// Our uid, as the owner of a directory we just made.
+fn my_uid(dir: &std::path::Path) -> u32 {
+    std::fs::metadata(dir).unwrap().uid()
+}
+
+#[tokio::test]
+async fn a_lent_work_dir_comes_back_to_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = my_uid(dir.path());
+    std::fs::write(dir.path().join("given.txt"), "mine").unwrap();
+    let sb = ProcessSandbox::new(ProcessConfig::default()).unwrap();
+    let out = sb
+        .exec(sh("id -u; echo made > made.txt", dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uid_inside: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    if me == 0 {
+        assert_ne!(uid_inside, 0, "root runs under a dedicated uid");
+    }
+    for f in ["given.txt", "made.txt"] {
+        let m = std::fs::metadata(dir.path().join(f)).unwrap();
+        assert_eq!(m.uid(), me, "{f} was not given back");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("made.txt")).unwrap(),
+        "made\n"
+    );
+}
+
+#[tokio::test]
+async fn keep_uid_runs_as_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = ProcessSandbox::new(ProcessConfig {
+        keep_uid: true,
+        ..ProcessConfig::default()
+    })
+    .unwrap();
+    let out = sb.exec(sh("id -u", dir.path())).await.unwrap();
+    let inside: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(inside, my_uid(dir.path()));
+    // Still jailed: the host's home is out of reach.
+    let out = sb
+        .exec(sh("ls /root /home 2>&1; exit 0", dir.path()))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Permission denied") || text.contains("No such file"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn exec_until_stops_a_run_and_kills_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = ProcessSandbox::new(ProcessConfig::default()).unwrap();
+    let started = Instant::now();
+    let out = sb
+        .exec_until(
+            sh("sleep 30 & sleep 30; echo never", dir.path()),
+            tokio::time::sleep(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    assert!(out.stopped && !out.timed_out);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+}
