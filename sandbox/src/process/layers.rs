@@ -142,6 +142,10 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
     }
     match plan.uid {
         Some(u) => v.push(Layer::on("uid", format!("runs as unprivileged uid {u}"))),
+        None if s.root => v.push(Layer::off(
+            "uid",
+            "keeps the caller's uid (keep_uid: the toolchain is not readable by other users)",
+        )),
         None => v.push(Layer::off(
             "uid",
             "not root: cannot switch to a dedicated uid",
