@@ -161,6 +161,13 @@ impl Sandbox for FastSandbox {
         SandboxKind::Wasm
     }
     fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
-        Box::pin(self.run_inner(req))
+        let me = FastSandbox {
+            pre: self.pre.clone(),
+        };
+        let req = req.clone();
+        let limits = req.limits.clone();
+        Box::pin(super::on_own_task(SandboxKind::Wasm, limits, async move {
+            me.run_inner(&req).await
+        }))
     }
 }

@@ -149,6 +149,15 @@ impl Sandbox for FullSandbox {
         SandboxKind::WasmFull
     }
     fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
-        Box::pin(self.run_inner(req))
+        let me = FullSandbox {
+            pre: self.pre.clone(),
+        };
+        let req = req.clone();
+        let limits = req.limits.clone();
+        Box::pin(super::on_own_task(
+            SandboxKind::WasmFull,
+            limits,
+            async move { me.run_inner(&req).await },
+        ))
     }
 }

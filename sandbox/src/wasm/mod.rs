@@ -238,3 +238,38 @@ pub fn failure(
     }
     (Status::Crashed, format!("wasm trap: {text}"))
 }
+
+/// Run a wasm run on a task of its own. Between its yields a run is pure
+/// CPU work, so inside the caller's task it would serialize with every other
+/// run that task polls (a `buffer_unordered` stream of runs, say): the
+/// runtime's other cores would stay idle. Dropping the returned future
+/// aborts the run.
+pub(crate) async fn on_own_task<F>(
+    kind: crate::SandboxKind,
+    limits: crate::request::Limits,
+    run: F,
+) -> crate::outcome::Outcome
+where
+    F: std::future::Future<Output = crate::outcome::Outcome> + Send + 'static,
+{
+    struct AbortOnDrop(tokio::task::JoinHandle<crate::outcome::Outcome>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut handle = AbortOnDrop(tokio::task::spawn(run));
+    match (&mut handle.0).await {
+        Ok(out) => out,
+        Err(e) => crate::outcome::Outcome::new(
+            crate::outcome::Status::Crashed,
+            kind,
+            &limits,
+            wasm_layers(limits.memory_mb),
+        )
+        .with_status(
+            crate::outcome::Status::Crashed,
+            format!("the run's task failed: {e}"),
+        ),
+    }
+}
