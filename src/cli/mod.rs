@@ -70,7 +70,7 @@ pub enum Command {
     Merge(report::MergeArgs),
     /// Serve the Agent Client Protocol on stdio, for Zed, JetBrains, Neovim and Emacs.
     #[command(
-        after_help = "Example (Zed settings.json):\n  \"agent_servers\": { \"selfrepair\": { \"command\": \"selfrepair\", \"args\": [\"acp\"] } }"
+        after_help = "Example (Zed settings.json):\n  \"agent_servers\": { \"selfrepair\": { \"type\": \"custom\", \"command\": \"selfrepair\", \"args\": [\"acp\"] } }"
     )]
     Acp(editor::AcpArgs),
     /// Serve MCP tools (run_tests, repair, eval_sample) on stdio.
