@@ -463,3 +463,79 @@ async fn bad_input_is_a_named_error() {
         );
     }
 }
+
+/// MBPP follows Self-Debugging: the prompt and the feedback show only the
+/// first of the three asserts, and all three judge. A program that passes the
+/// visible assert but not the others is the tree's (wrong) answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mbpp_shows_one_assert_and_judges_on_all_three() {
+    let s = TestServer::start().await.expect("server");
+    s.respond_with(|msg, _| {
+        let code = if msg.contains("remove_Occ") {
+            // Right on the visible assert only.
+            "def remove_Occ(s, ch):\n    return \"heo\" if s == \"hello\" else s\n"
+        } else if msg.contains("### INCORRECT CODE") {
+            "def sort_matrix(M):\n    return sorted(M, key=sum)\n"
+        } else {
+            "def sort_matrix(M):\n    return M\n"
+        };
+        Some(Reply::text(format!("```python\n{code}```")))
+    });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("mbpp");
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"));
+    c.args(["bench", "mbpp", "--model", "vllm:scripted", "--base-url"])
+        .arg(s.openai_base())
+        .args([
+            "--tasks", "10-11", "--np", "1", "--nfr", "1", "--quiet", "--out",
+        ])
+        .arg(&run)
+        .env("SELFREPAIR_DATA_DIR", common::data_dir());
+    let o = c.output().await.expect("bench");
+    ok(&o);
+    let r = results(&run);
+    assert_eq!(r["totals"]["tasks"], 2);
+    assert_eq!(r["totals"]["solved"], 1, "{r}");
+
+    let msgs: Vec<String> = s
+        .requests()
+        .iter()
+        .filter_map(|q| q.last_user_message())
+        .collect();
+    let gen_occ = msgs
+        .iter()
+        .find(|m| m.contains("remove_Occ"))
+        .expect("the remove_Occ prompt");
+    assert!(
+        gen_occ.contains(r#"assert remove_Occ("hello","l") == "heo""#),
+        "{gen_occ}"
+    );
+    assert!(
+        !gen_occ.contains("abcda"),
+        "only the first assert is shown: {gen_occ}"
+    );
+    let repair = msgs
+        .iter()
+        .find(|m| m.contains("### INCORRECT CODE"))
+        .expect("a repair prompt for sort_matrix");
+    assert!(
+        repair.contains("sort_matrix([[1, 2, 3], [2, 4, 5], [1, 1, 1]])"),
+        "{repair}"
+    );
+    assert!(
+        !repair.contains("[-2, 4, -5]"),
+        "hidden asserts stay hidden: {repair}"
+    );
+
+    let ns = nodes(&run);
+    let occ = ns
+        .iter()
+        .find(|n| n["task"] == "11")
+        .expect("task 11 (remove_Occ)");
+    assert_eq!(occ["execution"]["visible"]["passed"], true);
+    assert_eq!(occ["execution"]["hidden"]["passed"], false);
+    assert!(
+        !ns.iter().any(|n| n["task"] == "11" && n["kind"] == "joint"),
+        "a visible pass is not repaired"
+    );
+}

@@ -375,11 +375,17 @@ fn target(task: &Task) -> Target<'_> {
         TestSpec::Call(c) => c.class_name.as_deref(),
         _ => None,
     });
+    // Asserts, check functions and call cases run in the program's
+    // namespace; stdin programs are only fed input.
+    let shared_namespace = task
+        .suites
+        .iter()
+        .any(|s| !matches!(s.tests, TestSpec::Io { .. } | TestSpec::Script));
     Target {
         entry_point: task.entry_point.as_deref(),
         class_name: class,
         code_prompt: &task.code_prompt,
-        shared_namespace: task.entry_point.is_some(),
+        shared_namespace,
     }
 }
 
