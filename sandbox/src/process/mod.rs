@@ -104,7 +104,17 @@ pub struct ProcessSandbox {
     cfg: ProcessConfig,
     seccomp: Result<(seccompiler::BpfProgram, seccompiler::BpfProgram), String>,
     support: &'static Support,
+    /// The harness compiled once by `cfg.python` (marshalled code object), so
+    /// a run does not recompile it; None: compiling failed, send the source.
+    harness_code: tokio::sync::OnceCell<Option<Vec<u8>>>,
 }
+
+/// Reads the harness's code object from the head of stdin (a length line,
+/// then the bytes) and runs it; the request follows on the same stdin.
+const BOOTSTRAP: &str =
+    "import sys,marshal;b=sys.stdin.buffer;n=int(b.readline());exec(marshal.loads(b.read(n)))";
+/// Compiles the harness source on stdin into a marshalled code object.
+const COMPILE: &str = "import sys,marshal;sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(),'<string>','exec')))";
 
 impl ProcessSandbox {
     pub fn new(cfg: ProcessConfig) -> Result<Self, SandboxError> {
@@ -117,6 +127,7 @@ impl ProcessSandbox {
             cfg,
             seccomp,
             support,
+            harness_code: tokio::sync::OnceCell::new(),
         };
         if sb.cfg.strict {
             for layer in sb.layers_preview() {
@@ -334,9 +345,42 @@ impl ProcessSandbox {
         })
     }
 
+    /// The harness as a code object for this interpreter, compiled on first use.
+    async fn harness_code(&self) -> Option<&[u8]> {
+        self.harness_code
+            .get_or_init(|| async {
+                let mut child = tokio::process::Command::new(&self.cfg.python)
+                    .args(["-I", "-S", "-B", "-c", COMPILE])
+                    .env_clear()
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .ok()?;
+                let mut stdin = child.stdin.take()?;
+                stdin.write_all(HARNESS_PY.as_bytes()).await.ok()?;
+                drop(stdin);
+                let out = child.wait_with_output().await.ok()?;
+                (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
+            })
+            .await
+            .as_deref()
+    }
+
     async fn run_inner(&self, req: &RunRequest) -> Outcome {
         let limits = &req.limits;
         let token = harness::new_token();
+        let request = harness::encode_request(req, &token);
+        let (code_arg, stdin) = match self.harness_code().await {
+            Some(code) => {
+                let mut input = format!("{}\n", code.len()).into_bytes();
+                input.extend_from_slice(code);
+                input.extend_from_slice(request.as_bytes());
+                (BOOTSTRAP, input)
+            }
+            None => (HARNESS_PY, request.into_bytes()),
+        };
         let spec = CommandSpec {
             program: self.cfg.python.clone(),
             args: vec![
@@ -344,7 +388,7 @@ impl ProcessSandbox {
                 "-S".into(),
                 "-B".into(),
                 "-c".into(),
-                HARNESS_PY.into(),
+                code_arg.into(),
             ],
             workdir: None,
             env: vec![
@@ -353,7 +397,7 @@ impl ProcessSandbox {
                 ("HOME".into(), "/nonexistent".into()),
                 ("PYTHONIOENCODING".into(), "utf-8".into()),
             ],
-            stdin: harness::encode_request(req, &token).into_bytes(),
+            stdin,
             limits: limits.clone(),
         };
         let mut out = Outcome::new(Status::Crashed, SandboxKind::Process, limits, Vec::new());
