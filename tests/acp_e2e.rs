@@ -153,6 +153,24 @@ fn repairs_a_repo_with_permission_diff_and_file_write() {
                 && u["status"] == "failed"
                 && u["content"].to_string().contains("test_reorder_at_level"))
     );
+    // Every attempted patch is an edit tool call with diff content.
+    let patch = updates
+        .iter()
+        .find(|u| {
+            u["sessionUpdate"] == "tool_call"
+                && u["toolCallId"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with("patch-"))
+        })
+        .expect("a patch tool call");
+    assert_eq!(patch["kind"], "edit");
+    assert_eq!(patch["content"][0]["type"], "diff", "{patch}");
+    assert!(
+        patch["content"][0]["path"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("inventory/stock.py")
+    );
     // Permission was asked for the write, with the diff.
     let perms = out["permissions"].as_array().expect("permissions");
     assert_eq!(perms.len(), 1, "{perms:?}");

@@ -178,6 +178,7 @@ pub(crate) async fn run(
         fix::FixMode::Repair
     };
     let session = fix::Session::new(opts, repairer, cancel.clone());
+    let root = user_root(cwd);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FixEvent>();
     let on_event = move |e: &FixEvent| {
         let _ = tx.send(e.clone());
@@ -186,7 +187,7 @@ pub(crate) async fn run(
     let forward = async {
         let mut tokens = 0u64;
         while let Some(e) = rx.recv().await {
-            forward_event(&up, &e, &mut steps, &repairer_name, &mut tokens);
+            forward_event(&up, &root, &e, &mut steps, &repairer_name, &mut tokens);
         }
     };
     let (result, ()) = tokio::join!(run, forward);
@@ -216,6 +217,7 @@ fn set_step(steps: &mut [(&str, PlanEntryStatus)], i: usize, st: PlanEntryStatus
 
 fn forward_event(
     up: &Updates,
+    root: &Path,
     e: &FixEvent,
     steps: &mut Vec<(&'static str, PlanEntryStatus)>,
     repairer: &str,
@@ -287,20 +289,31 @@ fn forward_event(
         FixEvent::Patch {
             attempt,
             description,
-            diff,
+            files,
+            ..
         } => {
             if steps.len() > 2 {
                 set_step(steps, 2, PlanEntryStatus::InProgress);
                 up.plan(steps);
             }
+            // Proposed on the work copy; the user's files change only at the end.
+            let diffs = files
+                .iter()
+                .map(|f| {
+                    ToolCallContent::Diff(
+                        Diff::new(root.join(&f.path), f.new.clone().unwrap_or_default())
+                            .old_text(f.old.clone()),
+                    )
+                })
+                .collect();
             up.send(SessionUpdate::ToolCall(
                 ToolCall::new(
                     format!("patch-{attempt}"),
-                    format!("Attempt {attempt}: {description}"),
+                    format!("Attempt {attempt} (on a copy): {description}"),
                 )
                 .kind(ToolKind::Edit)
                 .status(ToolCallStatus::InProgress)
-                .content(vec![text_content(format!("```diff\n{diff}```"))]),
+                .content(diffs),
             ));
         }
         FixEvent::Rejected { attempt, reason } => {

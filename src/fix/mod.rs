@@ -180,6 +180,9 @@ pub enum FixEvent {
         attempt: usize,
         description: String,
         diff: String,
+        /// Each changed file's text before and after (paths relative to the
+        /// user's root), for editors that show diffs.
+        files: Vec<workspace::FileChange>,
     },
     Rejected {
         attempt: usize,
@@ -310,6 +313,7 @@ impl Progress<'_> {
             attempt: self.attempt,
             description: description.to_string(),
             diff: diff.unified,
+            files: diff.files,
         });
         let verdict = self.validate(cancel).await;
         // Anything the tests changed in tracked files is discarded with the attempt.
