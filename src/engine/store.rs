@@ -392,7 +392,7 @@ fn parse_nodes(
 /// result does not depend on how the work was split.
 pub fn merge(shards: &[PathBuf], out: &Path) -> Result<(RunConfig, usize), StoreError> {
     let mut config: Option<RunConfig> = None;
-    let mut by_task: BTreeMap<String, (usize, Vec<Node>)> = BTreeMap::new();
+    let mut by_task: BTreeMap<String, Vec<Node>> = BTreeMap::new();
     let mut transcripts = Vec::new();
     for dir in shards {
         let c = read_config(dir)?;
@@ -423,7 +423,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<(RunConfig, usize), Store
                     reason: format!("task {task} is also in another shard"),
                 });
             }
-            by_task.insert(task, (0, ns));
+            by_task.insert(task, ns);
         }
         let t = dir.join(crate::model::transcript::TRANSCRIPT_FILE);
         if t.exists() {
@@ -449,8 +449,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<(RunConfig, usize), Store
     })?;
     let mut body = String::new();
     let mut count = 0;
-    let mut tasks: Vec<(String, Vec<Node>)> =
-        by_task.into_iter().map(|(k, (_, v))| (k, v)).collect();
+    let mut tasks: Vec<(String, Vec<Node>)> = by_task.into_iter().collect();
     tasks.sort_by_key(|t| task_order(&t.0));
     for (_, mut ns) in tasks {
         ns.sort_by_key(|n| node_order(&n.id));
