@@ -185,7 +185,6 @@ class _Rewriter(ast.NodeTransformer):
         # Split once: ast.get_source_segment re-splits the whole source on
         # every call, which made rewriting quadratic in the number of asserts.
         self.lines = ast._splitlines_no_ff(source) if hasattr(ast, "_splitlines_no_ff") else source.splitlines(True)
-        self.source = source
         self.sites = sites
 
     def _segment(self, node):

@@ -202,7 +202,7 @@ pub(crate) async fn run(
             };
         }
     };
-    finish(state, &up, cwd, &summary, cancel).await
+    finish(state, &up, &root, &summary, cancel).await
 }
 
 fn set_step(steps: &mut [(&str, PlanEntryStatus)], i: usize, st: PlanEntryStatus) {
@@ -355,7 +355,7 @@ fn user_root(cwd: &Path) -> PathBuf {
 async fn finish(
     state: &AgentState,
     up: &Updates<'_>,
-    cwd: &Path,
+    root: &Path,
     s: &Summary,
     cancel: &CancellationToken,
 ) -> StopReason {
@@ -378,7 +378,6 @@ async fn finish(
         Outcome::Reported => return StopReason::EndTurn,
         Outcome::Fixed => {}
     }
-    let root = user_root(cwd);
     let caps = state.client_caps();
     let mut applied = 0usize;
     for (i, f) in s.diff.files.iter().enumerate() {

@@ -26,7 +26,6 @@ pub struct Prog {
     pub hidden: bool,
     /// Ran and failed its visible tests, so it may have repairs.
     pub expandable: bool,
-    pub depth: u32,
     pub branches: Vec<Branch>,
 }
 
@@ -323,7 +322,6 @@ fn prog(n: &Node, by_parent: &BTreeMap<&str, Vec<&Node>>) -> Prog {
         visible: exec.is_some_and(Execution::visible_pass),
         hidden: exec.is_some_and(Execution::hidden_pass),
         expandable,
-        depth: n.depth,
         branches,
     }
 }
@@ -635,7 +633,6 @@ mod tests {
             visible,
             hidden,
             expandable: !visible,
-            depth: 0,
             branches,
         }
     }

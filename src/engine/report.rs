@@ -6,7 +6,7 @@ use super::estimate::{
     self, BaselinePoint, ErrorCount, Point, Transitions, Tree, baseline, baseline_at, bootstrap,
     observed,
 };
-use super::store::{Mode, Node, RunConfig};
+use super::store::{Mode, Node, RunConfig, Shape};
 use crate::metrics::mean_pass_at_k;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -52,12 +52,9 @@ pub struct Results {
     pub model: String,
     pub feedback_model: String,
     pub mode: Mode,
-    pub np: u32,
-    pub nf: u32,
-    pub nr: u32,
-    pub joint: bool,
-    pub depth: u32,
-    pub frozen: bool,
+    /// The recorded tree's shape (for joint trees n_r is 1).
+    #[serde(flatten)]
+    pub shape: Shape,
     pub totals: Totals,
     /// The run's own tree shape, in its mode (observed).
     pub observed: Point,
@@ -179,12 +176,7 @@ pub fn compute(
         model: cfg.model.clone(),
         feedback_model: cfg.feedback_model.clone(),
         mode: cfg.mode,
-        np: shape.np,
-        nf: shape.nf,
-        nr,
-        joint: shape.joint,
-        depth: shape.depth,
-        frozen: shape.frozen,
+        shape: Shape { nr, ..shape },
         totals: Totals {
             tasks: trees.len(),
             solved,
@@ -216,10 +208,10 @@ fn pct(x: f64) -> String {
 pub fn render(r: &Results) -> String {
     let t = &r.totals;
     let mut s = String::new();
-    let shape = if r.joint {
-        format!("n_p={} n_fr={}", r.np, r.nf)
+    let shape = if r.shape.joint {
+        format!("n_p={} n_fr={}", r.shape.np, r.shape.nf)
     } else {
-        format!("n_p={} n_f={} n_r={}", r.np, r.nf, r.nr)
+        format!("n_p={} n_f={} n_r={}", r.shape.np, r.shape.nf, r.shape.nr)
     };
     s.push_str(&format!(
         "{} · {} (feedback: {}) · {:?} · {shape} · depth {}{}\n\n",
@@ -227,8 +219,8 @@ pub fn render(r: &Results) -> String {
         r.model,
         r.feedback_model,
         r.mode,
-        r.depth,
-        if r.frozen { " · frozen" } else { "" }
+        r.shape.depth,
+        if r.shape.frozen { " · frozen" } else { "" }
     ));
     s.push_str(&format!(
         "solved {}/{} ({}) · {} nodes, {} programs ({} no code, {} rejected)\n",

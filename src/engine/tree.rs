@@ -354,12 +354,16 @@ fn spec(e: &Engine, task: &Task) -> String {
     }
 }
 
-fn answer_format(task: &Task) -> String {
-    let class = task.suites.first().and_then(|s| match &s.tests {
-        TestSpec::Call(c) => c.class_name.clone(),
+/// The class whose method the tests call (APPS `class Solution` starters).
+fn call_class(task: &Task) -> Option<&str> {
+    task.suites.first().and_then(|s| match &s.tests {
+        TestSpec::Call(c) => c.class_name.as_deref(),
         _ => None,
-    });
-    match (&task.entry_point, class) {
+    })
+}
+
+fn answer_format(task: &Task) -> String {
+    match (&task.entry_point, call_class(task)) {
         (Some(f), Some(c)) => format!(
             "Write a class `{c}` with a method `{f}` as in the starter code, as one complete Python program."
         ),
@@ -371,10 +375,6 @@ fn answer_format(task: &Task) -> String {
 }
 
 fn target(task: &Task) -> Target<'_> {
-    let class = task.suites.first().and_then(|s| match &s.tests {
-        TestSpec::Call(c) => c.class_name.as_deref(),
-        _ => None,
-    });
     // Asserts, check functions and call cases run in the program's
     // namespace; stdin programs are only fed input.
     let shared_namespace = task
@@ -383,7 +383,7 @@ fn target(task: &Task) -> Target<'_> {
         .any(|s| !matches!(s.tests, TestSpec::Io { .. } | TestSpec::Script));
     Target {
         entry_point: task.entry_point.as_deref(),
-        class_name: class,
+        class_name: call_class(task),
         code_prompt: &task.code_prompt,
         shared_namespace,
     }
