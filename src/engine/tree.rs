@@ -14,13 +14,12 @@ use super::feedback;
 use super::prompts::{PromptSet, Stage, Vars};
 use super::store::{Execution, Mode, Node, NodeKind, RunDir, StoreError, Tokens, Verdict, Visible};
 use crate::eval::Scorer;
-use crate::model::transcript::{TranscriptEntry, fingerprint, read_entries};
+use crate::model::transcript::{RecordedCalls, TranscriptEntry, fingerprint, read_entries};
 use crate::model::{ChatRequest, Client, Completion, Model, ModelError, SamplingParams, Usage};
 use crate::sandbox::{Outcome, TestSpec};
 use crate::tasks::{Suite, Task};
 use futures_util::StreamExt;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -61,7 +60,8 @@ pub struct Engine {
     pub feedback_model: Arc<Client>,
     pub scorer: Arc<Scorer>,
     pub cancel: CancellationToken,
-    recorded: Mutex<HashMap<String, VecDeque<TranscriptEntry>>>,
+    /// Calls an earlier attempt at this run completed (for `--resume`).
+    recorded: RecordedCalls,
 }
 
 impl Engine {
@@ -73,12 +73,6 @@ impl Engine {
         scorer: Arc<Scorer>,
         recorded: Vec<TranscriptEntry>,
     ) -> Engine {
-        let mut map: HashMap<String, VecDeque<TranscriptEntry>> = HashMap::new();
-        for e in recorded {
-            if e.error.is_none() && e.response.is_some() {
-                map.entry(e.fingerprint.clone()).or_default().push_back(e);
-            }
-        }
         Engine {
             run,
             prompts,
@@ -86,7 +80,7 @@ impl Engine {
             feedback_model,
             scorer,
             cancel: CancellationToken::new(),
-            recorded: Mutex::new(map),
+            recorded: RecordedCalls::new(recorded),
         }
     }
 
@@ -405,13 +399,7 @@ async fn complete(
     node: &str,
 ) -> Result<Completion, EngineError> {
     let fp = fingerprint(client.model(), req);
-    let recorded = e
-        .recorded
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_mut(&fp)
-        .and_then(VecDeque::pop_front);
-    if let Some(r) = recorded
+    if let Some(r) = e.recorded.take(&fp)
         && let Some(resp) = r.response
     {
         return Ok(Completion {

@@ -5,16 +5,14 @@
 //! same order. Anything not in the transcript is a [`ModelError::ReplayMiss`]
 //! naming the request; nothing falls through to a real provider.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::Model;
 use super::error::ModelError;
-use super::transcript::{TRANSCRIPT_FILE, TranscriptEntry, fingerprint, read_entries};
+use super::transcript::{RecordedCalls, TRANSCRIPT_FILE, fingerprint, read_entries};
 use super::types::{ChatRequest, Completion, Usage};
 
 pub struct Replay {
@@ -23,7 +21,7 @@ pub struct Replay {
     /// a single model, else `replay`.
     model: String,
     models: Vec<String>,
-    entries: Mutex<HashMap<String, VecDeque<TranscriptEntry>>>,
+    calls: RecordedCalls,
 }
 
 impl std::fmt::Debug for Replay {
@@ -43,19 +41,8 @@ impl Replay {
         } else {
             path.to_path_buf()
         };
-        let mut entries: HashMap<String, VecDeque<TranscriptEntry>> = HashMap::new();
-        let mut models = BTreeSet::new();
-        for e in read_entries(&path)? {
-            if e.error.is_some() || e.response.is_none() {
-                continue;
-            }
-            models.insert(e.model.clone());
-            entries
-                .entry(e.fingerprint.clone())
-                .or_default()
-                .push_back(e);
-        }
-        let models: Vec<String> = models.into_iter().collect();
+        let calls = RecordedCalls::new(read_entries(&path)?);
+        let models: Vec<String> = calls.models().into_iter().collect();
         let model = match models.as_slice() {
             [only] => only.clone(),
             _ => "replay".to_string(),
@@ -64,17 +51,13 @@ impl Replay {
             path,
             model,
             models,
-            entries: Mutex::new(entries),
+            calls,
         })
     }
 
     /// Recorded answers not yet served.
     pub fn remaining(&self) -> usize {
-        self.lock().values().map(VecDeque::len).sum()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<TranscriptEntry>>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        self.calls.remaining()
     }
 }
 
@@ -87,10 +70,8 @@ impl Model for Replay {
         &self.model
     }
     async fn complete(&self, req: &ChatRequest) -> Result<Completion, ModelError> {
-        let mut entries = self.lock();
         for m in &self.models {
-            let fp = fingerprint(m, req);
-            if let Some(e) = entries.get_mut(&fp).and_then(VecDeque::pop_front) {
+            if let Some(e) = self.calls.take(&fingerprint(m, req)) {
                 let choices = e.response.map(|r| r.choices).unwrap_or_default();
                 return Ok(Completion {
                     choices,

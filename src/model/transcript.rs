@@ -4,10 +4,11 @@
 //! Entries hold what was asked and answered, never credentials: auth lives
 //! only in the HTTP layer and [`super::secret::ApiKey`] cannot be serialised.
 
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, mpsc};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -241,5 +242,50 @@ mod tests {
         let mut s = String::new();
         canonical(&json!({"b": 1, "a": [true, null, "x"]}), &mut s);
         assert_eq!(s, r#"{"a":[true,null,"x"],"b":1}"#);
+    }
+}
+
+/// The successful calls of a transcript by request fingerprint, each served
+/// once, in recorded order (a run that asked the same question twice gets
+/// both answers back). Replay answers from it; a resumed run reuses it.
+#[derive(Debug, Default)]
+pub struct RecordedCalls {
+    entries: Mutex<HashMap<String, VecDeque<TranscriptEntry>>>,
+}
+
+impl RecordedCalls {
+    pub fn new(entries: impl IntoIterator<Item = TranscriptEntry>) -> Self {
+        let mut map: HashMap<String, VecDeque<TranscriptEntry>> = HashMap::new();
+        for e in entries {
+            if e.error.is_none() && e.response.is_some() {
+                map.entry(e.fingerprint.clone()).or_default().push_back(e);
+            }
+        }
+        RecordedCalls {
+            entries: Mutex::new(map),
+        }
+    }
+
+    /// The next unserved answer to the request with fingerprint `fp`.
+    pub fn take(&self, fp: &str) -> Option<TranscriptEntry> {
+        self.lock().get_mut(fp).and_then(VecDeque::pop_front)
+    }
+
+    /// Recorded answers not yet served.
+    pub fn remaining(&self) -> usize {
+        self.lock().values().map(VecDeque::len).sum()
+    }
+
+    /// The models the recorded answers came from.
+    pub fn models(&self) -> BTreeSet<String> {
+        self.lock()
+            .values()
+            .flatten()
+            .map(|e| e.model.clone())
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, VecDeque<TranscriptEntry>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
