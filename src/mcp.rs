@@ -9,6 +9,7 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, Json, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -97,6 +98,10 @@ pub struct EvalResult {
 pub struct SelfrepairMcp {
     tool_router: ToolRouter<Self>,
     data_dir: Option<PathBuf>,
+    /// Loaded once per dataset and opened once per server: a host scores
+    /// many samples in a row.
+    datasets: Arc<tokio::sync::Mutex<HashMap<String, Arc<Vec<crate::tasks::Task>>>>>,
+    scorer: Arc<tokio::sync::OnceCell<Arc<crate::eval::Scorer>>>,
 }
 
 fn bad(msg: impl Into<String>) -> ErrorData {
@@ -146,6 +151,8 @@ impl SelfrepairMcp {
         SelfrepairMcp {
             tool_router: Self::tool_router(),
             data_dir,
+            datasets: Arc::default(),
+            scorer: Arc::default(),
         }
     }
 
@@ -249,40 +256,30 @@ impl SelfrepairMcp {
         &self,
         Parameters(a): Parameters<EvalSampleArgs>,
     ) -> Result<Json<EvalResult>, ErrorData> {
-        let manifest = crate::tasks::Manifest::builtin().map_err(|e| bad(e.to_string()))?;
-        let ds = manifest.get(&a.dataset).map_err(|e| bad(e.to_string()))?;
-        let opts = crate::tasks::LoadOptions {
-            source: crate::tasks::DataSource::new(self.data_dir.clone()),
-            jobs: 2,
-            progress: false,
-        };
-        // The loader's future is not Send (it borrows across awaits in a way
-        // the tool macro's bounds reject), so it runs on a blocking thread.
-        let ds2 = ds.clone();
-        let handle = tokio::runtime::Handle::current();
-        let tasks =
-            tokio::task::spawn_blocking(move || handle.block_on(crate::tasks::load(&ds2, &opts)))
-                .await
-                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
-                .map_err(|e| bad(e.to_string()))?;
+        let tasks = self.tasks(&a.dataset).await?;
         let task = tasks
             .iter()
             .find(|t| t.id == a.task_id)
-            .ok_or_else(|| bad(format!("unknown task_id '{}' in {}", a.task_id, ds.name)))?;
+            .ok_or_else(|| bad(format!("unknown task_id '{}' in {}", a.task_id, a.dataset)))?;
         let (code, whole) = match (a.completion, a.solution) {
             (Some(c), None) => (c, false),
             (None, Some(s)) => (s, true),
             _ => return Err(bad("give exactly one of completion or solution")),
         };
-        let rt = crate::sandbox::runtime::RuntimeOptions::default();
-        let primary = crate::sandbox::open(crate::sandbox::SandboxKind::Wasm, &rt)
-            .await
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        let scorer = crate::eval::Scorer::new(
-            Arc::from(primary),
-            Some(crate::sandbox::SandboxKind::Process),
-            rt,
-        );
+        let scorer = self
+            .scorer
+            .get_or_try_init(|| async {
+                let rt = crate::sandbox::runtime::RuntimeOptions::default();
+                let primary = crate::sandbox::open(crate::sandbox::SandboxKind::Wasm, &rt)
+                    .await
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                Ok::<_, ErrorData>(Arc::new(crate::eval::Scorer::new(
+                    Arc::from(primary),
+                    Some(crate::sandbox::SandboxKind::Process),
+                    rt,
+                )))
+            })
+            .await?;
         let sample = crate::eval::Sample {
             index: 0,
             line: 0,
@@ -303,6 +300,34 @@ impl SelfrepairMcp {
             actual: bad_suite.and_then(|s| s.actual.clone()),
             expected: bad_suite.and_then(|s| s.expected.clone()),
         }))
+    }
+}
+
+impl SelfrepairMcp {
+    /// A dataset's tasks, loaded on first use.
+    async fn tasks(&self, name: &str) -> Result<Arc<Vec<crate::tasks::Task>>, ErrorData> {
+        let mut cache = self.datasets.lock().await;
+        if let Some(t) = cache.get(name) {
+            return Ok(t.clone());
+        }
+        let manifest = crate::tasks::Manifest::builtin().map_err(|e| bad(e.to_string()))?;
+        let ds = manifest.get(name).map_err(|e| bad(e.to_string()))?.clone();
+        let opts = crate::tasks::LoadOptions {
+            source: crate::tasks::DataSource::new(self.data_dir.clone()),
+            jobs: 2,
+            progress: false,
+        };
+        // The loader's future is not Send (it borrows across awaits in a way
+        // the tool macro's bounds reject), so it runs on a blocking thread.
+        let handle = tokio::runtime::Handle::current();
+        let tasks =
+            tokio::task::spawn_blocking(move || handle.block_on(crate::tasks::load(&ds, &opts)))
+                .await
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+                .map_err(|e| bad(e.to_string()))?;
+        let tasks = Arc::new(tasks);
+        cache.insert(name.to_string(), tasks.clone());
+        Ok(tasks)
     }
 }
 
