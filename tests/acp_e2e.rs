@@ -261,6 +261,31 @@ async fn why_does_a_test_fail_explains_only_that_test_and_changes_nothing() {
 }
 
 #[test]
+fn an_unsaved_buffer_is_never_overwritten() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = repo(tmp.path(), "inv", &[]);
+    let before = std::fs::read(r.join("inventory/stock.py")).expect("read");
+    let out = client(&r, "dirty", &[]);
+    assert_eq!(out["response"]["stopReason"], "end_turn", "{out}");
+    assert_eq!(out["permissions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        out["writes"],
+        serde_json::json!({}),
+        "nothing written over the buffer"
+    );
+    assert_eq!(
+        std::fs::read(r.join("inventory/stock.py")).expect("read"),
+        before
+    );
+    let refused = out["updates"].as_array().expect("updates").iter().any(|u| {
+        u["toolCallId"] == "apply-0"
+            && u["status"] == "failed"
+            && u["content"].to_string().contains("unsaved edits")
+    });
+    assert!(refused, "the refusal names the reason: {}", out["updates"]);
+}
+
+#[test]
 fn a_declined_write_leaves_the_file_alone() {
     let tmp = tempfile::tempdir().expect("tmp");
     let r = repo(tmp.path(), "inv", &[]);

@@ -3,7 +3,8 @@
 //
 //   node client.mjs SELFREPAIR_BIN REPO_DIR SCENARIO
 //
-// Scenarios: fix (prompt "fix the failing tests", approve the write),
+// Scenarios: fix (prompt "fix the failing tests", approve the write), dirty
+// (the same, while the editor's buffer has unsaved changes),
 // decline (the same, but refuse the permission), cancel (cancel once the
 // first test run starts), protocol (bad requests must get JSON-RPC errors),
 // two (two sessions at once on two repos: REPO_DIR and REPO_DIR + "-b").
@@ -34,7 +35,9 @@ const app = acp
   })
   .onRequest(acp.methods.client.fs.readTextFile, async ({ params: p }) => {
     reads.push(p.path);
-    return { content: fs.readFileSync(p.path, "utf8") };
+    const text = fs.readFileSync(p.path, "utf8");
+    // "dirty": the editor holds unsaved changes to the file.
+    return { content: scenario === "dirty" ? text + "# unsaved edit\n" : text };
   })
   .onRequest(acp.methods.client.fs.writeTextFile, async ({ params: p }) => {
     writes[p.path] = p.content;
