@@ -521,6 +521,39 @@ fn reuse(e: &Engine, task: &Task, id: &str) -> Option<Node> {
     e.run.done.get(&task.id).and_then(|m| m.get(id)).cloned()
 }
 
+/// One node: reused from disk if an earlier attempt at the run made it, else
+/// asked of the model (the feedback model for explanations) with `stage`'s
+/// template, completed (a program is extracted, counted and run) and appended
+/// to the store.
+async fn make_node(
+    e: &Engine,
+    task: &Task,
+    at: Place<'_>,
+    stage: Stage,
+    vars: &Vars<'_>,
+) -> Result<Node, EngineError> {
+    if let Some(n) = reuse(e, task, at.id) {
+        return Ok(n);
+    }
+    let client = if stage == Stage::Explain {
+        &e.feedback_model
+    } else {
+        &e.model
+    };
+    let c = call(e, client, stage, vars, task, at.id).await?;
+    let mut n = node(e, task, at, stage, c);
+    if n.kind == NodeKind::Feedback {
+        // An explanation is words only; strip any code the model wrote anyway.
+        let (_, prose) = extract::fenced_blocks(&n.completion);
+        n.tokens.explanation = crate::model::tokens::count(&n.completion);
+        n.explanation = Some(prose);
+    } else {
+        finish_program(e, task, &mut n).await;
+    }
+    e.run.writer.append(&n)?;
+    Ok(n)
+}
+
 async fn make_initial(
     e: &Engine,
     task: &Task,
@@ -528,9 +561,6 @@ async fn make_initial(
     parent: Option<String>,
     depth: u32,
 ) -> Result<Node, EngineError> {
-    if let Some(n) = reuse(e, task, id) {
-        return Ok(n);
-    }
     let spec = spec(e, task);
     let fmt = answer_format(task);
     let vars = Vars {
@@ -538,22 +568,13 @@ async fn make_initial(
         answer_format: &fmt,
         ..Vars::default()
     };
-    let c = call(e, &e.model, Stage::Generate, &vars, task, id).await?;
-    let mut n = node(
-        e,
-        task,
-        Place {
-            id,
-            parent,
-            kind: NodeKind::Initial,
-            depth,
-        },
-        Stage::Generate,
-        c,
-    );
-    finish_program(e, task, &mut n).await;
-    e.run.writer.append(&n)?;
-    Ok(n)
+    let at = Place {
+        id,
+        parent,
+        kind: NodeKind::Initial,
+        depth,
+    };
+    make_node(e, task, at, Stage::Generate, &vars).await
 }
 
 async fn make_feedback(
@@ -563,9 +584,6 @@ async fn make_feedback(
     p: &Node,
     depth: u32,
 ) -> Result<Node, EngineError> {
-    if let Some(n) = reuse(e, task, id) {
-        return Ok(n);
-    }
     let spec = spec(e, task);
     let vars = Vars {
         spec: &spec,
@@ -573,25 +591,13 @@ async fn make_feedback(
         feedback: p.feedback.as_deref().unwrap_or(""),
         ..Vars::default()
     };
-    let c = call(e, &e.feedback_model, Stage::Explain, &vars, task, id).await?;
-    let mut n = node(
-        e,
-        task,
-        Place {
-            id,
-            parent: Some(p.id.clone()),
-            kind: NodeKind::Feedback,
-            depth,
-        },
-        Stage::Explain,
-        c,
-    );
-    // An explanation is words only; strip any code the model wrote anyway.
-    let (_, prose) = extract::fenced_blocks(&n.completion);
-    n.tokens.explanation = crate::model::tokens::count(&n.completion);
-    n.explanation = Some(prose);
-    e.run.writer.append(&n)?;
-    Ok(n)
+    let at = Place {
+        id,
+        parent: Some(p.id.clone()),
+        kind: NodeKind::Feedback,
+        depth,
+    };
+    make_node(e, task, at, Stage::Explain, &vars).await
 }
 
 async fn make_repair(
@@ -603,9 +609,6 @@ async fn make_repair(
     kind: NodeKind,
     depth: u32,
 ) -> Result<Node, EngineError> {
-    if let Some(n) = reuse(e, task, id) {
-        return Ok(n);
-    }
     let spec = spec(e, task);
     let fmt = answer_format(task);
     let stage = if kind == NodeKind::Joint {
@@ -620,23 +623,13 @@ async fn make_repair(
         feedback: p.feedback.as_deref().unwrap_or(""),
         explanation: fb.and_then(|f| f.explanation.as_deref()).unwrap_or(""),
     };
-    let c = call(e, &e.model, stage, &vars, task, id).await?;
-    let parent = fb.map_or_else(|| p.id.clone(), |f| f.id.clone());
-    let mut n = node(
-        e,
-        task,
-        Place {
-            id,
-            parent: Some(parent),
-            kind,
-            depth,
-        },
-        stage,
-        c,
-    );
-    finish_program(e, task, &mut n).await;
-    e.run.writer.append(&n)?;
-    Ok(n)
+    let at = Place {
+        id,
+        parent: Some(fb.map_or_else(|| p.id.clone(), |f| f.id.clone())),
+        kind,
+        depth,
+    };
+    make_node(e, task, at, stage, &vars).await
 }
 
 /// Extract, count and run the program in `n.completion`.
