@@ -402,9 +402,14 @@ async fn complete(
     if let Some(r) = e.recorded.take(&fp)
         && let Some(resp) = r.response
     {
+        let usage = r.usage.unwrap_or_default();
+        // Paid before the crash: it counts against this run's budgets too.
+        client
+            .budget()
+            .record(req.task.as_deref(), &usage, r.cost_usd);
         return Ok(Completion {
             choices: resp.choices,
-            usage: r.usage.unwrap_or_default(),
+            usage,
             cost_usd: r.cost_usd,
             priced: r.priced,
             latency: Duration::from_secs_f64(r.latency_ms / 1000.0),
