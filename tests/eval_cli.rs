@@ -172,3 +172,43 @@ fn a_module_the_fast_sandbox_lacks_falls_back_and_says_so() {
             .contains("csv")
     );
 }
+
+#[test]
+fn a_compute_heavy_suite_moves_to_the_process_jail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for j, b in enumerate(numbers) if i != j)\n";
+    let lines = vec![sample("HumanEval/0", body); 3];
+    let judged = |extra: &[&str], name: &str| -> Vec<serde_json::Value> {
+        let p = write(dir.path(), name, &lines);
+        let o = eval(&p, "humaneval", extra);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(dir.path().join(format!("{name}_results.jsonl")))
+            .expect("results");
+        let mut v: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("line"))
+            .collect();
+        v.sort_by_key(|l| l["sample"].as_u64());
+        v
+    };
+    // Every wasm run takes over 1 ms: after the first, the suite counts as heavy.
+    let routed = judged(&["-j", "1", "--heavy-ms", "1"], "heavy.jsonl");
+    assert_eq!(routed[0]["sandbox"], "wasm", "{}", routed[0]);
+    for l in &routed[1..] {
+        assert_eq!(l["passed"], true, "{l}");
+        assert_eq!(l["sandbox"], "process", "{l}");
+        assert_eq!(l["suites"][0]["fallback_from"], "wasm");
+        assert!(
+            l["suites"][0]["fallback_reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("compute-heavy"),
+            "{l}"
+        );
+    }
+    // 0 keeps every run in wasm.
+    for l in judged(&["-j", "1", "--heavy-ms", "0"], "light.jsonl") {
+        assert_eq!(l["sandbox"], "wasm", "{l}");
+        assert_eq!(l["passed"], true, "{l}");
+    }
+}

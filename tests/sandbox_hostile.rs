@@ -486,3 +486,52 @@ async fn hostile_programs_contained_in_full_wasm() {
 async fn hostile_programs_contained_in_process() {
     suite(SandboxKind::Process).await;
 }
+
+/// The fast sandbox instruments a suite once, in a pristine instance, and
+/// reuses it for later programs of the same suite. A program that replaces
+/// every piece of that machinery (the harness's compile functions, marshal,
+/// base64, compile) may fool its own run, never the runs after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_test_code_cannot_be_poisoned() {
+    let sb = common::sandbox(SandboxKind::Wasm).await;
+    let tests =
+        "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 9\n";
+    let run = |program: &str| {
+        RunRequest::new(
+            program,
+            TestSpec::Check {
+                code: tests.into(),
+                entry_point: Some("sq".into()),
+            },
+        )
+    };
+    let poison = r#"
+import sys, marshal, base64, builtins
+code = compile("def check(candidate):\n    pass\n", "tests.py", "exec")
+blob = marshal.dumps(code)
+h = sys.modules.get("harness")
+if h is not None:
+    h.compile_tests = lambda req: {"code": base64.b64encode(blob).decode(), "sites": []}
+    h._instrument = lambda source, filename, sites: code
+marshal.loads = lambda data: code
+marshal.dumps = lambda obj: blob
+base64.b64decode = lambda data: blob
+builtins.compile = lambda *a, **k: code
+def sq(x):
+    return 0
+"#;
+    // Whatever its own verdict, the next programs of the suite are judged by the real tests.
+    let _ = sb.run(&run(poison)).await;
+    let wrong = sb.run(&run("def sq(x):\n    return x + 2\n")).await;
+    assert_eq!(wrong.status, Status::Failed, "{}", wrong.summary());
+    let f = wrong.first_failure().expect("a failing assertion");
+    assert_eq!(
+        f.message.as_deref(),
+        Some("candidate(3) returned 5, expected 9"),
+        "{}",
+        wrong.summary()
+    );
+    let right = sb.run(&run("def sq(x):\n    return x * x\n")).await;
+    assert_eq!(right.status, Status::Passed, "{}", right.summary());
+    assert_eq!(right.passed, 2);
+}

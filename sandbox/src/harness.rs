@@ -1,7 +1,7 @@
 //! The Python harness shared by every sandbox: request encoding, result decoding.
 
 use crate::outcome::{ErrorInfo, Outcome, Status, TestRecord};
-use crate::request::RunRequest;
+use crate::request::{RunRequest, TestSpec};
 use serde::Deserialize;
 
 /// The harness source, embedded so the binary is self-contained.
@@ -31,6 +31,11 @@ pub struct HarnessResult {
 
 /// Encode a request for the harness. `token` marks the result line on stdout.
 pub fn encode_request(req: &RunRequest, token: &str) -> String {
+    request_value(req, token).to_string()
+}
+
+/// A request as a JSON value, for callers that add to it.
+pub fn request_value(req: &RunRequest, token: &str) -> serde_json::Value {
     let mut v = serde_json::json!({
         "token": token,
         "program": req.program,
@@ -43,7 +48,21 @@ pub fn encode_request(req: &RunRequest, token: &str) -> String {
     if let Some(t) = req.limits.test_timeout {
         v["test_timeout"] = serde_json::json!(t);
     }
-    v.to_string()
+    v
+}
+
+/// A request that only instruments `tests` (the harness's `compile_tests`),
+/// for the kinds whose tests are code; `None` for the others.
+pub fn encode_compile_request(tests: &TestSpec) -> Option<String> {
+    matches!(tests, TestSpec::Check { .. } | TestSpec::Asserts { .. })
+        .then(|| serde_json::json!({"compile_tests": true, "tests": tests}).to_string())
+}
+
+/// The answer to a compile request, if it is one: marshalled code and the
+/// assertion sites, passed back as a later request's `tests_compiled`.
+pub fn parse_compiled(text: &str) -> Option<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    (v["code"].is_string() && v["sites"].is_array()).then_some(v)
 }
 
 /// A fresh random token, so a program cannot guess the result marker.

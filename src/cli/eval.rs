@@ -24,6 +24,10 @@ pub struct EvalArgs {
     /// Where a sample the fast sandbox cannot run goes: process, wasm-full or none.
     #[arg(long, default_value = "process")]
     pub fallback: String,
+    /// Judge a suite in the process sandbox (the fallback) once one of its
+    /// programs has run this long in wasm; 0 keeps every run in wasm.
+    #[arg(long, value_name = "MS", default_value_t = 150)]
+    pub heavy_ms: u64,
     /// Samples scored at once.
     #[arg(short = 'j', long, default_value_t = super::tasks::default_jobs())]
     pub jobs: usize,
@@ -125,7 +129,10 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
             "none" => None,
             other => Some(other.parse::<SandboxKind>()?),
         };
-        let scorer = Arc::new(Scorer::new(primary, fallback, rt));
+        let scorer = Arc::new(
+            Scorer::new(primary, fallback, rt)
+                .route_heavy(std::time::Duration::from_millis(a.heavy_ms)),
+        );
         let by_id: Arc<HashMap<String, Task>> = Arc::new(
             all_tasks
                 .iter()

@@ -6,7 +6,10 @@ use super::samples::Sample;
 use crate::sandbox::{Limits, Outcome, Sandbox, SandboxKind, Status};
 use crate::tasks::{Suite, Task};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// One suite's verdict with the details a person needs to act on it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -68,6 +71,11 @@ pub struct Scorer {
     fallback: tokio::sync::OnceCell<Arc<dyn Sandbox>>,
     process: tokio::sync::OnceCell<Arc<dyn Sandbox>>,
     runtime: crate::sandbox::runtime::RuntimeOptions,
+    /// See [`Scorer::route_heavy`].
+    heavy_after: Option<Duration>,
+    /// Suites (by [`suite_key`]) whose programs compute long enough that the
+    /// native process jail, start-up included, judges them faster than wasm.
+    heavy: Mutex<HashSet<u64>>,
 }
 
 impl Scorer {
@@ -82,6 +90,41 @@ impl Scorer {
             fallback: tokio::sync::OnceCell::new(),
             process: tokio::sync::OnceCell::new(),
             runtime,
+            heavy_after: None,
+            heavy: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Judge a suite in the process sandbox once one of its programs has
+    /// run (and finished) for `after` or longer in the fast wasm sandbox.
+    ///
+    /// CPython in wasm computes several times slower than natively, and a
+    /// process run costs a fixed start-up of a few tens of ms; for a suite
+    /// that computes for hundreds of ms (HumanEval/75 takes ~0.5 s in wasm,
+    /// ~0.15 s in the jail) the jail is the faster of two fully isolating
+    /// sandboxes. Verdicts do not depend on it: limits are set per sandbox.
+    /// Only a process fallback is used for this, never another wasm runtime.
+    pub fn route_heavy(mut self, after: Duration) -> Self {
+        self.heavy_after = (!after.is_zero()).then_some(after);
+        self
+    }
+
+    fn is_heavy(&self, key: u64) -> bool {
+        self.heavy.lock().is_ok_and(|h| h.contains(&key))
+    }
+
+    /// Note a wasm run's time; a finished run past the threshold marks its
+    /// suite heavy. Time-outs never do: a loop is as slow everywhere.
+    fn note_time(&self, key: u64, out: &Outcome) {
+        let Some(after) = self.heavy_after else {
+            return;
+        };
+        if out.sandbox == SandboxKind::Wasm
+            && matches!(out.status, Status::Passed | Status::Failed)
+            && out.duration_ms >= after.as_secs_f64() * 1e3
+            && let Ok(mut h) = self.heavy.lock()
+        {
+            h.insert(key);
         }
     }
 
@@ -121,8 +164,30 @@ impl Scorer {
     /// [`Scorer::run_suite`], with the outcome that decided the verdict
     /// (for feedback built from its per-test records).
     pub async fn run_suite_detailed(&self, suite: &Suite, program: &str) -> (SuiteResult, Outcome) {
+        let routing = self.heavy_after.is_some()
+            && self.primary.kind() == SandboxKind::Wasm
+            && self.fallback_kind == Some(SandboxKind::Process);
+        let key = routing.then(|| suite_key(suite));
+        if let Some(k) = key
+            && self.is_heavy(k)
+            && let Some(Ok(sb)) = self.sandbox_of(SandboxKind::Process).await
+        {
+            let out = sb
+                .run(&suite.request(program.to_string(), SandboxKind::Process))
+                .await;
+            let mut r = suite_result(&suite.name, &out, None);
+            r.fallback_from = Some(SandboxKind::Wasm);
+            r.fallback_reason = Some(
+                "compute-heavy suite: an earlier program ran long in wasm, so the native process jail judges it"
+                    .into(),
+            );
+            return (r, out);
+        }
         let req = suite.request(program.to_string(), self.primary.kind());
         let out = self.primary.run(&req).await;
+        if let Some(k) = key {
+            self.note_time(k, &out);
+        }
         if let Some(kind) = suite.confirm_in.filter(|k| *k != self.primary.kind())
             && runtime_dependent(&out, suite.rule.starts_with("evalplus"))
             && let Some(Ok(sb)) = self.sandbox_of(kind).await
@@ -186,6 +251,16 @@ impl Scorer {
             suites,
         }
     }
+}
+
+/// A suite's identity for routing: its name and tests.
+fn suite_key(suite: &Suite) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    suite.name.hash(&mut h);
+    serde_json::to_string(&suite.tests)
+        .unwrap_or_default()
+        .hash(&mut h);
+    h.finish()
 }
 
 /// A verdict that may owe to the runtime rather than the program: a wrong
