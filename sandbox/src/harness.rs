@@ -3,6 +3,8 @@
 use crate::outcome::{ErrorInfo, Outcome, Status, TestRecord};
 use crate::request::{RunRequest, TestSpec};
 use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The harness source, embedded so the binary is self-contained.
 pub const HARNESS_PY: &str = include_str!("../python/harness.py");
@@ -51,11 +53,114 @@ pub fn request_value(req: &RunRequest, token: &str) -> serde_json::Value {
     v
 }
 
+/// A request (from [`request_value`]) as a NUL byte (never the start of
+/// JSON text), then CPython's `marshal` bytes, for process runs: the harness reads them with the
+/// built-in `marshal.loads` instead of importing json.
+pub fn marshal_request(value: &serde_json::Value) -> Vec<u8> {
+    let mut out = vec![0u8];
+    marshal_value(value, &mut out);
+    out
+}
+
+/// One JSON value in marshal's format (see CPython's `Python/marshal.c`).
+fn marshal_value(v: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    match v {
+        Value::Null => out.push(b'N'),
+        Value::Bool(true) => out.push(b'T'),
+        Value::Bool(false) => out.push(b'F'),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64().and_then(|i| i32::try_from(i).ok()) {
+                out.push(b'i');
+                out.extend_from_slice(&i.to_le_bytes());
+            } else if let Some(i) = n.as_i64().map(i128::from).or(n.as_u64().map(i128::from)) {
+                // A long: base-2^15 digits, least significant first; the sign
+                // goes on the digit count.
+                let mut digits = Vec::new();
+                let mut m = i.unsigned_abs();
+                while m > 0 {
+                    digits.push((m & 0x7fff) as u16);
+                    m >>= 15;
+                }
+                let count = digits.len() as i32;
+                out.push(b'l');
+                out.extend_from_slice(&(if i < 0 { -count } else { count }).to_le_bytes());
+                for d in digits {
+                    out.extend_from_slice(&d.to_le_bytes());
+                }
+            } else {
+                out.push(b'g');
+                out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
+            }
+        }
+        Value::String(s) => {
+            out.push(b'u');
+            out.extend_from_slice(&len(s.len()));
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            out.extend_from_slice(&len(items.len()));
+            for x in items {
+                marshal_value(x, out);
+            }
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (k, x) in map {
+                marshal_value(&Value::String(k.clone()), out);
+                marshal_value(x, out);
+            }
+            out.push(b'0');
+        }
+    }
+}
+
+/// Instrumented tests, keyed by the hash of their compile request.
+///
+/// Instrumenting a test suite (parse, rewrite the asserts, compile) is most
+/// of a short run's time, and benchmarks run the same suite for many
+/// programs. Each entry is made by the harness's `compile_tests` before any
+/// program has run in that instance or process, so no program can shape what
+/// later runs execute. Marshalled code is for one interpreter: each sandbox
+/// keeps its own.
+#[derive(Default)]
+pub struct CompiledTests {
+    map: Mutex<HashMap<String, Arc<serde_json::Value>>>,
+}
+
+/// Entries kept before the cache starts over (a few KiB each).
+const MAX_COMPILED: usize = 4096;
+
+impl CompiledTests {
+    pub fn get(&self, key: &str) -> Option<Arc<serde_json::Value>> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+
+    pub fn insert(&self, key: String, value: Arc<serde_json::Value>) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= MAX_COMPILED {
+                map.clear();
+            }
+            map.insert(key, value);
+        }
+    }
+}
+
 /// A request that only instruments `tests` (the harness's `compile_tests`),
 /// for the kinds whose tests are code; `None` for the others.
 pub fn encode_compile_request(tests: &TestSpec) -> Option<String> {
     matches!(tests, TestSpec::Check { .. } | TestSpec::Asserts { .. })
         .then(|| serde_json::json!({"compile_tests": true, "tests": tests}).to_string())
+}
+
+/// The instrumented tests a process run wrote before its program ran (the
+/// first line marked `<token>compiled:`).
+pub fn find_compiled(stdout: &str, token: &str) -> Option<serde_json::Value> {
+    let mark = format!("{token}compiled:");
+    let at = stdout.find(&mark)?;
+    parse_compiled(stdout[at + mark.len()..].lines().next()?)
 }
 
 /// The answer to a compile request, if it is one: marshalled code and the
@@ -130,5 +235,44 @@ pub fn apply(result: HarnessResult, out: &mut Outcome) {
             "the program wrote more than {} bytes",
             out.limits.max_output
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What python3's `marshal.loads` makes of our bytes, as JSON.
+    fn python_reads(bytes: &[u8]) -> Option<serde_json::Value> {
+        use std::io::Write;
+        let mut child = std::process::Command::new(crate::process::default_python())
+            .args([
+                "-I",
+                "-S",
+                "-c",
+                "import sys,marshal,json;print(json.dumps(marshal.loads(sys.stdin.buffer.read())))",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        child.stdin.take()?.write_all(bytes).ok()?;
+        let out = child.wait_with_output().ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    #[test]
+    fn marshal_round_trips_through_python() {
+        let v = serde_json::json!({
+            "s": "x\"y\\ é中😀\n", "empty": "", "n": [0, -1, 2147483647, -2147483648,
+            2147483648i64, -9007199254740993i64, 18446744073709551615u64],
+            "f": [0.5, -1e300], "b": [true, false, null], "nested": {"a": [[], {}]}
+        });
+        let mut bytes = Vec::new();
+        marshal_value(&v, &mut bytes);
+        let Some(back) = python_reads(&bytes) else {
+            panic!("python3 could not read the marshalled value");
+        };
+        assert_eq!(back, v);
     }
 }

@@ -14,6 +14,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -107,6 +108,8 @@ pub struct ProcessSandbox {
     /// The harness compiled once by `cfg.python` (marshalled code object), so
     /// a run does not recompile it; None: compiling failed, send the source.
     harness_code: tokio::sync::OnceCell<Option<Vec<u8>>>,
+    /// Instrumented tests by suite (see `crate::wasm::fast::CompiledTests`).
+    compiled: crate::harness::CompiledTests,
 }
 
 /// Reads the harness's code object from the head of stdin (a length line,
@@ -128,6 +131,7 @@ impl ProcessSandbox {
             seccomp,
             support,
             harness_code: tokio::sync::OnceCell::new(),
+            compiled: Default::default(),
         };
         if sb.cfg.strict {
             for layer in sb.layers_preview() {
@@ -371,15 +375,26 @@ impl ProcessSandbox {
     async fn run_inner(&self, req: &RunRequest) -> Outcome {
         let limits = &req.limits;
         let token = harness::new_token();
-        let request = harness::encode_request(req, &token);
+        // Instrumented tests are reused as in the fast sandbox; a first run
+        // of a suite has the harness write them out before the program runs.
+        let compile = harness::encode_compile_request(&req.tests)
+            .map(|c| crate::fetch::sha256_bytes(c.as_bytes()));
+        let mut value = harness::request_value(req, &token);
+        if let Some(key) = &compile {
+            match self.compiled.get(key) {
+                Some(c) => value["tests_compiled"] = (*c).clone(),
+                None => value["emit_compiled"] = serde_json::Value::Bool(true),
+            }
+        }
+        let request = harness::marshal_request(&value);
         let (code_arg, stdin) = match self.harness_code().await {
             Some(code) => {
                 let mut input = format!("{}\n", code.len()).into_bytes();
                 input.extend_from_slice(code);
-                input.extend_from_slice(request.as_bytes());
+                input.extend_from_slice(&request);
                 (BOOTSTRAP, input)
             }
-            None => (HARNESS_PY, request.into_bytes()),
+            None => (HARNESS_PY, request),
         };
         let spec = CommandSpec {
             program: self.cfg.python.clone(),
@@ -408,6 +423,11 @@ impl ProcessSandbox {
         out.layers = r.layers;
         out.duration_ms = r.duration.as_secs_f64() * 1e3;
         let text = String::from_utf8_lossy(&r.stdout).into_owned();
+        if let Some(key) = compile
+            && let Some(c) = harness::find_compiled(&text, &token)
+        {
+            self.compiled.insert(key, Arc::new(c));
+        }
         if let Some(result) = harness::find_result(&text, &token) {
             harness::apply(result, &mut out);
             return out;

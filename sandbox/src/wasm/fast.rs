@@ -6,13 +6,12 @@
 use super::full::tail;
 use super::{MemoryCap, compile_cached, failure, ticks, wasm_layers};
 use crate::error::SandboxError;
-use crate::harness;
+use crate::harness::{self, CompiledTests};
 use crate::outcome::{Outcome, Status};
 use crate::request::RunRequest;
 use crate::runtime::RuntimeOptions;
 use crate::{BoxFuture, Sandbox, SandboxKind};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
@@ -37,36 +36,6 @@ impl WasiView for FastState {
 pub struct FastSandbox {
     pre: InstancePre<FastState>,
     compiled: Arc<CompiledTests>,
-}
-
-/// Instrumented tests, keyed by the hash of their compile request.
-///
-/// Instrumenting a test suite (parse, rewrite the asserts, compile) is most
-/// of a short run's time, and benchmarks run the same suite for many
-/// programs. Each entry is made in a pristine instance by the harness's
-/// `compile_tests`, before any program runs there, so no program can shape
-/// what later runs execute.
-#[derive(Default)]
-struct CompiledTests {
-    map: Mutex<HashMap<String, Arc<serde_json::Value>>>,
-}
-
-/// Entries kept before the cache starts over (a few KiB each).
-const MAX_COMPILED: usize = 4096;
-
-impl CompiledTests {
-    fn get(&self, key: &str) -> Option<Arc<serde_json::Value>> {
-        self.map.lock().ok()?.get(key).cloned()
-    }
-
-    fn insert(&self, key: String, value: Arc<serde_json::Value>) {
-        if let Ok(mut map) = self.map.lock() {
-            if map.len() >= MAX_COMPILED {
-                map.clear();
-            }
-            map.insert(key, value);
-        }
-    }
 }
 
 impl FastSandbox {
