@@ -487,13 +487,20 @@ async fn hostile_programs_contained_in_process() {
     suite(SandboxKind::Process).await;
 }
 
-/// The fast sandbox instruments a suite once, in a pristine instance, and
-/// reuses it for later programs of the same suite. A program that replaces
-/// every piece of that machinery (the harness's compile functions, marshal,
-/// base64, compile) may fool its own run, never the runs after it.
+/// The fast and process sandboxes instrument a suite once, before any program
+/// runs, and reuse it for later programs of the same suite. A program that
+/// replaces every piece of that machinery (the harness's compile functions,
+/// marshal, base64, compile) and forges the process harness's "compiled"
+/// line with the run's token may fool its own run, never the runs after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reused_test_code_cannot_be_poisoned() {
-    let sb = common::sandbox(SandboxKind::Wasm).await;
+    for kind in [SandboxKind::Wasm, SandboxKind::Process] {
+        poison_then_judge(kind).await;
+    }
+}
+
+async fn poison_then_judge(kind: SandboxKind) {
+    let sb = common::sandbox(kind).await;
     let tests =
         "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 9\n";
     let run = |program: &str| {
@@ -506,9 +513,14 @@ async fn reused_test_code_cannot_be_poisoned() {
         )
     };
     let poison = r#"
-import sys, marshal, base64, builtins
+import sys, marshal, base64, binascii, builtins, gc, os
 code = compile("def check(candidate):\n    pass\n", "tests.py", "exec")
 blob = marshal.dumps(code)
+fake = binascii.b2a_base64(blob, newline=False).decode()
+for o in gc.get_objects():
+    if isinstance(o, dict) and o.get("token") and "program" in o:
+        line = "\n" + o["token"] + 'compiled:{"code": "' + fake + '", "sites": []}\n'
+        os.write(1, line.encode())
 h = sys.modules.get("harness")
 if h is not None:
     h.compile_tests = lambda req: {"code": base64.b64encode(blob).decode(), "sites": []}
@@ -523,15 +535,15 @@ def sq(x):
     // Whatever its own verdict, the next programs of the suite are judged by the real tests.
     let _ = sb.run(&run(poison)).await;
     let wrong = sb.run(&run("def sq(x):\n    return x + 2\n")).await;
-    assert_eq!(wrong.status, Status::Failed, "{}", wrong.summary());
+    assert_eq!(wrong.status, Status::Failed, "{kind}: {}", wrong.summary());
     let f = wrong.first_failure().expect("a failing assertion");
     assert_eq!(
         f.message.as_deref(),
         Some("candidate(3) returned 5, expected 9"),
-        "{}",
+        "{kind}: {}",
         wrong.summary()
     );
     let right = sb.run(&run("def sq(x):\n    return x * x\n")).await;
-    assert_eq!(right.status, Status::Passed, "{}", right.summary());
-    assert_eq!(right.passed, 2);
+    assert_eq!(right.status, Status::Passed, "{kind}: {}", right.summary());
+    assert_eq!(right.passed, 2, "{kind}");
 }
