@@ -24,9 +24,9 @@ pub struct EvalArgs {
     /// Where a sample the fast sandbox cannot run goes: process, wasm-full or none.
     #[arg(long, default_value = "process")]
     pub fallback: String,
-    /// Judge a suite in the process sandbox (the fallback) once one of its
-    /// programs has run this long in wasm; 0 keeps every run in wasm.
-    #[arg(long, value_name = "MS", default_value_t = 150)]
+    /// Judge a suite in the process sandbox (the fallback) once two of its
+    /// programs have run this long in wasm; 0 keeps every run in wasm.
+    #[arg(long, value_name = "MS", default_value_t = 60)]
     pub heavy_ms: u64,
     /// Samples scored at once.
     #[arg(short = 'j', long, default_value_t = super::tasks::default_jobs())]

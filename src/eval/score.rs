@@ -6,7 +6,7 @@ use super::samples::Sample;
 use crate::sandbox::{Limits, Outcome, Sandbox, SandboxKind, Status};
 use crate::tasks::{Suite, Task};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,9 +73,8 @@ pub struct Scorer {
     runtime: crate::sandbox::runtime::RuntimeOptions,
     /// See [`Scorer::route_heavy`].
     heavy_after: Option<Duration>,
-    /// Suites (by [`suite_key`]) whose programs compute long enough that the
-    /// native process jail, start-up included, judges them faster than wasm.
-    heavy: Mutex<HashSet<u64>>,
+    /// Finished wasm runs past `heavy_after`, by suite ([`suite_key`]).
+    slow_runs: Mutex<HashMap<u64, u32>>,
 }
 
 impl Scorer {
@@ -91,12 +90,14 @@ impl Scorer {
             process: tokio::sync::OnceCell::new(),
             runtime,
             heavy_after: None,
-            heavy: Mutex::new(HashSet::new()),
+            slow_runs: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Judge a suite in the process sandbox once one of its programs has
-    /// run (and finished) for `after` or longer in the fast wasm sandbox.
+    /// Judge a suite in the process sandbox once [`SLOW_RUNS`] of its
+    /// programs have run (and finished) for `after` or longer in the fast
+    /// wasm sandbox (one could be slow only for being first: a suite's first
+    /// run also instruments it, and a cold instance slot faults its pages in).
     ///
     /// CPython in wasm computes several times slower than natively, and a
     /// process run costs a fixed start-up of a few tens of ms; for a suite
@@ -110,7 +111,9 @@ impl Scorer {
     }
 
     fn is_heavy(&self, key: u64) -> bool {
-        self.heavy.lock().is_ok_and(|h| h.contains(&key))
+        self.slow_runs
+            .lock()
+            .is_ok_and(|h| h.get(&key).is_some_and(|n| *n >= SLOW_RUNS))
     }
 
     /// Note a wasm run's time; a finished run past the threshold marks its
@@ -122,9 +125,9 @@ impl Scorer {
         if out.sandbox == SandboxKind::Wasm
             && matches!(out.status, Status::Passed | Status::Failed)
             && out.duration_ms >= after.as_secs_f64() * 1e3
-            && let Ok(mut h) = self.heavy.lock()
+            && let Ok(mut h) = self.slow_runs.lock()
         {
-            h.insert(key);
+            *h.entry(key).or_default() += 1;
         }
     }
 
@@ -252,6 +255,9 @@ impl Scorer {
         }
     }
 }
+
+/// Slow wasm runs after which a suite goes to the process jail.
+const SLOW_RUNS: u32 = 2;
 
 /// A suite's identity for routing: its name and tests.
 fn suite_key(suite: &Suite) -> u64 {
