@@ -4,10 +4,13 @@ It runs inside every sandbox (CPython on WASI, the pre-initialised component,
 and a locked-down host process), so it uses only the standard library and no
 signals, threads or subprocesses unless they exist.
 
-Protocol: the request is one JSON document. As a script, the harness reads it
-from stdin (the program's own stdin comes from the request, so the program can
-never read the request back), and writes the result on the last line of stdout,
-after the request's token. The component calls `run_request(text)` directly.
+Protocol: the request is one JSON document, or (process runs) a NUL byte and
+the same document marshalled. As a script, the harness reads it from stdin
+(the program's own stdin comes from the request, so the program can never read
+the request back), and writes the result on the last line of stdout, after the
+request's token; with `emit_compiled` it first writes the instrumented tests on
+a line marked `<token>compiled:`, before the program runs. The component calls
+`run_request(text)` directly.
 
 Isolation is the sandbox's job, not the harness's: this file only measures.
 
