@@ -546,4 +546,19 @@ def sq(x):
     let right = sb.run(&run("def sq(x):\n    return x * x\n")).await;
     assert_eq!(right.status, Status::Passed, "{kind}: {}", right.summary());
     assert_eq!(right.passed, 2, "{kind}");
+
+    // Tests that do not parse are never instrumented; the forged line must
+    // not stand in for them either.
+    let broken = |program: &str| {
+        RunRequest::new(
+            program,
+            TestSpec::Check {
+                code: "def check(candidate):\n    assert candidate(2) == (4\n".into(),
+                entry_point: Some("sq".into()),
+            },
+        )
+    };
+    let _ = sb.run(&broken(poison)).await;
+    let after = sb.run(&broken("def sq(x):\n    return x * x\n")).await;
+    assert_ne!(after.status, Status::Passed, "{kind}: {}", after.summary());
 }

@@ -1065,16 +1065,17 @@ def main():
     except Exception:
         req, token = None, ""
     if req is not None and req.get("emit_compiled") and not req.get("tests_compiled"):
-        # Written before any program runs in this process, so the first such
-        # line is ours; the caller reuses it for later runs of these tests.
+        # Always one line, written before any program runs in this process:
+        # the caller trusts only the first, so a program cannot supply one
+        # even when the tests do not compile.
         try:
             compiled = compile_tests(req)
-        except Exception:
-            compiled = {}
+        except Exception as e:
+            compiled = {"error": "%s: %s" % (type(e).__name__, e)}
+        sys.stdout.write("\n" + token + "compiled:" + _dumps(compiled) + "\n")
+        sys.stdout.flush()
         if "code" in compiled:
             req["tests_compiled"] = compiled
-            sys.stdout.write("\n" + token + "compiled:" + _dumps(compiled) + "\n")
-            sys.stdout.flush()
     out = run_request(data, req)
     # The token marks our line; the program's own output is captured, not printed.
     sys.stdout.write("\n" + token + out + "\n")

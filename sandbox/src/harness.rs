@@ -156,7 +156,8 @@ pub fn encode_compile_request(tests: &TestSpec) -> Option<String> {
 }
 
 /// The instrumented tests a process run wrote before its program ran (the
-/// first line marked `<token>compiled:`).
+/// first line marked `<token>compiled:`; the harness always writes one when
+/// asked, so a later one, the program's, is never read).
 pub fn find_compiled(stdout: &str, token: &str) -> Option<serde_json::Value> {
     let mark = format!("{token}compiled:");
     let at = stdout.find(&mark)?;

@@ -108,7 +108,7 @@ pub struct ProcessSandbox {
     /// The harness compiled once by `cfg.python` (marshalled code object), so
     /// a run does not recompile it; None: compiling failed, send the source.
     harness_code: tokio::sync::OnceCell<Option<Vec<u8>>>,
-    /// Instrumented tests by suite (see `crate::wasm::fast::CompiledTests`).
+    /// Instrumented tests by suite (see [`crate::harness::CompiledTests`]).
     compiled: crate::harness::CompiledTests,
 }
 
@@ -380,10 +380,14 @@ impl ProcessSandbox {
         let compile = harness::encode_compile_request(&req.tests)
             .map(|c| crate::fetch::sha256_bytes(c.as_bytes()));
         let mut value = harness::request_value(req, &token);
-        if let Some(key) = &compile {
-            match self.compiled.get(key) {
+        let mut emit = None;
+        if let Some(key) = compile {
+            match self.compiled.get(&key) {
                 Some(c) => value["tests_compiled"] = (*c).clone(),
-                None => value["emit_compiled"] = serde_json::Value::Bool(true),
+                None => {
+                    value["emit_compiled"] = serde_json::Value::Bool(true);
+                    emit = Some(key);
+                }
             }
         }
         let request = harness::marshal_request(&value);
@@ -423,7 +427,7 @@ impl ProcessSandbox {
         out.layers = r.layers;
         out.duration_ms = r.duration.as_secs_f64() * 1e3;
         let text = String::from_utf8_lossy(&r.stdout).into_owned();
-        if let Some(key) = compile
+        if let Some(key) = emit
             && let Some(c) = harness::find_compiled(&text, &token)
         {
             self.compiled.insert(key, Arc::new(c));
