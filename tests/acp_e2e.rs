@@ -260,50 +260,42 @@ async fn why_does_a_test_fail_explains_only_that_test_and_changes_nothing() {
     assert!(asked.contains("test_reorder_at_level"), "{asked}");
 }
 
-#[test]
-fn an_unsaved_buffer_is_never_overwritten() {
+/// Run `scenario`, in which the write must not happen: one permission was
+/// asked, nothing was written and the file is unchanged. Returns the failed
+/// `apply-0` update.
+fn refused_write(scenario: &str) -> serde_json::Value {
     let tmp = tempfile::tempdir().expect("tmp");
     let r = repo(tmp.path(), "inv", &[]);
     let before = std::fs::read(r.join("inventory/stock.py")).expect("read");
-    let out = client(&r, "dirty", &[]);
+    let out = client(&r, scenario, &[]);
     assert_eq!(out["response"]["stopReason"], "end_turn", "{out}");
     assert_eq!(out["permissions"].as_array().map(Vec::len), Some(1));
-    assert_eq!(
-        out["writes"],
-        serde_json::json!({}),
-        "nothing written over the buffer"
-    );
+    assert_eq!(out["writes"], serde_json::json!({}), "nothing written");
     assert_eq!(
         std::fs::read(r.join("inventory/stock.py")).expect("read"),
         before
     );
-    let refused = out["updates"].as_array().expect("updates").iter().any(|u| {
-        u["toolCallId"] == "apply-0"
-            && u["status"] == "failed"
-            && u["content"].to_string().contains("unsaved edits")
-    });
-    assert!(refused, "the refusal names the reason: {}", out["updates"]);
+    out["updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .find(|u| u["toolCallId"] == "apply-0" && u["status"] == "failed")
+        .cloned()
+        .unwrap_or_else(|| panic!("the refused edit is reported failed: {}", out["updates"]))
+}
+
+#[test]
+fn an_unsaved_buffer_is_never_overwritten() {
+    let refused = refused_write("dirty");
+    assert!(
+        refused["content"].to_string().contains("unsaved edits"),
+        "the refusal names the reason: {refused}"
+    );
 }
 
 #[test]
 fn a_declined_write_leaves_the_file_alone() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let r = repo(tmp.path(), "inv", &[]);
-    let before = std::fs::read(r.join("inventory/stock.py")).expect("read");
-    let out = client(&r, "decline", &[]);
-    assert_eq!(out["response"]["stopReason"], "end_turn");
-    assert_eq!(out["permissions"].as_array().map(Vec::len), Some(1));
-    assert_eq!(out["writes"], serde_json::json!({}));
-    assert_eq!(
-        std::fs::read(r.join("inventory/stock.py")).expect("read"),
-        before
-    );
-    let failed_apply = out["updates"]
-        .as_array()
-        .expect("updates")
-        .iter()
-        .any(|u| u["toolCallId"] == "apply-0" && u["status"] == "failed");
-    assert!(failed_apply, "the declined edit is reported failed");
+    refused_write("decline");
 }
 
 fn sleepers(marker: &str) -> usize {

@@ -184,12 +184,9 @@ fn a_compute_heavy_suite_moves_to_the_process_jail() {
         assert!(o.status.success(), "{}", stderr(&o));
         let text = std::fs::read_to_string(dir.path().join(format!("{name}_results.jsonl")))
             .expect("results");
-        let mut v: Vec<serde_json::Value> = text
-            .lines()
+        text.lines()
             .map(|l| serde_json::from_str(l).expect("line"))
-            .collect();
-        v.sort_by_key(|l| l["sample"].as_u64());
-        v
+            .collect()
     };
     // Every wasm run takes over 1 ms: after two (in whatever order the
     // samples ran), the suite counts as heavy.
