@@ -159,18 +159,28 @@ impl Scorer {
     }
 
     /// Run one suite, rerunning in the fallback sandbox if the primary
-    /// reports the program Unavailable (e.g. a module it does not preload).
-    pub async fn run_suite(&self, suite: &Suite, program: &str) -> SuiteResult {
-        self.run_suite_detailed(suite, program).await.0
+    /// reports the program Unavailable (e.g. a module it does not preload),
+    /// with the outcome that decided the verdict (for feedback built from its
+    /// per-test records).
+    pub async fn run_suite_detailed(&self, suite: &Suite, program: &str) -> (SuiteResult, Outcome) {
+        self.run_suite_in(suite, program, None).await
     }
 
-    /// [`Scorer::run_suite`], with the outcome that decided the verdict
-    /// (for feedback built from its per-test records).
-    pub async fn run_suite_detailed(&self, suite: &Suite, program: &str) -> (SuiteResult, Outcome) {
-        let routing = self.heavy_after.is_some()
+    /// Whether [`Scorer::route_heavy`] applies: wasm first, a process fallback.
+    fn routing(&self) -> bool {
+        self.heavy_after.is_some()
             && self.primary.kind() == SandboxKind::Wasm
-            && self.fallback_kind == Some(SandboxKind::Process);
-        let key = routing.then(|| suite_key(suite));
+            && self.fallback_kind == Some(SandboxKind::Process)
+    }
+
+    /// Run one suite; `route` names it for [`Scorer::route_heavy`].
+    async fn run_suite_in(
+        &self,
+        suite: &Suite,
+        program: &str,
+        route: Option<u64>,
+    ) -> (SuiteResult, Outcome) {
+        let key = route.filter(|_| self.routing());
         if let Some(k) = key
             && self.is_heavy(k)
             && let Some(Ok(sb)) = self.sandbox_of(SandboxKind::Process).await
@@ -228,7 +238,8 @@ impl Scorer {
         let program = task.program(&sample.code, sample.whole);
         let mut suites = Vec::new();
         for suite in &task.suites {
-            let r = self.run_suite(suite, &program).await;
+            let route = self.routing().then(|| suite_key(&task.id, &suite.name));
+            let (r, _) = self.run_suite_in(suite, &program, route).await;
             let stop = !r.passed;
             suites.push(r);
             if stop {
@@ -259,13 +270,11 @@ impl Scorer {
 /// Slow wasm runs after which a suite goes to the process jail.
 const SLOW_RUNS: u32 = 2;
 
-/// A suite's identity for routing: its name and tests.
-fn suite_key(suite: &Suite) -> u64 {
+/// A suite's identity for routing: its task and name (not its tests, which
+/// for evalplus can be megabytes to hash on every run).
+fn suite_key(task: &str, suite: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    suite.name.hash(&mut h);
-    serde_json::to_string(&suite.tests)
-        .unwrap_or_default()
-        .hash(&mut h);
+    (task, suite).hash(&mut h);
     h.finish()
 }
 
