@@ -20,7 +20,6 @@ use crate::sandbox::{Outcome, TestSpec};
 use crate::tasks::{Suite, Task};
 use futures_util::StreamExt;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -399,23 +398,16 @@ async fn complete(
     node: &str,
 ) -> Result<Completion, EngineError> {
     let fp = fingerprint(client.model(), req);
-    if let Some(r) = e.recorded.take(&fp)
-        && let Some(resp) = r.response
+    if let Some(c) = e
+        .recorded
+        .take(&fp)
+        .and_then(TranscriptEntry::into_completion)
     {
-        let usage = r.usage.unwrap_or_default();
         // Paid before the crash: it counts against this run's budgets too.
         client
             .budget()
-            .record(req.task.as_deref(), &usage, r.cost_usd);
-        return Ok(Completion {
-            choices: resp.choices,
-            usage,
-            cost_usd: r.cost_usd,
-            priced: r.priced,
-            latency: Duration::from_secs_f64(r.latency_ms / 1000.0),
-            provider: r.provider,
-            model: r.model,
-        });
+            .record(req.task.as_deref(), &c.usage, c.cost_usd);
+        return Ok(c);
     }
     client
         .complete_with_cancel(req, &e.cancel)

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::Model;
 use super::error::ModelError;
 use super::transcript::{RecordedCalls, TRANSCRIPT_FILE, fingerprint, read_entries};
-use super::types::{ChatRequest, Completion, Usage};
+use super::types::{ChatRequest, Completion};
 
 pub struct Replay {
     path: PathBuf,
@@ -71,16 +71,18 @@ impl Model for Replay {
     }
     async fn complete(&self, req: &ChatRequest) -> Result<Completion, ModelError> {
         for m in &self.models {
-            if let Some(e) = self.calls.take(&fingerprint(m, req)) {
-                let choices = e.response.map(|r| r.choices).unwrap_or_default();
+            if let Some(c) = self
+                .calls
+                .take(&fingerprint(m, req))
+                .and_then(|e| e.into_completion())
+            {
+                // Nothing is paid or waited for on a replay.
                 return Ok(Completion {
-                    choices,
-                    usage: e.usage.unwrap_or(Usage::default()),
                     cost_usd: 0.0,
                     priced: false,
                     latency: Duration::ZERO,
                     provider: "replay".into(),
-                    model: e.model,
+                    ..c
                 });
             }
         }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use super::error::ModelError;
-use super::types::{ChatRequest, Choice, Message, SamplingParams, Usage};
+use super::types::{ChatRequest, Choice, Completion, Message, SamplingParams, Usage};
 
 pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
 
@@ -50,6 +50,22 @@ pub struct TranscriptEntry {
     /// HTTP attempts made, retries included.
     pub attempts: u32,
     pub error: Option<String>,
+}
+
+impl TranscriptEntry {
+    /// The answer as it was recorded; None for a failed call.
+    pub fn into_completion(self) -> Option<Completion> {
+        let resp = self.response?;
+        Some(Completion {
+            choices: resp.choices,
+            usage: self.usage.unwrap_or_default(),
+            cost_usd: self.cost_usd,
+            priced: self.priced,
+            latency: std::time::Duration::from_secs_f64(self.latency_ms / 1000.0),
+            provider: self.provider,
+            model: self.model,
+        })
+    }
 }
 
 /// sha256 (hex) of the canonical JSON of model + messages + params + key.
