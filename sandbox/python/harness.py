@@ -143,8 +143,10 @@ def _error_info(exc, files=(SOLUTION, TESTS)):
     import linecache
     import traceback
 
+    # Hand the sources to linecache once; its entries stay.
     for name, source in _SOURCES.items():
         linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    _SOURCES.clear()
     tb = traceback.extract_tb(exc.__traceback__)
     frames = [
         {"file": f.filename, "line": f.lineno, "function": f.name, "code": (f.line or "").strip()}
@@ -184,15 +186,16 @@ _OPS = {
 }
 
 
-_REWRITER = []
+_REWRITER = None
 
 
 def _rewriter(source, sites):
     """A `_Rewriter` for `source` (the class is made on first use: it needs
     ast, which only instrumenting does)."""
-    if not _REWRITER:
-        _REWRITER.append(_rewriter_class())
-    return _REWRITER[0](source, sites)
+    global _REWRITER
+    if _REWRITER is None:
+        _REWRITER = _rewriter_class()
+    return _REWRITER(source, sites)
 
 
 def _rewriter_class():
