@@ -190,41 +190,48 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         num_cpus()
     );
     println!(
-        "{:<12} {:>7} {:>9} {:>10} {:>10} {:>10} {:>8}",
+        "{:<13} {:>7} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "sandbox", "workers", "runs", "runs/s", "p50 ms", "p99 ms", "failed"
     );
     let mut best_164 = Vec::new();
     let mut first_164 = Vec::new();
+    let wmax = a.workers.iter().copied().max().unwrap_or(1);
     for kind in &a.sandboxes {
         let t = Instant::now();
         let sb = sandbox::open(*kind, &sandbox::runtime::RuntimeOptions::default()).await?;
         let load = t.elapsed();
-        // The first pass over a fresh sandbox, as a one-off eval sees it: the
-        // fast sandbox instruments each suite once and reuses it after.
-        let wmax = a.workers.iter().copied().max().unwrap_or(1);
-        let first = measure(sb.as_ref(), &reqs, 1, wmax).await;
-        first_164.push((*kind, wmax, first.wall.as_secs_f64()));
-        for &w in &a.workers {
-            let m = measure(sb.as_ref(), &reqs, a.rounds, w).await;
-            let rps = m.runs as f64 / m.wall.as_secs_f64();
-            println!(
-                "{:<12} {:>7} {:>9} {:>10.1} {:>10.2} {:>10.2} {:>8}",
-                kind.name(),
-                w,
-                m.runs,
-                rps,
-                m.p50_ms,
-                m.p99_ms,
-                m.failures
-            );
-            best_164.push((*kind, w, n as f64 / rps));
+        let mut benched = vec![(kind.name().to_string(), sb, load)];
+        if *kind == SandboxKind::Process {
+            // The same jail with an interpreter started per run, side by side.
+            let cfg = sandbox::process::ProcessConfig {
+                fork_server: false,
+                ..Default::default()
+            };
+            let spawn = sandbox::process::ProcessSandbox::new(cfg)?;
+            benched.push(("process-spawn".into(), Box::new(spawn), Duration::ZERO));
         }
-        println!(
-            "{:<12} (runtime load incl. cached compile: {:.0} ms; first pass x{wmax}: {:.2} s)",
-            "",
-            load.as_secs_f64() * 1e3,
-            first.wall.as_secs_f64()
-        );
+        for (label, sb, load) in benched {
+            // The first pass over a fresh sandbox, as a one-off eval sees it:
+            // suites are instrumented once and reused after, and the process
+            // sandbox starts its fork server.
+            let first = measure(sb.as_ref(), &reqs, 1, wmax).await;
+            first_164.push((label.clone(), wmax, first.wall.as_secs_f64()));
+            for &w in &a.workers {
+                let m = measure(sb.as_ref(), &reqs, a.rounds, w).await;
+                let rps = m.runs as f64 / m.wall.as_secs_f64();
+                println!(
+                    "{:<13} {:>7} {:>9} {:>10.1} {:>10.2} {:>10.2} {:>8}",
+                    label, w, m.runs, rps, m.p50_ms, m.p99_ms, m.failures
+                );
+                best_164.push((label.clone(), w, n as f64 / rps));
+            }
+            println!(
+                "{:<13} (runtime load incl. cached compile: {:.0} ms; first pass x{wmax}: {:.2} s)",
+                "",
+                load.as_secs_f64() * 1e3,
+                first.wall.as_secs_f64()
+            );
+        }
     }
     let spawns = 50;
     let sp = python_spawns(spawns).await?;

@@ -471,3 +471,63 @@ fn landlock_restrict(plan: &Plan) -> io::Result<()> {
     created.restrict_self().map_err(ll)?;
     Ok(())
 }
+
+/// The Landlock ruleset of a plan as plain numbers, for the fork server (which
+/// makes the syscalls itself): the same rights [`landlock_restrict`] asks the
+/// crate for, trimmed to what the kernel's ABI knows.
+pub fn landlock_spec(plan: &Plan, kernel_abi: i32) -> serde_json::Value {
+    use landlock::{ABI, Access, AccessFs, AccessNet, BitFlags, Scope};
+    let abi = ABI::from(kernel_abi);
+    let fs = AccessFs::from_all(ABI::V5) & AccessFs::from_all(abi);
+    let net = if plan.allow_network {
+        BitFlags::empty()
+    } else {
+        (AccessNet::BindTcp | AccessNet::ConnectTcp) & AccessNet::from_all(abi)
+    };
+    let scoped = (Scope::AbstractUnixSocket | Scope::Signal) & Scope::from_all(abi);
+    // The kernel takes the struct's size: a field it does not know must be cut off.
+    let attr_size = if !scoped.is_empty() {
+        24
+    } else if !net.is_empty() {
+        16
+    } else {
+        8
+    };
+    let rule = |p: &PathBuf, access: BitFlags<AccessFs>| {
+        // Like `path_beneath_rules`: a file takes only the rights a file has.
+        let file = std::fs::metadata(p).is_ok_and(|m| !m.is_dir());
+        let access = if file {
+            access & AccessFs::from_file(abi)
+        } else {
+            access
+        };
+        serde_json::json!([p.to_string_lossy(), access.bits()])
+    };
+    let read = AccessFs::from_read(ABI::V5) & fs;
+    let rules: Vec<_> = plan
+        .ro_paths
+        .iter()
+        .map(|p| rule(p, read))
+        .chain(plan.rw_files.iter().map(|p| rule(p, fs)))
+        .chain(std::iter::once(rule(&plan.workdir_path, fs)))
+        .collect();
+    serde_json::json!({
+        "fs": fs.bits(),
+        "net": net.bits(),
+        "scoped": scoped.bits(),
+        "attr_size": attr_size,
+        "rules": rules,
+    })
+}
+
+/// A seccomp filter as the bytes of its `sock_filter` array.
+pub fn bpf_bytes(prog: &BpfProgram) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prog.len() * 8);
+    for f in prog {
+        out.extend_from_slice(&f.code.to_ne_bytes());
+        out.push(f.jt);
+        out.push(f.jf);
+        out.extend_from_slice(&f.k.to_ne_bytes());
+    }
+    out
+}

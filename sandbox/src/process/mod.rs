@@ -2,6 +2,7 @@
 //! command), in fresh namespaces with rlimits, a dedicated uid, Landlock and
 //! seccomp. A timeout kills the whole process group and pid namespace.
 
+mod forkserver;
 pub mod layers;
 
 use crate::error::SandboxError;
@@ -44,6 +45,9 @@ pub struct ProcessConfig {
     /// for toolchains in a private home (e.g. /root/.rustup) that no other
     /// uid can read. Namespaces, rlimits, Landlock and seccomp still apply.
     pub keep_uid: bool,
+    /// Fork Python runs from a pre-started interpreter (see [`forkserver`])
+    /// instead of starting one per run. `SELFREPAIR_FORK_SERVER=0` turns it off.
+    pub fork_server: bool,
 }
 
 impl Default for ProcessConfig {
@@ -57,6 +61,7 @@ impl Default for ProcessConfig {
             nproc: 64,
             fsize_mb: 32,
             keep_uid: false,
+            fork_server: std::env::var_os("SELFREPAIR_FORK_SERVER").is_none_or(|v| v != "0"),
         }
     }
 }
@@ -110,6 +115,26 @@ pub struct ProcessSandbox {
     harness_code: tokio::sync::OnceCell<Option<Vec<u8>>>,
     /// Instrumented tests by suite (see [`crate::harness::CompiledTests`]).
     compiled: crate::harness::CompiledTests,
+    /// The fork server for Python runs, started on first use.
+    server: tokio::sync::Mutex<Server>,
+}
+
+enum Server {
+    NotStarted,
+    Up(Arc<forkserver::ForkServer>),
+    /// Could not start: runs start their own interpreter, and say why.
+    Failed(String),
+}
+
+/// A run's isolation plan and work dir, made ready before it starts.
+struct Prepared {
+    plan: Plan,
+    layers: Vec<Layer>,
+    /// A host temp dir when there is no private tmpfs; removed on drop.
+    _tmp: Option<tempfile::TempDir>,
+    workdir: PathBuf,
+    /// The uid the work dir was lent to, to give it back afterwards.
+    lent: Option<u32>,
 }
 
 /// Reads the harness's code object from the head of stdin (a length line,
@@ -132,6 +157,7 @@ impl ProcessSandbox {
             support,
             harness_code: tokio::sync::OnceCell::new(),
             compiled: Default::default(),
+            server: tokio::sync::Mutex::new(Server::NotStarted),
         };
         if sb.cfg.strict {
             for layer in sb.layers_preview() {
@@ -208,21 +234,10 @@ impl ProcessSandbox {
         })
     }
 
-    /// Run a command in the jail, with the limits in `spec`.
-    pub async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, SandboxError> {
-        self.exec_until(spec, std::future::pending()).await
-    }
-
-    /// [`Self::exec`], but when `stop` completes first the run's process
-    /// group is killed as on a timeout and the output so far is returned
-    /// with `stopped` set (how callers cancel a run).
-    pub async fn exec_until(
-        &self,
-        spec: CommandSpec,
-        stop: impl std::future::Future<Output = ()>,
-    ) -> Result<CommandOutput, SandboxError> {
-        let started = Instant::now();
-        let fresh = spec.workdir.is_none();
+    /// The plan for one run in `workdir` (None: a fresh private work dir),
+    /// with the work dir lent to the run's uid where it needs to be.
+    fn prepare(&self, workdir: Option<&Path>, l: &Limits) -> Result<Prepared, SandboxError> {
+        let fresh = workdir.is_none();
         // A fresh run gets a private tmpfs mounted over /tmp in its own mount
         // namespace: the host's /tmp (and everything in it) is out of sight.
         // Without a mount namespace it falls back to a host temp dir.
@@ -238,13 +253,12 @@ impl ProcessSandbox {
         } else {
             None
         };
-        let workdir = match (&spec.workdir, &tmp) {
-            (Some(w), _) => w.clone(),
+        let workdir = match (workdir, &tmp) {
+            (Some(w), _) => w.to_path_buf(),
             (None, Some(t)) => t.path().to_path_buf(),
             (None, None) => PathBuf::from("/tmp"),
         };
         let mut plan = self.plan(&workdir, fresh)?;
-        let l = &spec.limits;
         let cpu = l.timeout.as_secs() + 2;
         plan.rlimits = vec![
             (libc::RLIMIT_AS, l.memory_mb << 20),
@@ -263,6 +277,38 @@ impl ProcessSandbox {
             chown_tree(&workdir, uid, uid)?;
         }
         let layers = layers::describe(&plan, self.support);
+        Ok(Prepared {
+            plan,
+            layers,
+            _tmp: tmp,
+            workdir,
+            lent,
+        })
+    }
+
+    /// Run a command in the jail, with the limits in `spec`.
+    pub async fn exec(&self, spec: CommandSpec) -> Result<CommandOutput, SandboxError> {
+        self.exec_until(spec, std::future::pending()).await
+    }
+
+    /// [`Self::exec`], but when `stop` completes first the run's process
+    /// group is killed as on a timeout and the output so far is returned
+    /// with `stopped` set (how callers cancel a run).
+    pub async fn exec_until(
+        &self,
+        spec: CommandSpec,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<CommandOutput, SandboxError> {
+        let started = Instant::now();
+        let fresh = spec.workdir.is_none();
+        let Prepared {
+            plan,
+            layers,
+            _tmp,
+            workdir,
+            lent,
+        } = self.prepare(spec.workdir.as_deref(), &spec.limits)?;
+        let l = &spec.limits;
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
             .env_clear()
@@ -329,11 +375,7 @@ impl ProcessSandbox {
         if let Some(pg) = pgid {
             reap_group(pg).await;
         }
-        if lent.is_some() {
-            // SAFETY: getuid/getgid cannot fail.
-            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-            chown_tree(&workdir, uid, gid)?;
-        }
+        give_back(&workdir, lent)?;
         writer.abort();
         let stdout = out_task.await.unwrap_or_default();
         let stderr = err_task.await.unwrap_or_default();
@@ -372,25 +414,29 @@ impl ProcessSandbox {
             .as_deref()
     }
 
-    async fn run_inner(&self, req: &RunRequest) -> Outcome {
-        let limits = &req.limits;
-        let token = harness::new_token();
-        // Instrumented tests are reused as in the fast sandbox; a first run
-        // of a suite has the harness write them out before the program runs.
-        let compile = harness::encode_compile_request(&req.tests)
-            .map(|c| crate::fetch::sha256_bytes(c.as_bytes()));
-        let mut value = harness::request_value(req, &token);
-        let mut emit = None;
-        if let Some(key) = compile {
-            match self.compiled.get(&key) {
-                Some(c) => value["tests_compiled"] = (*c).clone(),
-                None => {
-                    value["emit_compiled"] = serde_json::Value::Bool(true);
-                    emit = Some(key);
+    /// Run the harness on a marshalled `request`: forked from the fork server
+    /// when there is one, else in an interpreter of its own.
+    async fn run_python(
+        &self,
+        request: Vec<u8>,
+        limits: &Limits,
+    ) -> Result<CommandOutput, SandboxError> {
+        let server = self.fork_server().await;
+        if let Ok(server) = &server {
+            match self.exec_forked(server, &request, limits).await {
+                Err(Forked::Lost(e)) => {
+                    // The server is gone (killed, or out of memory): start
+                    // another for later runs; this one runs on its own.
+                    tracing::warn!("fork server lost, restarting it: {e}");
+                    let mut s = self.server.lock().await;
+                    if matches!(&*s, Server::Up(up) if Arc::ptr_eq(up, server)) {
+                        *s = Server::NotStarted;
+                    }
                 }
+                Err(Forked::Run(e)) => return Err(e),
+                Ok(r) => return Ok(r),
             }
         }
-        let request = harness::marshal_request(&value);
         let (code_arg, stdin) = match self.harness_code().await {
             Some(code) => {
                 let mut input = format!("{}\n", code.len()).into_bytes();
@@ -410,17 +456,182 @@ impl ProcessSandbox {
                 code_arg.into(),
             ],
             workdir: None,
-            env: vec![
-                ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-                ("LANG".into(), "C.UTF-8".into()),
-                ("HOME".into(), "/nonexistent".into()),
-                ("PYTHONIOENCODING".into(), "utf-8".into()),
-            ],
+            env: python_env(),
             stdin,
             limits: limits.clone(),
         };
+        let mut r = self.exec(spec).await?;
+        let why = match &server {
+            Ok(_) => "the fork server was lost; this run started its own interpreter".into(),
+            Err(why) => why.clone(),
+        };
+        r.layers.push(Layer::off("fork-server", why));
+        Ok(r)
+    }
+
+    /// The running fork server, started on first use.
+    async fn fork_server(&self) -> Result<Arc<forkserver::ForkServer>, String> {
+        if !self.cfg.fork_server {
+            return Err("off (fork_server: false): each run starts its own interpreter".into());
+        }
+        let mut s = self.server.lock().await;
+        if let Server::NotStarted = &*s {
+            let Some(code) = self.harness_code().await else {
+                *s = Server::Failed("the harness did not compile with this python".into());
+                return Err("the harness did not compile with this python".into());
+            };
+            let (python, code) = (self.cfg.python.clone(), code.to_vec());
+            let seccomp = self.seccomp.as_ref().ok().cloned();
+            let started = tokio::task::spawn_blocking(move || {
+                forkserver::ForkServer::start(&python, &python_env(), &code, seccomp.as_ref())
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("fork server start panicked: {e}")));
+            *s = match started {
+                Ok(server) => Server::Up(Arc::new(server)),
+                Err(e) => {
+                    tracing::warn!("{e}; runs start their own interpreter");
+                    Server::Failed(e)
+                }
+            };
+        }
+        match &*s {
+            Server::Up(server) => Ok(server.clone()),
+            Server::Failed(e) => Err(e.clone()),
+            Server::NotStarted => Err("the fork server is not running".into()),
+        }
+    }
+
+    /// One harness run forked from `server`, in a fresh private work dir.
+    async fn exec_forked(
+        &self,
+        server: &forkserver::ForkServer,
+        request: &[u8],
+        l: &Limits,
+    ) -> Result<CommandOutput, Forked> {
+        use tokio::io::AsyncBufReadExt;
+        use tokio::net::unix::pipe;
+        let started = Instant::now();
+        let prep = self.prepare(None, l).map_err(Forked::Run)?;
+        let io = |e: std::io::Error| Forked::Run(SandboxError::Config(format!("run pipes: {e}")));
+        let (in_r, in_w) = std::io::pipe().map_err(io)?;
+        let (out_r, out_w) = std::io::pipe().map_err(io)?;
+        let (err_r, err_w) = std::io::pipe().map_err(io)?;
+        let (st_r, st_w) = std::io::pipe().map_err(io)?;
+        {
+            use std::os::fd::AsRawFd;
+            let fds = [
+                in_r.as_raw_fd(),
+                out_w.as_raw_fd(),
+                err_w.as_raw_fd(),
+                st_w.as_raw_fd(),
+            ];
+            server
+                .launch(&prep.plan, self.support, fds)
+                .map_err(|e| Forked::Lost(e.to_string()))?;
+        }
+        // Only the run holds these ends now: EOF comes when it is gone.
+        drop((in_r, out_w, err_w, st_w));
+        let rx = |r: std::io::PipeReader| pipe::Receiver::from_owned_fd(r.into()).map_err(io);
+        let stdout = rx(out_r)?;
+        let stderr = rx(err_r)?;
+        let mut status = tokio::io::BufReader::new(rx(st_r)?).lines();
+        let mut stdin = pipe::Sender::from_owned_fd(in_w.into()).map_err(io)?;
+        let input = request.to_vec();
+        let writer = tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
+        let (tx, mut overflow) = tokio::sync::mpsc::channel::<()>(2);
+        let out_task = tokio::spawn(read_capped(
+            Some(stdout),
+            l.max_output + RESULT_ROOM,
+            tx.clone(),
+        ));
+        let err_task = tokio::spawn(read_capped(Some(stderr), l.max_output, tx));
+        // The intermediate names the run's process group first thing.
+        let pgid = match tokio::time::timeout(FORK_TIMEOUT, status.next_line()).await {
+            Ok(Ok(Some(line))) => line.strip_prefix('P').and_then(|p| p.parse::<i32>().ok()),
+            _ => None,
+        };
+        let Some(pgid) = pgid else {
+            writer.abort();
+            return Err(Forked::Lost("no run started".into()));
+        };
+        let mut timed_out = false;
+        let mut output_overflow = false;
+        let mut end = End::default();
+        let deadline = tokio::time::sleep(l.timeout.saturating_sub(started.elapsed()));
+        // After a kill, how long the intermediate has to report pid 1's end.
+        let grace = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(deadline, grace);
+        loop {
+            tokio::select! {
+                line = status.next_line() => match line {
+                    Ok(Some(line)) => if end.take(&line) { break },
+                    _ => break,
+                },
+                () = &mut deadline, if !timed_out && !output_overflow => {
+                    timed_out = true;
+                    kill_group(pgid);
+                    grace.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(2));
+                }
+                Some(()) = overflow.recv(), if !timed_out && !output_overflow => {
+                    output_overflow = true;
+                    kill_group(pgid);
+                    grace.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(2));
+                }
+                () = &mut grace => break,
+            }
+        }
+        reap_group(pgid).await;
+        give_back(&prep.workdir, prep.lent).map_err(Forked::Run)?;
+        writer.abort();
+        if let Some(why) = end.error {
+            return Err(Forked::Run(SandboxError::Config(format!(
+                "cannot apply the jail: {why}"
+            ))));
+        }
+        let mut layers = prep.layers;
+        layers.push(Layer::on(
+            "fork-server",
+            format!(
+                "forked from a pre-started interpreter (pid {}); the layers above applied after fork",
+                server.pid()
+            ),
+        ));
+        Ok(CommandOutput {
+            code: end.code,
+            timed_out,
+            output_overflow,
+            stopped: false,
+            stdout: out_task.await.unwrap_or_default(),
+            stderr: err_task.await.unwrap_or_default(),
+            duration: started.elapsed(),
+            layers,
+        })
+    }
+
+    async fn run_inner(&self, req: &RunRequest) -> Outcome {
+        let limits = &req.limits;
+        let token = harness::new_token();
+        // Instrumented tests are reused as in the fast sandbox; a first run
+        // of a suite has the harness write them out before the program runs.
+        let compile = harness::encode_compile_request(&req.tests)
+            .map(|c| crate::fetch::sha256_bytes(c.as_bytes()));
+        let mut value = harness::request_value(req, &token);
+        let mut emit = None;
+        if let Some(key) = compile {
+            match self.compiled.get(&key) {
+                Some(c) => value["tests_compiled"] = (*c).clone(),
+                None => {
+                    value["emit_compiled"] = serde_json::Value::Bool(true);
+                    emit = Some(key);
+                }
+            }
+        }
+        let request = harness::marshal_request(&value);
         let mut out = Outcome::new(Status::Crashed, SandboxKind::Process, limits, Vec::new());
-        let r = match self.exec(spec).await {
+        let r = match self.run_python(request, limits).await {
             Ok(r) => r,
             Err(e) => return out.with_status(Status::Unavailable, e.to_string()),
         };
@@ -477,6 +688,55 @@ impl ProcessSandbox {
     }
 }
 
+/// Why a forked run did not happen: the server is gone (start another), or
+/// the run itself could not be set up.
+enum Forked {
+    Lost(String),
+    Run(SandboxError),
+}
+
+/// How long a fork may take before the server counts as lost.
+const FORK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The end of a forked run, from its status pipe: `X<code>` (pid 1's exit
+/// status, 128+signal when killed) or `E<reason>` (a layer failed).
+#[derive(Default)]
+struct End {
+    code: Option<i32>,
+    error: Option<String>,
+}
+
+impl End {
+    /// Take one status line; true once the run has ended.
+    fn take(&mut self, line: &str) -> bool {
+        if let Some(e) = line.strip_prefix('E') {
+            self.error = Some(e.to_string());
+        } else if let Some(c) = line.strip_prefix('X') {
+            self.code = c.parse().ok();
+            return true;
+        }
+        false
+    }
+}
+
+fn kill_group(pgid: i32) {
+    // SAFETY: signals the run's own process group (pid 1 of its namespace).
+    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+}
+
+/// The environment of Python runs: an allow-list, nothing inherited.
+fn python_env() -> Vec<(String, String)> {
+    [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("LANG", "C.UTF-8"),
+        ("HOME", "/nonexistent"),
+        ("PYTHONIOENCODING", "utf-8"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 /// Room on stdout for the harness's own result line, beyond the program's cap.
 const RESULT_ROOM: usize = 256 << 10;
 
@@ -517,6 +777,16 @@ async fn reap_group(pgid: i32) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tracing::warn!("process group {pgid} still exists 3 s after its run ended");
+}
+
+/// Give a lent work dir back to the caller's uid.
+fn give_back(workdir: &Path, lent: Option<u32>) -> Result<(), SandboxError> {
+    if lent.is_some() {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        chown_tree(workdir, uid, gid)?;
+    }
+    Ok(())
 }
 
 fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
