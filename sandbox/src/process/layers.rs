@@ -177,7 +177,7 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
         (Err(e), _) => v.push(Layer::off("seccomp", e.clone())),
         (_, false) => v.push(Layer::off("seccomp", "disabled")),
     }
-    v.push(Layer::on("no_new_privs", "set before exec"));
+    v.push(Layer::on("no_new_privs", "set before the program runs"));
     v
 }
 
@@ -357,17 +357,6 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
                 }
                 libc::_exit(128 + libc::WTERMSIG(status));
             }
-            // If the intermediate dies (timeout kill), so does pid 1, and so the namespace.
-            check(
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ),
-                "pdeathsig",
-            )?;
         }
         if plan.ns_flags & libc::CLONE_NEWNS != 0 {
             // Keep our mounts from propagating back to the host.
@@ -409,6 +398,20 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
             check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
             check(libc::setresgid(uid, uid, uid), "setresgid")?;
             check(libc::setresuid(uid, uid, uid), "setresuid")?;
+        }
+        if plan.ns_flags & libc::CLONE_NEWPID != 0 {
+            // If the intermediate dies, so does pid 1, and so the namespace.
+            // Set after the uid change, which clears it.
+            check(
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ),
+                "pdeathsig",
+            )?;
         }
         if plan.landlock {
             landlock_restrict(plan)?;
