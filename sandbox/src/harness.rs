@@ -125,20 +125,53 @@ fn marshal_value(v: &serde_json::Value, out: &mut Vec<u8>) {
 /// program has run in that instance or process, so no program can shape what
 /// later runs execute. Marshalled code is for one interpreter: each sandbox
 /// keeps its own.
+///
+/// With a directory ([`CompiledTests::on_disk`]) entries also persist across
+/// invocations, for a sandbox whose interpreter and harness the directory's
+/// name pins (the fast component's hash): a second eval of a dataset starts
+/// warm. Entries are written whole (temp file, then rename); a file that
+/// does not parse is a miss.
 #[derive(Default)]
 pub struct CompiledTests {
     map: Mutex<HashMap<String, Arc<serde_json::Value>>>,
+    dir: Option<std::path::PathBuf>,
 }
 
 /// Entries kept before the cache starts over (a few KiB each).
 const MAX_COMPILED: usize = 4096;
 
 impl CompiledTests {
+    /// A cache that also keeps its entries in `dir`.
+    pub fn on_disk(dir: std::path::PathBuf) -> Self {
+        CompiledTests {
+            map: Mutex::default(),
+            dir: Some(dir),
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<Arc<serde_json::Value>> {
-        self.map.lock().ok()?.get(key).cloned()
+        if let Some(v) = self.map.lock().ok()?.get(key).cloned() {
+            return Some(v);
+        }
+        let path = self.dir.as_ref()?.join(format!("{key}.json"));
+        let v = Arc::new(parse_compiled(&std::fs::read_to_string(path).ok()?)?);
+        self.remember(key.to_string(), v.clone());
+        Some(v)
     }
 
     pub fn insert(&self, key: String, value: Arc<serde_json::Value>) {
+        if let Some(dir) = &self.dir
+            && let Err(e) = write_whole(dir, &key, &value)
+        {
+            tracing::debug!(
+                "instrumented tests not kept on disk in {}: {e}",
+                dir.display()
+            );
+        }
+        self.remember(key, value);
+    }
+
+    fn remember(&self, key: String, value: Arc<serde_json::Value>) {
         if let Ok(mut map) = self.map.lock() {
             if map.len() >= MAX_COMPILED {
                 map.clear();
@@ -146,6 +179,17 @@ impl CompiledTests {
             map.insert(key, value);
         }
     }
+}
+
+/// Write `dir/<key>.json` so that a reader sees all of it or none.
+fn write_whole(dir: &std::path::Path, key: &str, value: &serde_json::Value) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(value.to_string().as_bytes())?;
+    tmp.persist(dir.join(format!("{key}.json")))
+        .map(drop)
+        .map_err(|e| e.error)
 }
 
 /// A request that only instruments `tests` (the harness's `compile_tests`),
@@ -242,6 +286,38 @@ pub fn apply(result: HarnessResult, out: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instrumented_tests_persist_on_disk_and_bad_files_are_misses() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let suites = dir.path().join("tests-abc");
+        let entry = serde_json::json!({"code": "YWJj", "sites": [{"line": 1}]});
+        CompiledTests::on_disk(suites.clone()).insert("k1".into(), Arc::new(entry.clone()));
+        // A new cache over the same directory, as in the next invocation.
+        let later = CompiledTests::on_disk(suites.clone());
+        assert_eq!(later.get("k1").as_deref(), Some(&entry));
+        assert!(later.get("k2").is_none());
+        std::fs::write(suites.join("k3.json"), "{\"code\": \"YWJj\", \"si").expect("write");
+        assert!(later.get("k3").is_none(), "a cut-off file is a miss");
+        std::fs::write(suites.join("k4.json"), "{\"error\": \"x\"}").expect("write");
+        assert!(
+            later.get("k4").is_none(),
+            "an answer without code is a miss"
+        );
+        // Without a directory nothing outlives the cache.
+        let mem = CompiledTests::default();
+        mem.insert("k5".into(), Arc::new(entry));
+        assert!(CompiledTests::on_disk(suites.clone()).get("k5").is_none());
+        let names: Vec<_> = std::fs::read_dir(&suites)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| n.ends_with(".json")),
+            "no temp files left: {names:?}"
+        );
+    }
 
     /// What python3's `marshal.loads` makes of our bytes, as JSON.
     fn python_reads(bytes: &[u8]) -> Option<serde_json::Value> {

@@ -61,9 +61,15 @@ impl FastSandbox {
                 path: rt.path.clone(),
                 reason: format!("{e:#}"),
             })?;
+        // Instrumented suites persist per component: its hash pins the
+        // interpreter and the harness that made them.
+        let suites = opts
+            .home
+            .join("compiled")
+            .join(format!("tests-{}", &rt.sha256[..rt.sha256.len().min(16)]));
         Ok(FastSandbox {
             pre,
-            compiled: Arc::default(),
+            compiled: Arc::new(CompiledTests::on_disk(suites)),
         })
     }
 
