@@ -194,9 +194,12 @@ fn write_whole(dir: &std::path::Path, key: &str, value: &serde_json::Value) -> s
 
 /// A request that only instruments `tests` (the harness's `compile_tests`),
 /// for the kinds whose tests are code; `None` for the others.
-pub fn encode_compile_request(tests: &TestSpec) -> Option<String> {
-    matches!(tests, TestSpec::Check { .. } | TestSpec::Asserts { .. })
-        .then(|| serde_json::json!({"compile_tests": true, "tests": tests}).to_string())
+/// As (its sha256, the key in [`CompiledTests`]; the request).
+pub fn compile_request(tests: &TestSpec) -> Option<(String, String)> {
+    matches!(tests, TestSpec::Check { .. } | TestSpec::Asserts { .. }).then(|| {
+        let request = serde_json::json!({"compile_tests": true, "tests": tests}).to_string();
+        (crate::fetch::sha256_bytes(request.as_bytes()), request)
+    })
 }
 
 /// The instrumented tests a process run wrote before its program ran (the

@@ -616,8 +616,7 @@ impl ProcessSandbox {
         let token = harness::new_token();
         // Instrumented tests are reused as in the fast sandbox; a first run
         // of a suite has the harness write them out before the program runs.
-        let compile = harness::encode_compile_request(&req.tests)
-            .map(|c| crate::fetch::sha256_bytes(c.as_bytes()));
+        let compile = harness::compile_request(&req.tests).map(|(key, _)| key);
         let mut value = harness::request_value(req, &token);
         let mut emit = None;
         if let Some(key) = compile {

@@ -118,8 +118,7 @@ impl FastSandbox {
         store.set_epoch_deadline(ticks(limits.timeout));
         store.epoch_deadline_trap();
         let mut request = harness::request_value(req, "");
-        let compile = harness::encode_compile_request(&req.tests)
-            .map(|c| (crate::fetch::sha256_bytes(c.as_bytes()), c));
+        let compile = harness::compile_request(&req.tests);
         let ended = {
             let run = async {
                 let inst = self.pre.instantiate_async(&mut store).await?;
