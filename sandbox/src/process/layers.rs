@@ -440,54 +440,67 @@ fn write_file(path: &str, data: &[u8]) -> io::Result<()> {
     std::fs::write(path, data).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
 }
 
+/// The Landlock rights every run gets, stated once for both paths: the
+/// crate's ruleset in [`apply`], and raw numbers for the fork server
+/// ([`landlock_spec`]). Rights newer than ABI v5 (or the kernel) are left out.
+mod rights {
+    use landlock::{ABI, Access, AccessFs, AccessNet, BitFlags, Scope};
+    const ABI_USED: ABI = ABI::V5;
+    pub fn fs() -> BitFlags<AccessFs> {
+        AccessFs::from_all(ABI_USED)
+    }
+    pub fn read() -> BitFlags<AccessFs> {
+        AccessFs::from_read(ABI_USED)
+    }
+    /// Handled (so denied) unless the network is allowed.
+    pub fn net() -> BitFlags<AccessNet> {
+        AccessNet::BindTcp | AccessNet::ConnectTcp
+    }
+    pub fn scopes() -> BitFlags<Scope> {
+        Scope::AbstractUnixSocket | Scope::Signal
+    }
+}
+
 fn landlock_restrict(plan: &Plan) -> io::Result<()> {
     use landlock::{
-        ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
-        RulesetCreatedAttr, Scope, path_beneath_rules,
+        CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr, path_beneath_rules,
     };
-    let abi = ABI::V5;
     let ll = |e: landlock::RulesetError| io::Error::other(format!("landlock: {e}"));
     let mut rs = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(AccessFs::from_all(abi))
+        .handle_access(rights::fs())
         .map_err(ll)?;
     if !plan.allow_network {
-        rs = rs
-            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
-            .map_err(ll)?;
+        rs = rs.handle_access(rights::net()).map_err(ll)?;
     }
-    rs = rs
-        .scope(Scope::AbstractUnixSocket | Scope::Signal)
-        .map_err(ll)?;
+    rs = rs.scope(rights::scopes()).map_err(ll)?;
     let created = rs
         .create()
         .map_err(ll)?
-        .add_rules(path_beneath_rules(&plan.ro_paths, AccessFs::from_read(abi)))
+        .add_rules(path_beneath_rules(&plan.ro_paths, rights::read()))
         .map_err(ll)?
-        .add_rules(path_beneath_rules(&plan.rw_files, AccessFs::from_all(abi)))
+        .add_rules(path_beneath_rules(&plan.rw_files, rights::fs()))
         .map_err(ll)?
-        .add_rules(path_beneath_rules(
-            [&plan.workdir_path],
-            AccessFs::from_all(abi),
-        ))
+        .add_rules(path_beneath_rules([&plan.workdir_path], rights::fs()))
         .map_err(ll)?;
     created.restrict_self().map_err(ll)?;
     Ok(())
 }
 
 /// The Landlock ruleset of a plan as plain numbers, for the fork server (which
-/// makes the syscalls itself): the same rights [`landlock_restrict`] asks the
-/// crate for, trimmed to what the kernel's ABI knows.
+/// makes the syscalls itself): the [`rights`] that [`landlock_restrict`] asks
+/// the crate for, trimmed to what the kernel's ABI knows, as the crate's
+/// best-effort mode does.
 pub fn landlock_spec(plan: &Plan, kernel_abi: i32) -> serde_json::Value {
     use landlock::{ABI, Access, AccessFs, AccessNet, BitFlags, Scope};
     let abi = ABI::from(kernel_abi);
-    let fs = AccessFs::from_all(ABI::V5) & AccessFs::from_all(abi);
+    let fs = rights::fs() & AccessFs::from_all(abi);
     let net = if plan.allow_network {
         BitFlags::empty()
     } else {
-        (AccessNet::BindTcp | AccessNet::ConnectTcp) & AccessNet::from_all(abi)
+        rights::net() & AccessNet::from_all(abi)
     };
-    let scoped = (Scope::AbstractUnixSocket | Scope::Signal) & Scope::from_all(abi);
+    let scoped = rights::scopes() & Scope::from_all(abi);
     // The kernel takes the struct's size: a field it does not know must be cut off.
     let attr_size = if !scoped.is_empty() {
         24
@@ -506,7 +519,7 @@ pub fn landlock_spec(plan: &Plan, kernel_abi: i32) -> serde_json::Value {
         };
         serde_json::json!([p.to_string_lossy(), access.bits()])
     };
-    let read = AccessFs::from_read(ABI::V5) & fs;
+    let read = rights::read() & fs;
     let rules: Vec<_> = plan
         .ro_paths
         .iter()
