@@ -193,8 +193,9 @@ fn write_whole(dir: &std::path::Path, key: &str, value: &serde_json::Value) -> s
 }
 
 /// A request that only instruments `tests` (the harness's `compile_tests`),
-/// for the kinds whose tests are code; `None` for the others.
-/// As (its sha256, the key in [`CompiledTests`]; the request).
+/// for the kinds whose tests are code; `None` for the others. Returns
+/// `(key, request)`: the key is the request's sha256, as [`CompiledTests`]
+/// files the answer.
 pub fn compile_request(tests: &TestSpec) -> Option<(String, String)> {
     matches!(tests, TestSpec::Check { .. } | TestSpec::Asserts { .. }).then(|| {
         let request = serde_json::json!({"compile_tests": true, "tests": tests}).to_string();

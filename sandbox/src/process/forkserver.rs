@@ -14,7 +14,6 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 pub const FORKSERVER_PY: &str = include_str!("../../python/forkserver.py");
@@ -25,9 +24,10 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct ForkServer {
     pid: u32,
-    child: Mutex<Child>,
-    /// Our end of the SOCK_SEQPACKET control socket; one message per run.
-    ctl: Mutex<OwnedFd>,
+    child: Child,
+    /// Our end of the SOCK_SEQPACKET control socket: one message per run,
+    /// and each `sendmsg` is one whole message, so runs need no lock.
+    ctl: OwnedFd,
 }
 
 impl ForkServer {
@@ -100,8 +100,8 @@ impl ForkServer {
         drop(child.stderr.take());
         Ok(ForkServer {
             pid: child.id(),
-            child: Mutex::new(child),
-            ctl: Mutex::new(ours),
+            child,
+            ctl: ours,
         })
     }
 
@@ -113,12 +113,8 @@ impl ForkServer {
     /// the harness with `fds` (stdin, stdout, stderr, status) as its own.
     pub fn launch(&self, plan: &Plan, support: &Support, fds: [RawFd; 4]) -> std::io::Result<()> {
         let msg = plan_message(plan, support);
-        let ctl = self
-            .ctl
-            .lock()
-            .map_err(|_| std::io::Error::other("fork server lock poisoned"))?;
         let sent = sendmsg::<UnixAddr>(
-            ctl.as_raw_fd(),
+            self.ctl.as_raw_fd(),
             &[IoSlice::new(&msg)],
             &[ControlMessage::ScmRights(&fds)],
             MsgFlags::MSG_NOSIGNAL,
@@ -133,10 +129,8 @@ impl ForkServer {
 
 impl Drop for ForkServer {
     fn drop(&mut self) {
-        if let Ok(child) = self.child.get_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

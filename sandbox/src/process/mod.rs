@@ -359,8 +359,7 @@ impl ProcessSandbox {
             Some(s) => Some(s),
             None => {
                 if let Some(pg) = pgid {
-                    // SAFETY: signals the run's own process group (pid 1 of its namespace).
-                    unsafe { libc::killpg(pg, libc::SIGKILL) };
+                    kill_group(pg);
                 }
                 // The intermediate reaps pid 1 and exits; kill it only if it does not.
                 match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
@@ -476,17 +475,23 @@ impl ProcessSandbox {
         }
         let mut s = self.server.lock().await;
         if let Server::NotStarted = &*s {
-            let Some(code) = self.harness_code().await else {
-                *s = Server::Failed("the harness did not compile with this python".into());
-                return Err("the harness did not compile with this python".into());
+            let started = match self.harness_code().await {
+                None => Err("the harness did not compile with this python".to_string()),
+                Some(code) => {
+                    let (python, code) = (self.cfg.python.clone(), code.to_vec());
+                    let seccomp = self.seccomp.as_ref().ok().cloned();
+                    tokio::task::spawn_blocking(move || {
+                        forkserver::ForkServer::start(
+                            &python,
+                            &python_env(),
+                            &code,
+                            seccomp.as_ref(),
+                        )
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("fork server start panicked: {e}")))
+                }
             };
-            let (python, code) = (self.cfg.python.clone(), code.to_vec());
-            let seccomp = self.seccomp.as_ref().ok().cloned();
-            let started = tokio::task::spawn_blocking(move || {
-                forkserver::ForkServer::start(&python, &python_env(), &code, seccomp.as_ref())
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("fork server start panicked: {e}")));
             *s = match started {
                 Ok(server) => Server::Up(Arc::new(server)),
                 Err(e) => {
@@ -560,27 +565,31 @@ impl ProcessSandbox {
         let mut timed_out = false;
         let mut output_overflow = false;
         let mut end = End::default();
+        // The run's deadline; once the run is killed, the time the intermediate
+        // has left to report pid 1's end.
         let deadline = tokio::time::sleep(l.timeout.saturating_sub(started.elapsed()));
-        // After a kill, how long the intermediate has to report pid 1's end.
-        let grace = tokio::time::sleep(Duration::from_secs(3600));
-        tokio::pin!(deadline, grace);
+        tokio::pin!(deadline);
+        let grace = || tokio::time::Instant::now() + Duration::from_secs(2);
         loop {
+            let killed = timed_out || output_overflow;
             tokio::select! {
                 line = status.next_line() => match line {
                     Ok(Some(line)) => if end.take(&line) { break },
                     _ => break,
                 },
-                () = &mut deadline, if !timed_out && !output_overflow => {
+                () = &mut deadline => {
+                    if killed {
+                        break;
+                    }
                     timed_out = true;
                     kill_group(pgid);
-                    grace.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(2));
+                    deadline.as_mut().reset(grace());
                 }
-                Some(()) = overflow.recv(), if !timed_out && !output_overflow => {
+                Some(()) = overflow.recv(), if !killed => {
                     output_overflow = true;
                     kill_group(pgid);
-                    grace.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(2));
+                    deadline.as_mut().reset(grace());
                 }
-                () = &mut grace => break,
             }
         }
         reap_group(pgid).await;
