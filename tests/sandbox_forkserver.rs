@@ -44,6 +44,7 @@ if os.fork() == 0:
     os.setsid()
     import time
     time.sleep(30)
+s.close()  # the daemon keeps the socket bound
 "#;
 
 /// Fails (exits non-zero) if any trace of [`LITTER`] is visible.
@@ -85,6 +86,11 @@ async fn runs_forked_from_the_server_share_nothing() {
     // interpreter it does.
     let own = sb.run(&script(&format!("{LITTER}\n{CHECK_CLEAN}"))).await;
     assert_ne!(own.status, Status::Passed, "{}", own.summary());
+    assert!(
+        own.summary().contains("builtins poisoned"),
+        "the poison checks, past the descriptor scan, are what fail: {}",
+        own.summary()
+    );
     for _ in 0..3 {
         let after = sb.run(&script(CHECK_CLEAN)).await;
         assert_eq!(after.status, Status::Passed, "{}", after.summary());
