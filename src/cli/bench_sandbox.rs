@@ -212,8 +212,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         for (label, sb, load) in benched {
             // The first pass over a fresh sandbox, as a one-off eval sees it:
-            // suites are instrumented once and reused after, and the process
-            // sandbox starts its fork server.
+            // suites are instrumented once and reused after (wasm: unless an
+            // earlier invocation left them in the on-disk suite cache), and
+            // the process sandbox starts its fork server.
             let first = measure(sb.as_ref(), &reqs, 1, wmax).await;
             first_164.push((label.clone(), wmax, first.wall.as_secs_f64()));
             for &w in &a.workers {
