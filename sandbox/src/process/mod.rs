@@ -421,8 +421,10 @@ impl ProcessSandbox {
         limits: &Limits,
     ) -> Result<CommandOutput, SandboxError> {
         let server = self.fork_server().await;
+        // Shared with the forked run's stdin writer, kept for a fallback.
+        let request: Arc<[u8]> = request.into();
         if let Ok(server) = &server {
-            match self.exec_forked(server, &request, limits).await {
+            match self.exec_forked(server, request.clone(), limits).await {
                 Err(Forked::Lost(e)) => {
                     // The server is gone (killed, or out of memory): start
                     // another for later runs; this one runs on its own.
@@ -443,7 +445,7 @@ impl ProcessSandbox {
                 input.extend_from_slice(&request);
                 (BOOTSTRAP, input)
             }
-            None => (HARNESS_PY, request),
+            None => (HARNESS_PY, request.to_vec()),
         };
         let spec = CommandSpec {
             program: self.cfg.python.clone(),
@@ -511,7 +513,7 @@ impl ProcessSandbox {
     async fn exec_forked(
         &self,
         server: &forkserver::ForkServer,
-        request: &[u8],
+        request: Arc<[u8]>,
         l: &Limits,
     ) -> Result<CommandOutput, Forked> {
         use tokio::io::AsyncBufReadExt;
@@ -542,9 +544,8 @@ impl ProcessSandbox {
         let stderr = rx(err_r)?;
         let mut status = tokio::io::BufReader::new(rx(st_r)?).lines();
         let mut stdin = pipe::Sender::from_owned_fd(in_w.into()).map_err(io)?;
-        let input = request.to_vec();
         let writer = tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
+            let _ = stdin.write_all(&request).await;
         });
         let (tx, mut overflow) = tokio::sync::mpsc::channel::<()>(2);
         let out_task = tokio::spawn(read_capped(
