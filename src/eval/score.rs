@@ -100,7 +100,8 @@ impl Scorer {
     /// run also instruments it, and a cold instance slot faults its pages in).
     ///
     /// CPython in wasm computes several times slower than natively, and a
-    /// process run costs a fixed start-up of a few tens of ms; for a suite
+    /// process run costs more per run than wasm (~8 ms forked against ~4 ms;
+    /// thresholds of 8 to 20 ms measured no faster than 60); for a suite
     /// that computes for hundreds of ms (HumanEval/75 takes ~0.5 s in wasm,
     /// ~0.15 s in the jail) the jail is the faster of two fully isolating
     /// sandboxes. Verdicts do not depend on it: limits are set per sandbox.
