@@ -164,3 +164,46 @@ async fn failure_message_is_exact() {
         );
     }
 }
+
+/// A budget cuts a long program in the fast sandbox with no verdict, leaves
+/// a short one alone, and the other sandboxes ignore it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_cuts_only_long_runs_in_fast_wasm() {
+    let tasks = common::humaneval();
+    let t = &tasks[0];
+    let canonical = t["canonical_solution"].as_str().unwrap_or_default();
+    // Correct, but computes for about a second in wasm.
+    let slow = format!("    sum(i * i for i in range(300_000))\n{canonical}");
+    let budget = Some(Duration::from_millis(30));
+    let wasm = common::sandbox(SandboxKind::Wasm).await;
+
+    let mut req = request(t, &slow);
+    req.budget = budget;
+    let out = wasm.run(&req).await;
+    assert_eq!(out.status, Status::Unavailable, "{}", out.summary());
+    assert!(out.over_budget);
+    assert!(
+        out.reason.as_deref().unwrap_or("").contains("30 ms budget"),
+        "{:?}",
+        out.reason
+    );
+    assert!(out.duration_ms < 1000.0, "cut late: {} ms", out.duration_ms);
+
+    // A program blocked in a host call is cut too.
+    let mut req = request(t, &format!("    import time; time.sleep(2)\n{canonical}"));
+    req.budget = budget;
+    let out = wasm.run(&req).await;
+    assert!(out.over_budget, "{}", out.summary());
+
+    let mut req = request(t, canonical);
+    req.budget = Some(Duration::from_secs(2));
+    let out = wasm.run(&req).await;
+    assert_eq!(out.status, Status::Passed, "{}", out.summary());
+    assert!(!out.over_budget);
+
+    let mut req = request(t, &slow);
+    req.budget = budget;
+    let out = common::sandbox(SandboxKind::Process).await.run(&req).await;
+    assert_eq!(out.status, Status::Passed, "{}", out.summary());
+    assert!(!out.over_budget);
+}

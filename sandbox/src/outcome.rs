@@ -137,6 +137,10 @@ pub struct Outcome {
     pub duration_ms: f64,
     pub limits: Limits,
     pub layers: Vec<Layer>,
+    /// Cut at the request's budget ([`crate::RunRequest::budget`]), so
+    /// `Unavailable`: no verdict, another sandbox should judge the program.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub over_budget: bool,
 }
 
 impl Outcome {
@@ -154,6 +158,7 @@ impl Outcome {
             duration_ms: 0.0,
             limits: limits.clone(),
             layers,
+            over_budget: false,
         }
     }
 

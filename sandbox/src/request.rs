@@ -135,6 +135,13 @@ pub struct RunRequest {
     pub fast_fail: bool,
     #[serde(default)]
     pub guard: Guard,
+    /// Give up on a program still running after this long (its own run, not
+    /// the sandbox's start-up) with [`crate::Status::Unavailable`], for a
+    /// caller that has a faster sandbox for long runs. A scheduling hint of
+    /// the host, never sent to the guest; only the fast wasm sandbox, whose
+    /// interpreter computes several times slower than native, honours it.
+    #[serde(skip)]
+    pub budget: Option<Duration>,
 }
 
 fn yes() -> bool {
@@ -150,6 +157,7 @@ impl RunRequest {
             limits: Limits::default(),
             fast_fail: true,
             guard: Guard::None,
+            budget: None,
         }
     }
 

@@ -24,9 +24,10 @@ pub struct EvalArgs {
     /// Where a sample the fast sandbox cannot run goes: process, wasm-full or none.
     #[arg(long, default_value = "process")]
     pub fallback: String,
-    /// Judge a suite in the process sandbox (the fallback) once two of its
-    /// programs have run this long in wasm; 0 keeps every run in wasm.
-    #[arg(long, value_name = "MS", default_value_t = 60)]
+    /// Stop a program still running after MS in the fast wasm sandbox and
+    /// judge it in the process jail (the fallback); after two such programs
+    /// a task's suite goes straight there. 0 keeps every run in wasm.
+    #[arg(long, value_name = "MS", default_value_t = 40)]
     pub heavy_ms: u64,
     /// Samples scored at once.
     #[arg(short = 'j', long, default_value_t = super::tasks::default_jobs())]

@@ -72,8 +72,8 @@ pub struct Scorer {
     process: tokio::sync::OnceCell<Arc<dyn Sandbox>>,
     runtime: crate::sandbox::runtime::RuntimeOptions,
     /// See [`Scorer::route_heavy`].
-    heavy_after: Option<Duration>,
-    /// Finished wasm runs past `heavy_after`, by suite ([`suite_key`]).
+    budget: Option<Duration>,
+    /// Wasm runs cut at `budget`, by suite ([`suite_key`]).
     slow_runs: Mutex<HashMap<u64, u32>>,
 }
 
@@ -89,25 +89,26 @@ impl Scorer {
             fallback: tokio::sync::OnceCell::new(),
             process: tokio::sync::OnceCell::new(),
             runtime,
-            heavy_after: None,
+            budget: None,
             slow_runs: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Judge a suite in the process sandbox once [`SLOW_RUNS`] of its
-    /// programs have run (and finished) for `after` or longer in the fast
-    /// wasm sandbox (one could be slow only for being first: a suite's first
-    /// run also instruments it, and a cold instance slot faults its pages in).
+    /// Give each program's run in the fast wasm sandbox `budget` of wall
+    /// time: a run still going then is stopped and judged in the process
+    /// jail instead, and once [`SLOW_RUNS`] of a suite's programs were cut,
+    /// the suite goes straight to the jail (one alone could be a loop).
     ///
-    /// CPython in wasm computes several times slower than natively, and a
-    /// process run costs more per run than wasm (~8 ms forked against ~4 ms;
-    /// thresholds of 8 to 20 ms measured no faster than 60); for a suite
-    /// that computes for hundreds of ms (HumanEval/75 takes ~0.5 s in wasm,
-    /// ~0.15 s in the jail) the jail is the faster of two fully isolating
-    /// sandboxes. Verdicts do not depend on it: limits are set per sandbox.
-    /// Only a process fallback is used for this, never another wasm runtime.
-    pub fn route_heavy(mut self, after: Duration) -> Self {
-        self.heavy_after = (!after.is_zero()).then_some(after);
+    /// CPython in wasm computes several times slower than natively, while a
+    /// process run costs more up front (~8 ms forked against ~4 ms), so a
+    /// program that computes for long is judged sooner in the jail:
+    /// HumanEval/75 takes ~0.6 s in wasm and ~0.2 s there, and a loop that
+    /// never ends is stopped at the jail's 3 s limit, not wasm's 9 s.
+    /// Verdicts do not depend on it: each sandbox has limits of its own, and
+    /// the results name the sandbox that judged and why. Only a process
+    /// fallback is used for this, never another wasm runtime.
+    pub fn route_heavy(mut self, budget: Duration) -> Self {
+        self.budget = (!budget.is_zero()).then_some(budget);
         self
     }
 
@@ -117,17 +118,8 @@ impl Scorer {
             .is_ok_and(|h| h.get(&key).is_some_and(|n| *n >= SLOW_RUNS))
     }
 
-    /// Note a wasm run's time; a finished run past the threshold marks its
-    /// suite heavy. Time-outs never do: a loop is as slow everywhere.
-    fn note_time(&self, key: u64, out: &Outcome) {
-        let Some(after) = self.heavy_after else {
-            return;
-        };
-        if out.sandbox == SandboxKind::Wasm
-            && matches!(out.status, Status::Passed | Status::Failed)
-            && out.duration_ms >= after.as_secs_f64() * 1e3
-            && let Ok(mut h) = self.slow_runs.lock()
-        {
+    fn note_cut(&self, key: u64) {
+        if let Ok(mut h) = self.slow_runs.lock() {
             *h.entry(key).or_default() += 1;
         }
     }
@@ -169,7 +161,7 @@ impl Scorer {
 
     /// Whether [`Scorer::route_heavy`] applies: wasm first, a process fallback.
     fn routing(&self) -> bool {
-        self.heavy_after.is_some()
+        self.budget.is_some()
             && self.primary.kind() == SandboxKind::Wasm
             && self.fallback_kind == Some(SandboxKind::Process)
     }
@@ -192,15 +184,32 @@ impl Scorer {
             let mut r = suite_result(&suite.name, &out, None);
             r.fallback_from = Some(SandboxKind::Wasm);
             r.fallback_reason = Some(
-                "compute-heavy suite: an earlier program ran long in wasm, so the native process jail judges it"
+                "compute-heavy suite: earlier programs ran past the fast sandbox's budget, so the native process jail judges it"
                     .into(),
             );
             return (r, out);
         }
-        let req = suite.request(program.to_string(), self.primary.kind());
-        let out = self.primary.run(&req).await;
-        if let Some(k) = key {
-            self.note_time(k, &out);
+        let mut req = suite.request(program.to_string(), self.primary.kind());
+        req.budget = key.and(self.budget);
+        let mut out = self.primary.run(&req).await;
+        if out.over_budget
+            && let Some(k) = key
+        {
+            self.note_cut(k);
+            if let Some(Ok(sb)) = self.sandbox_of(SandboxKind::Process).await {
+                let out2 = sb
+                    .run(&suite.request(program.to_string(), SandboxKind::Process))
+                    .await;
+                let mut r = suite_result(&suite.name, &out2, Some(&out));
+                r.fallback_reason = Some(format!(
+                    "{}: compute-heavy, so the native process jail judges it",
+                    out.reason.as_deref().unwrap_or("over budget")
+                ));
+                return (r, out2);
+            }
+            // No jail to move to: the fast sandbox judges it after all.
+            req.budget = None;
+            out = self.primary.run(&req).await;
         }
         if let Some(kind) = suite.confirm_in.filter(|k| *k != self.primary.kind())
             && runtime_dependent(&out, suite.rule.starts_with("evalplus"))

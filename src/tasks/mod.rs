@@ -130,6 +130,7 @@ impl Suite {
             limits,
             fast_fail: true,
             guard: self.guard,
+            budget: None,
         }
     }
 
