@@ -106,7 +106,7 @@ impl Report {
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
         s.push_str(&format!(
-            "  judged by {}; {} moved out of the fast sandbox (a module it lacks, or a compute-heavy suite); {} timed out\n",
+            "  judged by {}; {} moved out of the fast sandbox (a module it lacks, or past its run budget); {} timed out\n",
             sb.join(", "),
             self.fallbacks,
             self.timed_out
