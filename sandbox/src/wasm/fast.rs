@@ -231,7 +231,9 @@ const BUDGET_GRACE: Duration = Duration::from_millis(100);
 /// runs' threads land.
 async fn warm_slots(pre: &InstancePre<FastState>) {
     let shards = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
-    let handle = tokio::runtime::Handle::current();
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
     let pre = pre.clone();
     let warm = move || {
         for _ in 0..shards {
