@@ -12,7 +12,6 @@ use crate::request::RunRequest;
 use crate::runtime::RuntimeOptions;
 use crate::{BoxFuture, Sandbox, SandboxKind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
@@ -105,25 +104,16 @@ impl FastSandbox {
                 format!("cannot preopen the temp dir: {e}"),
             );
         }
-        let mut store = Store::new(
-            self.pre.engine(),
-            FastState {
-                ctx: b.build(),
-                table: ResourceTable::new(),
-                cap: MemoryCap {
-                    max_bytes: (limits.memory_mb as usize) << 20,
-                    hit: false,
-                },
-            },
+        let mut store = new_store(
+            &self.pre,
+            b.build(),
+            (limits.memory_mb as usize) << 20,
+            limits.timeout,
         );
-        store.limiter(|s| &mut s.cap);
-        store.set_epoch_deadline(ticks(limits.timeout));
-        store.epoch_deadline_trap();
         let mut request = harness::request_value(req, "");
         let compile = harness::compile_request(&req.tests);
         // Below the run's own limit, the budget cuts only the program's run.
         let budget = req.budget.filter(|b| *b < limits.timeout);
-        let over_budget = AtomicBool::new(false);
         let ended = {
             let run = async {
                 let inst = self.pre.instantiate_async(&mut store).await?;
@@ -154,16 +144,8 @@ impl FastSandbox {
                 let call = f.call_async(&mut store, request);
                 match tokio::time::timeout(budget + BUDGET_GRACE, call).await {
                     Ok(Ok((result,))) => Ok(result),
-                    Ok(Err(e)) => {
-                        let cut =
-                            e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt);
-                        over_budget.store(cut, Ordering::Relaxed);
-                        Err(e)
-                    }
-                    Err(_) => {
-                        over_budget.store(true, Ordering::Relaxed);
-                        Err(wasmtime::format_err!("still running"))
-                    }
+                    Ok(Err(e)) if e.downcast_ref() != Some(&wasmtime::Trap::Interrupt) => Err(e),
+                    _ => Err(wasmtime::Error::new(OverBudget)),
                 }
             };
             tokio::time::timeout(limits.timeout + Duration::from_millis(200), run).await
@@ -171,7 +153,8 @@ impl FastSandbox {
         let hit = store.data().cap.hit;
         drop(store);
         out.duration_ms = started.elapsed().as_secs_f64() * 1e3;
-        if let Some(budget) = budget.filter(|_| over_budget.load(Ordering::Relaxed) && !hit) {
+        let cut = matches!(&ended, Ok(Err(e)) if e.is::<OverBudget>());
+        if let Some(budget) = budget.filter(|_| cut && !hit) {
             out.over_budget = true;
             return out.with_status(
                 Status::Unavailable,
@@ -221,6 +204,36 @@ impl FastSandbox {
 /// How long past its budget a run blocked in a host call (a sleep) may go.
 const BUDGET_GRACE: Duration = Duration::from_millis(100);
 
+/// A run stopped at its [`RunRequest::budget`].
+#[derive(Debug, thiserror::Error)]
+#[error("still running at its budget")]
+struct OverBudget;
+
+/// A store for one instance of the component: linear memory capped at
+/// `max_bytes`, wasm trapped after `timeout`.
+fn new_store(
+    pre: &InstancePre<FastState>,
+    ctx: WasiCtx,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Store<FastState> {
+    let mut store = Store::new(
+        pre.engine(),
+        FastState {
+            ctx,
+            table: ResourceTable::new(),
+            cap: MemoryCap {
+                max_bytes,
+                hit: false,
+            },
+        },
+    );
+    store.limiter(|s| &mut s.cap);
+    store.set_epoch_deadline(ticks(timeout));
+    store.epoch_deadline_trap();
+    store
+}
+
 /// Take one pooled instance slot in each of the pool's shards through a
 /// whole run. A slot's first use maps the snapshot and, when its store is
 /// dropped, resets every page of it and of the heap the run grew (a page
@@ -252,19 +265,12 @@ async fn warm_slots(pre: &InstancePre<FastState>) {
 
 /// One small run, in this thread's home shard of the pool.
 async fn warm_one(pre: &InstancePre<FastState>) {
-    let mut store = Store::new(
-        pre.engine(),
-        FastState {
-            ctx: WasiCtxBuilder::new().build(),
-            table: ResourceTable::new(),
-            cap: MemoryCap {
-                max_bytes: usize::MAX,
-                hit: false,
-            },
-        },
+    let mut store = new_store(
+        pre,
+        WasiCtxBuilder::new().build(),
+        usize::MAX,
+        Duration::from_secs(10),
     );
-    store.set_epoch_deadline(ticks(Duration::from_secs(10)));
-    store.epoch_deadline_trap();
     // A small program grows the heap as a typical run does.
     let request = harness::request_value(
         &RunRequest::new(
