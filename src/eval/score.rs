@@ -176,18 +176,16 @@ impl Scorer {
         let key = route.filter(|_| self.routing());
         if let Some(k) = key
             && self.is_heavy(k)
-            && let Some(Ok(sb)) = self.sandbox_of(SandboxKind::Process).await
+            && let Some(judged) = self
+                .in_jail(
+                    suite,
+                    program,
+                    None,
+                    "compute-heavy suite: earlier programs ran past the fast sandbox's budget",
+                )
+                .await
         {
-            let out = sb
-                .run(&suite.request(program.to_string(), SandboxKind::Process))
-                .await;
-            let mut r = suite_result(&suite.name, &out, None);
-            r.fallback_from = Some(SandboxKind::Wasm);
-            r.fallback_reason = Some(
-                "compute-heavy suite: earlier programs ran past the fast sandbox's budget, so the native process jail judges it"
-                    .into(),
-            );
-            return (r, out);
+            return judged;
         }
         let mut req = suite.request(program.to_string(), self.primary.kind());
         req.budget = key.and(self.budget);
@@ -196,16 +194,9 @@ impl Scorer {
             && let Some(k) = key
         {
             self.note_cut(k);
-            if let Some(Ok(sb)) = self.sandbox_of(SandboxKind::Process).await {
-                let out2 = sb
-                    .run(&suite.request(program.to_string(), SandboxKind::Process))
-                    .await;
-                let mut r = suite_result(&suite.name, &out2, Some(&out));
-                r.fallback_reason = Some(format!(
-                    "{}: compute-heavy, so the native process jail judges it",
-                    out.reason.as_deref().unwrap_or("over budget")
-                ));
-                return (r, out2);
+            let why = out.reason.clone().unwrap_or_default() + ": compute-heavy";
+            if let Some(judged) = self.in_jail(suite, program, Some(&out), &why).await {
+                return judged;
             }
             // No jail to move to: the fast sandbox judges it after all.
             req.budget = None;
@@ -240,6 +231,28 @@ impl Scorer {
             }
             None => (suite_result(&suite.name, &out, None), out),
         }
+    }
+
+    /// Judge a program in the process jail in place of the fast sandbox
+    /// (after `cut`, its run stopped at the budget, if any); None when the
+    /// jail cannot be opened.
+    async fn in_jail(
+        &self,
+        suite: &Suite,
+        program: &str,
+        cut: Option<&Outcome>,
+        why: &str,
+    ) -> Option<(SuiteResult, Outcome)> {
+        let Some(Ok(sb)) = self.sandbox_of(SandboxKind::Process).await else {
+            return None;
+        };
+        let out = sb
+            .run(&suite.request(program.to_string(), SandboxKind::Process))
+            .await;
+        let mut r = suite_result(&suite.name, &out, cut);
+        r.fallback_from = Some(SandboxKind::Wasm);
+        r.fallback_reason = Some(format!("{why}, so the native process jail judges it"));
+        Some((r, out))
     }
 
     /// Score one sample: its suites in order, stopping at the first failing one
