@@ -190,7 +190,7 @@ impl RuntimeOptions {
             .map_err(|e| SandboxError::io(&dest, e))?;
         if dest.is_file() {
             return Ok(RuntimeFile {
-                sha256: fetch::sha256_file(&dest)?,
+                sha256: fetch::sha256_file_remembered(&dest)?,
                 path: dest,
             });
         }
@@ -203,7 +203,7 @@ impl RuntimeOptions {
         let tool = self.componentize_py().await?;
         build_fast_component(&tool, &dest).await?;
         Ok(RuntimeFile {
-            sha256: fetch::sha256_file(&dest)?,
+            sha256: fetch::sha256_file_remembered(&dest)?,
             path: dest,
         })
     }
