@@ -82,6 +82,12 @@ impl std::str::FromStr for SandboxKind {
 pub trait Sandbox: Send + Sync {
     fn kind(&self) -> SandboxKind;
     fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome>;
+    /// Start what the first run would otherwise wait for (the process
+    /// sandbox's fork server), so that a caller expecting runs can overlap it
+    /// with other work. Runs never depend on it.
+    fn warm_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Build a sandbox of the given kind, fetching or compiling its runtime if needed.

@@ -134,6 +134,7 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
             Scorer::new(primary, fallback, rt)
                 .route_heavy(std::time::Duration::from_millis(a.heavy_ms)),
         );
+        scorer.start_jail();
         let by_id: Arc<HashMap<String, Task>> = Arc::new(
             all_tasks
                 .iter()

@@ -820,6 +820,12 @@ impl Sandbox for ProcessSandbox {
     fn kind(&self) -> SandboxKind {
         SandboxKind::Process
     }
+    fn warm_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            // A failed start is remembered and reported by the runs themselves.
+            let _ = self.fork_server().await;
+        })
+    }
     fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
         Box::pin(self.run_inner(req))
     }
