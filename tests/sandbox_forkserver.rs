@@ -182,6 +182,39 @@ async fn a_killed_fork_server_is_replaced() {
     assert_ne!(now, pid, "a new server");
 }
 
+/// `warm_up` starts the fork server ahead of the first run, which then uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warming_up_starts_the_server_the_first_run_uses() {
+    let servers = || -> Vec<String> {
+        descendants(std::process::id())
+            .into_iter()
+            .filter(|(pid, _)| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c).contains("fork server for the process sandbox")
+                })
+            })
+            .map(|(pid, _)| pid.to_string())
+            .collect()
+    };
+    let sb = sandbox(true);
+    sb.warm_up().await;
+    let before = servers();
+    let first = sb.run(&script("print('hi')")).await;
+    assert_eq!(first.status, Status::Passed, "{}", first.summary());
+    let pid = server_pid(&first).expect("a fork server pid");
+    assert!(
+        before.contains(&pid),
+        "the run's server {pid} was not among those up after warm_up: {before:?}"
+    );
+
+    // Without a fork server, warming up starts nothing and runs still work.
+    let off = sandbox(false);
+    off.warm_up().await;
+    let out = off.run(&script("print('hi')")).await;
+    assert_eq!(out.status, Status::Passed, "{}", out.summary());
+    assert_eq!(fork_server_layer(&out), Some(false), "{:?}", out.layers);
+}
+
 /// Pids descending from `root`, with their depth below it.
 fn descendants(root: u32) -> Vec<(u32, usize)> {
     let mut procs = Vec::new();
