@@ -117,7 +117,7 @@ impl RuntimeOptions {
                 path: dest,
                 expected: FULL_PYTHON.member_sha256.into(),
                 actual: format!(
-                    "{sha} (delete the file, or run `selfrepair setup --force`, to fetch it again)"
+                    "{sha} (delete the file and run `selfrepair setup` to fetch it again)"
                 ),
             });
         }
