@@ -163,8 +163,7 @@ async fn a_killed_fork_server_is_replaced() {
     let first = sb.run(&right).await;
     assert_eq!(first.status, Status::Passed);
     let pid = server_pid(&first).expect("a fork server pid");
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the server runs");
-    assert!(String::from_utf8_lossy(&cmdline).contains("fork server for the process sandbox"));
+    assert!(is_fork_server(&pid), "{pid} is not a running fork server");
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid])
         .status()
@@ -185,20 +184,13 @@ async fn a_killed_fork_server_is_replaced() {
 /// `warm_up` starts the fork server ahead of the first run, which then uses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warming_up_starts_the_server_the_first_run_uses() {
-    let servers = || -> Vec<String> {
-        descendants(std::process::id())
-            .into_iter()
-            .filter(|(pid, _)| {
-                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                    String::from_utf8_lossy(&c).contains("fork server for the process sandbox")
-                })
-            })
-            .map(|(pid, _)| pid.to_string())
-            .collect()
-    };
     let sb = sandbox(true);
     sb.warm_up().await;
-    let before = servers();
+    let before: Vec<String> = descendants(std::process::id())
+        .into_iter()
+        .map(|(pid, _)| pid.to_string())
+        .filter(|pid| is_fork_server(pid))
+        .collect();
     let first = sb.run(&script("print('hi')")).await;
     assert_eq!(first.status, Status::Passed, "{}", first.summary());
     let pid = server_pid(&first).expect("a fork server pid");
@@ -207,12 +199,19 @@ async fn warming_up_starts_the_server_the_first_run_uses() {
         "the run's server {pid} was not among those up after warm_up: {before:?}"
     );
 
-    // Without a fork server, warming up starts nothing and runs still work.
+    // With the fork server off, warming up is harmless and runs start their
+    // own interpreter.
     let off = sandbox(false);
     off.warm_up().await;
     let out = off.run(&script("print('hi')")).await;
     assert_eq!(out.status, Status::Passed, "{}", out.summary());
     assert_eq!(fork_server_layer(&out), Some(false), "{:?}", out.layers);
+}
+
+/// Whether `pid` is a running fork server (by its command line).
+fn is_fork_server(pid: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("fork server for the process sandbox"))
 }
 
 /// Pids descending from `root`, with their depth below it.
