@@ -23,6 +23,7 @@ async fn odd_programs_get_clear_outcomes() {
         let tests = TestSpec::Check {
             code: "def check(c):\n    assert c(1) == 1\n".into(),
             entry_point: Some("f".into()),
+            context: String::new(),
         };
         let out = sb.run(&RunRequest::new("", tests)).await;
         assert_eq!(out.status, Status::Failed, "{kind}: {}", out.summary());

@@ -157,6 +157,7 @@ async fn a_killed_fork_server_is_replaced() {
     let tests = TestSpec::Check {
         code: "def check(candidate):\n    assert candidate(3) == 9\n".into(),
         entry_point: Some("sq".into()),
+        context: String::new(),
     };
     let right = RunRequest::new("def sq(x):\n    return x * x\n", tests.clone());
     let wrong = RunRequest::new("def sq(x):\n    return x + 3\n", tests);

@@ -509,6 +509,7 @@ async fn poison_then_judge(kind: SandboxKind) {
             TestSpec::Check {
                 code: tests.into(),
                 entry_point: Some("sq".into()),
+                context: String::new(),
             },
         )
     };
@@ -555,6 +556,7 @@ def sq(x):
             TestSpec::Check {
                 code: "def check(candidate):\n    assert candidate(2) == (4\n".into(),
                 entry_point: Some("sq".into()),
+                context: String::new(),
             },
         )
     };

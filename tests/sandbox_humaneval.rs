@@ -18,6 +18,7 @@ fn request(task: &serde_json::Value, body: &str) -> RunRequest {
         TestSpec::Check {
             code: s("test"),
             entry_point: Some(s("entry_point")),
+            context: s("prompt"),
         },
     );
     req.guard = Guard::HumanEval;
@@ -135,6 +136,7 @@ async fn failure_message_is_exact() {
             TestSpec::Check {
                 code: tests.into(),
                 entry_point: Some("add".into()),
+                context: String::new(),
             },
         );
         let out = sb.run(&req).await;

@@ -140,6 +140,9 @@ class AssertFailed(AssertionError):
 
 
 def _error_info(exc, files=(SOLUTION, TESTS)):
+    told = getattr(exc, "_sr_info", None)
+    if told is not None:  # an exception the program raised in a compute run (judged runs)
+        return told
     import linecache
     import traceback
 
@@ -275,11 +278,13 @@ def _remember(source, filename):
     _SOURCES[filename] = source
 
 
-def _instrument(source, filename, sites):
+def _instrument(source, filename, sites, free=None):
     import ast
 
     _remember(source, filename)
     tree = ast.parse(source, filename)
+    if free is not None:
+        free.update(_free_names(tree))
     tree = _rewriter(source, sites).visit(tree)
     try:
         return compile(tree, filename, "exec")
@@ -310,11 +315,39 @@ def compile_tests(req):
     if source is None:
         return {"error": "these tests have no code to compile"}
     sites = []
+    free = {}
     try:
-        code = _instrument(source, TESTS, sites)
+        code = _instrument(source, TESTS, sites, free)
     except SyntaxError as e:
         return {"error": "the tests do not parse: %s" % e.msg}
-    return {"code": binascii.b2a_base64(marshal.dumps(code), newline=False).decode(), "sites": sites}
+    return {"code": binascii.b2a_base64(marshal.dumps(code), newline=False).decode(), "sites": sites, "free": free}
+
+
+def _free_names(tree):
+    """The names the tests use but never bind: `calls` are called (the
+    program's functions, in a judged run), `names` only read."""
+    import ast
+
+    bound, loads, called = set(), set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loads if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchAs) and node.name:
+            bound.add(node.name)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            called.add(node.func.id)
+    free = sorted(n for n in loads - bound if not hasattr(builtins, n))
+    return {"calls": [n for n in free if n in called], "names": [n for n in free if n not in called]}
 
 
 class _Asserts:
@@ -337,7 +370,7 @@ class _Asserts:
     def _eval(self, idx, thunk):
         try:
             return True, thunk()
-        except (OutputLimit, TestTimeout, AssertFailed):
+        except (OutputLimit, TestTimeout, AssertFailed, NeedAnswers):
             raise
         except Exception as e:
             if isinstance(e, ModuleNotFoundError) and self.rec.missing_module is None:
@@ -383,7 +416,15 @@ class _Asserts:
         ok, value = self._eval(idx, thunk)
         if not ok:
             return
-        if value:
+        try:
+            good = bool(value)
+        except (OutputLimit, TestTimeout, NeedAnswers):
+            raise
+        except Exception as e:
+            info = _error_info(e)
+            self._fail(idx, "error", call=site["left"], error=info, message="truth value raised %s" % info["type"])
+            return
+        if good:
             self.rec.record(idx, self._base(idx), "passed")
             return
         message = "%s was %s" % (site["left"], _short(value))
@@ -570,6 +611,329 @@ def _lcb(out, exp):
     return True
 
 
+# ------------------------------------------------------------ judged runs
+#
+# A verdict comes from an interpreter the program never ran in. A judged run
+# is a `compute` run (the program on the tests' inputs: no test code, no
+# expected value) and a `judge` run (the tests, with every call into the
+# program answered from the compute run's answers). Answers cross as marshal
+# data of exact builtin types, which the judge checks before use, so a
+# program can say what it returns but never how a test compares it.
+
+ITER_CAP = 100000  # items kept from an iterator the program returns
+_COLLECTIONS = ("OrderedDict", "defaultdict", "Counter", "deque")
+
+
+class NeedAnswers(BaseException):
+    """The tests called the program with inputs it has not answered yet."""
+
+
+def _b64(data):
+    return binascii.b2a_base64(data, newline=False).decode()
+
+
+def _encode(answer):
+    return _b64(marshal.dumps(answer))
+
+
+def _value(case, key):
+    if key + "_py" in case:
+        return eval(case[key + "_py"], {"inf": float("inf"), "nan": float("nan"), "__builtins__": {}})
+    return case.get(key)
+
+
+def _answer(value):
+    """A returned value as data (compute side; runs in the program's interpreter)."""
+    try:
+        return _encode(("v", value))
+    except (ValueError, RecursionError):
+        pass
+    t = type(value)
+    name = getattr(t, "__name__", "?")
+    try:
+        if hasattr(t, "__next__"):
+            items = []
+            for x in value:
+                items.append(x)
+                if len(items) >= ITER_CAP:
+                    break
+            return _encode(("i", items))
+        if getattr(t, "__module__", None) == "collections" and name in _COLLECTIONS:
+            content = list(value.items()) if isinstance(value, dict) else list(value)
+            return _encode(("c", name, content))
+    except (OutputLimit, TestTimeout):
+        raise
+    except BaseException:
+        pass
+    try:
+        truth = bool(value)
+    except BaseException:
+        truth = True
+    return _encode(("o", str(name), _short(value, 200), truth))
+
+
+def _raised(e):
+    try:
+        message = _tail(str(e), VALUE_CAP)
+    except BaseException:
+        message = "<str failed>"
+    return _encode(("x", type(e).__name__, message, _error_info(e)))
+
+
+_TIMED_OUT = _encode(("t",))
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset)
+
+
+def _plain(value):
+    """True if `value` is made only of exact builtin data types (iteratively:
+    no recursion limit to trip)."""
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        if t not in _PLAIN:
+            return False
+        if t is dict:
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif t in (list, tuple, set, frozenset):
+            stack.extend(x)
+    return True
+
+
+class _Opaque:
+    """An answer that is not plain data: it equals nothing."""
+
+    __slots__ = ("type_name", "text", "truth")
+
+    def __init__(self, type_name, text, truth):
+        self.type_name, self.text, self.truth = type_name, text, truth
+
+    def __eq__(self, other):
+        return False
+
+    def __ne__(self, other):
+        return True
+
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        return self.truth is True
+
+    def __repr__(self):
+        return "<%s object: %s>" % (self.type_name, self.text)
+
+
+def _program_exception(name, message, info):
+    """The exception a program raised, rebuilt on the judge's side (only
+    builtin exception types keep their type; any other is a plain Exception
+    subclass of that name)."""
+    cls = getattr(builtins, name, None)
+    exc = None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            exc = cls(message)
+        except Exception:
+            exc = None
+    if exc is None:
+        exc = type(name, (Exception,), {})(message)
+    frames = []
+    tb = info.get("traceback") if type(info) is dict else None
+    for f in tb if type(tb) is list else ():
+        if type(f) is dict:
+            frames.append({k: f.get(k) if type(f.get(k)) is str else "" for k in ("file", "function", "code")})
+            frames[-1]["line"] = f.get("line") if type(f.get("line")) is int else 0
+    line = info.get("line") if type(info) is dict else None
+    exc._sr_info = {"type": name, "message": message, "line": line if type(line) is int else None, "traceback": frames[-8:]}
+    return exc
+
+
+def _replay_answer(text, tag=None):
+    """Rebuild an answer on the judge's side: its value, or raise what the
+    program raised (or TestTimeout)."""
+    try:
+        a = marshal.loads(binascii.a2b_base64(text)) if type(text) is str else None
+    except Exception:
+        a = None
+    if type(a) is not tuple or not a or not _plain(a) or type(a[0]) is not str:
+        raise _program_exception("HarnessError", "the program's answer is not readable data", None)
+    kind = a[0]
+    if kind == "t":
+        raise TestTimeout()
+    if kind == "x" and len(a) == 4 and type(a[1]) is str and type(a[2]) is str:
+        raise _program_exception(a[1], a[2], a[3])
+    if tag is not None and kind != tag:
+        raise _program_exception("HarnessError", "the program's answer is of the wrong kind", None)
+    if kind in ("v", "s") and len(a) == 2:
+        return a[1]
+    if kind == "i" and len(a) == 2 and type(a[1]) is list:
+        return iter(a[1])
+    if kind == "c" and len(a) == 3 and a[1] in _COLLECTIONS and type(a[2]) is list:
+        import collections
+
+        if a[1] == "deque":
+            return collections.deque(a[2])
+        try:
+            items = dict(a[2])
+        except (TypeError, ValueError):
+            items = None
+        if items is not None:
+            return collections.defaultdict(None, items) if a[1] == "defaultdict" else getattr(collections, a[1])(items)
+    if kind == "o" and len(a) == 4 and type(a[1]) is str:
+        return _Opaque(a[1], str(a[2]), a[3])
+    raise _program_exception("HarnessError", "the program's answer is not readable data", None)
+
+
+def _canon(value, depth=0):
+    """A text that is equal for equal call arguments in any interpreter (set
+    and dict order, which hash seeds change, do not count)."""
+    t = type(value)
+    if depth > 200:
+        raise ValueError("arguments nested too deeply")
+    if t is float:
+        return "f" + float.__repr__(value)
+    if t in (type(None), bool, int, str, bytes, complex):
+        return t.__name__[0] + repr(value)
+    if t in (list, tuple):
+        return ("L(" if t is list else "T(") + ",".join(_canon(x, depth + 1) for x in value) + ")"
+    if t in (set, frozenset):
+        return "S(" + ",".join(sorted(_canon(x, depth + 1) for x in value)) + ")"
+    if t is dict:
+        return "D(" + ",".join(sorted(_canon(k, depth + 1) + ":" + _canon(x, depth + 1) for k, x in value.items())) + ")"
+    state = getattr(value, "__dict__", None)
+    if type(state) is dict:
+        return "O" + t.__qualname__ + _canon(state, depth + 1)
+    return "R" + t.__qualname__ + repr(value)
+
+
+def _call_inputs(call, g):
+    """A call's arguments, on the compute side (`p`: pickled objects of classes
+    the tests' setup defined, found in the program's namespace)."""
+    data = binascii.a2b_base64(call.get("args") or "")
+    if call.get("enc") == "m":
+        return marshal.loads(data)
+    if call.get("enc") == "p":
+        import pickle
+
+        class _Unpickler(pickle.Unpickler):
+            def find_class(self, module, name):
+                if module == "__main__":
+                    return g[name]
+                return super().find_class(module, name)
+
+        return _Unpickler(io.BytesIO(data)).load()
+    raise TypeError("these arguments cannot be passed to the program: %s" % (call.get("error") or "unknown encoding"))
+
+
+class _Pending:
+    """What a call not yet answered returns while the tests are first walked
+    for their calls: any use of it raises, so that test moves on."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<not yet answered>"
+
+    __hash__ = object.__hash__
+
+
+def _pending_use(self, *a, **k):
+    raise TypeError("the program has not answered this call yet")
+
+
+for _n in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__len__", "__iter__",
+           "__contains__", "__getitem__", "__call__", "__getattr__", "__add__", "__radd__", "__sub__", "__rsub__",
+           "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__floordiv__", "__mod__", "__pow__", "__neg__",
+           "__abs__", "__int__", "__float__", "__index__", "__round__", "__and__", "__or__", "__xor__"):
+    setattr(_Pending, _n, _pending_use)
+_PENDING = _Pending()
+
+
+class _Replay:
+    """Stands for one of the program's functions in the judge."""
+
+    __slots__ = ("_judge", "__name__")
+
+    def __init__(self, judge, name):
+        self._judge = judge
+        self.__name__ = name
+
+    def __call__(self, *args, **kwargs):
+        return self._judge.answer(self.__name__, False, args, kwargs)
+
+    def __repr__(self):
+        return "<function %s>" % self.__name__
+
+
+class _Judge:
+    """The answers of a compute run, keyed by function and arguments; the
+    calls the tests made that have none are `needed`."""
+
+    def __init__(self, answers, collect, g):
+        self.table = {}
+        for entry in answers:
+            if type(entry) is list and len(entry) == 4:
+                name, get, canon, answer = entry
+                self.table.setdefault((name, bool(get), canon), []).append(answer)
+        self.seen = {}
+        self.collect = collect  # walking the tests for their calls: go on past unanswered ones
+        self.g = g
+        self.needed = []
+
+    def bind(self, g, free, entry_point):
+        """Put the program's names the tests use into their namespace."""
+        for name in free.get("calls") or ():
+            if name not in g:
+                g[name] = _Replay(self, name)
+        for name in free.get("names") or ():
+            if name in g:
+                continue
+            try:
+                g[name] = __import__(name)
+            except ImportError:
+                g[name] = self.answer(name, True, (), {})
+        if entry_point:
+            g[entry_point] = _Replay(self, entry_point)
+
+    def answer(self, name, get, args, kwargs):
+        canon = "" if get else _canon((args, kwargs))
+        key = (name, get, canon)
+        n = self.seen.get(key, 0)
+        self.seen[key] = n + 1
+        got = self.table.get(key)
+        if got is not None and n < len(got):
+            return _replay_answer(got[n])
+        entry = {"name": name, "get": get, "canon": canon, "n": n}
+        if not get:
+            entry.update(self._encode_args(args, kwargs))
+        self.needed.append(entry)
+        if self.collect:
+            return _PENDING
+        raise NeedAnswers()
+
+    def _encode_args(self, args, kwargs):
+        try:
+            return {"enc": "m", "args": _b64(marshal.dumps((args, kwargs)))}
+        except ValueError:
+            pass
+        # Objects of classes the tests define (MBPP's tree setups) go by
+        # pickle, their classes named in the tests' namespace.
+        import pickle
+        import types
+
+        main = types.ModuleType("__main__")
+        main.__dict__.update(self.g)
+        saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = main
+        try:
+            return {"enc": "p", "args": _b64(pickle.dumps((args, kwargs), 4))}
+        except Exception as e:
+            return {"enc": "none", "error": "%s: %s" % (type(e).__name__, e)}
+        finally:
+            sys.modules["__main__"] = saved
+
+
 # ------------------------------------------------------------------ running
 
 
@@ -618,8 +982,15 @@ class Runner:
         self.status = None
         self.missing_module = None
         self.test_timeout = req.get("test_timeout")
+        self.answers = None  # a compute run's answers
+        self.judge = None  # a judge run's replay table
         self._alarm = None
-        if self.test_timeout:  # signal imports enum: not for runs without a per-test limit
+        # A compute run stops itself at its deadline and still answers, so
+        # the judge sees which calls finished in time, as a run that stops
+        # at its first failing assert would have.
+        deadline = (req.get("tests") or {}).get("deadline")
+        self.deadline_at = time.perf_counter() + deadline if deadline else None
+        if self.test_timeout or deadline:  # signal imports enum: not for runs without a limit
             try:
                 import signal
 
@@ -630,6 +1001,9 @@ class Runner:
 
     # -- guards
     def _timer(self, seconds):
+        if self.deadline_at is not None:
+            left = max(self.deadline_at - time.perf_counter(), 1e-3)
+            seconds = min(seconds, left) if seconds else left
         if self._alarm is None or not seconds:
             return
 
@@ -659,7 +1033,9 @@ class Runner:
                 self._untimer()
             return True
         except SystemExit as e:
-            if (self.req.get("tests") or {}).get("kind", "script") in ("io", "script") or e.code in (None, 0):
+            tests = self.req.get("tests") or {}
+            stdin_program = tests.get("kind", "script") == "script" or "inputs" in tests
+            if stdin_program or e.code in (None, 0):
                 return True
             self.error = {"type": "SystemExit", "message": _short(e.code), "line": None, "traceback": []}
         except OutputLimit:
@@ -708,23 +1084,26 @@ class Runner:
         else:
             sys.stdin = io.StringIO(self.req.get("stdin") or "")
         try:
-            self._apply_guard()
-            if kind == "script":
+            if kind != "judge":  # the judge runs only the tests, which are ours to trust
+                self._apply_guard()
+            if kind == "compute":
+                self._compute(tests)
+            elif kind == "judge":
+                self._judge(tests)
+            elif kind == "script":
                 self._script()
-            elif kind == "check":
-                self._check(tests)
-            elif kind == "asserts":
-                self._asserts(tests)
-            elif kind == "io":
-                self._io(tests)
-            elif kind == "call":
-                self._call(tests)
+            elif kind in ("check", "asserts", "io", "call"):
+                # A verdict never comes from the program's own interpreter.
+                self.error = {"type": "HarnessError", "message": "%s tests run only as a judged run (compute, then judge)" % kind,
+                              "line": None, "traceback": []}
             else:
                 self.error = {"type": "HarnessError", "message": "unknown test kind %r" % kind, "line": None, "traceback": []}
         except OutputLimit:
             self.status = "output_limit"
         except TestTimeout:
             self.status = "timeout"
+        except NeedAnswers:
+            self.status = "incomplete"
         finally:
             sys.stdout, sys.stderr, sys.stdin = old
         return self.result()
@@ -736,16 +1115,18 @@ class Runner:
     def _namespace(self):
         return {"__name__": "__main__", "__builtins__": builtins}
 
-    def _run_tests_code(self, code_src, g, entry_point):
+    def _run_tests_code(self, code_src, g, entry_point, judge=None):
         sites = []
+        free = {}
         try:
             compiled = self.req.get("tests_compiled")
             if compiled:
                 _remember(code_src, TESTS)
                 code = marshal.loads(binascii.a2b_base64(compiled["code"]))
                 sites = compiled["sites"]
+                free = compiled.get("free") or {}
             else:
-                code = _instrument(code_src, TESTS, sites)
+                code = _instrument(code_src, TESTS, sites, free)
         except SyntaxError as e:
             self.error = {"type": "SyntaxError", "message": "the tests do not parse: %s (line %s)" % (e.msg, e.lineno), "line": None, "traceback": []}
             self.status = "error"
@@ -754,6 +1135,8 @@ class Runner:
         g["__sr_cmp"] = helper.cmp
         g["__sr_truth"] = helper.truth
         try:
+            if judge is not None:
+                judge.bind(g, free, entry_point)
             exec(code, g)
             calls = []
             if entry_point:
@@ -774,7 +1157,7 @@ class Runner:
                     self._untimer()
         except AssertFailed:
             pass
-        except (OutputLimit, TestTimeout):
+        except (OutputLimit, TestTimeout, NeedAnswers):
             raise
         except AssertionError as e:  # a plain assert the rewriter did not see
             info = _error_info(e)
@@ -789,32 +1172,133 @@ class Runner:
             self.rec.record(("exc", line), {"id": "line %s" % line, "line": line, "source": src}, "error",
                             message="%s: %s" % (info["type"], info["message"]), error=info)
 
-    def _check(self, tests):
-        g = self._namespace()
-        if not self._load(self.req["program"], g):
-            return
-        self._run_tests_code(tests.get("code", ""), g, tests.get("entry_point"))
+    # -- judged runs: compute (the program, no tests) then judge (the tests, no program)
+    def _compute(self, spec):
+        """Run the program on the tests' inputs and keep its answers as data.
 
-    def _asserts(self, tests):
+        The request holds no test code and no expected value, so nothing the
+        program can reach tells it what a test wants; whatever it answers is
+        judged later, in an interpreter it never ran in."""
+        self.answers = []
+        if "inputs" in spec:
+            self._compute_io(spec.get("inputs") or [])
+            return
         g = self._namespace()
         if not self._load(self.req["program"], g):
             return
-        setup = tests.get("setup") or ""
-        if setup.strip():
-            try:
-                exec(compile(setup, "setup.py", "exec"), g)
-            except BaseException as e:
-                self.error = _error_info(e, files=("setup.py",))
-                self.error["message"] = "test setup failed: " + self.error["message"]
-                self.status = "error"
+        if spec.get("call") is not None:
+            self._compute_call(spec["call"], g)
+            return
+        setup = spec.get("setup") or ""
+        if setup.strip() and not self._setup(setup, g):
+            return
+        for call in spec.get("calls") or ():
+            self.answers.append(self._answer_call(g, call))
+            if self.status == "timeout":
                 return
-        self._run_tests_code(_tests_source(tests), g, None)
 
-    def _io(self, tests):
-        rule = tests.get("compare", "exact")
-        code = None
+    def _setup(self, setup, g):
         try:
-            code = compile(self.req["program"], SOLUTION, "exec")
+            exec(compile(setup, "setup.py", "exec"), g)
+            return True
+        except BaseException as e:
+            self.error = _error_info(e, files=("setup.py",))
+            self.error["message"] = "test setup failed: " + self.error["message"]
+            self.status = "error"
+            return False
+
+    def _answer_call(self, g, call):
+        name = call.get("name")
+        self._timer(self.test_timeout)
+        try:
+            if name not in g:
+                raise NameError("name %r is not defined" % (name,))
+            if call.get("get"):
+                return _answer(g[name])
+            args, kwargs = _call_inputs(call, g)
+            return _answer(g[name](*args, **kwargs))
+        except TestTimeout:
+            self.status = "timeout"
+            return _TIMED_OUT
+        except OutputLimit:
+            raise
+        except BaseException as e:
+            return self._raised(e)
+        finally:
+            self._untimer()
+
+    def _raised(self, e):
+        self._note_exc(e)
+        if self.status is None:
+            self.status = "failed"  # so a missing module is seen by the caller
+        return _raised(e)
+
+    def _compute_call(self, spec, g):
+        fn_name = spec.get("fn_name")
+        cls = spec.get("class_name")
+        try:
+            target = getattr(g[cls](), fn_name) if cls else g[fn_name]
+        except BaseException as e:
+            self.error = _error_info(e)
+            self.error["message"] = "cannot find %s: %s" % (fn_name, self.error["message"])
+            return
+        limits = spec.get("time_limits") or []
+        import copy
+
+        for i, case in enumerate(spec.get("cases") or ()):
+            try:
+                args = _value(case, "args")
+            except Exception as e:
+                self.error = {"type": "HarnessError", "message": "bad test case %d: %s" % (i + 1, e), "line": None, "traceback": []}
+                return
+            limit = limits[i] if i < len(limits) else self.test_timeout
+            t0 = time.perf_counter()
+            self._timer(limit)
+            try:
+                answer = _answer(target(*copy.deepcopy(args)))
+            except TestTimeout:
+                answer = _TIMED_OUT
+            except OutputLimit:
+                raise
+            except BaseException as e:
+                answer = self._raised(e)
+            finally:
+                self._untimer()
+            if limit and time.perf_counter() - t0 > limit:
+                # Without signals (wasm) a slow call cannot be interrupted, only judged.
+                answer = _TIMED_OUT
+            self.answers.append(answer)
+            if answer is _TIMED_OUT:
+                self.status = "timeout"
+                return
+
+    def _compute_io(self, inputs):
+        code = self._io_code()
+        if code is None:
+            return
+        for text in inputs:
+            out = _CappedText(self.out.cap)
+            sys.stdout = out
+            sys.stdin = io.StringIO(text)
+            self.error = None
+            ok = self._load(self.req["program"], self._namespace(), code)
+            sys.stdout = self.out
+            if self.status == "timeout":
+                self.answers.append(_TIMED_OUT)
+                return
+            if self.status == "output_limit":
+                return
+            if ok:
+                self.answers.append(_encode(("s", out.getvalue())))
+            else:
+                err, self.error = self.error, None
+                if self.status is None:
+                    self.status = "failed"
+                self.answers.append(_encode(("x", err.get("type", "Exception"), err.get("message", ""), err)))
+
+    def _io_code(self):
+        try:
+            return compile(self.req["program"], SOLUTION, "exec")
         except SyntaxError as e:
             # APPS' harness runs stdin programs as the body of `def code():`,
             # so a top-level `return` is legal there; do the same, only then.
@@ -828,108 +1312,76 @@ class Runner:
                     n += 1
                 body = "".join("\t" + l for l in lines[n:])
                 self.req["program"] = "".join(lines[:n]) + "def __sr_code():\n" + body + "\n__sr_code()\n"
-                code = compile(self.req["program"], SOLUTION, "exec")
+                return compile(self.req["program"], SOLUTION, "exec")
             except SyntaxError:
                 self.error = _error_info(e)
-                return
-        for i, case in enumerate(tests.get("cases", [])):
-            key = ("case", i)
-            base = {"id": "case %d" % (i + 1), "line": None, "source": "stdin case %d" % (i + 1)}
-            out = _CappedText(self.out.cap)
-            sys.stdout = out
-            sys.stdin = io.StringIO(case.get("input", ""))
-            g = self._namespace()
-            t0 = time.perf_counter()
-            self.error = None
-            ok = self._load(self.req["program"], g, code)
-            sys.stdout = self.out
-            if self.status in ("timeout", "output_limit"):
-                self.rec.record(key, base, "timeout" if self.status == "timeout" else "error",
-                                message="timed out" if self.status == "timeout" else "output limit")
-                return
-            inp = _tail(case.get("input", ""), 300)
-            if not ok:
-                err = self.error
-                self.error = None
-                self.rec.record(key, base, "error", call="stdin " + _short(inp), error=err,
-                                message="with input %s the program raised %s: %s" % (_short(inp), err["type"], err["message"]))
-            else:
-                text = out.getvalue()
-                if compare_stdout(text, case.get("output", ""), rule):
-                    self.rec.record(key, base, "passed", duration_ms=(time.perf_counter() - t0) * 1e3)
-                else:
-                    self.rec.record(key, base, "failed", call="stdin " + _short(inp), actual=_short(text),
-                                    expected=_short(case.get("output", "")),
-                                    message="given input %s the output was %s but expected %s" % (
-                                        _short(inp), _short(text), _short(case.get("output", ""))))
-            if self.fast_fail and self.rec.failed:
-                return
+                return None
 
-    def _value(self, case, key):
-        if key + "_py" in case:
-            return eval(case[key + "_py"], {"inf": float("inf"), "nan": float("nan"), "__builtins__": {}})
-        return case.get(key)
-
-    def _call(self, tests):
+    def _judge(self, spec):
+        """Run the tests with every call into the program answered from a
+        compute run's answers. The program never ran in this interpreter."""
+        tests = spec.get("tests") or {}
+        kind = tests.get("kind")
+        answers = spec.get("answers") or []
+        if kind == "call":
+            self._judge_call(tests, answers)
+            return
+        if kind == "io":
+            self._judge_io(tests, answers)
+            return
+        if kind not in ("check", "asserts"):
+            self.error = {"type": "HarnessError", "message": "cannot judge tests of kind %r" % (kind,), "line": None, "traceback": []}
+            return
         g = self._namespace()
-        if not self._load(self.req["program"], g):
+        self.judge = _Judge(answers, bool(spec.get("collect")), g)
+        context = tests.get("context") or ""
+        if context:
+            try:
+                exec(compile(context, "context.py", "exec"), g)
+            except BaseException as e:
+                self.error = {"type": "HarnessError", "message": "the task's context does not run: %s: %s" % (type(e).__name__, e), "line": None, "traceback": []}
+                return
+        if kind == "asserts" and (tests.get("setup") or "").strip() and not self._setup(tests["setup"], g):
             return
-        fn_name = tests["fn_name"]
-        cls = tests.get("class_name")
-        try:
-            if cls:
-                target = getattr(g[cls](), fn_name)
-            else:
-                target = g[fn_name]
-        except BaseException as e:
-            self.error = _error_info(e)
-            self.error["message"] = "cannot find %s: %s" % (fn_name, self.error["message"])
-            return
+        source = _tests_source(tests)
+        if "random" in source:  # the same inputs in every judge run of these tests
+            import random
+
+            random.seed(0)
+        self._run_tests_code(source, g, tests.get("entry_point"), self.judge)
+
+    def _judge_call(self, tests, answers):
+        fn_name = tests.get("fn_name")
         rule = tests.get("compare", "exact")
         atol = float(tests.get("atol") or 0)
         oracle = tests.get("oracle")
-        limits = tests.get("time_limits") or []
-        import copy
-
         for i, case in enumerate(tests.get("cases", [])):
             key = ("case", i)
             base = {"id": "case %d" % (i + 1), "line": None, "source": ""}
             try:
-                args = self._value(case, "args")
-                expected = self._value(case, "expected")
+                args = _value(case, "args")
+                expected = _value(case, "expected")
             except Exception as e:
                 self.error = {"type": "HarnessError", "message": "bad test case %d: %s" % (i + 1, e), "line": None, "traceback": []}
                 return
             call = "%s(%s)" % (fn_name, ", ".join(_short(a, 200) for a in args))
             base["source"] = call
-            t0 = time.perf_counter()
-            limit = limits[i] if i < len(limits) else self.test_timeout
+            if i >= len(answers):
+                self.error = {"type": "HarnessError", "message": "no answer for case %d" % (i + 1), "line": None, "traceback": []}
+                return
             try:
-                self._timer(limit)
-                try:
-                    out = target(*copy.deepcopy(args))
-                finally:
-                    self._untimer()
+                out = _replay_answer(answers[i])
             except TestTimeout:
                 self.rec.record(key, base, "timeout", call=call, message="%s timed out" % call)
                 self.status = "timeout"
                 return
-            except (OutputLimit,):
-                raise
-            except BaseException as e:
-                self._note_exc(e)
+            except Exception as e:
                 info = _error_info(e)
                 self.rec.record(key, base, "error", call=call, error=info,
                                 message="%s raised %s: %s" % (call, info["type"], info["message"]))
                 if self.fast_fail:
                     return
                 continue
-            elapsed = time.perf_counter() - t0
-            if limit and elapsed > limit:
-                # Without signals (wasm) a slow call cannot be interrupted, only judged.
-                self.rec.record(key, base, "timeout", call=call, message="%s took %.2fs, limit %.2fs" % (call, elapsed, limit))
-                self.status = "timeout"
-                return
             if oracle == "poly_root":
                 xs = args[0]
                 try:
@@ -959,6 +1411,36 @@ class Runner:
                 if self.fast_fail:
                     return
 
+    def _judge_io(self, tests, answers):
+        rule = tests.get("compare", "exact")
+        for i, case in enumerate(tests.get("cases", [])):
+            key = ("case", i)
+            base = {"id": "case %d" % (i + 1), "line": None, "source": "stdin case %d" % (i + 1)}
+            inp = _tail(case.get("input", ""), 300)
+            if i >= len(answers):
+                self.rec.record(key, base, "error", message="output limit")
+                return
+            try:
+                text = _replay_answer(answers[i], tag="s")
+            except TestTimeout:
+                self.rec.record(key, base, "timeout", message="timed out")
+                self.status = "timeout"
+                return
+            except Exception as e:
+                err = _error_info(e)
+                self.rec.record(key, base, "error", call="stdin " + _short(inp), error=err,
+                                message="with input %s the program raised %s: %s" % (_short(inp), err["type"], err["message"]))
+            else:
+                if type(text) is str and compare_stdout(text, case.get("output", ""), rule):
+                    self.rec.record(key, base, "passed")
+                else:
+                    self.rec.record(key, base, "failed", call="stdin " + _short(inp), actual=_short(text),
+                                    expected=_short(case.get("output", "")),
+                                    message="given input %s the output was %s but expected %s" % (
+                                        _short(inp), _short(text), _short(case.get("output", ""))))
+            if self.fast_fail and self.rec.failed:
+                return
+
     def result(self):
         status = self.status
         if status is None:
@@ -968,7 +1450,7 @@ class Runner:
                 status = "failed"
             else:
                 status = "passed"
-        return {
+        result = {
             "status": status,
             "passed": self.rec.passed,
             "failed": self.rec.failed,
@@ -979,6 +1461,11 @@ class Runner:
             "stderr": _tail(self.err.getvalue(), 4000),
             "output_truncated": self.out.truncated or self.err.truncated,
         }
+        if self.answers is not None and self.error is None:
+            result["answers"] = self.answers
+        if self.judge is not None:
+            result["needed"] = self.judge.needed
+        return result
 
 
 _ESCAPES = {i: "\\u%04x" % i for i in range(32)}

@@ -29,6 +29,12 @@ pub struct HarnessResult {
     pub stderr: String,
     #[serde(default)]
     pub output_truncated: bool,
+    /// A compute run's answers, one per call or case.
+    #[serde(default)]
+    pub answers: Option<Vec<serde_json::Value>>,
+    /// The calls a judge run made that had no answer.
+    #[serde(default)]
+    pub needed: Vec<serde_json::Value>,
 }
 
 /// Encode a request for the harness. `token` marks the result line on stdout.
@@ -197,6 +203,9 @@ fn write_whole(dir: &std::path::Path, key: &str, value: &serde_json::Value) -> s
 /// `(key, request)`: the key is the request's sha256, as [`CompiledTests`]
 /// files the answer.
 pub fn compile_request(tests: &TestSpec) -> Option<(String, String)> {
+    if let TestSpec::Judge(j) = tests {
+        return compile_request(&j.tests);
+    }
     matches!(tests, TestSpec::Check { .. } | TestSpec::Asserts { .. }).then(|| {
         let request = serde_json::json!({"compile_tests": true, "tests": tests}).to_string();
         (crate::fetch::sha256_bytes(request.as_bytes()), request)
@@ -256,6 +265,11 @@ pub fn apply(result: HarnessResult, out: &mut Outcome) {
         "timeout" => Status::Timeout,
         "output_limit" => Status::OutputLimit,
         _ => Status::Error,
+    };
+    out.exchange = crate::outcome::Exchange {
+        answers: result.answers,
+        needed: result.needed,
+        incomplete: result.status == "incomplete",
     };
     if out.status == Status::Error
         && result

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod error;
 pub mod fetch;
 pub mod harness;
+pub mod judge;
 pub mod outcome;
 pub mod process;
 pub mod request;
@@ -81,7 +82,16 @@ impl std::str::FromStr for SandboxKind {
 /// the program did, including "the sandbox could not run it", is an [`Outcome`].
 pub trait Sandbox: Send + Sync {
     fn kind(&self) -> SandboxKind;
-    fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome>;
+    /// Run `req` and judge it: for a request with tests, the program and the
+    /// tests run apart, and the verdict comes from the run the program never
+    /// reached ([`judge`]).
+    fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
+        Box::pin(judge::run(self, req))
+    }
+    /// One run in one fresh instance or process, as the request says. The
+    /// harness gives a verdict here only for a script's exit; tests are
+    /// judged by [`Sandbox::run`].
+    fn run_unjudged<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome>;
     /// Start what the first run would otherwise wait for (the process
     /// sandbox's fork server), so that a caller expecting runs can overlap it
     /// with other work. Runs never depend on it.

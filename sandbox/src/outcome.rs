@@ -141,6 +141,17 @@ pub struct Outcome {
     /// `Unavailable`: no verdict, another sandbox should judge the program.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub over_budget: bool,
+    /// What a half of a judged run handed back (see [`crate::judge`]).
+    #[serde(skip)]
+    pub(crate) exchange: Exchange,
+}
+
+/// A compute run's answers, or the calls a judge run found unanswered.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub(crate) struct Exchange {
+    pub answers: Option<Vec<serde_json::Value>>,
+    pub needed: Vec<serde_json::Value>,
+    pub incomplete: bool,
 }
 
 impl Outcome {
@@ -159,6 +170,7 @@ impl Outcome {
             limits: limits.clone(),
             layers,
             over_budget: false,
+            exchange: Exchange::default(),
         }
     }
 

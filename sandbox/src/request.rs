@@ -14,6 +14,11 @@ pub enum TestSpec {
     Check {
         code: String,
         entry_point: Option<String>,
+        /// Trusted code the tests may use (HumanEval's prompt: its helper
+        /// functions), run by the judge in place of the program, which
+        /// never runs where the verdict is made.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        context: String,
     },
     /// MBPP style: setup code, then independent assert statements.
     Asserts { setup: String, asserts: Vec<String> },
@@ -24,6 +29,43 @@ pub enum TestSpec {
     },
     /// Function-call cases (APPS call-based, evalplus inputs).
     Call(CallSpec),
+    /// One half of a judged run (see [`crate::judge`]): the program on the
+    /// tests' inputs, with no test code and no expected value in reach.
+    Compute(ComputeSpec),
+    /// The other half: the tests, run without the program, every call into
+    /// it answered from a compute run's answers.
+    Judge(Box<JudgeSpec>),
+}
+
+/// What a compute run answers: calls found by walking the tests
+/// (check/asserts), call cases without their expected values, or stdin inputs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct ComputeSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<serde_json::Value>,
+    /// The tests' own setup (MBPP), which defines what some inputs are made of.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub setup: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
+    /// Seconds after which the run stops computing and reports what it has
+    /// (where the interpreter has signals), below the run's hard limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<f64>,
+}
+
+/// What a judge run gets: the tests, and the program's answers (for
+/// check/asserts `[name, get, canon, answer]` entries, else one per case).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JudgeSpec {
+    pub tests: TestSpec,
+    #[serde(default)]
+    pub answers: Vec<serde_json::Value>,
+    /// Walk the tests for the calls they make, going on past unanswered ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub collect: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

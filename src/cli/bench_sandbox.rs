@@ -59,6 +59,7 @@ fn humaneval_requests(data_dir: &std::path::Path) -> anyhow::Result<(Vec<RunRequ
             TestSpec::Check {
                 code: field("test")?,
                 entry_point: Some(field("entry_point")?),
+                context: field("prompt")?,
             },
         );
         r.guard = Guard::HumanEval;

@@ -56,6 +56,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         Some(t) => TestSpec::Check {
             code: read_source(t)?,
             entry_point: a.entry_point.clone(),
+            context: String::new(),
         },
         None => TestSpec::Script,
     };

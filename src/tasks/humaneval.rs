@@ -21,13 +21,16 @@ pub fn limits() -> Limits {
     }
 }
 
-/// The check suite: `test` defines `check(candidate)`, called on the entry point.
-pub fn check_suite(test: &str, entry_point: &str) -> Suite {
+/// The check suite: `test` defines `check(candidate)`, called on the entry
+/// point; `prompt` is what the tests may use of the program's text (helper
+/// functions such as HumanEval/32's `poly`), run by the judge in its place.
+pub fn check_suite(test: &str, entry_point: &str, prompt: &str) -> Suite {
     Suite {
         name: "tests".into(),
         tests: TestSpec::Check {
             code: test.to_string(),
             entry_point: Some(entry_point.to_string()),
+            context: prompt.to_string(),
         },
         limits: limits(),
         guard: Guard::HumanEval,
@@ -54,7 +57,7 @@ pub fn load(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
             entry_point: Some(entry.to_string()),
             canonical: vec![format!("{prompt}{canonical}")],
             visible: Vec::new(),
-            suites: vec![check_suite(test, entry)],
+            suites: vec![check_suite(test, entry, prompt)],
             extra: Vec::new(),
             visible_suite: None,
             repair_prompt: None,

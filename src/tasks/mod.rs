@@ -142,6 +142,7 @@ impl Suite {
             TestSpec::Asserts { asserts, .. } => asserts.len(),
             TestSpec::Io { cases, .. } => cases.len(),
             TestSpec::Call(c) => c.cases.len(),
+            TestSpec::Compute(_) | TestSpec::Judge(_) => 1,
         }
     }
 

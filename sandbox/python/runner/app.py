@@ -13,7 +13,7 @@ import abc, array, ast, base64, binascii, bisect, builtins, calendar, cmath, cod
 import contextlib, copy, dataclasses, datetime, decimal, difflib, enum, fractions, functools, gc, hashlib, heapq  # noqa: E401,F401
 import inspect, io, itertools, json, keyword, linecache, math, numbers, operator, pprint, queue, random, re  # noqa: E401,F401
 import reprlib, statistics, string, struct, sys, textwrap, time, timeit, traceback, types, typing, unicodedata  # noqa: E401,F401
-import warnings, weakref, zlib, atexit, os, locale, uuid, shlex, fnmatch, glob, posixpath, stat  # noqa: E401,F401
+import warnings, weakref, zlib, atexit, os, locale, uuid, shlex, fnmatch, glob, posixpath, stat, pickle  # noqa: E401,F401
 # fmt: on
 
 import harness

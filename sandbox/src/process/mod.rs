@@ -826,7 +826,7 @@ impl Sandbox for ProcessSandbox {
             let _ = self.fork_server().await;
         })
     }
-    fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
+    fn run_unjudged<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
         Box::pin(self.run_inner(req))
     }
 }

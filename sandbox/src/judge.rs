@@ -1,0 +1,301 @@
+//! Judged runs: a verdict comes from an interpreter the program never ran in.
+//!
+//! A test run in one interpreter can be talked into "passed": the program
+//! shares it with the harness and the tests, so it can reach the comparison,
+//! the recorder or the expected values (frames, `gc`, rebinding builtins,
+//! `__eq__` that always holds, exiting early with a forged result). So every
+//! run with tests is split in two, each in a fresh instance or process:
+//!
+//! 1. **compute**: the program runs on the tests' inputs only. The request
+//!    holds no test code and no expected value. Its answers come back as
+//!    marshal data of exact builtin types (or an exception, or a timeout).
+//! 2. **judge**: the tests run without the program; each call into it is
+//!    answered from those answers, rebuilt and checked as plain data.
+//!
+//! Whatever the program does to its own interpreter, it can only choose its
+//! answers. For code tests (check/asserts) the calls are found by walking the
+//! tests once (cached per suite, trusted code only); a call whose arguments
+//! depend on an earlier answer is found when the judge reaches it, answered
+//! in a further compute run, and judged again, up to [`MAX_ROUNDS`].
+
+use crate::Sandbox;
+use crate::outcome::{Layer, Outcome, Status};
+use crate::request::{ComputeSpec, Guard, JudgeSpec, Limits, RunRequest, TestSpec};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+/// Compute-then-judge rounds before a run is given up as undecidable.
+pub const MAX_ROUNDS: usize = 8;
+
+/// Calls found by walking each suite, per sandbox kind and suite.
+static WALKED: LazyLock<Mutex<HashMap<String, Arc<Vec<serde_json::Value>>>>> =
+    LazyLock::new(Mutex::default);
+
+/// Suites remembered before the map starts over.
+const MAX_WALKED: usize = 4096;
+
+/// Run `req` judged: the verdict is the judge's, the output the program's.
+pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
+    let code_tests = match &req.tests {
+        TestSpec::Script | TestSpec::Compute(_) | TestSpec::Judge(_) => {
+            return sb.run_unjudged(req).await;
+        }
+        TestSpec::Check { .. } | TestSpec::Asserts { .. } => true,
+        TestSpec::Call(_) | TestSpec::Io { .. } => false,
+    };
+    let mut calls = Vec::new();
+    let mut spent = 0.0;
+    if code_tests {
+        match walk(sb, req).await {
+            Ok(found) => calls = found.as_ref().clone(),
+            Err(out) => return out,
+        }
+    }
+    for _ in 0..MAX_ROUNDS {
+        // The program gets the whole limit to compute, and stops itself at
+        // it; the sandbox's hard limit comes a little later, for the report.
+        let compute = RunRequest {
+            tests: TestSpec::Compute(ComputeSpec {
+                deadline: Some(req.limits.timeout.as_secs_f64()),
+                ..compute_spec(&req.tests, &calls)
+            }),
+            limits: Limits {
+                timeout: req.limits.timeout + report_grace(req.limits.timeout),
+                ..req.limits.clone()
+            },
+            ..req.clone()
+        };
+        let mut computed = sb.run_unjudged(&compute).await;
+        spent += computed.duration_ms;
+        let answers = computed.exchange.answers.take();
+        let Some(answers) = answers.filter(|_| computed.status != Status::OutputLimit) else {
+            // The program never got to answer: it did not load, or the run
+            // itself ended (timeout, memory, crash, no sandbox). No verdict
+            // can come from it but its failure.
+            computed.duration_ms = spent;
+            computed.limits = req.limits.clone();
+            return refuse_pass(computed);
+        };
+        let judge = RunRequest {
+            program: String::new(),
+            tests: TestSpec::Judge(Box::new(JudgeSpec {
+                tests: req.tests.clone(),
+                answers: keyed(code_tests, &calls, answers),
+                collect: false,
+            })),
+            stdin: String::new(),
+            limits: judge_limits(&req.limits),
+            fast_fail: req.fast_fail,
+            guard: Guard::None,
+            budget: None,
+        };
+        let mut judged = sb.run_unjudged(&judge).await;
+        spent += judged.duration_ms;
+        if judged.exchange.incomplete {
+            let needed = std::mem::take(&mut judged.exchange.needed);
+            if !needed.is_empty() && needed.iter().all(|c| is_new(&calls, c)) {
+                calls.extend(needed);
+                continue;
+            }
+            // The judge asked again for a call the program was given: its
+            // run did not answer everything it was asked (it stopped at its
+            // deadline, or wrote its own report).
+            let mut out = refuse_pass(computed);
+            if out.status != Status::Timeout {
+                out.status = Status::Failed;
+                out.reason =
+                    Some("the program's run did not answer every call of the tests".into());
+            }
+            out.duration_ms = spent;
+            out.limits = req.limits.clone();
+            return out;
+        }
+        return merge(computed, judged, spent, &req.limits);
+    }
+    let mut out = Outcome::new(Status::Error, sb.kind(), &req.limits, Vec::new());
+    out.duration_ms = spent;
+    out.with_status(
+        Status::Error,
+        format!(
+            "the tests' calls depend on the program's own answers more than {MAX_ROUNDS} levels deep"
+        ),
+    )
+}
+
+/// The calls a suite makes, found by running it with no answers at all
+/// (trusted code only: the program is not in this run).
+async fn walk<S: Sandbox + ?Sized>(
+    sb: &S,
+    req: &RunRequest,
+) -> Result<Arc<Vec<serde_json::Value>>, Outcome> {
+    let key = format!(
+        "{}:{}",
+        sb.kind(),
+        crate::fetch::sha256_bytes(
+            serde_json::to_string(&req.tests)
+                .unwrap_or_default()
+                .as_bytes()
+        )
+    );
+    if let Some(found) = WALKED.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(found);
+    }
+    let walk = RunRequest {
+        program: String::new(),
+        tests: TestSpec::Judge(Box::new(JudgeSpec {
+            tests: req.tests.clone(),
+            answers: Vec::new(),
+            collect: true,
+        })),
+        stdin: String::new(),
+        limits: judge_limits(&req.limits),
+        fast_fail: false,
+        guard: Guard::None,
+        budget: None,
+    };
+    let out = sb.run_unjudged(&walk).await;
+    // A suite that cannot be walked (it does not parse, its context raises)
+    // says so in its own outcome; a sandbox that could not run is the same.
+    if out.error.is_some()
+        && out.exchange.needed.is_empty()
+        && !matches!(out.status, Status::Failed | Status::Passed)
+    {
+        return Err(refuse_pass(out));
+    }
+    let found = Arc::new(out.exchange.needed);
+    if out.status != Status::Unavailable
+        && let Ok(mut m) = WALKED.lock()
+    {
+        if m.len() >= MAX_WALKED {
+            m.clear();
+        }
+        m.insert(key, Arc::clone(&found));
+    }
+    Ok(found)
+}
+
+/// Whether `call` (its `n`-th occurrence of that name and arguments) is
+/// one the program has not been asked yet.
+fn is_new(calls: &[serde_json::Value], call: &serde_json::Value) -> bool {
+    let same = |c: &&serde_json::Value| {
+        c["name"] == call["name"] && c["get"] == call["get"] && c["canon"] == call["canon"]
+    };
+    let asked = calls.iter().filter(same).count() as u64;
+    call["n"].as_u64().is_some_and(|n| n >= asked)
+}
+
+/// The compute half of `tests`: the inputs, never the expectations.
+fn compute_spec(tests: &TestSpec, calls: &[serde_json::Value]) -> ComputeSpec {
+    match tests {
+        TestSpec::Call(c) => {
+            let mut call = c.clone();
+            for case in &mut call.cases {
+                if let Some(m) = case.as_object_mut() {
+                    m.retain(|k, _| !k.starts_with("expected"));
+                }
+            }
+            call.oracle = None;
+            call.atol = 0.0;
+            ComputeSpec {
+                call: Some(call),
+                ..ComputeSpec::default()
+            }
+        }
+        TestSpec::Io { cases, .. } => ComputeSpec {
+            inputs: Some(cases.iter().map(|c| c.input.clone()).collect()),
+            ..ComputeSpec::default()
+        },
+        TestSpec::Asserts { setup, .. } => ComputeSpec {
+            calls: calls.iter().map(call_request).collect(),
+            setup: setup.clone(),
+            ..ComputeSpec::default()
+        },
+        _ => ComputeSpec {
+            calls: calls.iter().map(call_request).collect(),
+            ..ComputeSpec::default()
+        },
+    }
+}
+
+/// What the compute run needs of a call: its name and arguments.
+fn call_request(call: &serde_json::Value) -> serde_json::Value {
+    let mut c = call.clone();
+    if let Some(m) = c.as_object_mut() {
+        m.remove("canon");
+    }
+    c
+}
+
+/// The judge's answer table: keyed by call for code tests, else by case.
+fn keyed(
+    code_tests: bool,
+    calls: &[serde_json::Value],
+    answers: Vec<serde_json::Value>,
+) -> Vec<serde_json::Value> {
+    if !code_tests {
+        return answers;
+    }
+    calls
+        .iter()
+        .zip(answers)
+        .map(|(c, a)| serde_json::json!([c["name"], c["get"], c["canon"], a]))
+        .collect()
+}
+
+/// Time past a compute run's own deadline for it to start and report.
+fn report_grace(limit: Duration) -> Duration {
+    (limit / 5).clamp(Duration::from_millis(300), Duration::from_secs(1))
+}
+
+/// The judge runs only the tests, so the program's limits would be wrong
+/// both ways: too tight for a suite of hundreds of comparisons, and the
+/// program's budget is not the judge's.
+fn judge_limits(limits: &Limits) -> Limits {
+    Limits {
+        timeout: limits.timeout.max(Duration::from_secs(10)),
+        memory_mb: limits.memory_mb.max(1024),
+        max_output: limits.max_output,
+        test_timeout: None,
+    }
+}
+
+/// A compute run's outcome as the verdict: never "passed", since no test ran.
+fn refuse_pass(mut out: Outcome) -> Outcome {
+    if out.status == Status::Passed {
+        out.status = Status::Error;
+        out.reason = Some("the tests were not judged".into());
+    }
+    out
+}
+
+/// The verdict of `judged`, with what the program printed and how it ran.
+fn merge(computed: Outcome, judged: Outcome, spent: f64, limits: &Limits) -> Outcome {
+    let mut out = judged;
+    if out.status == Status::Crashed || (out.status == Status::Error && out.tests.is_empty()) {
+        // The judge itself failed: say so, with the judge's reason.
+        let why = out
+            .error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.kind, e.message))
+            .or(out.reason.clone())
+            .unwrap_or_else(|| out.status.to_string());
+        out.reason = Some(format!("the judge could not decide: {why}"));
+    }
+    out.stdout = computed.stdout;
+    out.stderr = computed.stderr;
+    out.duration_ms = spent;
+    out.limits = limits.clone();
+    out.over_budget = computed.over_budget;
+    let judge_kind = out.sandbox;
+    out.sandbox = computed.sandbox;
+    out.layers = computed.layers;
+    out.layers.push(Layer::on(
+        "judge",
+        format!(
+            "verdict from a separate {} run that never executed the program",
+            judge_kind.name()
+        ),
+    ));
+    out
+}
