@@ -1,4 +1,5 @@
-//! `selfrepair eval` as a command: bad input, resuming, fallback, pass@k.
+//! `selfrepair eval` as a command: bad input, resuming, fallback, pass@k, and
+//! verdicts no sample can forge.
 
 mod common;
 
@@ -220,4 +221,120 @@ fn a_compute_heavy_suite_moves_to_the_process_jail() {
         assert_eq!(l["sandbox"], "wasm", "{l}");
         assert_eq!(l["passed"], true, "{l}");
     }
+}
+
+/// Universal forgeries (tests/fixtures/forgery/*.py): each completion holds
+/// no solution, only an attack on the verdict (an object equal to anything,
+/// expected values read from the caller's frames or `gc`, trace jumps over
+/// asserts, rebound builtins, a forged result line with the stolen token and
+/// `os._exit(0)`, an atexit hook, the harness's own objects rewritten).
+fn forgeries() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/forgery");
+    let mut all: Vec<(String, String)> = std::fs::read_dir(dir)
+        .expect("forgery fixtures")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .map(|p| {
+            let name = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, std::fs::read_to_string(&p).expect("forgery source"))
+        })
+        .collect();
+    all.sort();
+    assert!(all.len() >= 7, "the forgery families are all there");
+    all
+}
+
+/// Every forgery pasted into every task of `dataset`, scored in `sandbox`:
+/// every sample fails and pass@1 is 0. A positive control (the dataset's
+/// first canonical solution, as a completion) passes in the same run.
+fn forgeries_fail(
+    dataset: &str,
+    sandbox: &str,
+    families: &[(String, String)],
+    tasks_at_most: usize,
+) {
+    let tasks = match dataset {
+        "humaneval" => common::humaneval(),
+        _ => {
+            let path = common::data_dir().join("humanevalplus/HumanEvalPlus.jsonl.gz");
+            let f = std::fs::File::open(&path).expect("HumanEval+");
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(f), &mut text)
+                .expect("HumanEval+ is gzip'd UTF-8");
+            text.lines()
+                .map(|l| serde_json::from_str(l).expect("HumanEval+ line"))
+                .collect()
+        }
+    };
+    assert_eq!(tasks.len(), 164, "{dataset}");
+    let tasks = &tasks[..tasks_at_most.min(tasks.len())];
+    let mut lines = Vec::new();
+    let mut names = Vec::new();
+    for (family, body) in families {
+        for t in tasks {
+            lines
+                .push(serde_json::json!({"task_id": t["task_id"], "completion": body}).to_string());
+            names.push(format!("{family} on {}", t["task_id"]));
+        }
+    }
+    let control = &tasks[0];
+    lines.push(
+        serde_json::json!({"task_id": control["task_id"], "completion": control["canonical_solution"]})
+            .to_string(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = dir.path().join("forged.jsonl");
+    std::fs::write(&samples, lines.join("\n") + "\n").expect("write samples");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args(["eval", "--dataset", dataset, "--sandbox", sandbox])
+        .args(["--k", "1", "--json", "--quiet"])
+        .arg(&samples)
+        .env("SELFREPAIR_DATA_DIR", common::data_dir())
+        .output()
+        .expect("run selfrepair eval");
+    assert!(
+        out.status.success(),
+        "{dataset} in {sandbox}: eval failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = std::fs::read_to_string(dir.path().join("forged.jsonl_results.jsonl"))
+        .expect("results file");
+    let mut forged = Vec::new();
+    let mut control_passed = false;
+    for line in results.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("results line");
+        let i = v["sample"].as_u64().expect("sample index") as usize;
+        let passed = v["passed"].as_bool().unwrap_or(false);
+        if i == names.len() {
+            control_passed = passed;
+        } else if passed {
+            forged.push(names[i].clone());
+        }
+    }
+    assert!(
+        control_passed,
+        "{dataset} in {sandbox}: the positive control (a canonical solution) did not pass"
+    );
+    assert!(
+        forged.is_empty(),
+        "{dataset} in {sandbox}: {} forgeries were judged passed:\n{}",
+        forged.len(),
+        forged.join("\n")
+    );
+}
+
+#[test]
+fn forged_verdicts_fail_in_every_sandbox() {
+    let all = forgeries();
+    for dataset in ["humaneval", "humaneval+"] {
+        forgeries_fail(dataset, "wasm", &all, 164);
+        forgeries_fail(dataset, "process", &all, 164);
+    }
+    // The full runtime starts CPython whole for every run (about half a
+    // second each here): a slice of the tasks, every family.
+    forgeries_fail("humaneval", "wasm-full", &all, 12);
 }
