@@ -8,7 +8,9 @@
 
 use super::interval::{Interval, LEVEL, Resamples, TASK_RESAMPLES, TASK_SEED, percentile};
 use super::store::{Execution, Mode, Node, NodeKind};
-use rand::rngs::StdRng;
+/// Xoshiro256++: fast and the same on every platform; the draws need no
+/// cryptographic strength.
+use rand::rngs::Xoshiro256PlusPlus as Xoshiro;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -154,7 +156,7 @@ impl Tree {
     /// when the walk reaches it (nodes the walk never reaches do not change
     /// the answer, so drawing them lazily gives the same distribution as
     /// drawing the whole sub-tree first), and the answer in `mode`.
-    pub fn draw(&self, rng: &mut StdRng, mode: Mode, np: u32, nf: u32, nr: u32) -> Draw {
+    pub fn draw(&self, rng: &mut Xoshiro, mode: Mode, np: u32, nf: u32, nr: u32) -> Draw {
         let mut d = Draw::default();
         if self.initial.is_empty() {
             return d;
@@ -372,7 +374,7 @@ fn dfs(p: &Prog, pp: &PickProg, cost: &mut Cost) -> Option<bool> {
 }
 
 /// Depth first with lazy draws: Some(hidden verdict) at the first visible pass.
-fn dfs_draw(p: &Prog, rng: &mut StdRng, nf: u32, nr: u32, d: &mut Draw) -> Option<bool> {
+fn dfs_draw(p: &Prog, rng: &mut Xoshiro, nf: u32, nr: u32, d: &mut Draw) -> Option<bool> {
     d.program(p);
     if p.visible {
         return Some(p.hidden);
@@ -536,7 +538,7 @@ impl TaskMeans {
 /// The tree bootstrap of Olausson et al. for (np, nf, nr) in `mode`: `reps`
 /// replicates, each one draw per task, seeded with [`BOOTSTRAP_SEED`].
 pub fn replicate(trees: &[&Tree], mode: Mode, np: u32, nf: u32, nr: u32, reps: usize) -> TaskMeans {
-    let mut rng = StdRng::seed_from_u64(BOOTSTRAP_SEED);
+    let mut rng = Xoshiro::seed_from_u64(BOOTSTRAP_SEED);
     let n = trees.len();
     let mut m = TaskMeans::new(n);
     let (mut rp, mut rt) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
@@ -565,7 +567,7 @@ pub fn replicate(trees: &[&Tree], mode: Mode, np: u32, nf: u32, nr: u32, reps: u
 pub fn baseline_replicates(trees: &[&Tree], mode: Mode, max_k: u32, reps: usize) -> Vec<TaskMeans> {
     let k_max = max_k as usize;
     let n = trees.len();
-    let mut rng = StdRng::seed_from_u64(BOOTSTRAP_SEED);
+    let mut rng = Xoshiro::seed_from_u64(BOOTSTRAP_SEED);
     let mut out = vec![TaskMeans::new(n); k_max];
     let mut rp = vec![Vec::with_capacity(reps); k_max];
     let mut rt = vec![Vec::with_capacity(reps); k_max];
@@ -715,15 +717,13 @@ pub struct Recorded {
 
 /// A mode's baseline, and its curve in each task resample.
 struct ModeBaseline {
-    mode: Mode,
     means: Vec<TaskMeans>,
     points: Vec<BaselinePoint>,
     resampled: Vec<Vec<(f64, f64)>>,
 }
 
 impl ModeBaseline {
-    fn new(trees: &[&Tree], mode: Mode, max_k: u32, reps: usize, rs: &Resamples) -> ModeBaseline {
-        let means = baseline_replicates(trees, mode, max_k, reps);
+    fn new(mode: Mode, means: Vec<TaskMeans>, rs: &Resamples) -> ModeBaseline {
         let mut resampled = vec![Vec::with_capacity(means.len()); rs.len()];
         let points = means
             .iter()
@@ -746,7 +746,6 @@ impl ModeBaseline {
             })
             .collect();
         ModeBaseline {
-            mode,
             means,
             points,
             resampled,
@@ -831,24 +830,46 @@ pub fn estimate(
 ) -> Estimates {
     let rs = Resamples::new(trees.len(), TASK_RESAMPLES, TASK_SEED);
     let nr = recorded.nr;
+    let with_base = max_k > 0 && !trees.is_empty();
+    // Every draw is seeded per job, so running jobs in parallel changes no figure.
+    let mut jobs: Vec<(Mode, Option<Shape>)> = Vec::new();
+    for mode in [Mode::Batched, Mode::Sequential] {
+        if with_base {
+            jobs.push((mode, None));
+        }
+        for s in shapes {
+            if !(with_base && s.nf == 0 && s.np >= 1 && s.np <= max_k) {
+                jobs.push((mode, Some(*s)));
+            }
+        }
+    }
+    let done = parallel_map(&jobs, |&(mode, shape)| match shape {
+        None => baseline_replicates(trees, mode, max_k, reps),
+        Some(s) => vec![replicate(trees, mode, s.np, s.nf, nr, reps)],
+    });
     let mut out = Estimates::default();
     for mode in [Mode::Batched, Mode::Sequential] {
-        let base = (max_k > 0 && !trees.is_empty())
-            .then(|| ModeBaseline::new(trees, mode, max_k, reps, &rs));
+        let result = |shape: Option<Shape>| {
+            jobs.iter()
+                .zip(&done)
+                .find(|((m, s), _)| *m == mode && *s == shape)
+                .and_then(|(_, r)| r.as_ref())
+        };
+        let base = result(None).map(|means| ModeBaseline::new(mode, means.clone(), &rs));
         if mode == recorded.mode {
             out.observed = Some(observed(trees, recorded, base.as_ref(), &rs));
         }
         for s in shapes {
+            // At n_fr = 0 the point is the baseline's own.
             let own = base
                 .as_ref()
                 .filter(|_| s.nf == 0)
                 .and_then(|b| b.means.get((s.np as usize).checked_sub(1)?));
-            let m = match own {
-                Some(m) => m.clone(),
-                None => replicate(trees, mode, s.np, s.nf, nr, reps),
+            let Some(m) = own.or_else(|| result(Some(*s)).and_then(|r| r.first())) else {
+                continue;
             };
             out.points.push(point(
-                &m,
+                m,
                 mode,
                 (s.np, s.nf, nr),
                 s.curve,
@@ -857,11 +878,38 @@ pub fn estimate(
             ));
         }
         if let Some(b) = base {
-            debug_assert_eq!(b.mode, mode);
             out.baseline.extend(b.points);
         }
     }
     out
+}
+
+/// `f` over `items` on all cores, results in order (None only where `f` panicked).
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|sc| {
+        for _ in 0..workers {
+            sc.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| m.into_inner().ok().flatten())
+        .collect()
 }
 
 /// The run as recorded: the observed pass rate and tokens, with std and
@@ -1010,6 +1058,7 @@ fn std(v: &[f64]) -> f64 {
 mod tests {
     use super::*;
     use crate::metrics::pass_at_k;
+    use rand::rngs::StdRng;
 
     fn p(tokens: u64, visible: bool, hidden: bool, branches: Vec<Branch>) -> Prog {
         Prog {

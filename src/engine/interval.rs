@@ -8,7 +8,7 @@
 //! averaging their per-task means is the nested bootstrap with the inner one
 //! run to its expectation. It costs one weighted sum per task resample.
 
-use rand::rngs::StdRng;
+use rand::rngs::Xoshiro256PlusPlus as Xoshiro;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
@@ -41,7 +41,7 @@ pub struct Resamples {
 
 impl Resamples {
     pub fn new(n: usize, b: usize, seed: u64) -> Resamples {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = Xoshiro::seed_from_u64(seed);
         // No tasks, no resamples: every interval is then None.
         let counts = (0..if n == 0 { 0 } else { b })
             .map(|_| {
