@@ -369,13 +369,32 @@ async fn frozen_tree_gives_bootstrap_estimates() {
         let (k2, k10) = (text.find("\"pass@2\""), text.find("\"pass@10\""));
         assert!(k2.is_some() && k2 < k10, "pass@2 before pass@10");
         assert_eq!(r["baseline"].as_array().map(Vec::len), Some(2 * 50));
+        // The cut tree is named, counted and left out by the stated rule.
+        let incomplete = r["incomplete"].as_array().expect("incomplete");
+        if protocol {
+            assert!(incomplete.is_empty(), "{incomplete:?}");
+        } else {
+            assert_eq!(incomplete.len(), 1, "{incomplete:?}");
+            assert_eq!(incomplete[0]["task"], "Synth/10");
+            assert_eq!(
+                incomplete[0]["gaps"][0],
+                "p0 failed and has 3 of 25 repairs"
+            );
+            assert!(
+                r["incomplete_rule"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("left out"))
+            );
+        }
+        assert_eq!(r["totals"]["tasks"], 30);
     }
 }
 
 /// Write `dir`: `run`'s config made a frozen 50 x 25 joint tree, and 30
 /// synthetic tasks copied from `template`, with initial programs passing
 /// with probability 0 to 1 by task and repairs with 0.05 to 0.45; under
-/// `protocol` a wrong program passes the visible test a quarter of the time.
+/// `protocol` a wrong program passes the visible test a quarter of the time,
+/// else one program of Synth/10 lacks most of its repairs.
 fn synthetic_run(run: &Path, dir: &Path, template: &Value, protocol: bool) {
     use rand::{RngExt, SeedableRng};
     std::fs::create_dir_all(dir).expect("mkdir");
@@ -430,7 +449,10 @@ fn synthetic_run(run: &Path, dir: &Path, template: &Value, protocol: bool) {
         for i in 0..50 {
             let id = format!("p{i}");
             if !node(&task, &id, None, p, 100, &mut rng) {
-                for j in 0..25 {
+                // As after a budget stop: one failing program of one task
+                // has 3 of its 25 repairs.
+                let cut = !protocol && t == 10 && i == 0;
+                for j in 0..if cut { 3 } else { 25 } {
                     node(&task, &format!("{id}.j{j}"), Some(&id), q, 150, &mut rng);
                 }
             }

@@ -1188,6 +1188,52 @@ mod tests {
     }
 
     #[test]
+    fn gaps_name_what_a_frozen_tree_lacks() {
+        let shape = crate::engine::Shape {
+            np: 3,
+            nf: 2,
+            nr: 2,
+            joint: false,
+            depth: 1,
+            frozen: true,
+        };
+        let mut failing = p(10, false, false, vec![]);
+        failing.id = "p0".into();
+        failing.branches = vec![Branch::Feedback {
+            tokens: 5,
+            prompt_tokens: 0,
+            repairs: vec![],
+        }];
+        let t = Tree {
+            initial: vec![failing, p(10, true, true, vec![])],
+        };
+        assert_eq!(
+            t.gaps(&shape, 2, true),
+            vec![
+                "2 of 3 initial programs".to_string(),
+                "p0 failed and has 1 of 2 repairs".to_string(),
+                "a feedback of p0 has 0 of 2 repairs".to_string(),
+            ]
+        );
+        assert_eq!(
+            Tree::default().gaps(&shape, 2, true),
+            vec!["no initial program"]
+        );
+        // A grown (not frozen) sequential tree may stop early: only an empty
+        // one is incomplete.
+        let grown = crate::engine::Shape {
+            frozen: false,
+            ..shape
+        };
+        assert!(t.gaps(&grown, 2, false).is_empty());
+        // Drawing from a feedback without repairs is not a panic.
+        let trees = [&t];
+        for mode in [Mode::Batched, Mode::Sequential] {
+            let _ = bootstrap(&trees, mode, 1, 2, 2, 20);
+        }
+    }
+
+    #[test]
     fn interpolation_at_equal_tokens_and_out_of_bounds() {
         let curve = [(20.0, 0.5), (40.0, 1.0)];
         assert_eq!(interpolate(&curve, 30.0), Some(0.75));
