@@ -1264,7 +1264,7 @@ mod tests {
         (0..30)
             .map(|i| {
                 let (p, q) = (ps[i % 10], 0.05 + 0.1 * (i % 5) as f64);
-                let mut prog = |pass: f64, base: f64, spread: f64, u: &mut dyn FnMut() -> f64| {
+                let prog = |pass: f64, base: f64, spread: f64, u: &mut dyn FnMut() -> f64| {
                     let hidden = u() < pass;
                     let fp = u() < 0.25;
                     RProg {

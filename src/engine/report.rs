@@ -388,7 +388,7 @@ pub fn render(r: &Results) -> String {
     s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for p in r.pass_at_t.iter().filter(|p| p.curve != "dense") {
         s.push_str(&format!(
-            "| {:?} | {} | {} | {} {} | {:.1} | {:.0} {} | {:.1} | {} | {} {} | {} | {} | {} | {} |\n",
+            "| {:?} | {} | {} | {} {} | {:.1} | {:.0} {} | {:.1} | {} | {} {} | {} | {} (k={}) | {} | {} |\n",
             p.mode,
             p.np,
             p.nf,
@@ -408,11 +408,8 @@ pub fn render(r: &Results) -> String {
             },
             p.ratio_ci_excludes_1
                 .map_or("-", |e| if e { "yes" } else { "no" }),
-            format!(
-                "{} (k={})",
-                p.baseline_at_samples.map_or("O.O.B.".into(), pct),
-                p.sample_budget
-            ),
+            p.baseline_at_samples.map_or("O.O.B.".into(), pct),
+            p.sample_budget,
             p.ratio_at_samples.map_or("-".into(), |x| format!("{x:.2}")),
             if p.estimate == "observed" {
                 "observed"
