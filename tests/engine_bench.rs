@@ -369,6 +369,20 @@ async fn frozen_tree_gives_bootstrap_estimates() {
         let (k2, k10) = (text.find("\"pass@2\""), text.find("\"pass@10\""));
         assert!(k2.is_some() && k2 < k10, "pass@2 before pass@10");
         assert_eq!(r["baseline"].as_array().map(Vec::len), Some(2 * 50));
+        // Beside each baseline point, unbiased pass@k: equal at k = 1; under
+        // the protocol the oracle (any hidden pass among k) is far above
+        // what the first visible pass gives, which is why it is no baseline.
+        let b = |k: usize| {
+            let p = &r["baseline"][k - 1];
+            (
+                p["pass_rate"].as_f64().expect("rate"),
+                p["unbiased_pass_at_k"].as_f64().expect("pass@k"),
+            )
+        };
+        assert!((b(1).0 - b(1).1).abs() < 0.03, "{:?}", b(1));
+        if protocol {
+            assert!(b(25).1 > b(25).0 + 0.1, "{:?}", b(25));
+        }
         // The cut tree is named, counted and left out by the stated rule.
         let incomplete = r["incomplete"].as_array().expect("incomplete");
         if protocol {

