@@ -286,8 +286,14 @@ async fn frozen_tree_gives_bootstrap_estimates() {
     // tasks 0-4 and 7 have 3 failing programs with 2 repairs each.
     assert_eq!(r["totals"]["nodes"], 30 + 6 * 3 * 2);
     let pts = r["pass_at_t"].as_array().expect("points");
-    // (n_p, n_fr) in {1,2} x {1}, plus the recorded 3x2, in both modes.
-    assert_eq!(pts.len(), 2 * 3, "{pts:?}");
+    // Only (1, 1), in both modes: (2, 1) and the recorded (3, 2) exceed half
+    // the tree, where drawing with replacement distorts, and are named.
+    assert_eq!(pts.len(), 2, "{pts:?}");
+    let skipped = r["skipped"].to_string();
+    assert!(
+        skipped.contains("(2,1)") && skipped.contains("(3,2)"),
+        "{skipped}"
+    );
     assert!(pts.iter().all(|p| p["estimate"] == "bootstrap"));
     let p11 = pts
         .iter()
@@ -304,6 +310,169 @@ async fn frozen_tree_gives_bootstrap_estimates() {
         .output()
         .expect("report");
     ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("requested (2,2): n_p 2 > half the recorded 3"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // A synthetic frozen 50 x 25 tree of 30 tasks in the same run format:
+    // without repair (--nfr 0) the tree is the baseline, so the ratio is 1
+    // in both modes, whether the visible tests are the hidden ones or, as in
+    // MBPP, a weaker subset that lets wrong programs through.
+    let template = nodes(&run)
+        .into_iter()
+        .find(|n| n["kind"] == "initial" && n["execution"]["result"] == "ran")
+        .expect("a program node to copy");
+    for protocol in [false, true] {
+        let dir = tmp.path().join(format!("synthetic-{protocol}"));
+        synthetic_run(&run, &dir, &template, protocol);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+            .args(["report", "--json", "--np", "25", "--nfr", "0"])
+            .arg(&dir)
+            .output()
+            .expect("report");
+        ok(&o);
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let r: Value = serde_json::from_str(&text).expect("json");
+        for mode in ["batched", "sequential"] {
+            let p = r["pass_at_t"]
+                .as_array()
+                .expect("points")
+                .iter()
+                .find(|p| p["mode"] == mode && p["np"] == 25 && p["nf"] == 0)
+                .expect("the (25, 0) point");
+            let ratio = p["ratio"].as_f64().expect("ratio");
+            assert!((ratio - 1.0).abs() <= 0.02, "{mode} {protocol}: {p}");
+            let (lo, hi) = (
+                p["ratio_ci"]["lo"].as_f64().expect("lo"),
+                p["ratio_ci"]["hi"].as_f64().expect("hi"),
+            );
+            assert!(lo >= 0.98 && hi <= 1.02, "{p}");
+            for key in ["pass_rate", "tokens", "pass_ci", "tokens_ci", "samples"] {
+                assert!(!p[key].is_null(), "{key}: {p}");
+            }
+            // A repair point has a ratio with an interval, or is O.O.B.
+            let q = r["pass_at_t"]
+                .as_array()
+                .expect("points")
+                .iter()
+                .find(|p| p["mode"] == mode && p["np"] == 10 && p["nf"] == 1)
+                .expect("(10, 1)");
+            let oob = q["ratio_oob_share"].as_f64().expect("a share");
+            assert!(
+                q["ratio_ci"]["lo"].is_f64() || oob > 0.05,
+                "an interval unless O.O.B. too often: {q}"
+            );
+        }
+        // pass@k keys in numeric order.
+        let (k2, k10) = (text.find("\"pass@2\""), text.find("\"pass@10\""));
+        assert!(k2.is_some() && k2 < k10, "pass@2 before pass@10");
+        assert_eq!(r["baseline"].as_array().map(Vec::len), Some(2 * 50));
+        // Beside each baseline point, unbiased pass@k: equal at k = 1; under
+        // the protocol the oracle (any hidden pass among k) is far above
+        // what the first visible pass gives, which is why it is no baseline.
+        let b = |k: usize| {
+            let p = &r["baseline"][k - 1];
+            (
+                p["pass_rate"].as_f64().expect("rate"),
+                p["unbiased_pass_at_k"].as_f64().expect("pass@k"),
+            )
+        };
+        assert!((b(1).0 - b(1).1).abs() < 0.03, "{:?}", b(1));
+        if protocol {
+            assert!(b(25).1 > b(25).0 + 0.1, "{:?}", b(25));
+        }
+        // The cut tree is named, counted and left out by the stated rule.
+        let incomplete = r["incomplete"].as_array().expect("incomplete");
+        if protocol {
+            assert!(incomplete.is_empty(), "{incomplete:?}");
+        } else {
+            assert_eq!(incomplete.len(), 1, "{incomplete:?}");
+            assert_eq!(incomplete[0]["task"], "Synth/10");
+            assert_eq!(
+                incomplete[0]["gaps"][0],
+                "p0 failed and has 3 of 25 repairs"
+            );
+            assert!(
+                r["incomplete_rule"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("left out"))
+            );
+        }
+        assert_eq!(r["totals"]["tasks"], 30);
+    }
+}
+
+/// Write `dir`: `run`'s config made a frozen 50 x 25 joint tree, and 30
+/// synthetic tasks copied from `template`, with initial programs passing
+/// with probability 0 to 1 by task and repairs with 0.05 to 0.45; under
+/// `protocol` a wrong program passes the visible test a quarter of the time,
+/// else one program of Synth/10 lacks most of its repairs.
+fn synthetic_run(run: &Path, dir: &Path, template: &Value, protocol: bool) {
+    use rand::{RngExt, SeedableRng};
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let cfg = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    let mut cfg: toml::Table = toml::from_str(&cfg).expect("toml");
+    let shape = cfg
+        .get_mut("shape")
+        .and_then(|s| s.as_table_mut())
+        .expect("[shape]");
+    for (k, v) in [("np", 50), ("nf", 25), ("nr", 1), ("depth", 1)] {
+        shape.insert(k.into(), toml::Value::Integer(v));
+    }
+    shape.insert("joint".into(), toml::Value::Boolean(true));
+    shape.insert("frozen".into(), toml::Value::Boolean(true));
+    cfg.insert(
+        "visible".into(),
+        toml::Value::String(if protocol { "protocol" } else { "hidden" }.into()),
+    );
+    std::fs::write(
+        dir.join("config.toml"),
+        toml::to_string(&cfg).expect("toml"),
+    )
+    .expect("write");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(18);
+    let ps = [0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9, 1.0];
+    let mut lines = String::new();
+    let mut node = |task: &str,
+                    id: &str,
+                    parent: Option<&str>,
+                    pass: f64,
+                    base: u64,
+                    rng: &mut rand::rngs::StdRng| {
+        let hidden = rng.random_range(0.0..1.0) < pass;
+        let visible = hidden || (protocol && rng.random_range(0.0..1.0) < 0.25);
+        let mut n = template.clone();
+        n["task"] = task.into();
+        n["id"] = id.into();
+        n["parent"] = parent.map_or(Value::Null, Value::from);
+        n["kind"] = if parent.is_some() { "joint" } else { "initial" }.into();
+        n["depth"] = u32::from(parent.is_some()).into();
+        n["completion"] = "".into();
+        n["tokens"]["program"] = (base + rng.random_range(0..150u64)).into();
+        n["tokens"]["explanation"] = 0.into();
+        n["execution"]["visible"]["passed"] = visible.into();
+        n["execution"]["hidden"]["passed"] = hidden.into();
+        lines.push_str(&format!("{n}\n"));
+        visible
+    };
+    for t in 0..30 {
+        let task = format!("Synth/{t}");
+        let (p, q) = (ps[t % 10], 0.05 + 0.1 * (t % 5) as f64);
+        for i in 0..50 {
+            let id = format!("p{i}");
+            if !node(&task, &id, None, p, 100, &mut rng) {
+                // As after a budget stop: one failing program of one task
+                // has 3 of its 25 repairs.
+                let cut = !protocol && t == 10 && i == 0;
+                for j in 0..if cut { 3 } else { 25 } {
+                    node(&task, &format!("{id}.j{j}"), Some(&id), q, 150, &mut rng);
+                }
+            }
+        }
+    }
+    std::fs::write(dir.join("nodes.jsonl"), lines).expect("write nodes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

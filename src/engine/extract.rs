@@ -38,6 +38,8 @@ pub struct Extracted {
     /// The reply without its code (a joint reply's explanation).
     pub explanation: String,
     pub form: Form,
+    /// The fence the program came from; None when the reply had no fence.
+    pub fence: Option<Fence>,
 }
 
 /// Why a reply yields no candidate.
@@ -63,57 +65,91 @@ pub fn parses(code: &str) -> bool {
     parse(code).is_some_and(|t| !t.root_node().has_error())
 }
 
-/// Fenced code blocks (```python, ```py, ``` …), the last one possibly
-/// unterminated (a reply cut at max_tokens), and the text outside them.
-pub fn fenced_blocks(reply: &str) -> (Vec<String>, String) {
-    let mut blocks = Vec::new();
-    let mut prose = String::new();
-    let mut current: Option<String> = None;
-    for line in reply.lines() {
-        let t = line.trim_start();
-        match &mut current {
+/// A Python (or untagged) fenced block of a reply, by byte offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// From the opening fence line to the end of the closing one (or of the reply).
+    pub whole: std::ops::Range<usize>,
+    /// The code between the fence lines.
+    pub code: std::ops::Range<usize>,
+}
+
+/// The Python fences of `reply`, the last one possibly unterminated (a reply
+/// cut at max_tokens), and the byte ranges of the lines outside any fence.
+fn scan(reply: &str) -> (Vec<Fence>, Vec<std::ops::Range<usize>>) {
+    let mut fences = Vec::new();
+    let mut prose = Vec::new();
+    // (start of the opening line, start of the code, python?)
+    let mut open: Option<(usize, usize, bool)> = None;
+    let mut at = 0;
+    for raw in reply.split_inclusive('\n') {
+        let (start, end) = (at, at + raw.len());
+        at = end;
+        let t = raw.trim_end_matches(['\n', '\r']).trim_start();
+        match open {
             None => {
                 if let Some(info) = t.strip_prefix("```") {
                     let lang = info.trim().to_ascii_lowercase();
-                    if lang.is_empty() || ["python", "py", "python3"].contains(&lang.as_str()) {
-                        current = Some(String::new());
-                    } else {
-                        // Another language's block: keep out of both.
-                        current = Some(String::from("\u{0}"));
-                    }
+                    // Another language's block: kept out of both.
+                    let python =
+                        lang.is_empty() || ["python", "py", "python3"].contains(&lang.as_str());
+                    open = Some((start, end, python));
                 } else {
-                    prose.push_str(line);
-                    prose.push('\n');
+                    prose.push(start..end);
                 }
             }
-            Some(buf) => {
+            Some((s0, c0, python)) => {
                 if t.starts_with("```") {
-                    if !buf.starts_with('\u{0}') {
-                        blocks.push(std::mem::take(buf));
+                    if python {
+                        fences.push(Fence {
+                            whole: s0..end,
+                            code: c0..start,
+                        });
                     }
-                    current = None;
-                } else {
-                    buf.push_str(line);
-                    buf.push('\n');
+                    open = None;
                 }
             }
         }
     }
-    if let Some(buf) = current
-        && !buf.starts_with('\u{0}')
-        && !buf.trim().is_empty()
+    if let Some((s0, c0, true)) = open
+        && !reply[c0..].trim().is_empty()
     {
-        blocks.push(buf);
+        fences.push(Fence {
+            whole: s0..reply.len(),
+            code: c0..reply.len(),
+        });
     }
-    (blocks, prose.trim().to_string())
+    (fences, prose)
+}
+
+/// A block's code as the extractor sees it: its lines, each ending in a newline.
+fn block_text(code: &str) -> String {
+    code.lines().fold(String::new(), |mut s, l| {
+        s.push_str(l);
+        s.push('\n');
+        s
+    })
+}
+
+/// Fenced code blocks (```python, ```py, ``` …), the last one possibly
+/// unterminated (a reply cut at max_tokens), and the text outside them.
+pub fn fenced_blocks(reply: &str) -> (Vec<String>, String) {
+    let (fences, prose) = scan(reply);
+    let blocks = fences
+        .iter()
+        .map(|f| block_text(&reply[f.code.clone()]))
+        .collect();
+    let text: String = prose.into_iter().map(|r| block_text(&reply[r])).collect();
+    (blocks, text.trim().to_string())
 }
 
 /// The program in `reply` for `target`, or why there is none.
 pub fn extract(reply: &str, target: &Target) -> Result<Extracted, Refusal> {
     let (blocks, prose) = fenced_blocks(reply);
+    let (fences, _) = scan(reply);
     let mut last_problem = String::from("the reply holds no code");
     // Prefer the last block that works: models often show the bug first.
-    for block in blocks.iter().rev() {
+    for (block, fence) in blocks.iter().zip(&fences).rev() {
         match program_from(block, target) {
             Ok((code, form)) => {
                 let form = if form == Form::Whole {
@@ -126,6 +162,7 @@ pub fn extract(reply: &str, target: &Target) -> Result<Extracted, Refusal> {
                     code,
                     explanation: prose,
                     form,
+                    fence: Some(fence.clone()),
                 });
             }
             Err(p) => last_problem = p,
@@ -139,6 +176,7 @@ pub fn extract(reply: &str, target: &Target) -> Result<Extracted, Refusal> {
                     code,
                     explanation: String::new(),
                     form,
+                    fence: None,
                 });
             }
             Err(p) => last_problem = p,
@@ -417,6 +455,30 @@ mod tests {
         assert_eq!(e.form, Form::Fenced);
         assert!(e.code.contains("return sum(xs)"));
         assert_eq!(e.explanation, "The bug is the start value.\nDone.");
+    }
+
+    #[test]
+    fn the_fence_splits_the_reply_as_the_paper_counts_it() {
+        let r = "Start at 0.\n```python\ndef add(xs):\n    return sum(xs)\n```\nDone.\n";
+        let e = extract(r, &target()).expect("code");
+        let f = e.fence.expect("from a fence");
+        assert_eq!(&r[..f.whole.start], "Start at 0.\n");
+        assert_eq!(&r[f.code.clone()], "def add(xs):\n    return sum(xs)\n");
+        assert_eq!(&r[f.whole.end..], "Done.\n");
+        // The last working block wins; what precedes it, bug included, is
+        // the explanation.
+        let r =
+            "Bug:\n```py\nreturn 0\n```\nFix:\n```python\ndef add(xs):\n    return sum(xs)\n```";
+        let f = extract(r, &target()).expect("code").fence.expect("fence");
+        assert!(r[..f.whole.start].ends_with("Fix:\n"));
+        assert_eq!(f.whole.end, r.len());
+        // Unterminated (cut at max_tokens) and CRLF replies.
+        let r = "Fix:\r\n```python\r\ndef add(xs):\r\n    return sum(xs)\r\n";
+        let f = extract(r, &target()).expect("code").fence.expect("fence");
+        assert_eq!(&r[f.code.clone()], "def add(xs):\r\n    return sum(xs)\r\n");
+        // No fence: no split.
+        let e = extract("def add(xs):\n    return sum(xs)\n", &target()).expect("code");
+        assert_eq!(e.fence, None);
     }
 
     #[test]

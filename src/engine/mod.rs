@@ -9,6 +9,7 @@
 pub mod estimate;
 pub mod extract;
 pub mod feedback;
+pub mod interval;
 pub mod plot;
 pub mod prompts;
 pub mod report;

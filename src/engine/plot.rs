@@ -1,5 +1,6 @@
-//! The pass@t plot: repair points (batched and sequential) against the
-//! i.i.d. baseline curve, as SVG and PNG.
+//! The pass@t plot: repair points (batched and sequential) with their 95%
+//! intervals over tasks, the n_fr = 1 curve, and each mode's baseline (the
+//! same bootstrap at n_fr = 0) as a band, as SVG and PNG.
 
 use super::report::Results;
 use super::store::Mode;
@@ -50,6 +51,14 @@ pub fn write(results: &Results, dir: &Path) -> Result<(), PlotError> {
     Ok(())
 }
 
+/// A band from (x, lo, hi) triples sorted by x.
+fn band(pts: &[(f64, f64, f64)]) -> Vec<(f64, f64)> {
+    pts.iter()
+        .map(|&(x, lo, _)| (x, lo))
+        .chain(pts.iter().rev().map(|&(x, _, hi)| (x, hi)))
+        .collect()
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     r: &Results,
@@ -61,8 +70,12 @@ where
     let max_x = r
         .baseline
         .iter()
-        .map(|b| b.tokens)
-        .chain(r.pass_at_t.iter().map(|p| p.tokens + p.tokens_std))
+        .map(|b| b.tokens_ci.map_or(b.tokens, |c| c.hi))
+        .chain(
+            r.pass_at_t
+                .iter()
+                .map(|p| p.tokens_ci.map_or(p.tokens + p.tokens_std, |c| c.hi)),
+        )
         .fold(1.0f64, f64::max)
         * 1.05;
     let mut chart = ChartBuilder::on(&root)
@@ -77,40 +90,84 @@ where
     chart
         .configure_mesh()
         .x_desc("mean generated tokens per task (program + explanation)")
-        .y_desc("pass rate")
+        .y_desc("pass rate (bands and bars: 95% CI over tasks)")
         .label_style(("sans-serif", 14))
         .draw()?;
-    if !r.baseline.is_empty() {
-        chart
-            .draw_series(LineSeries::new(
-                r.baseline.iter().map(|b| (b.tokens, b.pass_rate)),
-                BLACK.stroke_width(2),
-            ))?
-            .label("i.i.d. baseline (pass@k)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-    }
     for (mode, color) in [(Mode::Batched, BLUE), (Mode::Sequential, RED)] {
-        let pts: Vec<(f64, f64, f64)> = r
+        let name = format!("{mode:?}").to_lowercase();
+        // The baseline: a band for its interval, a dashed line for its mean.
+        let base: Vec<(f64, f64, f64)> = r
+            .baseline
+            .iter()
+            .filter(|b| b.mode == mode)
+            .map(|b| {
+                let c = b.pass_ci.unwrap_or(super::interval::Interval {
+                    lo: b.pass_rate,
+                    hi: b.pass_rate,
+                });
+                (b.tokens, c.lo, c.hi)
+            })
+            .collect();
+        if !base.is_empty() {
+            chart.draw_series(std::iter::once(Polygon::new(band(&base), color.mix(0.08))))?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    r.baseline
+                        .iter()
+                        .filter(|b| b.mode == mode)
+                        .map(|b| (b.tokens, b.pass_rate)),
+                    6,
+                    4,
+                    color.mix(0.7).stroke_width(2),
+                ))?
+                .label(format!("baseline (n_fr = 0), {name}"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.7).stroke_width(2))
+                });
+        }
+        // The n_fr = 1 curve over n_p, with its band.
+        let mut curve: Vec<&crate::engine::estimate::Point> = r
             .pass_at_t
             .iter()
-            .filter(|p| p.mode == mode)
-            .map(|p| (p.tokens, p.pass_rate, p.pass_std))
+            .filter(|p| p.mode == mode && p.nf == 1)
+            .collect();
+        curve.sort_by_key(|p| p.np);
+        if curve.len() > 1 {
+            let b: Vec<(f64, f64, f64)> = curve
+                .iter()
+                .filter_map(|p| p.pass_ci.map(|c| (p.tokens, c.lo, c.hi)))
+                .collect();
+            chart.draw_series(std::iter::once(Polygon::new(band(&b), color.mix(0.15))))?;
+            chart.draw_series(LineSeries::new(
+                curve.iter().map(|p| (p.tokens, p.pass_rate)),
+                color.stroke_width(1),
+            ))?;
+        }
+        let pts: Vec<&crate::engine::estimate::Point> = r
+            .pass_at_t
+            .iter()
+            .filter(|p| p.mode == mode && p.curve != "dense")
             .collect();
         if pts.is_empty() {
             continue;
         }
-        chart.draw_series(pts.iter().map(|&(x, y, s)| {
-            PathElement::new(
-                vec![(x, (y - s).max(0.0)), (x, (y + s).min(1.0))],
-                color.mix(0.5),
-            )
+        chart.draw_series(pts.iter().flat_map(|p| {
+            let (x, y) = (p.tokens, p.pass_rate);
+            let pc = p
+                .pass_ci
+                .map_or((y - p.pass_std, y + p.pass_std), |c| (c.lo, c.hi));
+            let tc = p.tokens_ci.map_or((x, x), |c| (c.lo, c.hi));
+            [
+                PathElement::new(vec![(x, pc.0.max(0.0)), (x, pc.1.min(1.0))], color.mix(0.5)),
+                PathElement::new(vec![(tc.0, y), (tc.1, y)], color.mix(0.5)),
+            ]
         }))?;
         chart
             .draw_series(
                 pts.iter()
-                    .map(|&(x, y, _)| Circle::new((x, y), 5, color.filled())),
+                    .map(|p| Circle::new((p.tokens, p.pass_rate), 5, color.filled())),
             )?
-            .label(format!("self-repair, {mode:?}").to_lowercase())
+            .label(format!("self-repair, {name} (line: n_fr = 1)"))
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
     }
     chart

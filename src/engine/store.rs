@@ -126,7 +126,8 @@ pub enum NodeKind {
     Joint,
 }
 
-/// Generated tokens, split as Olausson counts them, and the prompt beside.
+/// Generated tokens, split as Olausson counts them (program: the code in
+/// the fence; explanation: the text before it), and the prompt beside.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tokens {
     pub program: u64,
@@ -134,6 +135,14 @@ pub struct Tokens {
     pub prompt: u64,
     /// The provider's completion count (may include markup around the code).
     pub completion: u64,
+    /// The rest of the reply: fence lines, prose after the program, further
+    /// blocks. Recorded, not counted by pass@t.
+    #[serde(default)]
+    pub other: u64,
+    /// The tokenizer of program, explanation and other (None: recorded
+    /// before it was named, by cl100k_base).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_by: Option<crate::model::tokens::CountedBy>,
 }
 
 impl Tokens {

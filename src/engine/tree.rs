@@ -14,6 +14,7 @@ use super::feedback;
 use super::prompts::{PromptSet, Stage, Vars};
 use super::store::{Execution, Mode, Node, NodeKind, RunDir, StoreError, Tokens, Verdict, Visible};
 use crate::eval::Scorer;
+use crate::model::tokens::{self, TokenCounter};
 use crate::model::transcript::{RecordedCalls, TranscriptEntry, fingerprint, read_entries};
 use crate::model::{ChatRequest, Client, Completion, Model, ModelError, SamplingParams, Usage};
 use crate::sandbox::{Outcome, TestSpec};
@@ -541,8 +542,11 @@ async fn make_node(
     let mut n = node(e, task, at, stage, c);
     if n.kind == NodeKind::Feedback {
         // An explanation is words only; strip any code the model wrote anyway.
-        let (_, prose) = extract::fenced_blocks(&n.completion);
-        n.tokens.explanation = crate::model::tokens::count(&n.completion);
+        let (blocks, prose) = extract::fenced_blocks(&n.completion);
+        let counter = tokens::for_model(&n.model);
+        n.tokens.explanation = counter.count(&prose);
+        n.tokens.other = blocks.iter().map(|b| counter.count(b)).sum();
+        n.tokens.counted_by = Some(counter.counted_by());
         n.explanation = Some(prose);
     } else {
         finish_program(e, task, &mut n).await;
@@ -631,16 +635,11 @@ async fn make_repair(
 
 /// Extract, count and run the program in `n.completion`.
 async fn finish_program(e: &Engine, task: &Task, n: &mut Node) {
-    let total = crate::model::tokens::count(&n.completion);
+    let counter = tokens::for_model(&n.model);
+    n.tokens.counted_by = Some(counter.counted_by());
     match extract::extract(&n.completion, &target(task)) {
         Ok(x) => {
-            let expl = if x.explanation.is_empty() {
-                0
-            } else {
-                crate::model::tokens::count(&x.explanation)
-            };
-            n.tokens.explanation = expl;
-            n.tokens.program = total.saturating_sub(expl);
+            count_parts(&counter, &n.completion, x.fence.as_ref(), &mut n.tokens);
             if n.kind == NodeKind::Joint && !x.explanation.is_empty() {
                 n.explanation = Some(x.explanation.clone());
             }
@@ -650,11 +649,38 @@ async fn finish_program(e: &Engine, task: &Task, n: &mut Node) {
             n.feedback = fb;
         }
         Err(r) => {
-            n.tokens.program = total;
+            // No program to split off: the whole reply was the attempt.
+            n.tokens.program = counter.count(&n.completion);
             n.execution = Some(match r {
                 Refusal::NoCode(reason) => Execution::NoCode { reason },
                 Refusal::Tampering(reason) => Execution::Rejected { reason },
             });
+        }
+    }
+}
+
+/// Olausson et al.'s accounting of a reply whose program came from `fence`:
+/// program tokens are the code inside the fence, explanation tokens the
+/// text before it; the fence lines and everything after (prose, more
+/// blocks) are `other`, which pass@t does not count. Without a fence the
+/// whole reply is the program.
+pub fn count_parts(
+    counter: &dyn tokens::TokenCounter,
+    reply: &str,
+    fence: Option<&extract::Fence>,
+    t: &mut Tokens,
+) {
+    match fence {
+        Some(f) => {
+            t.explanation = counter.count(&reply[..f.whole.start]);
+            t.program = counter.count(&reply[f.code.clone()]);
+            t.other = counter.count(&reply[f.whole.start..f.code.start])
+                + counter.count(&reply[f.code.end..]);
+        }
+        None => {
+            t.explanation = 0;
+            t.program = counter.count(reply);
+            t.other = 0;
         }
     }
 }
@@ -722,4 +748,33 @@ async fn run_suites(e: &Engine, suites: &[Suite], program: &str) -> (Verdict, Ou
             out,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_explanation_and_rest_are_counted_apart() {
+        let reply = "The loop starts at 1.\n```python\ndef f(xs):\n    return sum(xs)\n```\nThis sums the list, and here is a test:\n```python\nassert f([1]) == 1\n```\n";
+        let target = Target {
+            entry_point: Some("f"),
+            ..Target::default()
+        };
+        let x = extract::extract(reply, &target).expect("code");
+        let counter = tokens::for_model("gpt-4o");
+        let mut t = Tokens::default();
+        count_parts(&counter, reply, x.fence.as_ref(), &mut t);
+        assert_eq!(t.explanation, counter.count("The loop starts at 1.\n"));
+        assert_eq!(
+            t.program,
+            counter.count("def f(xs):\n    return sum(xs)\n"),
+            "{x:?}"
+        );
+        // The fence lines, the prose after and the second block.
+        let after = &reply[x.fence.as_ref().map_or(0, |f| f.code.end)..];
+        assert_eq!(t.other, counter.count("```python\n") + counter.count(after));
+        assert!(t.other > t.program, "{t:?}");
+        assert_eq!(t.generated(), t.program + t.explanation);
+    }
 }
