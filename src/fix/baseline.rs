@@ -147,9 +147,7 @@ pub fn cannot_start(
         lines()
             .find(|l| l.contains(": error: "))
             .or_else(|| {
-                lines()
-                    .filter(|l| l.starts_with("ERROR:") || l.starts_with("INTERNALERROR>"))
-                    .last()
+                lines().rfind(|l| l.starts_with("ERROR:") || l.starts_with("INTERNALERROR>"))
             })
             .unwrap_or("")
             .to_string()

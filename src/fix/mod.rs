@@ -166,7 +166,7 @@ pub enum FixEvent {
         detected: bool,
         /// The Python the tests run with and why (None for non-Python runners).
         #[serde(skip_serializing_if = "Option::is_none")]
-        python: Option<PythonPlan>,
+        python: Option<Box<PythonPlan>>,
         repairer: String,
         max_attempts: usize,
         prompts: Vec<PromptInfo>,
@@ -576,7 +576,7 @@ impl Session {
             test_command: command.command.clone(),
             reason: command.reason.clone(),
             detected: command.detected,
-            python: python.clone(),
+            python: python.clone().map(Box::new),
             repairer,
             max_attempts: self.opts.max_attempts,
             prompts: prompts::ALL
