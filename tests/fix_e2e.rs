@@ -934,6 +934,8 @@ fn a_test_command_with_a_pyenv_venvs_python_runs_with_only_what_it_needs() {
     let plan = &event(&events, "plan")["python"];
     assert_eq!(plan["python"], py.to_str().unwrap(), "{plan}");
     assert_eq!(plan["source"], "test_command", "{plan}");
+    // A temp dir is private to its owner: the run keeps the caller's uid, and says so.
+    assert_eq!(plan["keeps_uid"], true, "{plan}");
     // The venv and its base, and of the home directory nothing else.
     let exposed: Vec<PathBuf> = plan["exposed"]
         .as_array()

@@ -117,6 +117,17 @@ fn print_event(e: &FixEvent) {
             eprintln!("tests:   {test_command}   ({why})");
             if let Some(py) = python {
                 eprintln!("python:  {}   ({})", py.python.display(), py.reason);
+                if py.keeps_uid {
+                    eprintln!(
+                        "         runs as your uid: another uid cannot read {}",
+                        py.exposed
+                            .iter()
+                            .filter(|p| !selfrepair::fix::interpreter::others_can_read(p))
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
             }
             eprintln!("repair:  {repairer}");
         }

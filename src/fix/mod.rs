@@ -212,6 +212,9 @@ pub struct PythonPlan {
     pub reason: String,
     /// What the jail exposes for it, read-only (beyond the system's /usr).
     pub exposed: Vec<PathBuf>,
+    /// Some of that is private to the caller (a home directory), so the
+    /// tests run as the caller's uid instead of a dedicated one.
+    pub keeps_uid: bool,
     /// The version of selfrepair's pinned pytest, when the interpreter has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provided_pytest: Option<String>,
@@ -539,6 +542,7 @@ impl Session {
         runner_opts.python_bin = it.bin_dir.clone();
         Ok(Some(PythonPlan {
             reason: it.describe(),
+            keeps_uid: it.ro_paths.iter().any(|p| !interpreter::others_can_read(p)),
             exposed: it.ro_paths,
             python: it.python,
             source: it.source,
