@@ -987,6 +987,26 @@ fn an_activated_virtualenv_is_the_interpreter() {
     let (t, dir) = example_repo("py-inventory");
     let v = t.path().join("activated");
     venv(Path::new("/usr/bin/python3"), &v);
+    // A library outside the project that the venv puts on sys.path (a .pth
+    // file, as editable installs do), and a test that imports it: the jail
+    // must expose it.
+    let lib = t.path().join("shared-lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("ledger_rules.py"), "REORDER_AT_OR_BELOW = True\n").unwrap();
+    let site = std::fs::read_dir(v.join("lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages");
+    std::fs::write(site.join("shared.pth"), format!("{}\n", lib.display())).unwrap();
+    std::fs::write(
+        dir.join("tests/test_rules.py"),
+        "import ledger_rules\n\ndef test_rules_load():\n    assert ledger_rules.REORDER_AT_OR_BELOW\n",
+    )
+    .unwrap();
+    commit_all(&dir, "rules");
     let (code, events, err) = fix_json(
         &dir,
         &[],
@@ -1006,6 +1026,13 @@ fn an_activated_virtualenv_is_the_interpreter() {
     assert_eq!(plan["source"], "virtual_env", "{plan}");
     assert!(
         plan["reason"].as_str().unwrap().starts_with("VIRTUAL_ENV"),
+        "{plan}"
+    );
+    assert!(
+        plan["exposed"]
+            .as_array()
+            .unwrap()
+            .contains(&lib.to_str().unwrap().into()),
         "{plan}"
     );
 }
