@@ -96,11 +96,22 @@ impl Env {
 
     /// `name` on `PATH`, as the shell would find it.
     fn which(&self, name: &str) -> Option<PathBuf> {
-        let path = self.path.as_ref()?;
-        std::env::split_paths(path)
+        self.on_path(name).next()
+    }
+
+    /// The first interpreter named `name` on `PATH` that is not a shim (a
+    /// script, as pyenv's are): the one the shim would run.
+    fn which_interpreter(&self, name: &str) -> Option<PathBuf> {
+        self.on_path(name).find(|p| !is_script(p))
+    }
+
+    fn on_path<'a>(&'a self, name: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
+        self.path
+            .iter()
+            .flat_map(std::env::split_paths)
             .filter(|d| d.is_absolute())
-            .map(|d| d.join(name))
-            .find(|p| is_executable(p))
+            .map(move |d| d.join(name))
+            .filter(|p| is_executable(p))
     }
 }
 
@@ -190,7 +201,7 @@ async fn choose(
     });
     if let Some((p, from)) = named {
         let p = if p.components().count() == 1 && !p.is_absolute() {
-            env.which(&p.to_string_lossy()).unwrap_or(p)
+            env.which_interpreter(&p.to_string_lossy()).unwrap_or(p)
         } else {
             p
         };
@@ -211,7 +222,9 @@ async fn choose(
     {
         let exe = if word.contains('/') {
             Some(project.join(word))
-        } else if word.starts_with("python") || word == "pytest" || word == "py.test" {
+        } else if word.starts_with("python") {
+            env.which_interpreter(word)
+        } else if word == "pytest" || word == "py.test" {
             env.which(word)
         } else {
             None
@@ -279,7 +292,7 @@ async fn choose(
             return Ok((p.into(), Source::System, "the system python3".into()));
         }
     }
-    match env.which("python3") {
+    match env.which_interpreter("python3") {
         Some(p) => Ok((p, Source::System, "python3 on PATH".into())),
         None => Err(InterpreterError::Missing {
             source_name: "the system".into(),
@@ -641,6 +654,16 @@ mod tests {
         assert_eq!(interpreter_of(&shim, &env), None);
         exe(&pytest, &format!("#!{}\n", shim.display()));
         assert_eq!(interpreter_of(&pytest, &env), None);
+        // A bare name on PATH skips the shim for the interpreter behind it.
+        let env = Env {
+            path: Some(std::env::join_paths([t.path().join("shims"), "/usr/bin".into()]).unwrap()),
+            ..Env::default()
+        };
+        assert_eq!(env.which("python3"), Some(shim.clone()));
+        assert_eq!(
+            env.which_interpreter("python3"),
+            Some("/usr/bin/python3".into())
+        );
     }
 
     #[test]
