@@ -1,5 +1,5 @@
 //! `selfrepair acp` end to end, driven by the official ACP TypeScript SDK
-//! (`tests/acp/client.mjs`, installed by `.ci/run` with `npm ci`): a repair
+//! (`tests/acp/client.mjs`, installed on first use with `npm ci`): a repair
 //! of an example repo with the permission request, the diff and the final
 //! file; a declined write; cancellation mid test run; protocol errors;
 //! two sessions at once; malformed JSON and a client that disconnects.
@@ -80,13 +80,39 @@ async fn client_async(
         .expect("client thread")
 }
 
+/// The SDK pinned in `tests/acp/package-lock.json`, installed with `npm ci`
+/// (npm on PATH) the first time a test needs it: once per `cargo test`, and
+/// once across test processes (a lock file serialises them).
+fn install_sdk(dir: &Path) {
+    static ONCE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut done = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    let sdk = dir.join("node_modules/@agentclientprotocol/sdk");
+    if *done || sdk.is_dir() {
+        *done = true;
+        return;
+    }
+    let lock = std::fs::File::create(std::env::temp_dir().join("selfrepair-npm-ci.lock"))
+        .expect("lock file");
+    lock.lock().expect("lock");
+    if !sdk.is_dir() {
+        let o = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(dir)
+            .output()
+            .expect("npm (with Node.js 20+) must be on PATH to install the ACP SDK");
+        assert!(
+            o.status.success(),
+            "npm ci --prefix tests/acp failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    *done = true;
+}
+
 /// Run the SDK client for `scenario` against a fresh `selfrepair acp`.
 fn client(repo: &Path, scenario: &str, env: &[(&str, String)]) -> Value {
     let dir = root().join("tests/acp");
-    assert!(
-        dir.join("node_modules/@agentclientprotocol/sdk").is_dir(),
-        "the ACP TypeScript SDK is not installed: run `npm ci --prefix tests/acp` (.ci/run does)"
-    );
+    install_sdk(&dir);
     let mut c = Command::new("node");
     c.arg(dir.join("client.mjs"))
         .arg(env!("CARGO_BIN_EXE_selfrepair"))
@@ -194,16 +220,70 @@ fn repairs_a_repo_with_permission_diff_and_file_write() {
         git(&r, &["status", "--porcelain"]).trim(),
         "M inventory/stock.py"
     );
-    let py = Command::new(selfrepair::sandbox::process::default_python())
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .current_dir(&r)
-        .output()
-        .expect("pytest");
+}
+
+#[test]
+fn an_editor_path_with_a_venvs_pytest_is_what_the_agent_uses() {
+    // An editor started from a shell whose PATH holds a virtualenv's pytest:
+    // the agent runs the tests with that venv's python and its own pytest.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = repo(tmp.path(), "inv", &[]);
+    let v = tmp.path().join("venv");
+    let made = Command::new("/usr/bin/python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&v)
+        .status()
+        .expect("venv");
+    assert!(made.success());
+    // pytest installed into it: the pinned wheels, unpacked into its site-packages.
+    let provided = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(selfrepair::sandbox::runtime::RuntimeOptions::default().provided_pytest())
+        .expect("the provided pytest");
+    let lib = std::fs::read_dir(v.join("lib"))
+        .expect("lib")
+        .next()
+        .expect("lib/pythonX.Y")
+        .expect("entry")
+        .path();
+    let site = lib.join("site-packages");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", provided.display()))
+        .arg(&site)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let pytest = v.join("bin/pytest");
+    std::fs::write(
+        &pytest,
+        format!(
+            "#!{}\nimport sys\nfrom pytest import console_main\nsys.exit(console_main())\n",
+            v.join("bin/python").display()
+        ),
+    )
+    .expect("write pytest");
+    let chmod = Command::new("chmod")
+        .arg("755")
+        .arg(&pytest)
+        .status()
+        .expect("chmod");
+    assert!(chmod.success());
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", v.join("bin").display());
+    let out = client(&r, "fix", &[("PATH", path)]);
+    assert_eq!(out["response"]["stopReason"], "end_turn", "{out}");
+    let updates = out["updates"].to_string();
     assert!(
-        py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&py.stdout)
+        updates.contains(&format!(
+            "Python: `{}` (the interpreter of {}, the pytest first on PATH)",
+            v.join("bin/python").display(),
+            pytest.display()
+        )),
+        "{updates}"
     );
+    assert!(!updates.contains("pinned pytest"), "{updates}");
+    let text = std::fs::read_to_string(r.join("inventory/stock.py")).expect("read");
+    assert!(text.contains(FIXED_LINE));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

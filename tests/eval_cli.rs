@@ -223,6 +223,45 @@ fn a_compute_heavy_suite_moves_to_the_process_jail() {
     }
 }
 
+#[test]
+fn results_come_back_in_the_samples_order_when_slow_samples_come_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Three slow samples (a loop that never ends, cut at the jail's 3 s; a
+    // second of compute), then quick ones that finish long before them.
+    let mut lines = vec![
+        sample("HumanEval/0", "    while True:\n        pass\n"),
+        sample(
+            "HumanEval/2",
+            "    sum(i * i for i in range(300_000))\n    return number % 1.0\n",
+        ),
+        sample("HumanEval/0", "    while True:\n        pass\n"),
+    ];
+    for i in 0..12 {
+        lines.push(sample(
+            &format!("HumanEval/{}", [2, 4, 7][i % 3]),
+            "    return None\n",
+        ));
+    }
+    let p = write(dir.path(), "slow_first.jsonl", &lines);
+    let o = eval(&p, "humaneval", &["-j", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.path().join("slow_first.jsonl_results.jsonl"))
+        .expect("results");
+    let results: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    assert_eq!(results.len(), lines.len());
+    for (i, (r, s)) in results.iter().zip(&lines).enumerate() {
+        let s: serde_json::Value = serde_json::from_str(s).expect("sample");
+        assert_eq!(r["sample"], i, "{r}");
+        assert_eq!(r["task_id"], s["task_id"], "line {i}: {r}");
+        assert_eq!(r["completion"], s["completion"], "line {i}: {r}");
+    }
+    assert_eq!(results[0]["result"], "timed out", "{}", results[0]);
+    assert_eq!(results[1]["passed"], true, "{}", results[1]);
+}
+
 /// Universal forgeries (tests/fixtures/forgery/*.py): each completion holds
 /// no solution, only an attack on the verdict (an object equal to anything,
 /// expected values read from the caller's frames or `gc`, trace jumps over

@@ -4,6 +4,8 @@
 
 mod fix_common;
 
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fix_common::*;
@@ -491,7 +493,9 @@ fn bad_input_is_named_and_leaves_no_trace() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("`no-such-test-runner --all` was not found"),
+        err.contains("could not start (`no-such-test-runner --all`)")
+            && err.contains("not found")
+            && err.contains("No attempt was made"),
         "{err}"
     );
     assert_eq!(
@@ -706,22 +710,47 @@ async fn cli_with_a_model_and_a_budget() {
 #[test]
 fn the_projects_virtualenv_runs_the_tests() {
     let (_t, dir) = example_repo("py-inventory");
-    // A virtualenv without pytest: the tests must run with it, and say so.
-    let made = std::process::Command::new("/usr/bin/python3")
-        .args(["-m", "venv", "--without-pip"])
-        .arg(dir.join(".venv"))
-        .status()
-        .unwrap();
-    assert!(made.success());
+    // A virtualenv without pytest: the tests run with it, and the provided pytest.
+    venv(Path::new("/usr/bin/python3"), &dir.join(".venv"));
     std::fs::write(dir.join(".git/info/exclude"), ".venv/\n").unwrap();
-    let out = bin().arg("fix").arg(&dir).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (code, events, err) = fix_json(&dir, &[], &[("SELFREPAIR_HOME", &cache())]);
+    assert_fixed(code, &events, &err);
+    let plan = &event(&events, "plan")["python"];
+    assert_eq!(plan["source"], "project_venv", "{plan}");
     assert!(
-        err.contains(".venv/bin/python") && err.contains("No module named pytest"),
-        "{err}"
+        plan["reason"]
+            .as_str()
+            .unwrap()
+            .contains("virtualenv .venv"),
+        "{plan}"
     );
-    assert_eq!(branches(&dir), vec!["master".to_string()]);
+    assert!(plan["provided_pytest"].is_string(), "{plan}");
+}
+
+#[test]
+fn a_hostile_venv_in_the_repository_exposes_nothing_of_the_home_directory() {
+    let (t, dir) = example_repo("py-inventory");
+    let home = t.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh/bin")).unwrap();
+    std::fs::create_dir_all(home.join(".ssh/lib")).unwrap();
+    venv(Path::new("/usr/bin/python3"), &dir.join(".venv"));
+    std::fs::write(dir.join(".git/info/exclude"), ".venv/\n").unwrap();
+    // pyvenv.cfg points its base at the home directory itself.
+    std::fs::write(
+        dir.join(".venv/pyvenv.cfg"),
+        format!("home = {}/bin\n", home.display()),
+    )
+    .unwrap();
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    std::fs::create_dir_all(home.join("lib")).unwrap();
+    let (code, events, err) = fix_json(
+        &dir,
+        &[],
+        &[("HOME", home.as_os_str()), ("SELFREPAIR_HOME", &cache())],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("pyvenv.cfg whose home"), "{err}");
+    assert!(events.iter().all(|e| e["event"] != "plan"), "{events:?}");
 }
 
 #[test]
@@ -736,4 +765,447 @@ fn a_session_can_run_on_any_runtime_thread() {
     let on_event = |_: &FixEvent| {};
     let fut = session.run(&on_event);
     is_send(&fut);
+}
+
+// --- The interpreter the user means (issue 19) -------------------------------
+
+/// `selfrepair fix --json` with `env` set (and the rest of the caller's
+/// environment); its exit code, events and stderr.
+fn fix_json(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &OsStr)],
+) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    let mut c = bin();
+    c.arg("fix").arg(dir).arg("--json").args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (
+        out.status.code(),
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn event<'a>(events: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    events
+        .iter()
+        .find(|e| e["event"] == name)
+        .unwrap_or_else(|| panic!("no {name} event in {events:?}"))
+}
+
+/// A virtualenv without pytest (nor pip), made by `base`.
+fn venv(base: &Path, at: &Path) {
+    let made = std::process::Command::new(base)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(at)
+        .status()
+        .unwrap();
+    assert!(
+        made.success(),
+        "{} -m venv {}",
+        base.display(),
+        at.display()
+    );
+}
+
+/// The cache the test process uses, so runs share one provided pytest.
+fn cache() -> OsString {
+    selfrepair::sandbox::cache::home().into_os_string()
+}
+
+/// PATH without the caller's tools (pyenv shims, venvs), plus `first`.
+fn plain_path(first: &[&Path]) -> OsString {
+    let mut dirs: Vec<PathBuf> = first.iter().map(|p| p.to_path_buf()).collect();
+    dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from));
+    std::env::join_paths(dirs).unwrap()
+}
+
+fn assert_fixed(code: Option<i32>, events: &[serde_json::Value], err: &str) {
+    assert!(
+        events.iter().any(|e| e["event"] == "done"),
+        "{code:?}: {err}"
+    );
+    let done = event(events, "done");
+    assert_eq!(code, Some(0), "{done}\n{err}");
+    assert_eq!(done["outcome"], "fixed", "{done}");
+}
+
+#[test]
+fn the_readme_example_fixes_with_an_empty_cache_and_a_venv_without_pytest() {
+    // The README's first command on a machine with no pytest anywhere:
+    // selfrepair fetches its pinned pytest (from PyPI, sha256-checked) into
+    // an empty cache and puts it on the venv's path for the run.
+    let (t, dir) = example_repo("py-inventory");
+    let home = t.path().join("selfrepair-home");
+    let v = t.path().join("venv");
+    venv(Path::new("/usr/bin/python3"), &v);
+    let py = v.join("bin/python");
+    let (code, events, err) = fix_json(
+        &dir,
+        &[],
+        &[
+            ("SELFREPAIR_HOME", home.as_os_str()),
+            ("SELFREPAIR_PYTHON", py.as_os_str()),
+            ("PATH", &plain_path(&[])),
+        ],
+    );
+    assert_fixed(code, &events, &err);
+    let plan = &event(&events, "plan")["python"];
+    assert_eq!(plan["python"], py.to_str().unwrap(), "{plan}");
+    assert_eq!(plan["source"], "flag", "{plan}");
+    let pinned = selfrepair::sandbox::runtime::PYTEST_WHEELS[0].version;
+    assert_eq!(plan["provided_pytest"], pinned, "{plan}");
+    assert!(
+        plan["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SELFREPAIR_PYTHON"),
+        "{plan}"
+    );
+    let tools: Vec<String> = std::fs::read_dir(home.join("tools"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        tools
+            .iter()
+            .any(|t| t.starts_with(&format!("pytest-{pinned}-"))),
+        "{tools:?}"
+    );
+    // The user's venv is as it was: nothing was installed into it.
+    let site = std::fs::read_dir(v.join("lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_dir(site.path().join("site-packages"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+/// A pyenv-style installation under a temp "home": the system python3's
+/// binary copied to `<home>/.pyenv/versions/X/bin`, its stdlib linked beside.
+fn pyenv_home(t: &Path) -> (PathBuf, PathBuf) {
+    let home = t.join("home");
+    let real = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    let name = real.file_name().unwrap();
+    let prefix = home.join(".pyenv/versions/3.x");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::create_dir_all(prefix.join("lib")).unwrap();
+    std::fs::copy(&real, prefix.join("bin").join(name)).unwrap();
+    std::os::unix::fs::symlink(
+        Path::new("/usr/lib").join(name),
+        prefix.join("lib").join(name),
+    )
+    .unwrap();
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), "secret").unwrap();
+    (home, prefix.join("bin").join(name))
+}
+
+#[test]
+fn a_test_command_with_a_pyenv_venvs_python_runs_with_only_what_it_needs() {
+    let (t, dir) = example_repo("py-inventory");
+    let (home, base) = pyenv_home(t.path());
+    let v = t.path().join("venvs/proj");
+    venv(&base, &v);
+    let py = v.join("bin/python");
+    let test = format!("{} -m pytest -q", py.display());
+    let (code, events, err) = fix_json(
+        &dir,
+        &["--test", &test],
+        &[
+            ("HOME", home.as_os_str()),
+            ("SELFREPAIR_HOME", &cache()),
+            ("PATH", &plain_path(&[])),
+        ],
+    );
+    assert_fixed(code, &events, &err);
+    let plan = &event(&events, "plan")["python"];
+    assert_eq!(plan["python"], py.to_str().unwrap(), "{plan}");
+    assert_eq!(plan["source"], "test_command", "{plan}");
+    // A temp dir is private to its owner: the run keeps the caller's uid, and says so.
+    assert_eq!(plan["keeps_uid"], true, "{plan}");
+    // The venv and its base, and of the home directory nothing else.
+    let exposed: Vec<PathBuf> = plan["exposed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .collect();
+    let prefix = std::fs::canonicalize(base.parent().unwrap().parent().unwrap()).unwrap();
+    assert!(exposed.contains(&v), "{exposed:?}");
+    assert!(exposed.contains(&prefix), "{exposed:?}");
+    let home = std::fs::canonicalize(&home).unwrap();
+    for p in &exposed {
+        assert!(
+            !p.starts_with(&home) || p.starts_with(&prefix),
+            "{p:?} of the home directory is exposed: {exposed:?}"
+        );
+    }
+    // And the jail really cannot read the rest of it.
+    let peek = format!(
+        "{} -c \"open('{}').read()\"",
+        py.display(),
+        home.join(".ssh/id_ed25519").display()
+    );
+    let (code, events, err) = fix_json(
+        &dir,
+        &["--test", &peek],
+        &[
+            ("HOME", home.as_os_str()),
+            ("SELFREPAIR_HOME", &cache()),
+            ("PATH", &plain_path(&[])),
+        ],
+    );
+    let baseline = events
+        .iter()
+        .find(|e| e["event"] == "test_run_finished")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_ne!(code, Some(3), "the secret was readable: {baseline}");
+    assert!(
+        baseline["run"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("PermissionError"),
+        "{baseline}"
+    );
+}
+
+#[test]
+fn an_activated_virtualenv_is_the_interpreter() {
+    let (t, dir) = example_repo("py-inventory");
+    let v = t.path().join("activated");
+    venv(Path::new("/usr/bin/python3"), &v);
+    // A library outside the project that the venv puts on sys.path (a .pth
+    // file, as editable installs do), and a test that imports it: the jail
+    // must expose it.
+    let lib = t.path().join("shared-lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("ledger_rules.py"), "REORDER_AT_OR_BELOW = True\n").unwrap();
+    let site = std::fs::read_dir(v.join("lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages");
+    std::fs::write(site.join("shared.pth"), format!("{}\n", lib.display())).unwrap();
+    std::fs::write(
+        dir.join("tests/test_rules.py"),
+        "import ledger_rules\n\ndef test_rules_load():\n    assert ledger_rules.REORDER_AT_OR_BELOW\n",
+    )
+    .unwrap();
+    commit_all(&dir, "rules");
+    let (code, events, err) = fix_json(
+        &dir,
+        &[],
+        &[
+            ("VIRTUAL_ENV", v.as_os_str()),
+            ("SELFREPAIR_HOME", &cache()),
+            ("PATH", &plain_path(&[&v.join("bin")])),
+        ],
+    );
+    assert_fixed(code, &events, &err);
+    let plan = &event(&events, "plan")["python"];
+    assert_eq!(
+        plan["python"],
+        v.join("bin/python").to_str().unwrap(),
+        "{plan}"
+    );
+    assert_eq!(plan["source"], "virtual_env", "{plan}");
+    assert!(
+        plan["reason"].as_str().unwrap().starts_with("VIRTUAL_ENV"),
+        "{plan}"
+    );
+    assert!(
+        plan["exposed"]
+            .as_array()
+            .unwrap()
+            .contains(&lib.to_str().unwrap().into()),
+        "{plan}"
+    );
+}
+
+/// uv, from its pinned wheel on PyPI (through the same download code as the
+/// runtimes), kept in the cache.
+fn uv() -> PathBuf {
+    const WHEEL: &str = "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
+    const SHA: &str = "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19";
+    use selfrepair::sandbox::fetch;
+    let dir = selfrepair::sandbox::cache::home().join("test-tools/uv-0.13.9/bin");
+    let exe = dir.join("uv");
+    if exe.is_file() {
+        return dir;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let wheel = selfrepair::sandbox::cache::home()
+        .join("downloads")
+        .join(WHEEL);
+    rt.block_on(async {
+        if !(wheel.is_file() && fetch::sha256_file(&wheel).unwrap() == SHA) {
+            let url = fetch::pypi_file_url("https://pypi.org", "uv", "0.13.9", WHEEL)
+                .await
+                .unwrap();
+            fetch::download(&url, &wheel, SHA, "uv", false)
+                .await
+                .unwrap();
+        }
+    });
+    fetch::extract_member(&wheel, "uv-0.13.9.data/scripts/uv", &exe, None).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[test]
+fn a_uv_project_uses_what_uv_answers() {
+    let (t, dir) = example_repo("py-inventory");
+    std::fs::write(dir.join("uv.lock"), "version = 1\n").unwrap();
+    commit_all(&dir, "uv");
+    let uv_bin = uv();
+    let (code, events, err) = fix_json(
+        &dir,
+        &[],
+        &[
+            ("SELFREPAIR_HOME", &cache()),
+            ("PATH", &plain_path(&[&uv_bin])),
+            ("UV_CACHE_DIR", t.path().join("uv-cache").as_os_str()),
+        ],
+    );
+    assert_fixed(code, &events, &err);
+    let plan = &event(&events, "plan")["python"];
+    assert_eq!(plan["source"], "tool", "{plan}");
+    assert!(
+        plan["reason"].as_str().unwrap().contains("uv python find"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_baseline_that_cannot_start_stops_at_once_with_exit_2() {
+    // A third-party module the interpreter lacks: no attempt, no branch.
+    let (_t, dir) = example_repo("py-inventory");
+    std::fs::write(
+        dir.join("tests/test_plot.py"),
+        "import matplotlib_not_installed\n\ndef test_plot():\n    assert matplotlib_not_installed\n",
+    )
+    .unwrap();
+    commit_all(&dir, "plot");
+    let (code, events, err) = fix_json(&dir, &[], &[("SELFREPAIR_HOME", &cache())]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("could not start")
+            && err.contains("'matplotlib_not_installed'")
+            && err.contains("pip install matplotlib_not_installed"),
+        "{err}"
+    );
+    assert!(!events.iter().any(|e| e["event"] == "patch"), "{events:?}");
+    assert_eq!(branches(&dir), vec!["master".to_string()]);
+
+    // A test command that may not run: permission denied.
+    let (_t, dir) = example_repo("py-inventory");
+    std::fs::write(
+        dir.join("run-tests.sh"),
+        "#!/bin/sh\nexec python3 -m pytest\n",
+    )
+    .unwrap();
+    commit_all(&dir, "script");
+    let (code, _, err) = fix_json(
+        &dir,
+        &["--test", "./run-tests.sh"],
+        &[("SELFREPAIR_HOME", &cache())],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+    assert_eq!(branches(&dir), vec!["master".to_string()]);
+
+    // The positive control: a bad import of the project's own module is
+    // the project's bug, so attempts are made.
+    let (_t, dir) = example_repo("py-inventory");
+    std::fs::write(
+        dir.join("tests/test_more.py"),
+        "from inventory.stok import Inventory\n\ndef test_more():\n    assert Inventory\n",
+    )
+    .unwrap();
+    commit_all(&dir, "more");
+    let (code, events, err) = fix_json(
+        &dir,
+        &["--max-attempts", "2"],
+        &[("SELFREPAIR_HOME", &cache())],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(event(&events, "done")["attempts"], 2, "{err}");
+}
+
+#[test]
+fn a_hanging_baseline_is_repaired_within_a_deadline_derived_from_it() {
+    let (_t, dir) = example_repo("py-digits");
+    let timeout = 20u64;
+    let started = Instant::now();
+    let (code, events, err) = fix_json(
+        &dir,
+        &["--timeout", &timeout.to_string()],
+        &[("SELFREPAIR_HOME", &cache())],
+    );
+    assert_fixed(code, &events, &err);
+    let done = event(&events, "done");
+    assert!(
+        done["reason"]
+            .as_str()
+            .unwrap()
+            .contains("comparison swap: >= -> >"),
+        "{done}"
+    );
+    let runs: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "test_run_finished")
+        .collect();
+    // The baseline hung, and named the test that did.
+    assert_eq!(runs[0]["run"]["status"], "timed_out", "{}", runs[0]);
+    assert_eq!(
+        done["initial_failures"][0], "tests/test_count.py::test_counts_digits",
+        "{done}"
+    );
+    // The rest of the suite ran without it; its time sets the deadline.
+    assert_eq!(runs[1]["scope"], "rest", "{}", runs[1]);
+    let rest_ms = runs[1]["run"]["duration_ms"].as_u64().unwrap();
+    let deadline_ms = (10 * rest_ms + 3000).min(timeout * 1000);
+    // Every later run has that deadline (pytest dumps a hang two thirds into it)...
+    let later: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "test_run_started" && e["attempt"].as_u64() > Some(0))
+        .collect();
+    assert!(!later.is_empty());
+    for e in later {
+        let want = format!(
+            "faulthandler_timeout={}",
+            (deadline_ms / 1000 * 2 / 3).max(1)
+        );
+        assert!(
+            e["command"].as_str().unwrap().contains(&want),
+            "{want}: {e}"
+        );
+    }
+    // ...and the fix, the loop's condition, is the first mutant tried.
+    assert_eq!(done["attempts"], 1, "{done}");
+    for r in &runs[2..] {
+        let ms = r["run"]["duration_ms"].as_u64().unwrap();
+        assert!(ms <= deadline_ms + 1000, "{ms} ms > {deadline_ms} ms: {r}");
+    }
+    eprintln!(
+        "hanging example fixed in {:?} ({} runs, deadline {deadline_ms} ms)",
+        started.elapsed(),
+        runs.len()
+    );
 }

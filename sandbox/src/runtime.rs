@@ -39,6 +39,54 @@ pub const COMPONENTIZE_PY: (&str, &str, &str, &str) = (
     "8623cd8cab8453cb0cd8bf03f3c7103420d06f2f3d360186a280a70a1ca5e89f",
 );
 
+/// A pinned wheel on PyPI.
+pub struct Wheel {
+    pub package: &'static str,
+    pub version: &'static str,
+    pub file: &'static str,
+    pub sha256: &'static str,
+}
+
+/// pytest and what it imports on Python 3.11+, for interpreters that have no
+/// pytest of their own: unpacked into one folder that goes on `PYTHONPATH`
+/// (pure-Python wheels, so unpacking is installing). Older Pythons would
+/// also need `exceptiongroup` and `tomli`; [`PROVIDED_PYTEST_MIN_PYTHON`].
+pub const PYTEST_WHEELS: [Wheel; 5] = [
+    Wheel {
+        package: "pytest",
+        version: "9.2.0",
+        file: "pytest-9.2.0-py3-none-any.whl",
+        sha256: "07acdcf88ec174f907dc01af70bf52d49b014bbab03faeeade31c96b18c2e588",
+    },
+    Wheel {
+        package: "pluggy",
+        version: "1.7.0",
+        file: "pluggy-1.7.0-py3-none-any.whl",
+        sha256: "7dd7b0d8832ba3cb632c306926ded123429211b83641b35dc5c41ad2d34f9bec",
+    },
+    Wheel {
+        package: "iniconfig",
+        version: "2.3.1",
+        file: "iniconfig-2.3.1-py3-none-any.whl",
+        sha256: "9121e2c1fdb355232495be3194c8dfe87ccc2d5dee45947b78e68f499790d7a7",
+    },
+    Wheel {
+        package: "packaging",
+        version: "26.4",
+        file: "packaging-26.4-py3-none-any.whl",
+        sha256: "81383611a09c1bc0b08b76e0fd5829d7c6824c65b27a6aee339da133f4233ea2",
+    },
+    Wheel {
+        package: "pygments",
+        version: "2.21.0",
+        file: "pygments-2.21.0-py3-none-any.whl",
+        sha256: "2363c69b61c4a97c838da3b130dcd6468f4848992b21a82f2a63ec34377137d9",
+    },
+];
+
+/// The oldest Python the provided pytest runs on.
+pub const PROVIDED_PYTEST_MIN_PYTHON: (u32, u32) = (3, 11);
+
 const RUNNER_APP: &str = include_str!("../python/runner/app.py");
 const RUNNER_WIT: &str = include_str!("../python/runner/wit/runner.wit");
 
@@ -162,6 +210,59 @@ impl RuntimeOptions {
         let url = fetch::pypi_file_url(&self.pypi, package, version, file).await?;
         fetch::download(&url, &dest, sha, file, self.progress).await?;
         Ok(dest)
+    }
+
+    /// The provided pytest: [`PYTEST_WHEELS`], fetched (sha256-checked) and
+    /// unpacked into one folder of the cache, returned for `PYTHONPATH`.
+    pub async fn provided_pytest(&self) -> Result<PathBuf, SandboxError> {
+        let key: String = PYTEST_WHEELS.iter().map(|w| w.sha256).collect();
+        let dir = self.home.join("tools").join(format!(
+            "pytest-{}-{}",
+            PYTEST_WHEELS[0].version,
+            &fetch::sha256_bytes(key.as_bytes())[..12]
+        ));
+        // Written last, so a folder without it is an unpacking cut short.
+        let done = dir.join(".complete");
+        if done.is_file() {
+            return Ok(dir);
+        }
+        let tools = self.home.join("tools");
+        let _lock = FileLock::acquire(&tools.join(".pytest.lock"))
+            .map_err(|e| SandboxError::io(&tools, e))?;
+        if done.is_file() {
+            return Ok(dir);
+        }
+        if self.offline {
+            return Err(SandboxError::Runtime {
+                path: dir,
+                reason: "missing, and fetching is disabled".into(),
+            });
+        }
+        let mut wheels = Vec::new();
+        for w in &PYTEST_WHEELS {
+            wheels.push(
+                self.fetch_wheel(w.package, w.version, w.file, w.sha256)
+                    .await?,
+            );
+        }
+        let tmp = tempfile::tempdir_in(&tools).map_err(|e| SandboxError::io(&tools, e))?;
+        for w in &wheels {
+            fetch::extract_all(w, tmp.path())?;
+        }
+        std::fs::write(tmp.path().join(".complete"), b"")
+            .map_err(|e| SandboxError::io(tmp.path(), e))?;
+        // A temp dir is private; the jail's dedicated uid must read this one.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(|e| SandboxError::io(tmp.path(), e))?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| SandboxError::io(&dir, e))?;
+        }
+        let staged = tmp.keep();
+        std::fs::rename(&staged, &dir).map_err(|e| SandboxError::io(&dir, e))?;
+        Ok(dir)
     }
 
     /// The identity of the fast runner's sources: a change rebuilds the component.

@@ -228,11 +228,16 @@ fn forward_event(
             test_command,
             reason,
             branch,
+            python,
             ..
         } => {
+            let python = python
+                .as_ref()
+                .map(|p| format!(" Python: `{}` ({}).", p.python.display(), p.reason))
+                .unwrap_or_default();
             up.send(SessionUpdate::AgentThoughtChunk(ContentChunk::new(ContentBlock::from(
                 format!(
-                    "Tests: `{test_command}` ({reason}). Repairer: {repairer}. Attempts are committed on `{branch}`; your files stay untouched until you approve."
+                    "Tests: `{test_command}` ({reason}).{python} Repairer: {repairer}. Attempts are committed on `{branch}`; your files stay untouched until you approve."
                 ),
             ))));
         }

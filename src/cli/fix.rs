@@ -21,6 +21,11 @@ pub struct FixArgs {
     /// Test command, run in PATH (default: detected: pytest, cargo test, go test, npm/yarn/pnpm test, make test).
     #[arg(long, value_name = "CMD")]
     pub test: Option<String>,
+    /// The Python for the tests (also SELFREPAIR_PYTHON). Default: the first
+    /// of a --test command's interpreter, VIRTUAL_ENV, the project's .venv,
+    /// venv or env, what uv/poetry/pdm/hatch use, the pytest on PATH, python3.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
     /// Patches asked of the model, or mutants validated with `--model mutate`.
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<usize>,
@@ -39,7 +44,8 @@ pub struct FixArgs {
     /// Let the tests use the network (off by default).
     #[arg(long)]
     pub allow_network: bool,
-    /// Seconds one test run may take.
+    /// Seconds the baseline test run may take; later runs stop at ten times
+    /// the baseline plus 3 s, when that is shorter.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
     /// Keep the work tree afterwards (it is removed by default; commits stay).
@@ -95,6 +101,7 @@ fn print_event(e: &FixEvent) {
             test_command,
             reason,
             detected,
+            python,
             repairer,
             ..
         } => {
@@ -108,6 +115,20 @@ fn print_event(e: &FixEvent) {
                 reason.clone()
             };
             eprintln!("tests:   {test_command}   ({why})");
+            if let Some(py) = python {
+                eprintln!("python:  {}   ({})", py.python.display(), py.reason);
+                if py.keeps_uid {
+                    eprintln!(
+                        "         runs as your uid: another uid cannot read {}",
+                        py.exposed
+                            .iter()
+                            .filter(|p| !selfrepair::fix::interpreter::others_can_read(p))
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
             eprintln!("repair:  {repairer}");
         }
         FixEvent::TestRunStarted { .. } => {}
@@ -175,6 +196,11 @@ fn print_summary(s: &Summary) {
     }
 }
 
+/// A progress bar only where a person watches stderr.
+fn json_quiet(a: &FixArgs) -> bool {
+    a.json || !std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
 pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
     let repairer = repairer(&a)?;
     let mut opts = FixOptions::new(&a.path);
@@ -187,7 +213,9 @@ pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
     }
     opts.allow_test_edits = a.allow_test_edits;
     opts.keep_worktree = a.keep_worktree;
+    opts.runtime.progress = !json_quiet(&a);
     opts.runner = RunnerOptions {
+        python: a.python.clone(),
         timeout: Duration::from_secs(a.timeout.max(1)),
         allow_network: a.allow_network,
         ..RunnerOptions::default()

@@ -1,4 +1,5 @@
-//! `selfrepair setup`: fetch and build the runtimes ahead of first use.
+//! `selfrepair setup`: fetch and build the runtimes (and the provided pytest)
+//! ahead of first use.
 
 use selfrepair::sandbox::runtime::RuntimeOptions;
 use selfrepair::sandbox::{self, SandboxKind};
@@ -40,6 +41,17 @@ pub async fn run(a: SetupArgs) -> anyhow::Result<ExitCode> {
         for l in out.layers.iter().filter(|l| !l.active) {
             eprintln!("  layer {} is missing: {}", l.name, l.detail);
         }
+    }
+    if a.sandbox.is_none() {
+        // What `fix` puts on an interpreter's path when it has no pytest.
+        let t = std::time::Instant::now();
+        let dir = opts.provided_pytest().await?;
+        eprintln!(
+            "pytest {} (for interpreters without one): ready in {:.1}s, {}",
+            sandbox::runtime::PYTEST_WHEELS[0].version,
+            t.elapsed().as_secs_f64(),
+            dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,10 +7,12 @@
 //! [`Summary`] whose diff carries the unified text and every changed
 //! file's new contents. The CLI and the editor agent are its consumers.
 
+pub mod baseline;
 pub mod choose;
 pub mod context;
 pub mod detect;
 pub mod failures;
+pub mod interpreter;
 pub mod junit;
 pub mod mutate;
 pub mod patch;
@@ -41,16 +43,18 @@ pub enum FixError {
     NoCommits { path: PathBuf },
     #[error("{}: no tests found: no pytest files, Cargo.toml, go.mod, package.json test script or Makefile test target; pass --test CMD", path.display())]
     NoTestCommand { path: PathBuf },
-    #[error("test command `{command}` was not found in the sandbox: {output}")]
-    CommandNotFound { command: String, output: String },
+    #[error("the tests could not start (`{command}`): {cause}. Fix: {fix}. No attempt was made")]
+    CannotStart {
+        command: String,
+        cause: String,
+        fix: String,
+    },
+    #[error(transparent)]
+    Interpreter(#[from] interpreter::InterpreterError),
     #[error("no failing test matches '{focus}'; failing: {failing}")]
     NoMatchingTest { focus: String, failing: String },
     #[error("test command `{command}` found no tests to run")]
     NoTests { command: String },
-    #[error(
-        "test command `{command}` ran past its {secs} s timeout before any fix was tried (raise --timeout)"
-    )]
-    TimedOut { command: String, secs: u64 },
     #[error("git: {0}")]
     Git(String),
     #[error("{}: {source}", path.display())]
@@ -112,6 +116,8 @@ pub struct FixOptions {
     /// others may stay red, but no test that passed may break.
     pub focus: Option<String>,
     pub mode: FixMode,
+    /// Where the provided pytest is fetched to and from.
+    pub runtime: selfrepair_sandbox::runtime::RuntimeOptions,
 }
 
 /// What a session does after the baseline test run.
@@ -141,6 +147,7 @@ impl FixOptions {
             keep_worktree: false,
             focus: None,
             mode: FixMode::Repair,
+            runtime: selfrepair_sandbox::runtime::RuntimeOptions::default(),
         }
     }
 }
@@ -157,6 +164,9 @@ pub enum FixEvent {
         /// Why this command: the file it was detected from, or `--test`.
         reason: String,
         detected: bool,
+        /// The Python the tests run with and why (None for non-Python runners).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        python: Option<Box<PythonPlan>>,
         repairer: String,
         max_attempts: usize,
         prompts: Vec<PromptInfo>,
@@ -193,6 +203,21 @@ pub enum FixEvent {
         cost_usd: f64,
     },
     Done(Box<Summary>),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PythonPlan {
+    pub python: PathBuf,
+    pub source: interpreter::Source,
+    pub reason: String,
+    /// What the jail exposes for it, read-only (beyond the system's /usr).
+    pub exposed: Vec<PathBuf>,
+    /// Some of that is private to the caller (a home directory), so the
+    /// tests run as the caller's uid instead of a dedicated one.
+    pub keeps_uid: bool,
+    /// The version of selfrepair's pinned pytest, when the interpreter has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provided_pytest: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -449,17 +474,11 @@ impl Session {
                 .ok_or_else(|| FixError::NoTestCommand { path: path.clone() })?,
         };
         let mut runner_opts = self.opts.runner.clone();
-        // Absolute, but not resolved: the link is what makes it the venv's python.
-        let venv_python = std::path::absolute(path.join(".venv/bin/python"))
-            .map_err(|e| FixError::io(path, e))?;
-        if runner_opts.python.is_none() && venv_python.exists() {
-            // The project's own virtualenv has its dependencies (and pytest).
-            runner_opts.python = Some(venv_python);
-        }
+        let python = self.python_for(&command, &mut runner_opts).await?;
         let id = session_id();
         let mut ws = Workspace::create(path, &id)?;
         let result = self
-            .run_in(&mut ws, command, &runner_opts, on_event, started)
+            .run_in(&mut ws, command, &runner_opts, python, on_event, started)
             .await;
         if !self.opts.keep_worktree
             && let Err(e) = ws.remove()
@@ -474,11 +493,69 @@ impl Session {
         result
     }
 
+    /// The interpreter the user means, probed in the jail, with pytest
+    /// provided when it has none; `None` for runners that are not Python's.
+    /// A `--test` or `make` command may or may not use Python: for those an
+    /// interpreter that cannot be found or started is left out, not an error.
+    async fn python_for(
+        &self,
+        command: &TestCommand,
+        runner_opts: &mut RunnerOptions,
+    ) -> Result<Option<PythonPlan>, FixError> {
+        use detect::RunnerKind;
+        let path = &self.opts.path;
+        let pytest = command.kind == RunnerKind::Pytest;
+        // A `--test` command that runs pytest gets one too when it has none.
+        let needs_pytest = pytest || command.command.contains("pytest");
+        if !(pytest || matches!(command.kind, RunnerKind::Make | RunnerKind::Custom)) {
+            return Ok(None);
+        }
+        let repo_root = git2::Repository::discover(path)
+            .ok()
+            .and_then(|r| r.workdir().map(Path::to_path_buf))
+            .unwrap_or_else(|| path.clone());
+        let env = interpreter::Env::from_process();
+        let found = async {
+            let mut it = interpreter::find(
+                path,
+                &repo_root,
+                runner_opts.python.as_deref(),
+                self.opts.test.as_deref(),
+                &env,
+            )
+            .await?;
+            interpreter::prepare(&mut it, path, needs_pytest, &self.opts.runtime).await?;
+            Ok::<_, interpreter::InterpreterError>(it)
+        }
+        .await;
+        let it = match found {
+            Ok(it) => it,
+            Err(e) if pytest => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!("no Python for `{}`: {e}", command.command);
+                return Ok(None);
+            }
+        };
+        runner_opts.python = Some(it.python.clone());
+        runner_opts.python_ro = it.ro_paths.clone();
+        runner_opts.python_path = it.python_path.clone();
+        runner_opts.python_bin = it.bin_dir.clone();
+        Ok(Some(PythonPlan {
+            reason: it.describe(),
+            keeps_uid: it.ro_paths.iter().any(|p| !interpreter::others_can_read(p)),
+            exposed: it.ro_paths,
+            python: it.python,
+            source: it.source,
+            provided_pytest: it.provided_pytest,
+        }))
+    }
+
     async fn run_in(
         &self,
         ws: &mut Workspace,
         command: TestCommand,
         runner_opts: &RunnerOptions,
+        python: Option<PythonPlan>,
         on_event: &(dyn Fn(&FixEvent) + Send + Sync),
         started: Instant,
     ) -> Result<Summary, FixError> {
@@ -503,6 +580,7 @@ impl Session {
             test_command: command.command.clone(),
             reason: command.reason.clone(),
             detected: command.detected,
+            python: python.clone().map(Box::new),
             repairer,
             max_attempts: self.opts.max_attempts,
             prompts: prompts::ALL
@@ -513,8 +591,29 @@ impl Session {
                 })
                 .collect(),
         });
-        let baseline = p.run_tests("baseline", &[], &self.cancel).await?;
+        let mut baseline = p.run_tests("baseline", &[], &self.cancel).await?;
         p.ws.reset()?;
+        // The time the suite takes without a hang, for the deadline.
+        let mut baseline_time = std::time::Duration::from_millis(baseline.duration_ms);
+        let hung: Vec<String> = baseline.report.failed_ids().into_iter().collect();
+        if baseline.status == RunStatus::TimedOut
+            && command.detected
+            && command.kind == detect::RunnerKind::Pytest
+            && !hung.iter().any(|h| h == "suite")
+        {
+            // The rest of the suite, without the test that hung: what
+            // passes, what else fails, and how long a run should take.
+            p.runner.set_deselect(hung);
+            let rest = p.run_tests("rest", &[], &self.cancel).await;
+            p.runner.set_deselect(Vec::new());
+            let rest = rest?;
+            p.ws.reset()?;
+            if matches!(rest.status, RunStatus::Passed | RunStatus::Failed) {
+                baseline_time = std::time::Duration::from_millis(rest.duration_ms);
+                baseline.report.passed = rest.report.passed;
+                baseline.report.failed.extend(rest.report.failed);
+            }
+        }
         let mut summary = Summary {
             session: p.ws.info.id.clone(),
             outcome: Outcome::NotFixed,
@@ -529,8 +628,24 @@ impl Session {
             duration_ms: 0,
             diff: FinalDiff::default(),
         };
+        let project = p.ws.project_dir();
+        let used_python = python.as_ref().map_or_else(
+            || runner_opts.python.clone().unwrap_or_default(),
+            |py| py.python.clone(),
+        );
+        if let Some(c) = baseline::cannot_start(&baseline, command.kind, &project, &used_python) {
+            return Err(FixError::CannotStart {
+                command: command.command,
+                cause: c.cause,
+                fix: c.fix,
+            });
+        }
         match baseline.status {
-            RunStatus::Failed => {}
+            // A hang is a failing test (the one the stack dump names).
+            RunStatus::Failed | RunStatus::TimedOut => {
+                let limit = baseline::deadline(baseline_time, p.runner.timeout());
+                p.runner.set_timeout(limit);
+            }
             RunStatus::Passed => {
                 summary.outcome = Outcome::AlreadyGreen;
                 summary.reason = "the tests already pass: nothing to fix".into();
@@ -541,11 +656,12 @@ impl Session {
                 summary.reason = "cancelled".into();
                 return Ok(self.finish(&mut p, summary, started));
             }
+            // Reported by `cannot_start` above.
             RunStatus::CommandNotFound => {
-                let last = baseline.output.lines().rev().find(|l| !l.trim().is_empty());
-                return Err(FixError::CommandNotFound {
+                return Err(FixError::CannotStart {
                     command: command.command,
-                    output: last.unwrap_or_default().trim().to_string(),
+                    cause: "the test runner was not found".into(),
+                    fix: "pass --test CMD".into(),
                 });
             }
             RunStatus::NoTests => {
@@ -553,14 +669,8 @@ impl Session {
                     command: command.command,
                 });
             }
-            RunStatus::TimedOut => {
-                return Err(FixError::TimedOut {
-                    command: command.command,
-                    secs: self.opts.runner.timeout.as_secs(),
-                });
-            }
         }
-        let mut baseline = baseline;
+        summary.initial_failures = baseline.report.failed_ids().into_iter().collect();
         if let Some(f) = &self.opts.focus {
             let all = baseline.report.failed_ids();
             let (mine, others): (Vec<_>, Vec<_>) = baseline

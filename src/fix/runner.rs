@@ -23,6 +23,12 @@ pub const SCRATCH_DIR: &str = ".selfrepair";
 pub struct RunnerOptions {
     /// Python for pytest (default: the sandbox's, `SELFREPAIR_PYTHON` or /usr/bin/python3).
     pub python: Option<PathBuf>,
+    /// What that interpreter needs, from [`super::interpreter`]: read-only
+    /// paths, `PYTHONPATH` entries (the provided pytest), and a bin dir put
+    /// first on `PATH`.
+    pub python_ro: Vec<PathBuf>,
+    pub python_path: Vec<PathBuf>,
+    pub python_bin: Option<PathBuf>,
     pub timeout: Duration,
     pub allow_network: bool,
     pub memory_mb: u64,
@@ -32,6 +38,9 @@ impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
             python: None,
+            python_ro: Vec::new(),
+            python_path: Vec::new(),
+            python_bin: None,
             timeout: Duration::from_secs(300),
             allow_network: false,
             memory_mb: 8192,
@@ -77,6 +86,8 @@ pub struct TestRunner {
     python: PathBuf,
     env: Vec<(String, String)>,
     limits: Limits,
+    /// Tests left out of full runs (a baseline test that hung).
+    deselect: Vec<String>,
 }
 
 impl TestRunner {
@@ -114,6 +125,15 @@ impl TestRunner {
             && wants(RunnerKind::Pytest)
         {
             ro_paths.push(prefix.to_path_buf());
+        }
+        if wants(RunnerKind::Pytest) {
+            ro_paths.extend(opts.python_ro.iter().cloned());
+            path_dirs.extend(opts.python_bin.as_deref().map(s));
+            if let Ok(pp) = std::env::join_paths(&opts.python_path)
+                && !pp.is_empty()
+            {
+                env.push(("PYTHONPATH".into(), pp.to_string_lossy().into_owned()));
+            }
         }
         if wants(RunnerKind::Cargo)
             && let Some(sysroot) = host_output(&project, "rustc", &["--print", "sysroot"])
@@ -193,11 +213,26 @@ impl TestRunner {
                 max_output: 8 << 20,
                 test_timeout: None,
             },
+            deselect: Vec::new(),
         })
     }
 
     pub fn command(&self) -> &TestCommand {
         &self.command
+    }
+
+    /// The limit for later runs (a deadline derived from the baseline).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.limits.timeout = timeout;
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.limits.timeout
+    }
+
+    /// Leave these tests out of the next runs (pytest only; empty: none).
+    pub fn set_deselect(&mut self, ids: Vec<String>) {
+        self.deselect = ids;
     }
 
     fn junit_path(&self) -> PathBuf {
@@ -214,12 +249,22 @@ impl TestRunner {
         let ids = only
             .iter()
             .map(|i| sh_quote(i))
+            .chain(
+                self.deselect
+                    .iter()
+                    .map(|i| format!("--deselect {}", sh_quote(i))),
+            )
             .collect::<Vec<_>>()
             .join(" ");
         match c.kind {
+            // A test still running two thirds into the deadline has its
+            // stack dumped (the timer starts with the test, after pytest's
+            // start-up and the tests before it), so a hang is a failure
+            // with frames.
             RunnerKind::Pytest => format!(
-                "{} -m pytest -q -rfE -p no:cacheprovider --junitxml={} {ids}",
+                "{} -m pytest -q -rfE -p no:cacheprovider -o faulthandler_timeout={} --junitxml={} {ids}",
                 sh_quote(&self.python.to_string_lossy()),
+                (self.limits.timeout.as_secs() * 2 / 3).max(1),
                 sh_quote(&self.junit_path().to_string_lossy())
             )
             .trim_end()
@@ -302,6 +347,15 @@ impl TestRunner {
         } else {
             RunStatus::Failed
         };
+        if status == RunStatus::TimedOut {
+            // A hang is a failing test: the one the stack dump names.
+            let project = self.root.join(&self.project_rel);
+            report.failed = vec![super::baseline::hang_failure(
+                &text,
+                &project,
+                self.limits.timeout,
+            )];
+        }
         if status == RunStatus::Failed && report.failed.is_empty() {
             // Nothing parseable: the suite as a whole failed.
             let mut f = Failure::new("suite", tail_lines(&text, 15));

@@ -9,18 +9,74 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// `SELFREPAIR_DATA_DIR`, else `../shared/datasets` beside the checkout. A
-/// missing folder fails the test: these tests must not pass by skipping.
+/// `SELFREPAIR_DATA_DIR`, else `../shared/datasets` beside the checkout when
+/// present, else the cache that `selfrepair tasks fetch all` fills from the
+/// datasets' upstream URLs (the same sha256 pins), fetched once per `cargo
+/// test` and kept. A dataset that cannot be had fails the test: these tests
+/// must not pass by skipping.
 pub fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("SELFREPAIR_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"));
+    if let Some(d) = std::env::var_os("SELFREPAIR_DATA_DIR").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(d);
+        assert!(
+            dir.is_dir(),
+            "SELFREPAIR_DATA_DIR={} is not a folder holding humaneval/, mbpp/, ...",
+            dir.display()
+        );
+        return dir;
+    }
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
+    if shared.is_dir() {
+        return shared;
+    }
+    fetched_datasets()
+}
+
+/// `selfrepair tasks fetch all` into the cache, once per test process and
+/// serialised across processes; returns the cache's dataset folder.
+fn fetched_datasets() -> PathBuf {
+    static DONE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = done.as_ref() {
+        return d.clone();
+    }
+    let root = DataSource::new(None).root();
+    std::fs::create_dir_all(&root).expect("the cache's datasets folder");
+    let lock = std::fs::File::create(root.join(".fetch.lock")).expect("lock file");
+    lock.lock().expect("lock");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args(["tasks", "fetch", "all"])
+        .env_remove("SELFREPAIR_DATA_DIR")
+        .output()
+        .expect("selfrepair tasks fetch");
     assert!(
-        dir.is_dir(),
-        "dataset folder {} is missing: set SELFREPAIR_DATA_DIR to the folder holding humaneval/, mbpp/, ...",
-        dir.display()
+        o.status.success(),
+        "no SELFREPAIR_DATA_DIR or ../shared/datasets, and `selfrepair tasks fetch all` failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
     );
-    dir
+    // APPS' original layout has no pinned single file upstream (a 1.3 GB
+    // archive): its five problems ship as a fixture.
+    let apps = root.join("apps/coderl_train_samples");
+    if !apps.is_dir() {
+        copy_dir(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/apps/coderl_train_samples"),
+            &apps,
+        );
+    }
+    *done = Some(root.clone());
+    root
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create dataset folder");
+    for e in std::fs::read_dir(from).expect("fixture folder").flatten() {
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy fixture");
+        }
+    }
 }
 
 pub fn jobs() -> usize {
