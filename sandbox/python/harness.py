@@ -347,7 +347,52 @@ def _free_names(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             called.add(node.func.id)
     free = sorted(n for n in loads - bound if not hasattr(builtins, n))
-    return {"calls": [n for n in free if n in called], "names": [n for n in free if n not in called]}
+    return {
+        "calls": [n for n in free if n in called],
+        "names": [n for n in free if n not in called],
+        # Builtins the program may shadow (MBPP has a task named `sum`).
+        "builtin_calls": sorted(n for n in (loads & called) - bound if hasattr(builtins, n)),
+    }
+
+
+def _needs_program(setup):
+    """None if the tests' setup runs on its own; else the names it binds,
+    since it uses a name only the program defines."""
+    import ast
+
+    try:
+        free = _free_names(ast.parse(setup))
+    except SyntaxError:
+        return None
+    for name in free["calls"] + free["names"]:
+        try:
+            __import__(name)
+        except ImportError:
+            return sorted(_defined_names(setup))
+    return None
+
+
+def _defined_names(source):
+    """The names a program binds at its top level, read from its syntax
+    tree (the judge parses the program; it never runs it)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        names.add(n.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
 
 
 class _Asserts:
@@ -390,13 +435,8 @@ class _Asserts:
         if not ok:
             return
         symbol, fn = _OPS[site["op"]]
-        try:
-            good = bool(fn(actual, expected))
-        except (OutputLimit, TestTimeout):
-            raise
-        except Exception as e:
-            info = _error_info(e)
-            self._fail(idx, "error", call=site["left"], error=info, message="comparison raised %s" % info["type"])
+        good = self._holds(idx, lambda: fn(actual, expected), "comparison")
+        if good is None:
             return
         if good:
             self.rec.record(idx, self._base(idx), "passed")
@@ -411,18 +451,25 @@ class _Asserts:
             message += " (" + user_msg + ")"
         self._fail(idx, "failed", call=site["left"], actual=a, expected=(b if symbol == "==" else symbol + " " + b), message=message)
 
+    def _holds(self, idx, test, what):
+        """bool(test()), or None once what it raised is recorded (a value
+        from the program may refuse to compare or to be a truth value)."""
+        try:
+            return bool(test())
+        except (OutputLimit, TestTimeout, NeedAnswers):
+            raise
+        except Exception as e:
+            info = _error_info(e)
+            self._fail(idx, "error", call=self.sites[idx]["left"], error=info, message="%s raised %s" % (what, info["type"]))
+            return None
+
     def truth(self, idx, thunk, msg):
         site = self.sites[idx]
         ok, value = self._eval(idx, thunk)
         if not ok:
             return
-        try:
-            good = bool(value)
-        except (OutputLimit, TestTimeout, NeedAnswers):
-            raise
-        except Exception as e:
-            info = _error_info(e)
-            self._fail(idx, "error", call=site["left"], error=info, message="truth value raised %s" % info["type"])
+        good = self._holds(idx, lambda: value, "truth value")
+        if good is None:
             return
         if good:
             self.rec.record(idx, self._base(idx), "passed")
@@ -628,6 +675,15 @@ class NeedAnswers(BaseException):
     """The tests called the program with inputs it has not answered yet."""
 
 
+class SlowAnswer(TestTimeout):
+    """The program answered a call, but past its limit (measured where a
+    call cannot be interrupted)."""
+
+    def __init__(self, took, limit):
+        TestTimeout.__init__(self)
+        self.took, self.limit = took, limit
+
+
 def _b64(data):
     return binascii.b2a_base64(data, newline=False).decode()
 
@@ -642,8 +698,9 @@ def _value(case, key):
     return case.get(key)
 
 
-def _answer(value):
-    """A returned value as data (compute side; runs in the program's interpreter)."""
+def _answer(value, handles=None, handle=None):
+    """A returned value as data (compute side; runs in the program's
+    interpreter). A value that is not data is kept in `handles`."""
     try:
         return _encode(("v", value))
     except (ValueError, RecursionError):
@@ -669,7 +726,9 @@ def _answer(value):
         truth = bool(value)
     except BaseException:
         truth = True
-    return _encode(("o", str(name), _short(value, 200), truth))
+    if handles is not None and handle is not None:
+        handles[handle] = value
+    return _encode(("o", str(name), _short(value, 200), truth, handle))
 
 
 def _raised(e):
@@ -703,12 +762,15 @@ def _plain(value):
 
 
 class _Opaque:
-    """An answer that is not plain data: it equals nothing."""
+    """An answer that is not plain data: it equals nothing. Its `handle`
+    names the object the compute run kept, so the tests can pass it back to
+    the program (MBPP's `Pair` objects, values the tests' setup made with
+    the program's classes)."""
 
-    __slots__ = ("type_name", "text", "truth")
+    __slots__ = ("type_name", "text", "truth", "handle")
 
-    def __init__(self, type_name, text, truth):
-        self.type_name, self.text, self.truth = type_name, text, truth
+    def __init__(self, type_name, text, truth, handle=None):
+        self.type_name, self.text, self.truth, self.handle = type_name, text, truth, handle
 
     def __eq__(self, other):
         return False
@@ -760,6 +822,8 @@ def _replay_answer(text, tag=None):
         raise _program_exception("HarnessError", "the program's answer is not readable data", None)
     kind = a[0]
     if kind == "t":
+        if len(a) == 3 and type(a[1]) is float and type(a[2]) is float:
+            raise SlowAnswer(a[1], a[2])
         raise TestTimeout()
     if kind == "x" and len(a) == 4 and type(a[1]) is str and type(a[2]) is str:
         raise _program_exception(a[1], a[2], a[3])
@@ -780,8 +844,8 @@ def _replay_answer(text, tag=None):
             items = None
         if items is not None:
             return collections.defaultdict(None, items) if a[1] == "defaultdict" else getattr(collections, a[1])(items)
-    if kind == "o" and len(a) == 4 and type(a[1]) is str:
-        return _Opaque(a[1], str(a[2]), a[3])
+    if kind == "o" and len(a) == 5 and type(a[1]) is str:
+        return _Opaque(a[1], str(a[2]), a[3], a[4] if type(a[4]) is str else None)
     raise _program_exception("HarnessError", "the program's answer is not readable data", None)
 
 
@@ -801,15 +865,18 @@ def _canon(value, depth=0):
         return "S(" + ",".join(sorted(_canon(x, depth + 1) for x in value)) + ")"
     if t is dict:
         return "D(" + ",".join(sorted(_canon(k, depth + 1) + ":" + _canon(x, depth + 1) for k, x in value.items())) + ")"
+    if t is _Opaque:
+        return "H" + str(value.handle)
     state = getattr(value, "__dict__", None)
     if type(state) is dict:
         return "O" + t.__qualname__ + _canon(state, depth + 1)
     return "R" + t.__qualname__ + repr(value)
 
 
-def _call_inputs(call, g):
-    """A call's arguments, on the compute side (`p`: pickled objects of classes
-    the tests' setup defined, found in the program's namespace)."""
+def _call_inputs(call, g, handles):
+    """A call's arguments, on the compute side (`p`: pickled, with objects of
+    classes the tests' setup defined found in the program's namespace, and
+    objects the program made found by handle)."""
     data = binascii.a2b_base64(call.get("args") or "")
     if call.get("enc") == "m":
         return marshal.loads(data)
@@ -821,6 +888,11 @@ def _call_inputs(call, g):
                 if module == "__main__":
                     return g[name]
                 return super().find_class(module, name)
+
+            def persistent_load(self, pid):
+                if pid.startswith("s:"):
+                    return g[pid[2:]]
+                return handles[pid]
 
         return _Unpickler(io.BytesIO(data)).load()
     raise TypeError("these arguments cannot be passed to the program: %s" % (call.get("error") or "unknown encoding"))
@@ -870,7 +942,7 @@ class _Judge:
     """The answers of a compute run, keyed by function and arguments; the
     calls the tests made that have none are `needed`."""
 
-    def __init__(self, answers, collect, g):
+    def __init__(self, answers, collect, g, program):
         self.table = {}
         for entry in answers:
             if type(entry) is list and len(entry) == 4:
@@ -880,11 +952,17 @@ class _Judge:
         self.collect = collect  # walking the tests for their calls: go on past unanswered ones
         self.g = g
         self.needed = []
+        self.program = program
 
     def bind(self, g, free, entry_point):
         """Put the program's names the tests use into their namespace."""
         for name in free.get("calls") or ():
             if name not in g:
+                g[name] = _Replay(self, name)
+        shadows = free.get("builtin_calls") or ()
+        defined = _defined_names(self.program) if shadows else ()
+        for name in shadows:
+            if name in defined and name not in g:
                 g[name] = _Replay(self, name)
         for name in free.get("names") or ():
             if name in g:
@@ -922,12 +1000,18 @@ class _Judge:
         import pickle
         import types
 
+        class _Pickler(pickle.Pickler):
+            def persistent_id(self, obj):
+                return obj.handle if type(obj) is _Opaque and obj.handle else None
+
         main = types.ModuleType("__main__")
         main.__dict__.update(self.g)
         saved = sys.modules.get("__main__")
         sys.modules["__main__"] = main
         try:
-            return {"enc": "p", "args": _b64(pickle.dumps((args, kwargs), 4))}
+            buf = io.BytesIO()
+            _Pickler(buf, 4).dump((args, kwargs))
+            return {"enc": "p", "args": _b64(buf.getvalue())}
         except Exception as e:
             return {"enc": "none", "error": "%s: %s" % (type(e).__name__, e)}
         finally:
@@ -1192,8 +1276,9 @@ class Runner:
         setup = spec.get("setup") or ""
         if setup.strip() and not self._setup(setup, g):
             return
-        for call in spec.get("calls") or ():
-            self.answers.append(self._answer_call(g, call))
+        handles = {}
+        for i, call in enumerate(spec.get("calls") or ()):
+            self.answers.append(self._answer_call(g, call, handles, "c%d" % i))
             if self.status == "timeout":
                 return
 
@@ -1207,16 +1292,16 @@ class Runner:
             self.status = "error"
             return False
 
-    def _answer_call(self, g, call):
+    def _answer_call(self, g, call, handles, handle):
         name = call.get("name")
         self._timer(self.test_timeout)
         try:
             if name not in g:
                 raise NameError("name %r is not defined" % (name,))
             if call.get("get"):
-                return _answer(g[name])
-            args, kwargs = _call_inputs(call, g)
-            return _answer(g[name](*args, **kwargs))
+                return _answer(g[name], handles, handle)
+            args, kwargs = _call_inputs(call, g, handles)
+            return _answer(g[name](*args, **kwargs), handles, handle)
         except TestTimeout:
             self.status = "timeout"
             return _TIMED_OUT
@@ -1264,11 +1349,13 @@ class Runner:
                 answer = self._raised(e)
             finally:
                 self._untimer()
-            if limit and time.perf_counter() - t0 > limit:
+            elapsed = time.perf_counter() - t0
+            slow = bool(limit) and elapsed > limit
+            if slow:
                 # Without signals (wasm) a slow call cannot be interrupted, only judged.
-                answer = _TIMED_OUT
+                answer = _encode(("t", elapsed, float(limit)))
             self.answers.append(answer)
-            if answer is _TIMED_OUT:
+            if slow or answer is _TIMED_OUT:
                 self.status = "timeout"
                 return
 
@@ -1333,7 +1420,7 @@ class Runner:
             self.error = {"type": "HarnessError", "message": "cannot judge tests of kind %r" % (kind,), "line": None, "traceback": []}
             return
         g = self._namespace()
-        self.judge = _Judge(answers, bool(spec.get("collect")), g)
+        self.judge = _Judge(answers, bool(spec.get("collect")), g, self.req.get("program") or "")
         context = tests.get("context") or ""
         if context:
             try:
@@ -1341,8 +1428,18 @@ class Runner:
             except BaseException as e:
                 self.error = {"type": "HarnessError", "message": "the task's context does not run: %s: %s" % (type(e).__name__, e), "line": None, "traceback": []}
                 return
-        if kind == "asserts" and (tests.get("setup") or "").strip() and not self._setup(tests["setup"], g):
-            return
+        setup = (tests.get("setup") or "") if kind == "asserts" else ""
+        if setup.strip():
+            made = _needs_program(setup)
+            if made is None:
+                if not self._setup(setup, g):
+                    return
+            else:
+                # The setup builds its values with the program's classes
+                # (MBPP's trees): they live in the compute run, and the
+                # tests pass them back by name.
+                for name in made:
+                    g[name] = _Opaque("setup value", name, True, "s:" + name)
         source = _tests_source(tests)
         if "random" in source:  # the same inputs in every judge run of these tests
             import random
@@ -1371,6 +1468,10 @@ class Runner:
                 return
             try:
                 out = _replay_answer(answers[i])
+            except SlowAnswer as e:
+                self.rec.record(key, base, "timeout", call=call, message="%s took %.2fs, limit %.2fs" % (call, e.took, e.limit))
+                self.status = "timeout"
+                return
             except TestTimeout:
                 self.rec.record(key, base, "timeout", call=call, message="%s timed out" % call)
                 self.status = "timeout"
