@@ -737,3 +737,60 @@ fn a_session_can_run_on_any_runtime_thread() {
     let fut = session.run(&on_event);
     is_send(&fut);
 }
+
+/// Reads a ref's target, for "unchanged" checks.
+fn ref_target(dir: &std::path::Path, name: &str) -> Option<String> {
+    let repo = git2::Repository::open(dir).unwrap();
+    repo.refname_to_id(name).ok().map(|o| o.to_string())
+}
+
+/// The jailed tests can rewrite the work copy's `.git` file. Host-side git
+/// (the reset after every run) must never follow it: not into the user's own
+/// repository (it would move their branch and rewrite their index), not
+/// into a git dir whose `core.worktree` names another directory (the reset
+/// would write the repository's files there). The session stops with a
+/// typed error; the user's tree, HEAD, index and branches are as before,
+/// and the canary directory stays empty.
+#[tokio::test]
+async fn a_hijacked_gitlink_stops_the_session_and_touches_nothing() {
+    let canary = tempfile::tempdir().unwrap();
+    for attack in ["user-git", "core-worktree", "symlink"] {
+        let (_t, dir) = example_repo("py-inventory");
+        let user_git = dir.join(".git");
+        let hijack = match attack {
+            "user-git" => format!("printf 'gitdir: {}\\n' > .git", user_git.display()),
+            // A git dir of its own, borrowing the user's objects, whose
+            // core.worktree sends a checkout to the canary directory.
+            "core-worktree" => format!(
+                "mkdir -p evil/refs/heads evil/objects/info && \
+                 echo 'ref: refs/heads/master' > evil/HEAD && \
+                 printf '[core]\\n\\trepositoryformatversion = 0\\n\\tbare = false\\n\\tworktree = {}\\n' > evil/config && \
+                 echo {}/objects > evil/objects/info/alternates && \
+                 printf 'gitdir: %s/evil\\n' \"$PWD\" > .git",
+                canary.path().display(),
+                user_git.display()
+            ),
+            _ => format!("rm .git && ln -s {} .git", user_git.display()),
+        };
+        let before = snapshot(&dir);
+        let branches_before = branches(&dir);
+        let master = ref_target(&dir, "refs/heads/master");
+        let mut opts = FixOptions::new(&dir);
+        opts.test = Some(format!("{hijack}; exit 1"));
+        let (r, _) = run(opts, Repairer::Mutate, CancellationToken::new()).await;
+        match r {
+            Err(FixError::WorkCopyTampered { detail, .. }) => {
+                eprintln!("{attack}: stopped: {detail}")
+            }
+            other => panic!("{attack}: expected a tampering error, got {other:?}"),
+        }
+        assert_eq!(snapshot(&dir), before, "{attack}: the user's tree, index or HEAD changed");
+        assert_eq!(branches(&dir), branches_before, "{attack}");
+        assert_eq!(ref_target(&dir, "refs/heads/master"), master, "{attack}");
+        assert_eq!(
+            std::fs::read_dir(canary.path()).unwrap().count(),
+            0,
+            "{attack}: something was written in the canary dir"
+        );
+    }
+}

@@ -53,6 +53,13 @@ pub enum FixError {
     TimedOut { command: String, secs: u64 },
     #[error("git: {0}")]
     Git(String),
+    /// Something in the work copy (a test run) redirected its git link;
+    /// host git operations stopped before following it.
+    #[error(
+        "the work copy {} was tampered with: {detail}; stopped before any git operation followed it (your repository, branches and index are untouched)",
+        root.display()
+    )]
+    WorkCopyTampered { root: PathBuf, detail: String },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
