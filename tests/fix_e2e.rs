@@ -794,3 +794,97 @@ async fn a_hijacked_gitlink_stops_the_session_and_touches_nothing() {
         );
     }
 }
+
+fn rejections(events: &[FixEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            FixEvent::Rejected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `fix` judges the tests, not the exit code. A patch that deselects the
+/// failing tests through pytest's configuration is a test edit, refused
+/// like an edit of a test file.
+#[tokio::test]
+async fn a_patch_that_deselects_tests_in_the_config_is_a_test_edit() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(
+        "pyproject.toml\n<<<<<<< SEARCH\n[tool.pytest.ini_options]\n=======\n[tool.pytest.ini_options]\naddopts = \"-k 'not reorder'\"\n>>>>>>> REPLACE\n",
+    ));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 1;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed, "{}", s.reason);
+    let why = rejections(&events);
+    assert!(
+        why.iter()
+            .any(|r| r.contains("pyproject.toml") && r.contains("[tool.pytest]")),
+        "{why:?}"
+    );
+    assert!(s.diff.files.is_empty());
+}
+
+/// A patch to the code under test (no test or config file touched) that
+/// hides the failing tests from pytest at collection: the run is green and
+/// exits 0, but tests the baseline ran are gone, so it is no fix.
+#[tokio::test]
+async fn a_patch_that_makes_tests_vanish_is_rejected() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    // Registers a pytest plugin from inside the code under test; it drops
+    // every test about reordering at collection.
+    const HIDE: &str = r#"
+import gc as _gc
+try:
+    import _pytest.config as _pc
+except ImportError:
+    _pc = None
+if _pc is not None:
+    for _o in _gc.get_objects():
+        if isinstance(_o, _pc.Config):
+            class _Hide:
+                def pytest_collection_modifyitems(self, items):
+                    items[:] = [i for i in items if 'reorder' not in i.name]
+            _o.pluginmanager.register(_Hide())
+            break
+"#;
+    server.enqueue(Reply::text(format!(
+        "inventory/stock.py\n<<<<<<< SEARCH\n=======\n{HIDE}>>>>>>> REPLACE\n"
+    )));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 1;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed, "{}", s.reason);
+    // The hack worked on pytest: the full run was green.
+    let runs: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            FixEvent::TestRunFinished { scope, run, .. } => {
+                Some(format!("{scope}: {:?}\n{}", run.status, run.output))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        events.iter().any(|e| matches!(e, FixEvent::TestRunFinished { scope, run, .. }
+            if scope == "full" && run.status == selfrepair::fix::runner::RunStatus::Passed)),
+        "{runs:#?}\n{:?}",
+        rejections(&events)
+    );
+    let why = rejections(&events);
+    assert!(
+        why.iter().any(|r| r
+            .contains("collected fewer tests than the baseline")
+            && r.contains("test_reorder_at_level")),
+        "{why:?}"
+    );
+    assert!(s.winning_attempt.is_none());
+}
