@@ -627,6 +627,9 @@ async fn a_test_run_that_edits_tracked_files_is_not_a_fix() {
     );
 }
 
+/// A committed link out of the repository: a patch may not write through
+/// it, nor create directories through it (the new `sub/` would appear in
+/// the link's target if directories were made before the check).
 #[tokio::test]
 async fn a_patch_cannot_write_through_a_symlink() {
     let (_t, dir) = example_repo("py-inventory");
@@ -636,7 +639,7 @@ async fn a_patch_cannot_write_through_a_symlink() {
     let server = TestServer::start().await.unwrap();
     server.enqueue(explain_reply());
     server.enqueue(Reply::text(
-        "inventory/out/pwned.py\n<<<<<<< SEARCH\n=======\nprint('outside')\n>>>>>>> REPLACE\n",
+        "inventory/out/sub/pwned.py\n<<<<<<< SEARCH\n=======\nprint('outside')\n>>>>>>> REPLACE\n",
     ));
     let mut opts = FixOptions::new(&dir);
     opts.max_attempts = 1;
@@ -887,4 +890,42 @@ if _pc is not None:
         "{why:?}"
     );
     assert!(s.winning_attempt.is_none());
+}
+
+/// A `.venv` (or `venv`) that is a link out of the project, to a place that
+/// is no Python prefix, is not the project's interpreter: nothing behind it
+/// joins the jail's read set. The link's target holds a secret that the
+/// test command tries to read.
+#[tokio::test]
+async fn a_venv_link_out_of_the_project_does_not_widen_the_jail() {
+    for name in [".venv", "venv"] {
+        let (_t, dir) = example_repo("py-inventory");
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(outside.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/python3", outside.path().join("bin/python")).unwrap();
+        let secret = "venv-secret-5d1f0c";
+        std::fs::write(outside.path().join("secret.txt"), secret).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.join(name)).unwrap();
+        std::fs::write(dir.join(".git/info/exclude"), format!("{name}\n")).unwrap();
+        let mut opts = FixOptions::new(&dir);
+        opts.mode = selfrepair::fix::FixMode::Check;
+        opts.test = Some(format!(
+            "cat {}/secret.txt; exit 1",
+            outside.path().display()
+        ));
+        let (r, events) = run(opts, Repairer::Mutate, CancellationToken::new()).await;
+        assert_eq!(r.unwrap().outcome, Outcome::Reported);
+        let outputs: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                FixEvent::TestRunFinished { run, .. } => Some(run.output.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(!outputs.is_empty());
+        assert!(
+            outputs.iter().all(|o| !o.contains(secret)),
+            "{name}: the jail read through the link: {outputs:?}"
+        );
+    }
 }

@@ -413,11 +413,16 @@ impl Progress<'_> {
             .filter(|id| !failures::PSEUDO_IDS.contains(id) && !passed.contains(id))
             .collect();
         let collected = report.collected();
-        let gone: Vec<&str> = self
-            .collected_before
-            .difference(&collected)
-            .map(String::as_str)
-            .collect();
+        // Only a complete report can show that tests went missing (a
+        // `--test` command's output may name just its failures).
+        let gone: Vec<&str> = if self.runner.reports_every_test() {
+            self.collected_before
+                .difference(&collected)
+                .map(String::as_str)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let list = |v: &[&str]| {
             let mut s = v.iter().take(10).copied().collect::<Vec<_>>().join(", ");
             if v.len() > 10 {
@@ -441,6 +446,35 @@ impl Progress<'_> {
         }
         None
     }
+}
+
+/// The python of the project's virtualenv (`.venv`, else `venv`), if it has
+/// one that is safe to lend the jail: the directory, resolved, must lie
+/// inside the project or be a real interpreter prefix (see
+/// [`selfrepair_sandbox::process::interpreter_prefix`]); a link to anywhere
+/// else would add that place to the jail's read set.
+fn project_venv(path: &Path) -> Result<Option<PathBuf>, FixError> {
+    let project = std::fs::canonicalize(path).map_err(|e| FixError::io(path, e))?;
+    for name in [".venv", "venv"] {
+        let dir = path.join(name);
+        // Absolute, but not resolved: the link is what makes it the venv's python.
+        let python = std::path::absolute(dir.join("bin/python")).map_err(|e| FixError::io(path, e))?;
+        if !python.exists() {
+            continue;
+        }
+        let Ok(real) = std::fs::canonicalize(&dir) else {
+            continue;
+        };
+        if real.starts_with(&project) || selfrepair_sandbox::process::interpreter_prefix(&real) {
+            return Ok(Some(python));
+        }
+        tracing::warn!(
+            "ignoring {}: it resolves to {}, outside the project and not a Python prefix",
+            dir.display(),
+            real.display()
+        );
+    }
+    Ok(None)
 }
 
 fn still_failing(run: &TestRun) -> String {
@@ -505,12 +539,9 @@ impl Session {
                 .ok_or_else(|| FixError::NoTestCommand { path: path.clone() })?,
         };
         let mut runner_opts = self.opts.runner.clone();
-        // Absolute, but not resolved: the link is what makes it the venv's python.
-        let venv_python = std::path::absolute(path.join(".venv/bin/python"))
-            .map_err(|e| FixError::io(path, e))?;
-        if runner_opts.python.is_none() && venv_python.exists() {
+        if runner_opts.python.is_none() {
             // The project's own virtualenv has its dependencies (and pytest).
-            runner_opts.python = Some(venv_python);
+            runner_opts.python = project_venv(path)?;
         }
         let id = session_id();
         let mut ws = Workspace::create(path, &id)?;

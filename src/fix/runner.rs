@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use selfrepair_sandbox::Limits;
-use selfrepair_sandbox::process::{CommandSpec, ProcessConfig, ProcessSandbox, default_python};
+use selfrepair_sandbox::process::{
+    CommandSpec, ProcessConfig, ProcessSandbox, default_python, interpreter_prefix,
+};
 
 use super::FixError;
 use super::detect::{RunnerKind, TestCommand};
@@ -117,6 +119,7 @@ impl TestRunner {
         if let Some(prefix) = python.parent().and_then(Path::parent)
             && !prefix.starts_with("/usr")
             && wants(RunnerKind::Pytest)
+            && interpreter_prefix(prefix)
         {
             ro_paths.push(prefix.to_path_buf());
         }
@@ -211,6 +214,16 @@ impl TestRunner {
 
     fn junit_path(&self) -> PathBuf {
         self.root.join(SCRATCH_DIR).join(&self.junit_name)
+    }
+
+    /// Whether a run's report names every test it collected (passed,
+    /// failed and skipped): only runners we drive with our own flags.
+    pub fn reports_every_test(&self) -> bool {
+        self.command.detected
+            && matches!(
+                self.command.kind,
+                RunnerKind::Pytest | RunnerKind::Cargo | RunnerKind::Go
+            )
     }
 
     /// Whether this run's JUnit report is ours to read: only pytest as we

@@ -446,24 +446,47 @@ impl Workspace {
 
     /// Write new contents (paths relative to the project). A path that
     /// leads out of the work copy through a symlink is refused: the paths
-    /// come from a model.
+    /// come from a model. Every part of the path is checked before any
+    /// directory is made, so nothing is created through a committed link.
     pub fn write(&self, files: &BTreeMap<String, String>) -> Result<(), FixError> {
-        let root = std::fs::canonicalize(&self.root).map_err(|e| FixError::io(&self.root, e))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let refuse = |p: &Path, why: &str| FixError::io(p, std::io::Error::other(why.to_string()));
         for (rel, text) in files {
-            let p = self.project_dir().join(rel);
-            let d = p.parent().unwrap_or(&self.root);
-            std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
-            let inside = std::fs::canonicalize(d).is_ok_and(|d| d.starts_with(&root));
-            if !inside
-                || p.symlink_metadata()
-                    .is_ok_and(|m| m.file_type().is_symlink())
-            {
-                return Err(FixError::io(
-                    &p,
-                    std::io::Error::other("refusing to write through a symlink"),
-                ));
+            let full_rel = self.info.project_rel.join(rel);
+            let parts: Vec<_> = full_rel.components().collect();
+            let mut p = self.root.clone();
+            for (i, c) in parts.iter().enumerate() {
+                match c {
+                    std::path::Component::Normal(n) => p.push(n),
+                    std::path::Component::CurDir => continue,
+                    _ => return Err(refuse(&p, "refusing a path that leaves the work copy")),
+                }
+                let last = i + 1 == parts.len();
+                match p.symlink_metadata() {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        return Err(refuse(&p, "refusing to write through a symlink"));
+                    }
+                    Ok(m) if !last && !m.is_dir() => {
+                        return Err(refuse(&p, "not a directory"));
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if !last {
+                            std::fs::create_dir(&p).map_err(|e| FixError::io(&p, e))?;
+                        }
+                    }
+                    Err(e) => return Err(FixError::io(&p, e)),
+                }
             }
-            std::fs::write(&p, text).map_err(|e| FixError::io(&p, e))?;
+            // The last part is checked above; O_NOFOLLOW keeps it so.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&p)
+                .map_err(|e| FixError::io(&p, e))?;
+            std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| FixError::io(&p, e))?;
         }
         Ok(())
     }

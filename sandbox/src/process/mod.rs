@@ -79,6 +79,25 @@ pub fn default_python() -> PathBuf {
     PathBuf::from("python3")
 }
 
+/// Whether `dir` is a real Python installation prefix: a `bin/python*`
+/// and either a `pyvenv.cfg` (a virtualenv) or a `lib/python3*` directory.
+/// Only such a directory (resolved) is added to a jail's read set for an
+/// interpreter; a link named `.venv` or `bin/python` cannot widen it to
+/// anything else.
+pub fn interpreter_prefix(dir: &Path) -> bool {
+    let has = |sub: &str, prefix: &str, want_dir: bool| {
+        std::fs::read_dir(dir.join(sub)).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with(prefix)
+                    && (!want_dir || e.path().is_dir())
+            })
+        })
+    };
+    let python = has("bin", "python", false);
+    let venv = dir.join("pyvenv.cfg").is_file();
+    python && (venv || has("lib", "python3", true))
+}
+
 /// A command to run in the jail.
 #[derive(Clone, Debug)]
 pub struct CommandSpec {
@@ -199,10 +218,12 @@ impl ProcessSandbox {
         .iter()
         .map(PathBuf::from)
         .collect();
-        // A python outside /usr (a venv, pyenv) needs its own prefix.
+        // A python outside /usr (a venv, pyenv) needs its own prefix, if
+        // it is one (see `interpreter_prefix`).
         if let Ok(real) = std::fs::canonicalize(&self.cfg.python)
             && let Some(prefix) = real.parent().and_then(Path::parent)
             && !prefix.starts_with("/usr")
+            && interpreter_prefix(prefix)
         {
             ro.push(prefix.to_path_buf());
         }
