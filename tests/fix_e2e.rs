@@ -787,7 +787,11 @@ async fn a_hijacked_gitlink_stops_the_session_and_touches_nothing() {
             }
             other => panic!("{attack}: expected a tampering error, got {other:?}"),
         }
-        assert_eq!(snapshot(&dir), before, "{attack}: the user's tree, index or HEAD changed");
+        assert_eq!(
+            snapshot(&dir),
+            before,
+            "{attack}: the user's tree, index or HEAD changed"
+        );
         assert_eq!(branches(&dir), branches_before, "{attack}");
         assert_eq!(ref_target(&dir, "refs/heads/master"), master, "{attack}");
         assert_eq!(
@@ -877,16 +881,18 @@ if _pc is not None:
         })
         .collect();
     assert!(
-        events.iter().any(|e| matches!(e, FixEvent::TestRunFinished { scope, run, .. }
+        events
+            .iter()
+            .any(|e| matches!(e, FixEvent::TestRunFinished { scope, run, .. }
             if scope == "full" && run.status == selfrepair::fix::runner::RunStatus::Passed)),
         "{runs:#?}\n{:?}",
         rejections(&events)
     );
     let why = rejections(&events);
     assert!(
-        why.iter().any(|r| r
-            .contains("collected fewer tests than the baseline")
-            && r.contains("test_reorder_at_level")),
+        why.iter()
+            .any(|r| r.contains("collected fewer tests than the baseline")
+                && r.contains("test_reorder_at_level")),
         "{why:?}"
     );
     assert!(s.winning_attempt.is_none());

@@ -303,8 +303,14 @@ fn fill(src: &str, dir: &Path, tcp: u16, unix: &Path) -> String {
     .replace("{UNIX}", &unix.display().to_string())
     .replace("{PID}", &std::process::id().to_string())
     .replace("{PROJECT}", env!("CARGO_MANIFEST_DIR"))
-    .replace("{RUN_SOCK}", &host_socket_path("/run").display().to_string())
-    .replace("{VARTMP_SOCK}", &host_socket_path("/var/tmp").display().to_string())
+    .replace(
+        "{RUN_SOCK}",
+        &host_socket_path("/run").display().to_string(),
+    )
+    .replace(
+        "{VARTMP_SOCK}",
+        &host_socket_path("/var/tmp").display().to_string(),
+    )
     .replace("{SECRET}", SECRET)
 }
 
@@ -624,7 +630,6 @@ def sq(x):
     assert_ne!(after.status, Status::Passed, "{kind}: {}", after.summary());
 }
 
-
 /// Processes whose command line holds `marker`, judged from the host.
 fn processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -632,7 +637,11 @@ fn processes_with(marker: &str) -> Vec<String> {
         if let Ok(cmd) = std::fs::read(entry.path().join("cmdline"))
             && String::from_utf8_lossy(&cmd).contains(marker)
         {
-            found.push(format!("{:?}: {}", entry.file_name(), String::from_utf8_lossy(&cmd)));
+            found.push(format!(
+                "{:?}: {}",
+                entry.file_name(),
+                String::from_utf8_lossy(&cmd)
+            ));
         }
     }
     found
@@ -677,11 +686,22 @@ async fn setsid_does_not_outlive_the_timeout() {
             .await
             .expect("the sandbox returned");
         let took = started.elapsed();
-        assert_eq!(out.status, Status::Timeout, "fork server {fork_server}: {}", out.summary());
+        assert_eq!(
+            out.status,
+            Status::Timeout,
+            "fork server {fork_server}: {}",
+            out.summary()
+        );
         assert!(!out.stdout.contains("ESCAPED"));
-        assert!(took < Duration::from_secs(8), "fork server {fork_server}: took {took:?}");
+        assert!(
+            took < Duration::from_secs(8),
+            "fork server {fork_server}: took {took:?}"
+        );
         let left = gone(&marker).await;
-        assert!(left.is_empty(), "fork server {fork_server}: survivors {left:?}");
+        assert!(
+            left.is_empty(),
+            "fork server {fork_server}: survivors {left:?}"
+        );
         // Positive control: the same sandbox still runs and passes a benign program.
         let ok = sb
             .run(&RunRequest::new("print(sum(range(10)))", TestSpec::Script))
@@ -736,7 +756,12 @@ async fn host_unix_sockets_are_out_of_reach() {
         .unwrap();
         for p in &paths {
             let out = sb.run(&RunRequest::new(connect(p), TestSpec::Script)).await;
-            assert!(!out.stdout.contains("ESCAPED"), "{}: {}", p.display(), out.stdout);
+            assert!(
+                !out.stdout.contains("ESCAPED"),
+                "{}: {}",
+                p.display(),
+                out.stdout
+            );
         }
         let out = sb.run(&RunRequest::new(own, TestSpec::Script)).await;
         assert_eq!(out.status, Status::Passed, "{}", out.summary());
@@ -750,13 +775,26 @@ async fn host_unix_sockets_are_out_of_reach() {
         .unwrap();
         let work = tempfile::tempdir().unwrap();
         for p in &paths {
-            let script = format!("/usr/bin/python3 -c \"{}\"", connect(p).replace('"', "\\\""));
-            let out = sb.exec(sh(&script, work.path(), Duration::from_secs(20))).await.unwrap();
+            let script = format!(
+                "/usr/bin/python3 -c \"{}\"",
+                connect(p).replace('"', "\\\"")
+            );
+            let out = sb
+                .exec(sh(&script, work.path(), Duration::from_secs(20)))
+                .await
+                .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(!text.contains("ESCAPED"), "keep_uid {keep_uid}: {}: {text}", p.display());
+            assert!(
+                !text.contains("ESCAPED"),
+                "keep_uid {keep_uid}: {}: {text}",
+                p.display()
+            );
         }
         let script = format!("/usr/bin/python3 -c \"{own}\"");
-        let out = sb.exec(sh(&script, work.path(), Duration::from_secs(20))).await.unwrap();
+        let out = sb
+            .exec(sh(&script, work.path(), Duration::from_secs(20)))
+            .await
+            .unwrap();
         assert_eq!(
             out.code,
             Some(0),
@@ -765,7 +803,11 @@ async fn host_unix_sockets_are_out_of_reach() {
         );
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "a host socket took a connection");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a host socket took a connection"
+    );
 }
 
 /// The kept-uid jail (root here, as for cargo and `--test` commands) holds
@@ -806,7 +848,11 @@ async fn the_kept_uid_jail_has_no_capabilities() {
     ];
     for a in &attempts {
         let out = sb
-            .exec(sh(&format!("{a} 2>&1"), work.path(), Duration::from_secs(20)))
+            .exec(sh(
+                &format!("{a} 2>&1"),
+                work.path(),
+                Duration::from_secs(20),
+            ))
             .await
             .unwrap();
         assert_ne!(
@@ -826,10 +872,18 @@ async fn the_kept_uid_jail_has_no_capabilities() {
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text, "0 0\n[0, 0, 0, 0, 0, 0]\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        text,
+        "0 0\n[0, 0, 0, 0, 0, 0]\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // From the host: nothing changed.
     let theirs_meta = std::fs::metadata(&theirs).unwrap();
-    assert_eq!((theirs_meta.uid(), theirs_meta.mode() & 0o777), (4242, 0o644));
+    assert_eq!(
+        (theirs_meta.uid(), theirs_meta.mode() & 0o777),
+        (4242, 0o644)
+    );
     let after = std::fs::metadata(&host_file).unwrap();
     assert_eq!(
         (after.uid(), after.mode(), after.mtime()),
@@ -858,7 +912,10 @@ async fn concurrent_runs_get_distinct_uids() {
         let sb = sb.clone();
         let dir = w.path().to_path_buf();
         async move {
-            let out = sb.exec(sh("id -u; sleep 1", &dir, Duration::from_secs(20))).await.unwrap();
+            let out = sb
+                .exec(sh("id -u; sleep 1", &dir, Duration::from_secs(20)))
+                .await
+                .unwrap();
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         }
     });

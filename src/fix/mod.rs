@@ -458,7 +458,8 @@ fn project_venv(path: &Path) -> Result<Option<PathBuf>, FixError> {
     for name in [".venv", "venv"] {
         let dir = path.join(name);
         // Absolute, but not resolved: the link is what makes it the venv's python.
-        let python = std::path::absolute(dir.join("bin/python")).map_err(|e| FixError::io(path, e))?;
+        let python =
+            std::path::absolute(dir.join("bin/python")).map_err(|e| FixError::io(path, e))?;
         if !python.exists() {
             continue;
         }

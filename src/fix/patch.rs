@@ -233,11 +233,11 @@ pub fn test_config_change(path: &str, old: Option<&str>, new: &str) -> Option<St
         (after.is_none() || before != after).then(|| what.to_string())
     };
     match name {
-        "pyproject.toml" => differs("[tool.pytest]", &|t| {
-            toml_part(t, &[&["tool", "pytest"]])
-        }),
+        "pyproject.toml" => differs("[tool.pytest]", &|t| toml_part(t, &[&["tool", "pytest"]])),
         "setup.cfg" => differs("[tool:pytest]", &|t| Some(ini_section(t, &["tool:pytest"]))),
-        "tox.ini" => differs("[pytest]", &|t| Some(ini_section(t, &["pytest", "tool:pytest"]))),
+        "tox.ini" => differs("[pytest]", &|t| {
+            Some(ini_section(t, &["pytest", "tool:pytest"]))
+        }),
         "Cargo.toml" => differs("test targets", &|t| {
             toml_part(
                 t,

@@ -235,7 +235,9 @@ impl Workspace {
             )));
         }
         let same = |a: &Path, b: &Path| {
-            std::fs::canonicalize(a).ok().is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
+            std::fs::canonicalize(a)
+                .ok()
+                .is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
         };
         match wt.workdir() {
             Some(w) if same(w, &self.root) && same(wt.path(), &self.wt_gitdir) => Ok(wt),

@@ -174,7 +174,11 @@ pub const HIDDEN_DIRS: [&str; 14] = [
 /// /var/run usually is), is missing, or is itself (or under) something the
 /// run must see whole is left alone; `workdir_tmpfs` is covered by the
 /// run's own tmpfs anyway.
-pub fn hidden_dirs(keep_rw: &[PathBuf], keep_ro: &[PathBuf], workdir_tmpfs: Option<&Path>) -> Vec<Hide> {
+pub fn hidden_dirs(
+    keep_rw: &[PathBuf],
+    keep_ro: &[PathBuf],
+    workdir_tmpfs: Option<&Path>,
+) -> Vec<Hide> {
     let mut out = Vec::new();
     for d in HIDDEN_DIRS {
         let dir = Path::new(d);
@@ -193,7 +197,9 @@ pub fn hidden_dirs(keep_rw: &[PathBuf], keep_ro: &[PathBuf], workdir_tmpfs: Opti
             if !p.starts_with(dir) || p == dir || workdir_tmpfs.is_some_and(|w| p.starts_with(w)) {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(p) else { continue };
+            let Ok(meta) = std::fs::metadata(p) else {
+                continue;
+            };
             let parents: Vec<CString> = p
                 .ancestors()
                 .skip(1)
@@ -203,7 +209,9 @@ pub fn hidden_dirs(keep_rw: &[PathBuf], keep_ro: &[PathBuf], workdir_tmpfs: Opti
                 .rev()
                 .filter_map(|a| CString::new(a.as_os_str().as_bytes()).ok())
                 .collect();
-            let Ok(path) = CString::new(p.as_os_str().as_bytes()) else { continue };
+            let Ok(path) = CString::new(p.as_os_str().as_bytes()) else {
+                continue;
+            };
             // SAFETY: a valid C string and an out-struct.
             let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
             let noexec = if unsafe { libc::statvfs(path.as_ptr(), &mut st) } == 0
@@ -304,10 +312,7 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
         "capabilities",
         "all dropped: bounding, effective, permitted, inheritable, ambient; root gains none on exec",
     ));
-    let nproc = plan
-        .rlimits
-        .iter()
-        .any(|(r, _)| *r == libc::RLIMIT_NPROC);
+    let nproc = plan.rlimits.iter().any(|(r, _)| *r == libc::RLIMIT_NPROC);
     v.push(Layer::on(
         "rlimits",
         if nproc {
@@ -637,7 +642,12 @@ pub const MOUNT_ATTR_RDONLY: u64 = 1;
 pub const MOUNT_ATTR_NOSUID: u64 = 2;
 
 /// mount_setattr(2) on `path` (Linux >= 5.12).
-unsafe fn mount_setattr(path: &std::ffi::CStr, flags: libc::c_uint, set: u64, clr: u64) -> io::Result<()> {
+unsafe fn mount_setattr(
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+    set: u64,
+    clr: u64,
+) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -809,7 +819,10 @@ unsafe fn hide(h: &Hide) -> io::Result<()> {
             ) as libc::c_int;
             if fd < 0 {
                 let e = io::Error::last_os_error();
-                return Err(io::Error::new(e.kind(), format!("open_tree {:?}: {e}", k.path)));
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("open_tree {:?}: {e}", k.path),
+                ));
             }
             clones.push(fd);
         }
@@ -830,7 +843,11 @@ unsafe fn hide(h: &Hide) -> io::Result<()> {
             if k.is_dir {
                 libc::mkdir(k.path.as_ptr(), 0o755);
             } else {
-                let f = libc::open(k.path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644);
+                let f = libc::open(
+                    k.path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                );
                 if f >= 0 {
                     libc::close(f);
                 }
@@ -868,7 +885,11 @@ unsafe fn hide(h: &Hide) -> io::Result<()> {
                 std::ptr::null(),
                 h.dir.as_ptr(),
                 std::ptr::null(),
-                libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC,
                 std::ptr::null(),
             ),
             "make a hidden directory read-only",

@@ -69,8 +69,8 @@ fn uid_lock_dir() -> Result<&'static Path, SandboxError> {
 /// Lease a free uid of the range, starting at an offset derived from this
 /// process's pid so that processes rarely probe the same uids.
 fn lease_uid() -> Result<UidLease, SandboxError> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = uid_lock_dir()?;
     let start = std::process::id()
         .wrapping_mul(2_654_435_761)
@@ -302,8 +302,7 @@ impl ProcessSandbox {
             ro.push(prefix.to_path_buf());
         }
         ro.extend(self.cfg.ro_paths.iter().cloned());
-        let tmpfs_bytes =
-            (fresh && ns & libc::CLONE_NEWNS != 0).then_some(self.cfg.tmpfs_mb << 20);
+        let tmpfs_bytes = (fresh && ns & libc::CLONE_NEWNS != 0).then_some(self.cfg.tmpfs_mb << 20);
         let hide = if ns & libc::CLONE_NEWNS != 0 {
             let rw = if fresh {
                 Vec::new()
@@ -434,8 +433,8 @@ impl ProcessSandbox {
             _lease,
         } = self.prepare(spec.workdir.as_deref(), &spec.limits)?;
         // The intermediate kills pid 1 (and so the namespace) on a byte here.
-        let (kill_r, mut kill_w) = std::io::pipe()
-            .map_err(|e| SandboxError::Config(format!("kill pipe: {e}")))?;
+        let (kill_r, mut kill_w) =
+            std::io::pipe().map_err(|e| SandboxError::Config(format!("kill pipe: {e}")))?;
         {
             use std::os::fd::AsRawFd;
             plan.kill_fd = Some(kill_r.as_raw_fd());

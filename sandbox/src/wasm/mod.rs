@@ -284,8 +284,7 @@ fn host_tmp_parent() -> std::io::Result<&'static Path> {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         Ok(dir)
     });
-    p.as_deref()
-        .map_err(|e| std::io::Error::other(e.clone()))
+    p.as_deref().map_err(|e| std::io::Error::other(e.clone()))
 }
 
 /// Caps linear memory and records that the cap was hit.
