@@ -173,10 +173,10 @@ pub enum RunTmp {
 impl RunTmp {
     pub fn new() -> std::io::Result<RunTmp> {
         static PRIVATE: OnceLock<bool> = OnceLock::new();
-        if *PRIVATE.get_or_init(|| private_tmpfs().is_ok()) {
-            if let Ok(fd) = private_tmpfs() {
-                return Ok(RunTmp::Private(fd));
-            }
+        if *PRIVATE.get_or_init(|| private_tmpfs().is_ok())
+            && let Ok(fd) = private_tmpfs()
+        {
+            return Ok(RunTmp::Private(fd));
         }
         Ok(RunTmp::Host(
             tempfile::Builder::new()
