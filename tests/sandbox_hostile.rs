@@ -17,6 +17,11 @@ use std::time::Duration;
 
 const SECRET: &str = "s3cr3t-7f1c2b9e-do-not-leak";
 
+/// The process suite checks that no process of the sandbox uid range
+/// outlives a run; the other tests here that start process runs wait for it
+/// (and it for them), so their runs are not taken for survivors.
+static PROCESS_RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// (name, program, expectation). `{DIR}`, `{SECRET_FILE}`, `{TCP}`, `{UNIX}`,
 /// `{PID}`, `{PROJECT}` are filled in per run.
 const PROGRAMS: &[(&str, &str, Expect)] = &[
@@ -551,6 +556,7 @@ async fn hostile_programs_contained_in_full_wasm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_programs_contained_in_process() {
+    let _one = PROCESS_RUNS.lock().await;
     suite(SandboxKind::Process).await;
 }
 
@@ -561,6 +567,7 @@ async fn hostile_programs_contained_in_process() {
 /// line with the run's token may fool its own run, never the runs after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reused_test_code_cannot_be_poisoned() {
+    let _one = PROCESS_RUNS.lock().await;
     for kind in [SandboxKind::Wasm, SandboxKind::Process] {
         poison_then_judge(kind).await;
     }
@@ -665,6 +672,7 @@ async fn gone(marker: &str) -> Vec<String> {
 /// of it is left. With the fork server and without.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setsid_does_not_outlive_the_timeout() {
+    let _one = PROCESS_RUNS.lock().await;
     for fork_server in [true, false] {
         let sb = ProcessSandbox::new(ProcessConfig {
             fork_server,
@@ -730,6 +738,7 @@ fn sh(script: &str, dir: &Path, timeout: Duration) -> CommandSpec {
 /// under the kept uid. A socket in the run's own work dir still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_unix_sockets_are_out_of_reach() {
+    let _one = PROCESS_RUNS.lock().await;
     let hits = Arc::new(AtomicUsize::new(0));
     let tmp_sock = tempfile::tempdir().unwrap();
     let paths = [
@@ -817,6 +826,7 @@ async fn host_unix_sockets_are_out_of_reach() {
 /// benign command still runs and passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kept_uid_jail_has_no_capabilities() {
+    let _one = PROCESS_RUNS.lock().await;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let host = tempfile::tempdir().unwrap();
     let host_file = host.path().join("host.txt");
@@ -902,10 +912,11 @@ async fn the_kept_uid_jail_has_no_capabilities() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n64\n");
 }
 
-/// Concurrent runs each lease a uid of their own (a lock per uid that
-/// every selfrepair process honours); a uid locked elsewhere is skipped.
+/// Concurrent runs each lease a uid of their own (an flock per uid, which
+/// every selfrepair process honours), inside the sandbox uid range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_get_distinct_uids() {
+    let _one = PROCESS_RUNS.lock().await;
     let sb = Arc::new(ProcessSandbox::new(ProcessConfig::default()).unwrap());
     let work: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
     let runs = work.iter().map(|w| {
