@@ -935,3 +935,31 @@ async fn a_venv_link_out_of_the_project_does_not_widen_the_jail() {
         );
     }
 }
+
+/// Cargo's toolchain lives in root's private home here (rustup under
+/// /root), yet the tests run under a dedicated uid: the jail binds the
+/// toolchain back under a covering tmpfs that uid can traverse, so the
+/// kept-uid jail is not needed for it.
+#[tokio::test]
+async fn cargo_runs_under_a_dedicated_uid() {
+    let (_t, dir) = example_repo("rust-stats");
+    let mut opts = FixOptions::new(&dir);
+    opts.mode = selfrepair::fix::FixMode::Check;
+    opts.test = Some("id -u; cargo --version; exit 1".into());
+    let (r, events) = run(opts, Repairer::Mutate, CancellationToken::new()).await;
+    assert_eq!(r.unwrap().outcome, Outcome::Reported);
+    let output = events
+        .iter()
+        .find_map(|e| match e {
+            FixEvent::TestRunFinished { run, .. } => Some(run.output.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(output.contains("cargo 1."), "{output}");
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let uid: u32 = output.lines().next().unwrap().trim().parse().unwrap();
+        use selfrepair::sandbox::process::{UID_BASE, UID_SPAN};
+        assert!((UID_BASE..UID_BASE + UID_SPAN).contains(&uid), "{output}");
+    }
+}

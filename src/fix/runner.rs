@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use selfrepair_sandbox::Limits;
 use selfrepair_sandbox::process::{
     CommandSpec, ProcessConfig, ProcessSandbox, default_python, interpreter_prefix,
+    others_can_reach,
 };
 
 use super::FixError;
@@ -178,9 +179,10 @@ impl TestRunner {
         }
         path_dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(String::from));
         env.push(("PATH".into(), path_dirs.join(":")));
-        // A dedicated uid cannot read a toolchain in a private home (root's
-        // rustup in /root): then run as ourselves, still fully jailed.
-        let keep_uid = ro_paths.iter().any(|p| !others_can_read(p));
+        // A dedicated uid reaches a toolchain in a private home (root's
+        // rustup in /root) through the jail's covering mounts; where it
+        // cannot, run as ourselves, with no capabilities, still jailed.
+        let keep_uid = ro_paths.iter().any(|p| !others_can_reach(p));
         let cfg = ProcessConfig {
             python: python.clone(),
             allow_network: opts.allow_network,
@@ -539,14 +541,6 @@ fn read_report(scratch: &Path, file: &Path) -> Option<String> {
     let mut text = String::new();
     f.take(MAX_REPORT).read_to_string(&mut text).ok()?;
     Some(text)
-}
-
-/// Whether every directory down to `p` lets other users in.
-fn others_can_read(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.ancestors().all(|a| {
-        std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0 || !m.is_dir())
-    })
 }
 
 pub fn sh_quote(s: &str) -> String {

@@ -171,6 +171,34 @@ pub fn interpreter_prefix(dir: &Path) -> bool {
     python && (venv || has("lib", "python3", true))
 }
 
+/// Whether a dedicated uid can reach `p` in the jail (so a toolchain there
+/// needs no kept uid). A path under a directory the jail covers (`/root`,
+/// `/home`, `/tmp`, … see [`layers::HIDDEN_DIRS`]) is bound back into a
+/// tmpfs whose directories are world-searchable: then only the path itself
+/// and the directories above the covered one count, not a private home
+/// between them.
+pub fn others_can_reach(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let open = |a: &Path| {
+        std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0 || !m.is_dir())
+    };
+    let covered = layers::support()
+        .namespaces
+        .is_ok()
+        .then(|| {
+            layers::HIDDEN_DIRS.iter().map(Path::new).find(|h| {
+                p.starts_with(h)
+                    && p != *h
+                    && std::fs::symlink_metadata(h).is_ok_and(|m| m.is_dir())
+            })
+        })
+        .flatten();
+    match covered {
+        Some(h) => open(p) && h.ancestors().skip(1).all(open),
+        None => p.ancestors().all(open),
+    }
+}
+
 /// A command to run in the jail.
 #[derive(Clone, Debug)]
 pub struct CommandSpec {
