@@ -631,6 +631,9 @@ async fn a_test_run_that_edits_tracked_files_is_not_a_fix() {
     );
 }
 
+/// A committed link out of the repository: a patch may not write through
+/// it, nor create directories through it (the new `sub/` would appear in
+/// the link's target if directories were made before the check).
 #[tokio::test]
 async fn a_patch_cannot_write_through_a_symlink() {
     let (_t, dir) = example_repo("py-inventory");
@@ -640,7 +643,7 @@ async fn a_patch_cannot_write_through_a_symlink() {
     let server = TestServer::start().await.unwrap();
     server.enqueue(explain_reply());
     server.enqueue(Reply::text(
-        "inventory/out/pwned.py\n<<<<<<< SEARCH\n=======\nprint('outside')\n>>>>>>> REPLACE\n",
+        "inventory/out/sub/pwned.py\n<<<<<<< SEARCH\n=======\nprint('outside')\n>>>>>>> REPLACE\n",
     ));
     let mut opts = FixOptions::new(&dir);
     opts.max_attempts = 1;
@@ -1208,4 +1211,225 @@ fn a_hanging_baseline_is_repaired_within_a_deadline_derived_from_it() {
         started.elapsed(),
         runs.len()
     );
+/// Reads a ref's target, for "unchanged" checks.
+fn ref_target(dir: &std::path::Path, name: &str) -> Option<String> {
+    let repo = git2::Repository::open(dir).unwrap();
+    repo.refname_to_id(name).ok().map(|o| o.to_string())
+}
+
+/// The jailed tests can rewrite the work copy's `.git` file. Host-side git
+/// (the reset after every run) must never follow it: not into the user's own
+/// repository (it would move their branch and rewrite their index), not
+/// into a git dir whose `core.worktree` names another directory (the reset
+/// would write the repository's files there). The session stops with a
+/// typed error; the user's tree, HEAD, index and branches are as before,
+/// and the canary directory stays empty.
+#[tokio::test]
+async fn a_hijacked_gitlink_stops_the_session_and_touches_nothing() {
+    let canary = tempfile::tempdir().unwrap();
+    for attack in ["user-git", "core-worktree", "symlink"] {
+        let (_t, dir) = example_repo("py-inventory");
+        let user_git = dir.join(".git");
+        let hijack = match attack {
+            "user-git" => format!("printf 'gitdir: {}\\n' > .git", user_git.display()),
+            // A git dir of its own, borrowing the user's objects, whose
+            // core.worktree sends a checkout to the canary directory.
+            "core-worktree" => format!(
+                "mkdir -p evil/refs/heads evil/objects/info && \
+                 echo 'ref: refs/heads/master' > evil/HEAD && \
+                 printf '[core]\\n\\trepositoryformatversion = 0\\n\\tbare = false\\n\\tworktree = {}\\n' > evil/config && \
+                 echo {}/objects > evil/objects/info/alternates && \
+                 printf 'gitdir: %s/evil\\n' \"$PWD\" > .git",
+                canary.path().display(),
+                user_git.display()
+            ),
+            _ => format!("rm .git && ln -s {} .git", user_git.display()),
+        };
+        let before = snapshot(&dir);
+        let branches_before = branches(&dir);
+        let master = ref_target(&dir, "refs/heads/master");
+        let mut opts = FixOptions::new(&dir);
+        opts.test = Some(format!("{hijack}; exit 1"));
+        let (r, _) = run(opts, Repairer::Mutate, CancellationToken::new()).await;
+        match r {
+            Err(FixError::WorkCopyTampered { detail, .. }) => {
+                eprintln!("{attack}: stopped: {detail}")
+            }
+            other => panic!("{attack}: expected a tampering error, got {other:?}"),
+        }
+        assert_eq!(
+            snapshot(&dir),
+            before,
+            "{attack}: the user's tree, index or HEAD changed"
+        );
+        assert_eq!(branches(&dir), branches_before, "{attack}");
+        assert_eq!(ref_target(&dir, "refs/heads/master"), master, "{attack}");
+        assert_eq!(
+            std::fs::read_dir(canary.path()).unwrap().count(),
+            0,
+            "{attack}: something was written in the canary dir"
+        );
+    }
+}
+
+fn rejections(events: &[FixEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            FixEvent::Rejected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `fix` judges the tests, not the exit code. A patch that deselects the
+/// failing tests through pytest's configuration is a test edit, refused
+/// like an edit of a test file.
+#[tokio::test]
+async fn a_patch_that_deselects_tests_in_the_config_is_a_test_edit() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(
+        "pyproject.toml\n<<<<<<< SEARCH\n[tool.pytest.ini_options]\n=======\n[tool.pytest.ini_options]\naddopts = \"-k 'not reorder'\"\n>>>>>>> REPLACE\n",
+    ));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 1;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed, "{}", s.reason);
+    let why = rejections(&events);
+    assert!(
+        why.iter()
+            .any(|r| r.contains("pyproject.toml") && r.contains("[tool.pytest]")),
+        "{why:?}"
+    );
+    assert!(s.diff.files.is_empty());
+}
+
+/// A patch to the code under test (no test or config file touched) that
+/// hides the failing tests from pytest at collection: the run is green and
+/// exits 0, but tests the baseline ran are gone, so it is no fix.
+#[tokio::test]
+async fn a_patch_that_makes_tests_vanish_is_rejected() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    // Registers a pytest plugin from inside the code under test; it drops
+    // every test about reordering at collection.
+    const HIDE: &str = r#"
+import gc as _gc
+try:
+    import _pytest.config as _pc
+except ImportError:
+    _pc = None
+if _pc is not None:
+    for _o in _gc.get_objects():
+        if isinstance(_o, _pc.Config):
+            class _Hide:
+                def pytest_collection_modifyitems(self, items):
+                    items[:] = [i for i in items if 'reorder' not in i.name]
+            _o.pluginmanager.register(_Hide())
+            break
+"#;
+    server.enqueue(Reply::text(format!(
+        "inventory/stock.py\n<<<<<<< SEARCH\n=======\n{HIDE}>>>>>>> REPLACE\n"
+    )));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 1;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::NotFixed, "{}", s.reason);
+    // The hack worked on pytest: the full run was green.
+    let runs: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            FixEvent::TestRunFinished { scope, run, .. } => {
+                Some(format!("{scope}: {:?}\n{}", run.status, run.output))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, FixEvent::TestRunFinished { scope, run, .. }
+            if scope == "full" && run.status == selfrepair::fix::runner::RunStatus::Passed)),
+        "{runs:#?}\n{:?}",
+        rejections(&events)
+    );
+    let why = rejections(&events);
+    assert!(
+        why.iter()
+            .any(|r| r.contains("collected fewer tests than the baseline")
+                && r.contains("test_reorder_at_level")),
+        "{why:?}"
+    );
+    assert!(s.winning_attempt.is_none());
+}
+
+/// A `.venv` (or `venv`) that is a link out of the project, to a place that
+/// is no Python prefix, is not the project's interpreter: nothing behind it
+/// joins the jail's read set. The link's target holds a secret that the
+/// test command tries to read.
+#[tokio::test]
+async fn a_venv_link_out_of_the_project_does_not_widen_the_jail() {
+    for name in [".venv", "venv"] {
+        let (_t, dir) = example_repo("py-inventory");
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(outside.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/python3", outside.path().join("bin/python")).unwrap();
+        let secret = "venv-secret-5d1f0c";
+        std::fs::write(outside.path().join("secret.txt"), secret).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.join(name)).unwrap();
+        std::fs::write(dir.join(".git/info/exclude"), format!("{name}\n")).unwrap();
+        let mut opts = FixOptions::new(&dir);
+        opts.mode = selfrepair::fix::FixMode::Check;
+        opts.test = Some(format!(
+            "cat {}/secret.txt; exit 1",
+            outside.path().display()
+        ));
+        let (r, events) = run(opts, Repairer::Mutate, CancellationToken::new()).await;
+        assert_eq!(r.unwrap().outcome, Outcome::Reported);
+        let outputs: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                FixEvent::TestRunFinished { run, .. } => Some(run.output.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(!outputs.is_empty());
+        assert!(
+            outputs.iter().all(|o| !o.contains(secret)),
+            "{name}: the jail read through the link: {outputs:?}"
+        );
+    }
+}
+
+/// Cargo's toolchain lives in root's private home here (rustup under
+/// /root), yet the tests run under a dedicated uid: the jail binds the
+/// toolchain back under a covering tmpfs that uid can traverse, so the
+/// kept-uid jail is not needed for it.
+#[tokio::test]
+async fn cargo_runs_under_a_dedicated_uid() {
+    let (_t, dir) = example_repo("rust-stats");
+    let mut opts = FixOptions::new(&dir);
+    opts.mode = selfrepair::fix::FixMode::Check;
+    opts.test = Some("id -u; cargo --version; exit 1".into());
+    let (r, events) = run(opts, Repairer::Mutate, CancellationToken::new()).await;
+    assert_eq!(r.unwrap().outcome, Outcome::Reported);
+    let output = events
+        .iter()
+        .find_map(|e| match e {
+            FixEvent::TestRunFinished { run, .. } => Some(run.output.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(output.contains("cargo 1."), "{output}");
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let uid: u32 = output.lines().next().unwrap().trim().parse().unwrap();
+        use selfrepair::sandbox::process::{UID_BASE, UID_SPAN};
+        assert!((UID_BASE..UID_BASE + UID_SPAN).contains(&uid), "{output}");
+    }
 }

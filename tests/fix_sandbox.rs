@@ -2,6 +2,7 @@
 //! caller's directory, cancelling a run, and keeping the caller's uid.
 
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use selfrepair::sandbox::Limits;
@@ -98,4 +99,63 @@ async fn exec_until_stops_a_run_and_kills_its_group() {
         started.elapsed()
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+}
+
+/// A repository's `rust-toolchain.toml` can name a toolchain by path, and
+/// rustup would run that path's `rustc` (here: a script the repository
+/// ships, reached through `/proc/self/cwd`). Setting up the test runner
+/// probes the host's toolchains; nothing of the repository may run there.
+#[test]
+fn a_repositorys_toolchain_file_never_runs_on_the_host() {
+    use selfrepair::fix::detect::TestCommand;
+    use selfrepair::fix::runner::{RunnerOptions, TestRunner};
+    use std::os::unix::fs::PermissionsExt;
+    let canary_dir = tempfile::tempdir().unwrap();
+    let canary = canary_dir.path().join("CANARY");
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[package]\nname = \"t\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("rust-toolchain.toml"),
+        "[toolchain]\npath = \"/proc/self/cwd/evil\"\n",
+    )
+    .unwrap();
+    let bin = root.join("evil/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["rustc", "cargo", "go", "node"] {
+        let p = bin.join(tool);
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\ntouch {}\necho /tmp\n", canary.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The attack is real where rustup is: run from the work copy, rustc is the script.
+    let direct = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(root)
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output();
+    let rustup = direct.is_ok() && canary.exists();
+    let _ = std::fs::remove_file(&canary);
+    for command in [
+        selfrepair::fix::detect::detect(root).unwrap(),
+        TestCommand::custom("cargo test"),
+        TestCommand::custom("./run-tests"),
+    ] {
+        let kind = command.kind;
+        let runner = TestRunner::new(command, root, Path::new(""), &RunnerOptions::default());
+        assert!(runner.is_ok(), "{kind:?}");
+        assert!(
+            !canary.exists(),
+            "{kind:?}: the repository's toolchain ran on the host"
+        );
+    }
+    eprintln!("rustup present (the attack works without the fix): {rustup}");
 }

@@ -5,7 +5,10 @@
 
 mod common;
 
-use selfrepair::sandbox::{Limits, RunRequest, SandboxKind, Status, TestSpec};
+use selfrepair::sandbox::process::{
+    CommandSpec, ProcessConfig, ProcessSandbox, UID_BASE, UID_SPAN,
+};
+use selfrepair::sandbox::{Limits, RunRequest, Sandbox, SandboxKind, Status, TestSpec};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const SECRET: &str = "s3cr3t-7f1c2b9e-do-not-leak";
+
+/// The process suite checks that no process of the sandbox uid range
+/// outlives a run; the other tests here that start process runs wait for it
+/// (and it for them), so their runs are not taken for survivors.
+static PROCESS_RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// (name, program, expectation). `{DIR}`, `{SECRET_FILE}`, `{TCP}`, `{UNIX}`,
 /// `{PID}`, `{PROJECT}` are filled in per run.
@@ -254,6 +262,26 @@ const PROGRAMS: &[(&str, &str, Expect)] = &[
         Expect::Any,
     ),
     (
+        "many-empty-files",
+        "i = 0\nwhile True:\n    open('e%d' % i, 'w').close()\n    i += 1\n    if i > 40000:\n        print('ESCAPED', i)\n        break",
+        Expect::Any,
+    ),
+    (
+        "unix-connect-run",
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect('{RUN_SOCK}')\ns.sendall(b'hi')\nprint('ESCAPED')",
+        Expect::Any,
+    ),
+    (
+        "unix-connect-var-tmp",
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect('{VARTMP_SOCK}')\ns.sendall(b'hi')\nprint('ESCAPED')",
+        Expect::Any,
+    ),
+    (
+        "setsid-sleeper",
+        "import os, time\ntry:\n    import ctypes\n    os.setsid()\n    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)\nexcept Exception:\n    pass\ntime.sleep(60)\nprint('ESCAPED')",
+        Expect::Timeout,
+    ),
+    (
         "exec-binary",
         "import os\nos.execv('/bin/sh', ['sh', '-c', 'cat {SECRET_FILE} && echo ESCAPED'])",
         Expect::Any,
@@ -280,7 +308,47 @@ fn fill(src: &str, dir: &Path, tcp: u16, unix: &Path) -> String {
     .replace("{UNIX}", &unix.display().to_string())
     .replace("{PID}", &std::process::id().to_string())
     .replace("{PROJECT}", env!("CARGO_MANIFEST_DIR"))
+    .replace(
+        "{RUN_SOCK}",
+        &host_socket_path("/run").display().to_string(),
+    )
+    .replace(
+        "{VARTMP_SOCK}",
+        &host_socket_path("/var/tmp").display().to_string(),
+    )
     .replace("{SECRET}", SECRET)
+}
+
+/// A host pathname socket of this test process under `dir`.
+fn host_socket_path(dir: &str) -> std::path::PathBuf {
+    Path::new(dir).join(format!("selfrepair-hostile-{}.sock", std::process::id()))
+}
+
+/// A listener on a host pathname socket (world-connectable, as D-Bus's
+/// is), counting the connections it gets; removed on drop.
+struct HostSocket {
+    path: std::path::PathBuf,
+}
+
+impl HostSocket {
+    fn listen(path: std::path::PathBuf, hits: Arc<AtomicUsize>) -> HostSocket {
+        let _ = std::fs::remove_file(&path);
+        let l = tokio::net::UnixListener::bind(&path).expect("unix listener");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod sock");
+        tokio::spawn(async move {
+            while l.accept().await.is_ok() {
+                hits.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        HostSocket { path }
+    }
+}
+
+impl Drop for HostSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 fn listing(dir: &Path) -> Vec<String> {
@@ -315,7 +383,8 @@ fn sandbox_processes() -> Vec<String> {
             let zombie = status
                 .lines()
                 .any(|l| l.starts_with("State:") && l.contains('Z'));
-            if (61000..61512).contains(&real) && !zombie {
+            let range = UID_BASE..UID_BASE + UID_SPAN;
+            if range.contains(&real) && !zombie {
                 found.push(format!(
                     "{:?}: {}",
                     entry.file_name(),
@@ -365,6 +434,9 @@ async fn suite(kind: SandboxKind) {
             h.fetch_add(1, Ordering::SeqCst);
         }
     });
+    // Where D-Bus, docker.sock and friends live.
+    let _run_sock = HostSocket::listen(host_socket_path("/run"), hits.clone());
+    let _var_tmp_sock = HostSocket::listen(host_socket_path("/var/tmp"), hits.clone());
 
     let before = listing(&dir);
     let sb = common::sandbox(kind).await;
@@ -484,6 +556,7 @@ async fn hostile_programs_contained_in_full_wasm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_programs_contained_in_process() {
+    let _one = PROCESS_RUNS.lock().await;
     suite(SandboxKind::Process).await;
 }
 
@@ -494,6 +567,7 @@ async fn hostile_programs_contained_in_process() {
 /// line with the run's token may fool its own run, never the runs after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reused_test_code_cannot_be_poisoned() {
+    let _one = PROCESS_RUNS.lock().await;
     for kind in [SandboxKind::Wasm, SandboxKind::Process] {
         poison_then_judge(kind).await;
     }
@@ -563,4 +637,353 @@ def sq(x):
     let _ = sb.run(&broken(poison)).await;
     let after = sb.run(&broken("def sq(x):\n    return x * x\n")).await;
     assert_ne!(after.status, Status::Passed, "{kind}: {}", after.summary());
+}
+
+/// Processes whose command line holds `marker`, judged from the host.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd).contains(marker)
+        {
+            found.push(format!(
+                "{:?}: {}",
+                entry.file_name(),
+                String::from_utf8_lossy(&cmd)
+            ));
+        }
+    }
+    found
+}
+
+async fn gone(marker: &str) -> Vec<String> {
+    let mut left = processes_with(marker);
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = processes_with(marker);
+    }
+    left
+}
+
+/// A run whose pid 1 leaves the process group (`setsid`), clears its
+/// parent-death signal and sleeps, with a child that does the same, is
+/// killed at the deadline and judged timed out; from the host, no process
+/// of it is left. With the fork server and without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setsid_does_not_outlive_the_timeout() {
+    let _one = PROCESS_RUNS.lock().await;
+    for fork_server in [true, false] {
+        let sb = ProcessSandbox::new(ProcessConfig {
+            fork_server,
+            ..ProcessConfig::default()
+        })
+        .unwrap();
+        let marker = format!("987.{}{}", std::process::id(), u8::from(fork_server));
+        let program = format!(
+            "import os, time, ctypes\nos.setsid()\nctypes.CDLL(None).prctl(1, 0, 0, 0, 0)\n\
+             if os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '{marker}'])\n\
+             time.sleep(60)\nprint('ESCAPED')\n"
+        );
+        let req = RunRequest::new(program, TestSpec::Script).with_limits(Limits {
+            timeout: Duration::from_secs(2),
+            ..Limits::default()
+        });
+        let started = std::time::Instant::now();
+        let out = tokio::time::timeout(Duration::from_secs(20), sb.run(&req))
+            .await
+            .expect("the sandbox returned");
+        let took = started.elapsed();
+        assert_eq!(
+            out.status,
+            Status::Timeout,
+            "fork server {fork_server}: {}",
+            out.summary()
+        );
+        assert!(!out.stdout.contains("ESCAPED"));
+        assert!(
+            took < Duration::from_secs(8),
+            "fork server {fork_server}: took {took:?}"
+        );
+        let left = gone(&marker).await;
+        assert!(
+            left.is_empty(),
+            "fork server {fork_server}: survivors {left:?}"
+        );
+        // Positive control: the same sandbox still runs and passes a benign program.
+        let ok = sb
+            .run(&RunRequest::new("print(sum(range(10)))", TestSpec::Script))
+            .await;
+        assert_eq!(ok.status, Status::Passed, "{}", ok.summary());
+    }
+}
+
+fn sh(script: &str, dir: &Path, timeout: Duration) -> CommandSpec {
+    CommandSpec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        workdir: Some(dir.to_path_buf()),
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        stdin: Vec::new(),
+        limits: Limits {
+            timeout,
+            ..Limits::default()
+        },
+    }
+}
+
+/// Host pathname sockets under /run, /var/tmp and /tmp take no connection
+/// from any jail: fresh Python runs (fork server on and off) and commands in
+/// a work dir under /tmp (as `fix` runs them), under a dedicated uid and
+/// under the kept uid. A socket in the run's own work dir still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_unix_sockets_are_out_of_reach() {
+    let _one = PROCESS_RUNS.lock().await;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let tmp_sock = tempfile::tempdir().unwrap();
+    let paths = [
+        Path::new("/run").join(format!("selfrepair-sock-{}.sock", std::process::id())),
+        Path::new("/var/tmp").join(format!("selfrepair-sock-{}.sock", std::process::id())),
+        tmp_sock.path().join("agent.sock"),
+    ];
+    let _listeners: Vec<HostSocket> = paths
+        .iter()
+        .map(|p| HostSocket::listen(p.clone(), hits.clone()))
+        .collect();
+    let connect = |p: &Path| {
+        format!(
+            "import socket\ntry:\n    s = socket.socket(socket.AF_UNIX)\n    s.connect('{}')\n    s.sendall(b'x')\n    print('ESCAPED')\nexcept OSError as e:\n    print('denied', e)\n",
+            p.display()
+        )
+    };
+    let own = "import socket, os\nl = socket.socket(socket.AF_UNIX)\nl.bind('own.sock')\nl.listen(1)\nc = socket.socket(socket.AF_UNIX)\nc.connect('own.sock')\nprint('own socket works')\n";
+    for fork_server in [true, false] {
+        let sb = ProcessSandbox::new(ProcessConfig {
+            fork_server,
+            ..ProcessConfig::default()
+        })
+        .unwrap();
+        for p in &paths {
+            let out = sb.run(&RunRequest::new(connect(p), TestSpec::Script)).await;
+            assert!(
+                !out.stdout.contains("ESCAPED"),
+                "{}: {}",
+                p.display(),
+                out.stdout
+            );
+        }
+        let out = sb.run(&RunRequest::new(own, TestSpec::Script)).await;
+        assert_eq!(out.status, Status::Passed, "{}", out.summary());
+        assert!(out.stdout.contains("own socket works"));
+    }
+    for keep_uid in [false, true] {
+        let sb = ProcessSandbox::new(ProcessConfig {
+            keep_uid,
+            ..ProcessConfig::default()
+        })
+        .unwrap();
+        let work = tempfile::tempdir().unwrap();
+        for p in &paths {
+            let script = format!(
+                "/usr/bin/python3 -c \"{}\"",
+                connect(p).replace('"', "\\\"")
+            );
+            let out = sb
+                .exec(sh(&script, work.path(), Duration::from_secs(20)))
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !text.contains("ESCAPED"),
+                "keep_uid {keep_uid}: {}: {text}",
+                p.display()
+            );
+        }
+        let script = format!("/usr/bin/python3 -c \"{own}\"");
+        let out = sb
+            .exec(sh(&script, work.path(), Duration::from_secs(20)))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.code,
+            Some(0),
+            "keep_uid {keep_uid}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a host socket took a connection"
+    );
+}
+
+/// The kept-uid jail (root here, as for cargo and `--test` commands) holds
+/// no capability: it cannot chown or chmod a file it does not own in its
+/// own work dir, cannot touch a root-owned host file in its read set
+/// (read-only), cannot raise its priority or take a real-time scheduler. A
+/// benign command still runs and passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kept_uid_jail_has_no_capabilities() {
+    let _one = PROCESS_RUNS.lock().await;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let host = tempfile::tempdir().unwrap();
+    let host_file = host.path().join("host.txt");
+    std::fs::write(&host_file, "host").unwrap();
+    std::fs::set_permissions(&host_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let sb = ProcessSandbox::new(ProcessConfig {
+        keep_uid: true,
+        ro_paths: vec![host.path().to_path_buf()],
+        ..ProcessConfig::default()
+    })
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let theirs = work.path().join("theirs.txt");
+    std::fs::write(&theirs, "x").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(4242), Some(4242)).unwrap();
+    let me = std::fs::metadata(work.path()).unwrap().uid();
+    let host_meta = std::fs::metadata(&host_file).unwrap();
+    let attempts = [
+        format!("chown {me} theirs.txt"),
+        "chmod 777 theirs.txt".to_string(),
+        format!("chmod 777 {}", host_file.display()),
+        format!("chown 4242 {}", host_file.display()),
+        format!("touch -d 2001-01-01 {}", host_file.display()),
+        "/usr/bin/python3 -c 'import os; os.nice(-20)'".to_string(),
+        "/usr/bin/python3 -c 'import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))'"
+            .to_string(),
+        "/usr/bin/python3 -c 'import ctypes; b = ctypes.create_string_buffer(4096); n = ctypes.CDLL(None).klogctl(3, b, 4096); assert n > 0'"
+            .to_string(),
+    ];
+    for a in &attempts {
+        let out = sb
+            .exec(sh(
+                &format!("{a} 2>&1"),
+                work.path(),
+                Duration::from_secs(20),
+            ))
+            .await
+            .unwrap();
+        assert_ne!(
+            out.code,
+            Some(0),
+            "`{a}` worked in the kept-uid jail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // Every capability set is empty, as the kernel reports it.
+    let out = sb
+        .exec(sh(
+            "/usr/bin/python3 -c 'import ctypes\nl = ctypes.CDLL(None)\nprint(sum(l.prctl(23, c, 0, 0, 0) == 1 for c in range(41)), sum(l.prctl(47, 1, c, 0, 0) == 1 for c in range(41)))\nh = (ctypes.c_uint32 * 2)(0x20080522, 0)\nd = (ctypes.c_uint32 * 6)()\nl.capget(h, d)\nprint(list(d))'",
+            work.path(),
+            Duration::from_secs(20),
+        ))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text,
+        "0 0\n[0, 0, 0, 0, 0, 0]\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // From the host: nothing changed.
+    let theirs_meta = std::fs::metadata(&theirs).unwrap();
+    assert_eq!(
+        (theirs_meta.uid(), theirs_meta.mode() & 0o777),
+        (4242, 0o644)
+    );
+    let after = std::fs::metadata(&host_file).unwrap();
+    assert_eq!(
+        (after.uid(), after.mode(), after.mtime()),
+        (host_meta.uid(), host_meta.mode(), host_meta.mtime())
+    );
+    // Positive control, and the process cap applies to every caller.
+    let out = sb
+        .exec(sh(
+            "echo ok; /usr/bin/python3 -c 'import resource; print(resource.getrlimit(resource.RLIMIT_NPROC)[0])'",
+            work.path(),
+            Duration::from_secs(20),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(out.code, Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n64\n");
+}
+
+/// Concurrent runs each lease a uid of their own (an flock per uid, which
+/// every selfrepair process honours), inside the sandbox uid range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_get_distinct_uids() {
+    let _one = PROCESS_RUNS.lock().await;
+    let sb = Arc::new(ProcessSandbox::new(ProcessConfig::default()).unwrap());
+    let work: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+    let runs = work.iter().map(|w| {
+        let sb = sb.clone();
+        let dir = w.path().to_path_buf();
+        async move {
+            let out = sb
+                .exec(sh("id -u; sleep 1", &dir, Duration::from_secs(20)))
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+    });
+    let uids: Vec<String> = futures_util::future::join_all(runs).await;
+    let distinct: std::collections::BTreeSet<&String> = uids.iter().collect();
+    assert_eq!(distinct.len(), uids.len(), "{uids:?}");
+    for u in &uids {
+        let u: u32 = u.parse().unwrap();
+        assert!((UID_BASE..UID_BASE + UID_SPAN).contains(&u), "{u}");
+    }
+}
+
+/// Files named `name` under `dir`, a few levels deep.
+fn find_named(dir: &Path, name: &str, depth: usize, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if e.file_name().to_string_lossy() == name {
+            out.push(p.clone());
+        }
+        if depth > 0 && e.file_type().is_ok_and(|t| t.is_dir()) {
+            find_named(&p, name, depth - 1, out);
+        }
+    }
+}
+
+/// The wasm sandboxes' /tmp is capped (64 MiB as root: a private tmpfs
+/// with no host path) and leaves nothing on the host once the run is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_temp_dirs_are_capped_and_leave_nothing() {
+    let mark = format!("MARK-{}", std::process::id());
+    let program = format!(
+        "n = 0\nopen('/tmp/{mark}', 'w').write('x')\ntry:\n    with open('/tmp/big', 'wb') as f:\n        while n < 512:\n            f.write(b'x' * (1 << 20))\n            f.flush()\n            n += 1\nexcept OSError as e:\n    print('stopped', e)\nprint('wrote', n)\n"
+    );
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    for kind in [SandboxKind::Wasm, SandboxKind::WasmFull] {
+        let sb = common::sandbox(kind).await;
+        let req = RunRequest::new(program.clone(), TestSpec::Script).with_limits(Limits {
+            timeout: Duration::from_secs(20),
+            memory_mb: 256,
+            max_output: 64 << 10,
+            test_timeout: None,
+        });
+        let out = sb.run(&req).await;
+        let wrote: u64 = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("wrote "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{kind}: {}", out.summary()));
+        if root {
+            assert!(wrote <= 64, "{kind}: wrote {wrote} MiB into /tmp");
+        }
+        let mut left = Vec::new();
+        find_named(&std::env::temp_dir(), &mark, 3, &mut left);
+        assert!(left.is_empty(), "{kind}: left on the host: {left:?}");
+    }
 }

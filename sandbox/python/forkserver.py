@@ -11,11 +11,13 @@ the host to the run's own stdin, never through here.
 
 Protocol. stdin: one marshalled init record (harness code, seccomp filters,
 constants), then EOF. fd 3: a SOCK_SEQPACKET socket; each message is one
-run's marshalled plan with four fds: the run's stdin, stdout, stderr and a
-status pipe. On the status pipe the intermediate writes `P<pid>` (the run's
-process group, for the host to kill on timeout), then `X<code>` when the
-program's pid 1 ends, or `E<reason>` when a layer could not be applied. An
-empty message (EOF) ends the server.
+run's marshalled plan with five fds: the run's stdin, stdout, stderr, a
+status pipe and a kill pipe. On the status pipe the intermediate writes
+`P<pid>` (the run's process group), then `X<code>` when the program's pid 1
+ends, or `E<reason>` when a layer could not be applied. A byte on the kill
+pipe (or its closing: the host is gone) makes the intermediate kill pid 1,
+and with it everything in the run's pid namespace, whatever process group or
+session it moved to. An empty message (EOF) ends the server.
 """
 
 import binascii
@@ -23,6 +25,7 @@ import ctypes
 import marshal
 import os
 import resource
+import select
 import signal
 import socket
 import sys
@@ -84,19 +87,39 @@ class _Jail:
                         "make / private")
             if plan["tmpfs_bytes"] is not None:
                 owner = plan["uid"] if plan["uid"] is not None else 0
-                opts = "size=%d,mode=0700,uid=%d,gid=%d" % (plan["tmpfs_bytes"], owner, owner)
+                opts = "size=%d,nr_inodes=%d,mode=0700,uid=%d,gid=%d" % (
+                    plan["tmpfs_bytes"], plan["tmpfs_inodes"], owner, owner)
                 self._check(libc.mount(b"tmpfs", plan["workdir"].encode(), b"tmpfs",
                                        ctypes.c_ulong(k["MS_NOSUID"] | k["MS_NODEV"]),
                                        opts.encode()),
                             "mount tmpfs work dir")
+            # Where host pathname sockets live: an empty read-only tmpfs over each.
+            hide_flags = k["MS_NOSUID"] | k["MS_NODEV"] | k["MS_NOEXEC"] | k["MS_RDONLY"]
+            for d in plan["hide"]:
+                self._check(libc.mount(b"tmpfs", d.encode(), b"tmpfs", ctypes.c_ulong(hide_flags),
+                                       k["HIDE_OPTS"].encode()),
+                            "hide " + d)
+            # Every host mount read-only and nosuid, but the work dir's tmpfs.
+            self._setattr(b"/", 0x8000, k["MOUNT_ATTR_RDONLY"] | k["MOUNT_ATTR_NOSUID"], 0)
+            self._setattr(plan["workdir"].encode(), 0, 0, k["MOUNT_ATTR_RDONLY"])
         os.chdir(plan["workdir"])
         for res, v in plan["rlimits"]:
             resource.setrlimit(res, (v, v))
+        # No capability survives, whatever the uid (see layers.rs).
+        self._check(libc.prctl(28, ctypes.c_ulong(k["SECUREBITS"]), 0, 0, 0), "securebits")
+        for cap in range(64):
+            if libc.prctl(24, ctypes.c_ulong(cap), 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                break
+        self._check(libc.prctl(47, ctypes.c_ulong(4), 0, 0, 0), "clear ambient caps")
         uid = plan["uid"]
         if uid is not None:
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+        data = (ctypes.c_uint32 * 6)()
+        self._check(libc.syscall(ctypes.c_long(k["SYS_capset"]), ctypes.byref(header),
+                                 ctypes.byref(data)), "capset")
         # If the intermediate dies, so does pid 1, and with it the namespace.
         # Set after the uid change, which clears it.
         self._check(libc.prctl(k["PR_SET_PDEATHSIG"], int(signal.SIGKILL), 0, 0, 0), "pdeathsig")
@@ -106,6 +129,13 @@ class _Jail:
         for f in self.filters:
             self._check(libc.syscall(ctypes.c_long(k["SYS_seccomp"]), ctypes.c_uint(1),
                                      ctypes.c_uint(0), ctypes.byref(f)), "seccomp")
+
+    def _setattr(self, path, flags, attr_set, attr_clr):
+        attr = (ctypes.c_uint64 * 4)(attr_set, attr_clr, 0, 0)
+        self._check(self.libc.syscall(ctypes.c_long(self.k["SYS_mount_setattr"]), ctypes.c_int(-100),
+                                      path, ctypes.c_uint(flags), ctypes.byref(attr),
+                                      ctypes.c_size_t(32)),
+                    "mount_setattr " + path.decode())
 
     def _landlock(self, ll):
         k, libc = self.k, self.libc
@@ -142,9 +172,31 @@ def _report(fd, text):
         pass
 
 
+def _supervise(pid, kill):
+    """Until pid 1 (our unreaped child: its pid cannot be reused) ends, a
+    byte on the kill pipe, or the host's end closing, kills it."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return  # no pidfds: just wait
+    try:
+        p = select.poll()
+        p.register(pidfd, select.POLLIN)
+        p.register(kill, select.POLLIN)
+        while True:
+            ready = dict(p.poll())
+            if pidfd in ready:
+                return
+            if kill in ready:
+                os.kill(pid, signal.SIGKILL)
+                return
+    finally:
+        os.close(pidfd)
+
+
 def _intermediate(jail, harness, plan, fds, group, server):
     """The forked child: new namespaces, then pid 1 runs the program."""
-    stdin, stdout, stderr, status = fds
+    stdin, stdout, stderr, status, kill = fds
     # The server ends when the host does (its socket closes); its runs end with it.
     jail.libc.prctl(jail.k["PR_SET_PDEATHSIG"], int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != server:
@@ -163,6 +215,7 @@ def _intermediate(jail, harness, plan, fds, group, server):
         os.setpgid(0, group)
         for fd in (stdin, stdout, stderr):
             os.close(fd)
+        _supervise(pid, kill)
         _, st = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(st)
         _report(status, "X%d" % (code if code >= 0 else 128 - code))
@@ -208,11 +261,11 @@ def main():
     os.dup2(null, 1)
     os.dup2(null, 2)
     while True:
-        msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 4)
+        msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 5)
         if not msg:
             return
         try:
-            if len(fds) == 4:
+            if len(fds) == 5:
                 plan = marshal.loads(msg[1:])
                 if os.fork() == 0:
                     try:

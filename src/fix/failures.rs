@@ -43,11 +43,29 @@ impl Failure {
 pub struct TestReport {
     pub failed: Vec<Failure>,
     pub passed: Vec<String>,
+    /// Tests the runner collected and skipped (pytest skips, libtest's
+    /// ignored tests, go's skips).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
+
+/// Ids a runner reports when it cannot name tests: not tests.
+pub const PSEUDO_IDS: [&str; 2] = ["suite", "build"];
 
 impl TestReport {
     pub fn failed_ids(&self) -> BTreeSet<String> {
         self.failed.iter().map(|f| f.id.clone()).collect()
+    }
+
+    /// Every test the run collected, by id: passed, failed or skipped.
+    pub fn collected(&self) -> BTreeSet<String> {
+        self.passed
+            .iter()
+            .chain(self.skipped.iter())
+            .cloned()
+            .chain(self.failed.iter().map(|f| f.id.clone()))
+            .filter(|id| !PSEUDO_IDS.contains(&id.as_str()))
+            .collect()
     }
 
     /// Fill each failure's frames from its own output (or, failing that,

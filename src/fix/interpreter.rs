@@ -256,9 +256,19 @@ async fn choose(
     if repo_root != project {
         roots.push(repo_root.to_path_buf());
     }
+    let real_root = std::fs::canonicalize(repo_root).unwrap_or_else(|_| repo_root.to_path_buf());
     for root in &roots {
         for d in [".venv", "venv", "env"] {
             let dir = root.join(d);
+            // A link out of the repository counts only into a real Python
+            // prefix: it must not widen the jail's read set to anything else.
+            let real = std::fs::canonicalize(&dir).ok();
+            let allowed = real.as_deref().is_some_and(|r| {
+                r.starts_with(&real_root) || selfrepair_sandbox::process::interpreter_prefix(r)
+            });
+            if !allowed {
+                continue;
+            }
             if dir.join("pyvenv.cfg").is_file() && is_executable(&dir.join("bin/python")) {
                 let rel = dir.strip_prefix(repo_root).unwrap_or(&dir);
                 return Ok((

@@ -29,11 +29,12 @@ pub fn parse(xml: &str) -> Option<TestReport> {
                 f.output = details.1;
                 report.failed.push(f);
             }
-            None if body.contains("<skipped") => {}
+            None if body.contains("<skipped") => report.skipped.push(id),
             None => report.passed.push(id),
         }
     }
-    (!report.failed.is_empty() || !report.passed.is_empty()).then_some(report)
+    (!report.failed.is_empty() || !report.passed.is_empty() || !report.skipped.is_empty())
+        .then_some(report)
 }
 
 /// pytest ids look like `tests/test_x.py::test_name`: rebuild that from

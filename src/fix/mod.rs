@@ -57,6 +57,13 @@ pub enum FixError {
     NoTests { command: String },
     #[error("git: {0}")]
     Git(String),
+    /// Something in the work copy (a test run) redirected its git link;
+    /// host git operations stopped before following it.
+    #[error(
+        "the work copy {} was tampered with: {detail}; stopped before any git operation followed it (your repository, branches and index are untouched)",
+        root.display()
+    )]
+    WorkCopyTampered { root: PathBuf, detail: String },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -276,6 +283,8 @@ struct Progress<'a> {
     attempt: usize,
     winner: Option<usize>,
     passed_before: BTreeSet<String>,
+    /// Every test id the baseline run collected: a fix may not shrink it.
+    collected_before: BTreeSet<String>,
     /// Baseline failures outside `--focus`: they may stay red.
     tolerated: BTreeSet<String>,
     failing: Vec<String>,
@@ -389,26 +398,78 @@ impl Progress<'_> {
                 .failed_ids()
                 .iter()
                 .all(|id| self.tolerated.contains(id));
-        match full.status {
-            RunStatus::Cancelled => Ok(Verdict::Cancelled),
-            RunStatus::Passed => Ok(Verdict::Accepted),
-            // --focus: the other tests that failed before may still fail.
-            _ if only_tolerated => Ok(Verdict::Accepted),
-            _ => {
-                let broken: Vec<String> = full
-                    .report
-                    .failed_ids()
-                    .into_iter()
-                    .filter(|id| self.passed_before.contains(id))
-                    .collect();
-                let reason = if broken.is_empty() {
-                    still_failing(&full)
-                } else {
-                    format!("breaks tests that passed before: {}", broken.join(", "))
-                };
-                Ok(Verdict::Rejected(reason, Some(full.report)))
-            }
+        if full.status == RunStatus::Cancelled {
+            return Ok(Verdict::Cancelled);
         }
+        // --focus: the other tests that failed before may still fail.
+        if full.status == RunStatus::Passed || only_tolerated {
+            // Green is not enough: the tests that passed must pass again, by
+            // id, and no test may have gone missing (deselected, skipped,
+            // no longer collected).
+            return Ok(match self.lost_tests(&full.report) {
+                Some(reason) => Verdict::Rejected(reason, Some(full.report)),
+                None => Verdict::Accepted,
+            });
+        }
+        let broken: Vec<String> = full
+            .report
+            .failed_ids()
+            .into_iter()
+            .filter(|id| self.passed_before.contains(id))
+            .collect();
+        let reason = if broken.is_empty() {
+            still_failing(&full)
+        } else {
+            format!("breaks tests that passed before: {}", broken.join(", "))
+        };
+        Ok(Verdict::Rejected(reason, Some(full.report)))
+    }
+}
+
+impl Progress<'_> {
+    /// Why a run that looks green is still not a fix: a test that passed at
+    /// baseline did not pass, or tests the baseline ran are gone.
+    fn lost_tests(&self, report: &TestReport) -> Option<String> {
+        let passed: BTreeSet<&str> = report.passed.iter().map(String::as_str).collect();
+        let not_passing: Vec<&str> = self
+            .passed_before
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !failures::PSEUDO_IDS.contains(id) && !passed.contains(id))
+            .collect();
+        let collected = report.collected();
+        // Only a complete report can show that tests went missing (a
+        // `--test` command's output may name just its failures).
+        let gone: Vec<&str> = if self.runner.reports_every_test() {
+            self.collected_before
+                .difference(&collected)
+                .map(String::as_str)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let list = |v: &[&str]| {
+            let mut s = v.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+            if v.len() > 10 {
+                s.push_str(&format!(" and {} more", v.len() - 10));
+            }
+            s
+        };
+        if !gone.is_empty() {
+            return Some(format!(
+                "the run collected fewer tests than the baseline ({} of {}); gone: {}",
+                collected.len(),
+                self.collected_before.len(),
+                list(&gone)
+            ));
+        }
+        if !not_passing.is_empty() {
+            return Some(format!(
+                "tests that passed before did not pass (skipped or not run): {}",
+                list(&not_passing)
+            ));
+        }
+        None
     }
 }
 
@@ -567,6 +628,7 @@ impl Session {
             attempt: 0,
             winner: None,
             passed_before: BTreeSet::new(),
+            collected_before: BTreeSet::new(),
             tolerated: BTreeSet::new(),
             failing: Vec::new(),
             tokens: 0,
@@ -614,6 +676,7 @@ impl Session {
                 baseline.report.failed.extend(rest.report.failed);
             }
         }
+        p.collected_before = baseline.report.collected();
         let mut summary = Summary {
             session: p.ws.info.id.clone(),
             outcome: Outcome::NotFixed,

@@ -35,6 +35,10 @@ pub enum PatchError {
         "edit for {file}: it is a test file, and test files are read-only without --allow-test-edits"
     )]
     TestFile { file: String },
+    #[error(
+        "edit for {file}: it changes how the tests are collected or run ({what}), and test configuration is read-only without --allow-test-edits"
+    )]
+    TestConfig { file: String, what: String },
     #[error("malformed edit block near line {line}: {reason}")]
     Malformed { line: usize, reason: String },
 }
@@ -185,6 +189,147 @@ pub fn is_test_file(path: &str) -> bool {
         || [".test.", ".spec."].iter().any(|s| name.contains(s))
 }
 
+/// Files that are test configuration as a whole.
+const TEST_CONFIG_FILES: &[&str] = &[
+    "pytest.ini",
+    ".pytest.ini",
+    "pytest.toml",
+    ".pytest.toml",
+    "conftest.py",
+    ".mocharc.js",
+    ".mocharc.cjs",
+    ".mocharc.json",
+    ".mocharc.yml",
+    ".mocharc.yaml",
+    "karma.conf.js",
+];
+
+/// What part of the test configuration an edit of `path` from `old` to
+/// `new` changes, if any: pytest's sections (pytest.ini, pyproject's
+/// `[tool.pytest...]`, setup.cfg's `[tool:pytest]`, tox.ini's `[pytest]`),
+/// conftest.py, Cargo's test targets (`[[test]]`, `test`/`harness` of
+/// `[lib]`/`[[bin]]`, `autotests`, workspace members, profiles), a
+/// package.json's test scripts and runner settings, jest/vitest/mocha
+/// configs, a Makefile's `test` rule. A file that no longer parses counts
+/// as changed.
+pub fn test_config_change(path: &str, old: Option<&str>, new: &str) -> Option<String> {
+    let name = Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if old == Some(new) {
+        return None;
+    }
+    let whole = TEST_CONFIG_FILES.contains(&name)
+        || ["jest.config.", "vitest.config.", "vitest.workspace."]
+            .iter()
+            .any(|p| name.starts_with(p));
+    if whole {
+        return Some(name.to_string());
+    }
+    let differs = |what: &str, f: &dyn Fn(&str) -> Option<String>| {
+        let before = old.map(f).unwrap_or(Some(String::new()));
+        let after = f(new);
+        (after.is_none() || before != after).then(|| what.to_string())
+    };
+    match name {
+        "pyproject.toml" => differs("[tool.pytest]", &|t| toml_part(t, &[&["tool", "pytest"]])),
+        "setup.cfg" => differs("[tool:pytest]", &|t| Some(ini_section(t, &["tool:pytest"]))),
+        "tox.ini" => differs("[pytest]", &|t| {
+            Some(ini_section(t, &["pytest", "tool:pytest"]))
+        }),
+        "Cargo.toml" => differs("test targets", &|t| {
+            toml_part(
+                t,
+                &[
+                    &["test"],
+                    &["lib"],
+                    &["bin"],
+                    &["package", "autotests"],
+                    &["package", "autolib"],
+                    &["workspace", "members"],
+                    &["workspace", "default-members"],
+                    &["workspace", "exclude"],
+                    &["profile"],
+                ],
+            )
+        }),
+        "package.json" => differs("test scripts", &|t| {
+            let v: serde_json::Value = serde_json::from_str(t).ok()?;
+            let keys = [
+                &v["scripts"]["test"],
+                &v["scripts"]["pretest"],
+                &v["scripts"]["posttest"],
+                &v["jest"],
+                &v["mocha"],
+                &v["ava"],
+                &v["vitest"],
+            ];
+            Some(serde_json::to_string(&keys).unwrap_or_default())
+        }),
+        "Makefile" | "makefile" | "GNUmakefile" => {
+            differs("the test rule", &|t| Some(make_rule(t, "test")))
+        }
+        _ => None,
+    }
+}
+
+/// The values at `paths` in a TOML document, as text; `None` if it does not parse.
+fn toml_part(text: &str, paths: &[&[&str]]) -> Option<String> {
+    let doc: toml::Value = toml::from_str(text).ok()?;
+    let parts: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            let mut v = Some(&doc);
+            for k in *p {
+                v = v.and_then(|v| v.get(k));
+            }
+            v.map(|v| v.to_string()).unwrap_or_default()
+        })
+        .collect();
+    Some(parts.join("\n"))
+}
+
+/// The lines of an INI file's sections named `names`, trimmed, comments out.
+fn ini_section(text: &str, names: &[&str]) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for l in text.lines() {
+        let t = l.trim();
+        if let Some(h) = t.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            inside = names.contains(&h.trim());
+            if inside {
+                out.push_str(t);
+                out.push('\n');
+            }
+            continue;
+        }
+        if inside && !t.is_empty() && !t.starts_with('#') && !t.starts_with(';') {
+            out.push_str(t);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A Makefile rule's header and recipe lines.
+fn make_rule(text: &str, target: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if !l.starts_with('\t') && !l.trim().is_empty() {
+            inside = l
+                .split_once(':')
+                .is_some_and(|(t, _)| t.split_whitespace().any(|t| t == target));
+        }
+        if inside {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 fn safe_relative(path: &str) -> bool {
     let p = Path::new(path);
     !path.is_empty()
@@ -226,6 +371,16 @@ pub fn apply(
             Some(text) => replace_once(&text, e)?,
         };
         out.insert(e.file.clone(), new);
+    }
+    if !allow_test_edits {
+        for (file, new) in &out {
+            if let Some(what) = test_config_change(file, read(file).as_deref(), new) {
+                return Err(PatchError::TestConfig {
+                    file: file.clone(),
+                    what,
+                });
+            }
+        }
     }
     Ok(out)
 }
@@ -386,5 +541,73 @@ mod tests {
             ));
         }
         assert_eq!(parse("no edits here"), Err(PatchError::NoEdits));
+    }
+
+    #[test]
+    fn test_configuration_is_a_test_edit() {
+        let py = "[project]\nname = \"x\"\n\n[tool.pytest.ini_options]\ntestpaths = [\"tests\"]\n";
+        // Dependencies may change; pytest's section may not.
+        assert_eq!(
+            test_config_change("pyproject.toml", Some(py), &py.replace("\"x\"", "\"y\"")),
+            None
+        );
+        let deselect = py.replace(
+            "testpaths",
+            "addopts = \"-k 'not test_reorder_at_level'\"\ntestpaths",
+        );
+        assert!(test_config_change("pyproject.toml", Some(py), &deselect).is_some());
+        assert!(test_config_change("pyproject.toml", Some(py), "[broken").is_some());
+        let cfg = "[metadata]\nname = x\n[tool:pytest]\naddopts = -q\n";
+        assert_eq!(
+            test_config_change("setup.cfg", Some(cfg), &cfg.replace("name = x", "name = y")),
+            None
+        );
+        assert!(
+            test_config_change("setup.cfg", Some(cfg), &cfg.replace("-q", "-q -k 'not a'"))
+                .is_some()
+        );
+        assert!(test_config_change("tox.ini", None, "[pytest]\naddopts = -x\n").is_some());
+        assert!(test_config_change("sub/pytest.ini", None, "[pytest]\n").is_some());
+        let cargo = "[package]\nname = \"t\"\nversion = \"0.1.0\"\n";
+        assert_eq!(
+            test_config_change("Cargo.toml", Some(cargo), &cargo.replace("0.1.0", "0.2.0")),
+            None
+        );
+        assert!(
+            test_config_change(
+                "Cargo.toml",
+                Some(cargo),
+                &format!("{cargo}[[test]]\nname = \"it\"\nharness = false\n")
+            )
+            .is_some()
+        );
+        let pkg = r#"{"name":"x","scripts":{"test":"jest","build":"tsc"}}"#;
+        assert_eq!(
+            test_config_change("package.json", Some(pkg), &pkg.replace("tsc", "tsc -b")),
+            None
+        );
+        assert!(
+            test_config_change("package.json", Some(pkg), &pkg.replace("jest", "true")).is_some()
+        );
+        let mk = "all:\n\tcc x.c\n\ntest:\n\t./run-tests\n";
+        assert_eq!(
+            test_config_change("Makefile", Some(mk), &mk.replace("cc x.c", "cc -O2 x.c")),
+            None
+        );
+        assert!(
+            test_config_change("Makefile", Some(mk), &mk.replace("./run-tests", "true")).is_some()
+        );
+        // Through apply: refused unless test edits are allowed.
+        let e = Edit {
+            file: "pyproject.toml".into(),
+            search: "testpaths".into(),
+            replace: "addopts = \"-k 'not slow'\"\ntestpaths".into(),
+        };
+        let read = |_: &str| Some(py.to_string());
+        assert!(matches!(
+            apply(std::slice::from_ref(&e), false, read),
+            Err(PatchError::TestConfig { .. })
+        ));
+        assert!(apply(&[e], true, read).is_ok());
     }
 }

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use selfrepair_sandbox::Limits;
-use selfrepair_sandbox::process::{CommandSpec, ProcessConfig, ProcessSandbox, default_python};
+use selfrepair_sandbox::process::{
+    CommandSpec, ProcessConfig, ProcessSandbox, default_python, interpreter_prefix,
+    others_can_reach,
+};
 
 use super::FixError;
 use super::detect::{RunnerKind, TestCommand};
@@ -88,6 +91,8 @@ pub struct TestRunner {
     limits: Limits,
     /// Tests left out of full runs (a baseline test that hung).
     deselect: Vec<String>,
+    /// The JUnit report's file name in the scratch dir, new per runner.
+    junit_name: String,
 }
 
 impl TestRunner {
@@ -97,10 +102,13 @@ impl TestRunner {
         project_rel: &Path,
         opts: &RunnerOptions,
     ) -> Result<Self, FixError> {
-        let project = root.join(project_rel);
         let scratch = root.join(SCRATCH_DIR);
+        // The work copy is the repository's: a `.selfrepair` it ships (a
+        // symlink to /etc, say) must not steer where the host writes.
+        real_dir(&scratch).map_err(|e| FixError::io(&scratch, e))?;
         for d in ["home", "tmp", "cargo-home", "target", "go-cache", "go"] {
-            std::fs::create_dir_all(scratch.join(d)).map_err(|e| FixError::io(&scratch, e))?;
+            let d = scratch.join(d);
+            real_dir(&d).map_err(|e| FixError::io(&d, e))?;
         }
         let python = opts.python.clone().unwrap_or_else(default_python);
         let mut ro_paths: Vec<PathBuf> = Vec::new();
@@ -123,6 +131,7 @@ impl TestRunner {
         if let Some(prefix) = python.parent().and_then(Path::parent)
             && !prefix.starts_with("/usr")
             && wants(RunnerKind::Pytest)
+            && interpreter_prefix(prefix)
         {
             ro_paths.push(prefix.to_path_buf());
         }
@@ -135,8 +144,11 @@ impl TestRunner {
                 env.push(("PYTHONPATH".into(), pp.to_string_lossy().into_owned()));
             }
         }
+        // Nothing of the repository may run on the host: toolchains are
+        // located from a neutral directory, pinned by us (see HostProbe).
+        let probe = HostProbe::new();
         if wants(RunnerKind::Cargo)
-            && let Some(sysroot) = host_output(&project, "rustc", &["--print", "sysroot"])
+            && let Some(sysroot) = probe.rust_sysroot()
         {
             let sysroot = PathBuf::from(sysroot);
             path_dirs.push(s(&sysroot.join("bin")));
@@ -161,7 +173,7 @@ impl TestRunner {
             ]);
         }
         if wants(RunnerKind::Go)
-            && let Some(goroot) = host_output(&project, "go", &["env", "GOROOT"])
+            && let Some(goroot) = probe.go_root()
         {
             let goroot = PathBuf::from(goroot);
             path_dirs.push(s(&goroot.join("bin")));
@@ -175,7 +187,7 @@ impl TestRunner {
             ]);
         }
         if wants(RunnerKind::Node)
-            && let Some(node) = host_output(&project, "node", &["-p", "process.execPath"])
+            && let Some(node) = probe.node_path()
             && let Some(bin) = Path::new(&node).parent()
         {
             path_dirs.push(s(bin));
@@ -187,9 +199,10 @@ impl TestRunner {
         }
         path_dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(String::from));
         env.push(("PATH".into(), path_dirs.join(":")));
-        // A dedicated uid cannot read a toolchain in a private home (root's
-        // rustup in /root): then run as ourselves, still fully jailed.
-        let keep_uid = ro_paths.iter().any(|p| !others_can_read(p));
+        // A dedicated uid reaches a toolchain in a private home (root's
+        // rustup in /root) through the jail's covering mounts; where it
+        // cannot, run as ourselves, with no capabilities, still jailed.
+        let keep_uid = ro_paths.iter().any(|p| !others_can_reach(p));
         let cfg = ProcessConfig {
             python: python.clone(),
             allow_network: opts.allow_network,
@@ -207,6 +220,7 @@ impl TestRunner {
             project_rel: project_rel.to_path_buf(),
             python,
             env,
+            junit_name: format!("junit-{:016x}.xml", rand::random::<u64>()),
             limits: Limits {
                 timeout: opts.timeout,
                 memory_mb: opts.memory_mb,
@@ -236,7 +250,23 @@ impl TestRunner {
     }
 
     fn junit_path(&self) -> PathBuf {
-        self.root.join(SCRATCH_DIR).join("junit.xml")
+        self.root.join(SCRATCH_DIR).join(&self.junit_name)
+    }
+
+    /// Whether a run's report names every test it collected (passed,
+    /// failed and skipped): only runners we drive with our own flags.
+    pub fn reports_every_test(&self) -> bool {
+        self.command.detected
+            && matches!(
+                self.command.kind,
+                RunnerKind::Pytest | RunnerKind::Cargo | RunnerKind::Go
+            )
+    }
+
+    /// Whether this run's JUnit report is ours to read: only pytest as we
+    /// run it writes one. Any other command's tests could leave a file there.
+    fn reads_junit(&self) -> bool {
+        self.command.detected && self.command.kind == RunnerKind::Pytest
     }
 
     /// The shell command line for a run of `only` these tests (all if
@@ -289,6 +319,9 @@ impl TestRunner {
     ) -> Result<TestRun, FixError> {
         let line = self.command_line(only);
         let junit = self.junit_path();
+        // An earlier run may have swapped the scratch dir for a symlink.
+        let scratch = self.root.join(SCRATCH_DIR);
+        real_dir(&scratch).map_err(|e| FixError::io(&scratch, e))?;
         let _ = std::fs::remove_file(&junit);
         // Not `exec`: a --test command may be a compound shell command.
         let script = format!(
@@ -314,8 +347,12 @@ impl TestRunner {
             text.push_str("\n--- stderr\n");
             text.push_str(&stderr);
         }
-        let mut report = std::fs::read_to_string(&junit)
-            .ok()
+        let junit_text = if self.reads_junit() {
+            read_report(&scratch, &junit)
+        } else {
+            None
+        };
+        let mut report = junit_text
             .and_then(|x| junit::parse(&x))
             .unwrap_or_else(|| textparse::parse(self.command.kind, &text));
         report.locate_frames(&text, &self.root.join(&self.project_rel));
@@ -374,26 +411,190 @@ impl TestRunner {
     }
 }
 
-/// Run a host tool for a toolchain location; `None` if it is not installed.
-fn host_output(dir: &Path, program: &str, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        // A rust-toolchain file in the project must not make rustup download one.
-        .env("RUSTUP_AUTO_INSTALL", "0")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !s.is_empty()).then_some(s)
+/// The host probes' view of the world: only where the toolchains are,
+/// never the repository. Each runs from `/` (no `rust-toolchain.toml`,
+/// `go.mod`, `.tool-versions`, `.nvmrc` or `package.json` of the work copy
+/// or of a world-writable directory above it can be found from there) with an
+/// allow-listed environment, and rustup is pinned to the host's default
+/// toolchain, resolved by us.
+pub struct HostProbe {
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// `RUSTUP_TOOLCHAIN` for rustc: `None` without rustup; `Some(Err)`
+    /// when rustup is installed but no toolchain could be pinned (then
+    /// rustc is not probed at all).
+    rustup: Option<Result<String, String>>,
 }
 
-/// Whether every directory down to `p` lets other users in.
-fn others_can_read(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.ancestors().all(|a| {
-        std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0 || !m.is_dir())
-    })
+/// Variables a version manager or toolchain needs to find itself; none
+/// of them can come from a repository.
+const PROBE_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "RUSTUP_HOME",
+    "CARGO_HOME",
+    "GOROOT",
+    "GOPATH",
+    "VOLTA_HOME",
+    "ASDF_DIR",
+    "ASDF_DATA_DIR",
+    "MISE_DATA_DIR",
+    "MISE_CONFIG_DIR",
+    "NVM_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+];
+
+/// The directory host probes run in.
+pub const PROBE_DIR: &str = "/";
+
+impl HostProbe {
+    pub fn new() -> Self {
+        Self::from_env(std::env::vars_os())
+    }
+
+    /// A probe whose environment is taken (allow-listed) from `vars`.
+    pub fn from_env(
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Self {
+        let vars: Vec<(std::ffi::OsString, std::ffi::OsString)> = vars.into_iter().collect();
+        let pinned = vars
+            .iter()
+            .find(|(k, _)| k == "RUSTUP_TOOLCHAIN")
+            .and_then(|(_, v)| v.to_str())
+            .map(str::to_string);
+        let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = vars
+            .into_iter()
+            .filter(|(k, _)| PROBE_ENV.iter().any(|a| k == a))
+            .collect();
+        env.extend(
+            [
+                // Never download a toolchain or switch to another one.
+                ("RUSTUP_AUTO_INSTALL", "0"),
+                ("GOTOOLCHAIN", "local"),
+                ("GOWORK", "off"),
+                ("GOFLAGS", ""),
+            ]
+            .map(|(k, v)| (k.into(), v.into())),
+        );
+        let mut probe = HostProbe { env, rustup: None };
+        // The user's own pin wins; else the default toolchain, which no
+        // file in any directory can change.
+        probe.rustup = match pinned {
+            Some(t) if !t.trim().is_empty() => Some(Ok(t)),
+            _ => match probe.output_raw("rustup", &["default"], &[]) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => Some(Err(format!("rustup default: {e}"))),
+                Ok(out) => match out.split_whitespace().next() {
+                    Some(t) if !t.is_empty() && !out.contains("no default") => {
+                        Some(Ok(t.to_string()))
+                    }
+                    _ => Some(Err(format!("rustup default: {out}"))),
+                },
+            },
+        };
+        probe
+    }
+
+    /// rustc's sysroot, if rustc is installed (and pinned, under rustup).
+    pub fn rust_sysroot(&self) -> Option<String> {
+        let pin = match &self.rustup {
+            None => Vec::new(),
+            Some(Ok(t)) => vec![("RUSTUP_TOOLCHAIN", t.as_str())],
+            Some(Err(e)) => {
+                tracing::warn!("not probing rustc: no rustup toolchain to pin ({e})");
+                return None;
+            }
+        };
+        self.output("rustc", &["--print", "sysroot"], &pin)
+    }
+
+    pub fn go_root(&self) -> Option<String> {
+        self.output("go", &["env", "GOROOT"], &[])
+    }
+
+    pub fn node_path(&self) -> Option<String> {
+        self.output("node", &["-p", "process.execPath"], &[])
+    }
+
+    /// Run a host tool for a toolchain location; `None` if it is not installed.
+    fn output(&self, program: &str, args: &[&str], extra: &[(&str, &str)]) -> Option<String> {
+        self.output_raw(program, args, extra).ok()
+    }
+
+    fn output_raw(
+        &self,
+        program: &str,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> std::io::Result<String> {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .current_dir(PROBE_DIR)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(extra.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()?;
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !s.is_empty() {
+            Ok(s)
+        } else {
+            Err(std::io::Error::other(format!("{program}: {}", out.status)))
+        }
+    }
+}
+
+impl Default for HostProbe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Make `dir` a real directory: a symlink or file in its place (shipped by
+/// the repository, or left by a test run) is removed first, so the host
+/// never writes through it. Its parent must already be checked.
+fn real_dir(dir: &Path) -> std::io::Result<()> {
+    match dir.symlink_metadata() {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => {
+            std::fs::remove_file(dir)?;
+            std::fs::create_dir(dir)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir),
+        Err(e) => Err(e),
+    }
+}
+
+/// The largest JUnit report read back.
+const MAX_REPORT: u64 = 64 << 20;
+
+/// A report the jailed run wrote, read without following a symlink the run
+/// may have put there (or in place of the scratch dir), and never blocking on
+/// a FIFO; `None` if it is anything but a regular file of sane size.
+fn read_report(scratch: &Path, file: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !scratch.symlink_metadata().ok()?.is_dir() {
+        return None;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(file)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    if !m.is_file() || m.len() > MAX_REPORT {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(MAX_REPORT).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 pub fn sh_quote(s: &str) -> String {
@@ -423,6 +624,43 @@ mod tests {
     #[test]
     fn quoting_survives_quotes() {
         assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+    }
+
+    /// A version-manager shim (asdf, mise, volta) reads the directory it
+    /// runs in and the environment: the probes give it `/` and an
+    /// allow-listed environment, never the work copy or a secret.
+    #[test]
+    fn probes_run_from_a_neutral_dir_with_a_clean_env() {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = tempfile::tempdir().unwrap();
+        let log = bin.path().join("log");
+        for tool in ["go", "node"] {
+            let p = bin.path().join(tool);
+            std::fs::write(
+                &p,
+                format!(
+                    "#!/bin/sh\necho \"{tool} cwd=$(pwd) secret=$SELFREPAIR_PROBE_SECRET toolchain=$GOTOOLCHAIN\" >> {}\necho /opt/{tool}/bin/{tool}\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let work = tempfile::tempdir().unwrap();
+        let vars = [
+            ("PATH", bin.path().to_str().unwrap()),
+            ("SELFREPAIR_PROBE_SECRET", "sk-leak"),
+            ("PWD", work.path().to_str().unwrap()),
+        ]
+        .map(|(k, v)| (k.into(), v.into()));
+        let probe = HostProbe::from_env(vars);
+        assert_eq!(probe.go_root().as_deref(), Some("/opt/go/bin/go"));
+        assert_eq!(probe.node_path().as_deref(), Some("/opt/node/bin/node"));
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            log,
+            "go cwd=/ secret= toolchain=local\nnode cwd=/ secret= toolchain=local\n"
+        );
     }
 
     #[test]

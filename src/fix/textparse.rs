@@ -60,6 +60,8 @@ fn cargo(output: &str) -> TestReport {
                 r.passed.push(name.to_string());
             } else if let Some(name) = rest.strip_suffix(" ... FAILED") {
                 r.failed.push(Failure::new(name, ""));
+            } else if let Some((name, _)) = rest.split_once(" ... ignored") {
+                r.skipped.push(name.to_string());
             }
         }
         if let Some(name) = l
@@ -140,6 +142,7 @@ fn go_json(output: &str) -> TestReport {
                 .or_default()
                 .push_str(e.output.as_deref().unwrap_or_default()),
             "pass" => r.passed.push(test),
+            "skip" => r.skipped.push(test),
             "fail" => {
                 let text = outputs.remove(&test).unwrap_or_default();
                 let msg = text

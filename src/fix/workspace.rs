@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use git2::{
-    DiffFormat, DiffOptions, IndexAddOption, Oid, Repository, ResetType, Signature, StatusOptions,
-    WorktreeAddOptions, WorktreePruneOptions,
+    DiffFormat, DiffOptions, IndexAddOption, Oid, Repository, RepositoryOpenFlags, ResetType,
+    Signature, StatusOptions, WorktreeAddOptions, WorktreePruneOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -117,11 +117,25 @@ fn locate(path: &Path) -> Result<Store, FixError> {
     })
 }
 
+/// The repository's `core.worktree`, if set.
+fn core_worktree(repo: &Repository) -> Option<String> {
+    repo.config()
+        .ok()
+        .and_then(|c| c.get_string("core.worktree").ok())
+}
+
 fn state_root(repo: &Repository) -> PathBuf {
     repo.commondir().join("selfrepair")
 }
 
 /// A session's work copy. Opens repositories per call (they are not `Sync`).
+///
+/// The work copy is the jail's to write, so host-side git never trusts it:
+/// the work tree is opened through the git dir we created for it (never
+/// through its `.git` file), and before every operation its gitlink, that
+/// git dir's link back and `core.worktree` are checked against what they
+/// were at creation. A change stops the session with
+/// [`FixError::WorkCopyTampered`].
 pub struct Workspace {
     pub info: SessionInfo,
     /// The worktree's root: the sandbox work dir.
@@ -129,6 +143,14 @@ pub struct Workspace {
     repo_path: PathBuf,
     wt_name: String,
     state_dir: PathBuf,
+    /// The work tree's own git dir (`<common dir>/worktrees/<name>`).
+    wt_gitdir: PathBuf,
+    /// The links as they were made: `root/.git`'s bytes, and the git dir's
+    /// `gitdir` file's bytes.
+    gitlink: Vec<u8>,
+    backlink: Vec<u8>,
+    /// `core.worktree` as the repository had it (normally unset).
+    core_worktree: Option<String>,
 }
 
 impl Workspace {
@@ -155,6 +177,11 @@ impl Workspace {
         opts.reference(Some(br.get()));
         repo.worktree(&wt_name, &root, Some(&opts))
             .map_err(git_err("add the work tree"))?;
+        let wt_gitdir = repo.commondir().join("worktrees").join(&wt_name);
+        let read = |p: &Path| std::fs::read(p).map_err(|e| FixError::io(p, e));
+        let gitlink = read(&root.join(".git"))?;
+        let backlink = read(&wt_gitdir.join("gitdir"))?;
+        let core_worktree = core_worktree(&repo);
         let state_dir = state_root(&repo).join(id);
         std::fs::create_dir_all(&state_dir).map_err(|e| FixError::io(&state_dir, e))?;
         let mut ws = Workspace {
@@ -173,6 +200,10 @@ impl Workspace {
             repo_path: store.repo_path,
             wt_name,
             state_dir,
+            wt_gitdir,
+            gitlink,
+            backlink,
+            core_worktree,
         };
         if !store.plain {
             copy_uncommitted(&repo, &store.user_root, &root)?;
@@ -183,8 +214,72 @@ impl Workspace {
         Ok(ws)
     }
 
+    /// The work tree's repository, opened through the git dir we made for
+    /// it, after checking that nothing redirected it.
     fn wt(&self) -> Result<Repository, FixError> {
-        Repository::open(&self.root).map_err(git_err("open the work tree"))
+        self.verify_links()?;
+        let wt = Repository::open_ext(
+            &self.wt_gitdir,
+            RepositoryOpenFlags::NO_SEARCH,
+            std::iter::empty::<&std::ffi::OsStr>(),
+        )
+        .map_err(git_err("open the work tree"))?;
+        let tampered = |detail: String| FixError::WorkCopyTampered {
+            root: self.root.clone(),
+            detail,
+        };
+        if core_worktree(&wt) != self.core_worktree {
+            return Err(tampered(format!(
+                "core.worktree is now {:?}",
+                core_worktree(&wt)
+            )));
+        }
+        let same = |a: &Path, b: &Path| {
+            std::fs::canonicalize(a)
+                .ok()
+                .is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
+        };
+        match wt.workdir() {
+            Some(w) if same(w, &self.root) && same(wt.path(), &self.wt_gitdir) => Ok(wt),
+            w => Err(tampered(format!(
+                "the work tree's git dir now names {:?} as its work tree",
+                w
+            ))),
+        }
+    }
+
+    /// The work copy's `.git` must still be the file we wrote, naming our
+    /// git dir, and that git dir must still point back at it.
+    fn verify_links(&self) -> Result<(), FixError> {
+        let tampered = |detail: String| FixError::WorkCopyTampered {
+            root: self.root.clone(),
+            detail,
+        };
+        let link = self.root.join(".git");
+        match link.symlink_metadata() {
+            Ok(m) if m.file_type().is_file() => {}
+            Ok(m) => {
+                return Err(tampered(format!(
+                    "{} is no longer a plain file ({:?})",
+                    link.display(),
+                    m.file_type()
+                )));
+            }
+            Err(e) => return Err(tampered(format!("{}: {e}", link.display()))),
+        }
+        let now = std::fs::read(&link).map_err(|e| tampered(format!("{}: {e}", link.display())))?;
+        if now != self.gitlink {
+            return Err(tampered(format!(
+                "{} now says {:?}",
+                link.display(),
+                String::from_utf8_lossy(&now[..now.len().min(200)]).trim()
+            )));
+        }
+        let back = self.wt_gitdir.join("gitdir");
+        if std::fs::read(&back).ok().as_deref() != Some(self.backlink.as_slice()) {
+            return Err(tampered(format!("{} changed", back.display())));
+        }
+        Ok(())
     }
 
     fn repo(&self) -> Result<Repository, FixError> {
@@ -353,24 +448,47 @@ impl Workspace {
 
     /// Write new contents (paths relative to the project). A path that
     /// leads out of the work copy through a symlink is refused: the paths
-    /// come from a model.
+    /// come from a model. Every part of the path is checked before any
+    /// directory is made, so nothing is created through a committed link.
     pub fn write(&self, files: &BTreeMap<String, String>) -> Result<(), FixError> {
-        let root = std::fs::canonicalize(&self.root).map_err(|e| FixError::io(&self.root, e))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let refuse = |p: &Path, why: &str| FixError::io(p, std::io::Error::other(why.to_string()));
         for (rel, text) in files {
-            let p = self.project_dir().join(rel);
-            let d = p.parent().unwrap_or(&self.root);
-            std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
-            let inside = std::fs::canonicalize(d).is_ok_and(|d| d.starts_with(&root));
-            if !inside
-                || p.symlink_metadata()
-                    .is_ok_and(|m| m.file_type().is_symlink())
-            {
-                return Err(FixError::io(
-                    &p,
-                    std::io::Error::other("refusing to write through a symlink"),
-                ));
+            let full_rel = self.info.project_rel.join(rel);
+            let parts: Vec<_> = full_rel.components().collect();
+            let mut p = self.root.clone();
+            for (i, c) in parts.iter().enumerate() {
+                match c {
+                    std::path::Component::Normal(n) => p.push(n),
+                    std::path::Component::CurDir => continue,
+                    _ => return Err(refuse(&p, "refusing a path that leaves the work copy")),
+                }
+                let last = i + 1 == parts.len();
+                match p.symlink_metadata() {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        return Err(refuse(&p, "refusing to write through a symlink"));
+                    }
+                    Ok(m) if !last && !m.is_dir() => {
+                        return Err(refuse(&p, "not a directory"));
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if !last {
+                            std::fs::create_dir(&p).map_err(|e| FixError::io(&p, e))?;
+                        }
+                    }
+                    Err(e) => return Err(FixError::io(&p, e)),
+                }
             }
-            std::fs::write(&p, text).map_err(|e| FixError::io(&p, e))?;
+            // The last part is checked above; O_NOFOLLOW keeps it so.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&p)
+                .map_err(|e| FixError::io(&p, e))?;
+            std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| FixError::io(&p, e))?;
         }
         Ok(())
     }

@@ -110,8 +110,9 @@ impl ForkServer {
     }
 
     /// Ask for one run: the server forks, the child applies `plan` and runs
-    /// the harness with `fds` (stdin, stdout, stderr, status) as its own.
-    pub fn launch(&self, plan: &Plan, support: &Support, fds: [RawFd; 4]) -> std::io::Result<()> {
+    /// the harness with `fds` (stdin, stdout, stderr, status) as its own;
+    /// the fifth is the kill pipe its intermediate watches.
+    pub fn launch(&self, plan: &Plan, support: &Support, fds: [RawFd; 5]) -> std::io::Result<()> {
         let msg = plan_message(plan, support);
         let sent = sendmsg::<UnixAddr>(
             self.ctl.as_raw_fd(),
@@ -171,6 +172,14 @@ fn init_message(
         "MS_NODEV": libc::MS_NODEV,
         "PR_SET_NO_NEW_PRIVS": libc::PR_SET_NO_NEW_PRIVS,
         "PR_SET_PDEATHSIG": libc::PR_SET_PDEATHSIG,
+        "MS_RDONLY": libc::MS_RDONLY,
+        "MS_NOEXEC": libc::MS_NOEXEC,
+        "SYS_capset": libc::SYS_capset,
+        "SYS_mount_setattr": libc::SYS_mount_setattr,
+        "MOUNT_ATTR_RDONLY": layers::MOUNT_ATTR_RDONLY,
+        "MOUNT_ATTR_NOSUID": layers::MOUNT_ATTR_NOSUID,
+        "SECUREBITS": layers::SECUREBITS,
+        "HIDE_OPTS": layers::HIDE_OPTS.to_string_lossy(),
         "SYS_seccomp": libc::SYS_seccomp,
         "SYS_landlock_create_ruleset": libc::SYS_landlock_create_ruleset,
         "SYS_landlock_add_rule": libc::SYS_landlock_add_rule,
@@ -202,6 +211,10 @@ fn plan_message(plan: &Plan, support: &Support) -> Vec<u8> {
         "uid": plan.uid,
         "workdir": plan.workdir_path.to_string_lossy(),
         "tmpfs_bytes": plan.tmpfs_bytes,
+        "tmpfs_inodes": plan.tmpfs_inodes,
+        // Directories with nothing to bind back (the server's runs are fresh).
+        "hide": plan.hide.iter().filter(|h| h.keep.is_empty())
+            .map(|h| h.dir_path.to_string_lossy()).collect::<Vec<_>>(),
         "rlimits": rlimits,
         "landlock": landlock,
     }))

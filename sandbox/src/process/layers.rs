@@ -10,7 +10,8 @@ use seccompiler::{
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io;
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// What this machine supports, probed once.
@@ -111,12 +112,138 @@ pub struct Plan {
     pub workdir: CString,
     pub workdir_path: PathBuf,
     pub tmpfs_bytes: Option<u64>,
+    /// Inodes of the private tmpfs work dir.
+    pub tmpfs_inodes: u64,
+    /// Host directories covered by an empty read-only tmpfs (where host
+    /// pathname sockets live: /run, /tmp, /var/tmp, /dev/shm), each with the
+    /// paths under it that the run must still see (bound back in place).
+    pub hide: Vec<Hide>,
+    /// The read end of the kill pipe: the intermediate kills the
+    /// namespace's pid 1 when a byte arrives or the host's end closes.
+    pub kill_fd: Option<libc::c_int>,
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     pub landlock: bool,
     pub ro_paths: Vec<PathBuf>,
     pub rw_files: Vec<PathBuf>,
     pub seccomp: Option<(BpfProgram, BpfProgram)>,
     pub allow_network: bool,
+}
+
+/// A host directory hidden under an empty tmpfs, and what is bound back.
+pub struct Hide {
+    pub dir: CString,
+    pub dir_path: PathBuf,
+    pub keep: Vec<Keep>,
+}
+
+/// A path under a hidden directory that the run needs (its work dir, a
+/// toolchain): cloned before the directory is covered, then mounted back at
+/// the same place.
+pub struct Keep {
+    pub path: CString,
+    /// Directories to make, outermost first, in the covering tmpfs.
+    pub parents: Vec<CString>,
+    pub is_dir: bool,
+    pub read_only: bool,
+    /// MS_NOEXEC when the host mounts it so (a user namespace may not drop it).
+    pub noexec: libc::c_ulong,
+}
+
+/// Where host pathname sockets (D-Bus, ssh-agent, gpg-agent, docker.sock,
+/// X11, databases) and other users' files live. A run needs nothing there
+/// that is not in its read set, and what is gets bound back.
+pub const HIDDEN_DIRS: [&str; 14] = [
+    "/run",
+    "/var/run",
+    "/tmp",
+    "/var/tmp",
+    "/dev/shm",
+    "/root",
+    "/home",
+    "/var/lib",
+    "/var/spool",
+    "/var/log",
+    "/mnt",
+    "/media",
+    "/srv",
+    "/opt",
+];
+
+/// The directories of [`HIDDEN_DIRS`] to cover for a run that must still see
+/// `keep_rw` (read-write) and `keep_ro`. A directory that is a symlink (as
+/// /var/run usually is), is missing, or is itself (or under) something the
+/// run must see whole is left alone; `workdir_tmpfs` is covered by the
+/// run's own tmpfs anyway.
+pub fn hidden_dirs(
+    keep_rw: &[PathBuf],
+    keep_ro: &[PathBuf],
+    workdir_tmpfs: Option<&Path>,
+) -> Vec<Hide> {
+    let mut out = Vec::new();
+    for d in HIDDEN_DIRS {
+        let dir = Path::new(d);
+        if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
+            || workdir_tmpfs == Some(dir)
+            || keep_rw.iter().chain(keep_ro).any(|k| dir.starts_with(k))
+        {
+            continue;
+        }
+        let mut keep = Vec::new();
+        let all = keep_rw
+            .iter()
+            .map(|p| (p, false))
+            .chain(keep_ro.iter().map(|p| (p, true)));
+        for (p, read_only) in all {
+            if !p.starts_with(dir) || p == dir || workdir_tmpfs.is_some_and(|w| p.starts_with(w)) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(p) else {
+                continue;
+            };
+            let parents: Vec<CString> = p
+                .ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(dir) && *a != dir)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .filter_map(|a| CString::new(a.as_os_str().as_bytes()).ok())
+                .collect();
+            let Ok(path) = CString::new(p.as_os_str().as_bytes()) else {
+                continue;
+            };
+            // SAFETY: a valid C string and an out-struct.
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            let noexec = if unsafe { libc::statvfs(path.as_ptr(), &mut st) } == 0
+                && st.f_flag & libc::ST_NOEXEC != 0
+            {
+                libc::MS_NOEXEC
+            } else {
+                0
+            };
+            keep.push(Keep {
+                path,
+                parents,
+                is_dir: meta.is_dir(),
+                read_only,
+                noexec,
+            });
+        }
+        let Ok(cdir) = CString::new(d) else { continue };
+        out.push(Hide {
+            dir: cdir,
+            dir_path: dir.to_path_buf(),
+            keep,
+        });
+    }
+    out
+}
+
+impl Plan {
+    /// Whether the work dir is the run's own tmpfs (a mount already).
+    pub fn workdir_is_tmpfs(&self) -> bool {
+        self.tmpfs_bytes.is_some()
+    }
 }
 
 /// Layers a plan will apply, for the outcome.
@@ -154,12 +281,45 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
     if let Some(b) = plan.tmpfs_bytes {
         v.push(Layer::on(
             "tmpfs",
-            format!("private {} MiB work dir", b >> 20),
+            format!(
+                "private {} MiB, {} inode work dir",
+                b >> 20,
+                plan.tmpfs_inodes
+            ),
+        ));
+    }
+    if !plan.hide.is_empty() {
+        let dirs: Vec<String> = plan
+            .hide
+            .iter()
+            .map(|h| h.dir_path.display().to_string())
+            .collect();
+        v.push(Layer::on(
+            "hidden-dirs",
+            format!(
+                "empty read-only tmpfs over {} (no host pathname sockets)",
+                dirs.join(", ")
+            ),
+        ));
+    }
+    if plan.ns_flags & libc::CLONE_NEWNS != 0 {
+        v.push(Layer::on(
+            "read-only-root",
+            "every host mount read-only and nosuid, but the work dir",
         ));
     }
     v.push(Layer::on(
+        "capabilities",
+        "all dropped: bounding, effective, permitted, inheritable, ambient; root gains none on exec",
+    ));
+    let nproc = plan.rlimits.iter().any(|(r, _)| *r == libc::RLIMIT_NPROC);
+    v.push(Layer::on(
         "rlimits",
-        "AS, CPU, FSIZE, NOFILE, NPROC, CORE=0",
+        if nproc {
+            "AS, CPU, FSIZE, NOFILE, NPROC, CORE=0"
+        } else {
+            "AS, CPU, FSIZE, NOFILE, CORE=0 (NPROC would count the caller's own processes)"
+        },
     ));
     match (&s.landlock_abi, plan.landlock) {
         (Ok(abi), true) => v.push(Layer::on(
@@ -172,7 +332,7 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
     match (&s.seccomp, plan.seccomp.is_some()) {
         (Ok(()), true) => v.push(Layer::on(
             "seccomp",
-            "no inet sockets or socket connects, ptrace, mount, bpf, unshare, setns, keyctl, perf",
+            "no inet sockets or socket connects, ptrace, mount, bpf, unshare, setns, keyctl, perf, syslog",
         )),
         (Err(e), _) => v.push(Layer::off("seccomp", e.clone())),
         (_, false) => v.push(Layer::off("seccomp", "disabled")),
@@ -230,6 +390,8 @@ pub fn seccomp_filters(allow_network: bool) -> Result<(BpfProgram, BpfProgram), 
         libc::SYS_name_to_handle_at,
         libc::SYS_fanotify_init,
         libc::SYS_personality,
+        // The kernel log (readable by anyone where dmesg_restrict is 0).
+        libc::SYS_syslog,
     ] {
         rules.insert(nr, vec![]);
     }
@@ -340,8 +502,10 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
             }
             if pid > 0 {
                 libc::setpgid(0, parent_group);
-                // Close the exec-status pipe (and all else) so the parent's spawn returns.
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                // Close the exec-status pipe (and all else but the kill
+                // pipe) so the parent's spawn returns.
+                close_all_but(plan.kill_fd);
+                supervise(pid, plan.kill_fd);
                 let mut status = 0;
                 loop {
                     let r = libc::waitpid(pid, &mut status, 0);
@@ -372,8 +536,11 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
             )?;
             if let Some(bytes) = plan.tmpfs_bytes {
                 let owner = plan.uid.unwrap_or(0);
-                let opts = CString::new(format!("size={bytes},mode=0700,uid={owner},gid={owner}"))
-                    .map_err(|e| io::Error::other(e.to_string()))?;
+                let opts = CString::new(format!(
+                    "size={bytes},nr_inodes={},mode=0700,uid={owner},gid={owner}",
+                    plan.tmpfs_inodes
+                ))
+                .map_err(|e| io::Error::other(e.to_string()))?;
                 check(
                     libc::mount(
                         c"tmpfs".as_ptr(),
@@ -385,6 +552,28 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
                     "mount tmpfs work dir",
                 )?;
             }
+            if !plan.workdir_is_tmpfs() {
+                // A mount of its own, so it can stay writable below.
+                check(
+                    libc::mount(
+                        plan.workdir.as_ptr(),
+                        plan.workdir.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND,
+                        std::ptr::null(),
+                    ),
+                    "bind the work dir",
+                )?;
+            }
+            for h in &plan.hide {
+                hide(h)?;
+            }
+            // Every host file in sight is read-only: no chmod, chown or
+            // utime of it, whatever the uid (Landlock does not cover those).
+            mount_setattr(c"/", AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
+                .map_err(|e| io::Error::new(e.kind(), format!("read-only root: {e}")))?;
+            mount_setattr(plan.workdir.as_c_str(), 0, 0, MOUNT_ATTR_RDONLY)
+                .map_err(|e| io::Error::new(e.kind(), format!("writable work dir: {e}")))?;
         }
         check(libc::chdir(plan.workdir.as_ptr()), "chdir to work dir")?;
         for (res, v) in &plan.rlimits {
@@ -394,11 +583,15 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
             };
             check(libc::setrlimit(*res, &lim), "setrlimit")?;
         }
+        // No capability survives, whatever the uid: root (the kept-uid
+        // jail) gains none on exec, and none can be raised again.
+        drop_bounding_caps()?;
         if let Some(uid) = plan.uid {
             check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
             check(libc::setresgid(uid, uid, uid), "setresgid")?;
             check(libc::setresuid(uid, uid, uid), "setresuid")?;
         }
+        clear_caps()?;
         if plan.ns_flags & libc::CLONE_NEWPID != 0 {
             // If the intermediate dies, so does pid 1, and so the namespace.
             // Set after the uid change, which clears it.
@@ -433,6 +626,274 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         );
         Ok(())
+    }
+}
+
+const PR_CAPBSET_DROP: libc::c_int = 24;
+const PR_SET_SECUREBITS: libc::c_int = 28;
+const PR_CAP_AMBIENT: libc::c_int = 47;
+const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
+/// SECBIT_NOROOT | _LOCKED, SECBIT_KEEP_CAPS_LOCKED (keep-caps off),
+/// SECBIT_NO_CAP_AMBIENT_RAISE | _LOCKED.
+pub const SECUREBITS: libc::c_ulong = 0x1 | 0x2 | 0x20 | 0x40 | 0x80;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+pub const MOUNT_ATTR_RDONLY: u64 = 1;
+pub const MOUNT_ATTR_NOSUID: u64 = 2;
+
+/// mount_setattr(2) on `path` (Linux >= 5.12).
+unsafe fn mount_setattr(
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+    set: u64,
+    clr: u64,
+) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a valid path and attribute struct of the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+/// The covering tmpfs: tiny, and read-only once the kept paths are back.
+pub const HIDE_OPTS: &std::ffi::CStr = c"size=1m,nr_inodes=256,mode=0755";
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// Empty the bounding and ambient sets and lock the securebits that give
+/// uid 0 capabilities on exec. Needs CAP_SETPCAP (still held here).
+unsafe fn drop_bounding_caps() -> io::Result<()> {
+    unsafe {
+        check(
+            libc::prctl(PR_SET_SECUREBITS, SECUREBITS, 0, 0, 0),
+            "securebits",
+        )?;
+        for cap in 0..64 {
+            if libc::prctl(PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0 {
+                // EINVAL past the kernel's last capability.
+                break;
+            }
+        }
+        check(
+            libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0),
+            "clear ambient caps",
+        )
+    }
+}
+
+/// Empty the effective, permitted and inheritable sets.
+unsafe fn clear_caps() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let d = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: valid header and two data structs, as version 3 expects.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) };
+    check(rc as libc::c_int, "capset")
+}
+
+/// Close every fd from 3 up except `keep`.
+unsafe fn close_all_but(keep: Option<libc::c_int>) {
+    unsafe {
+        match keep {
+            Some(k) if k >= 3 => {
+                if k > 3 {
+                    libc::syscall(libc::SYS_close_range, 3u32, (k - 1) as u32, 0u32);
+                }
+                libc::syscall(libc::SYS_close_range, (k + 1) as u32, u32::MAX, 0u32);
+            }
+            _ => {
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            }
+        }
+    }
+}
+
+/// The intermediate's watch over pid 1 (its child, unreaped, so the pid
+/// cannot be reused): until pid 1 ends, a byte on the kill pipe (or the
+/// host's end closing, the host gone) kills it with SIGKILL, and with it the
+/// whole pid namespace. pid 1 may have left the process group (`setsid`)
+/// and cleared its parent-death signal; this reaches it all the same.
+/// Without pidfds (Linux < 5.3) the caller just waits.
+unsafe fn supervise(pid: libc::pid_t, kill_fd: Option<libc::c_int>) {
+    unsafe {
+        let Some(kill_fd) = kill_fd else { return };
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0u32) as libc::c_int;
+        if pidfd < 0 {
+            return;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: kill_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        loop {
+            let n = libc::poll(fds.as_mut_ptr(), 2, -1);
+            if n < 0 {
+                if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                break;
+            }
+            if fds[0].revents != 0 {
+                break;
+            }
+            if fds[1].revents != 0 {
+                libc::kill(pid, libc::SIGKILL);
+                break;
+            }
+        }
+        libc::close(pidfd);
+    }
+}
+
+/// Cover `h.dir` with an empty tmpfs, putting back what the run must see.
+unsafe fn hide(h: &Hide) -> io::Result<()> {
+    unsafe {
+        // Clone what stays visible before the directory is covered.
+        if h.keep.is_empty() {
+            return check(
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    h.dir.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+                    HIDE_OPTS.as_ptr().cast(),
+                ),
+                "hide a host directory",
+            );
+        }
+        let mut clones = Vec::with_capacity(h.keep.len());
+        for k in &h.keep {
+            let fd = libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                k.path.as_ptr(),
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            ) as libc::c_int;
+            if fd < 0 {
+                let e = io::Error::last_os_error();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("open_tree {:?}: {e}", k.path),
+                ));
+            }
+            clones.push(fd);
+        }
+        check(
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                h.dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                HIDE_OPTS.as_ptr().cast(),
+            ),
+            "hide a host directory",
+        )?;
+        for (k, fd) in h.keep.iter().zip(clones) {
+            for p in &k.parents {
+                libc::mkdir(p.as_ptr(), 0o755);
+            }
+            if k.is_dir {
+                libc::mkdir(k.path.as_ptr(), 0o755);
+            } else {
+                let f = libc::open(
+                    k.path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                );
+                if f >= 0 {
+                    libc::close(f);
+                }
+            }
+            let rc = libc::syscall(
+                libc::SYS_move_mount,
+                fd,
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                k.path.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            ) as libc::c_int;
+            libc::close(fd);
+            check(rc, "bind a kept path back")?;
+            if k.read_only {
+                check(
+                    libc::mount(
+                        std::ptr::null(),
+                        k.path.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REMOUNT
+                            | libc::MS_BIND
+                            | libc::MS_RDONLY
+                            | libc::MS_NOSUID
+                            | libc::MS_NODEV
+                            | k.noexec,
+                        std::ptr::null(),
+                    ),
+                    "make a kept path read-only",
+                )?;
+            }
+        }
+        check(
+            libc::mount(
+                std::ptr::null(),
+                h.dir.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC,
+                std::ptr::null(),
+            ),
+            "make a hidden directory read-only",
+        )
     }
 }
 

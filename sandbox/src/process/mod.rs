@@ -20,11 +20,84 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-/// First of the dedicated uids; each run takes the next one, so concurrent
-/// runs count their processes (RLIMIT_NPROC) and own their files separately.
-const UID_BASE: u32 = 61000;
-const UID_SPAN: u32 = 512;
+/// First of the dedicated uids. Each run leases one of its own (see
+/// [`lease_uid`]), across every selfrepair process on the machine, so
+/// concurrent runs count their processes (RLIMIT_NPROC) and own their files
+/// separately.
+pub const UID_BASE: u32 = 61000;
+pub const UID_SPAN: u32 = 4096;
 static NEXT_UID: AtomicU32 = AtomicU32::new(0);
+
+/// A dedicated uid held for one run: an exclusive `flock` on a file named
+/// after it in a root-only runtime dir, which every selfrepair process
+/// honours. Released (closed) when the run is over.
+struct UidLease {
+    uid: u32,
+    _lock: std::fs::File,
+}
+
+/// Where the uid locks live: `/run/selfrepair/uids` (root's, 0700), else
+/// under the cache home.
+fn uid_lock_dir() -> Result<&'static Path, SandboxError> {
+    static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        let candidates = [
+            PathBuf::from("/run/selfrepair/uids"),
+            crate::cache::home().join("uids"),
+        ];
+        let mut last = String::new();
+        for d in candidates {
+            let made = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d);
+            match (made, std::fs::symlink_metadata(&d)) {
+                // Ours, a real directory, nobody else's to plant locks in.
+                (Ok(()), Ok(m)) if m.is_dir() && m.uid() == 0 => {
+                    let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
+                    return Ok(d);
+                }
+                (r, m) => last = format!("{}: {r:?} {:?}", d.display(), m.map(|m| m.uid())),
+            }
+        }
+        Err(format!("no directory for sandbox uid locks ({last})"))
+    });
+    dir.as_deref().map_err(|e| SandboxError::Config(e.clone()))
+}
+
+/// Lease a free uid of the range, starting at an offset derived from this
+/// process's pid so that processes rarely probe the same uids.
+fn lease_uid() -> Result<UidLease, SandboxError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = uid_lock_dir()?;
+    let start = std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(NEXT_UID.fetch_add(1, Ordering::Relaxed));
+    for i in 0..UID_SPAN {
+        let uid = UID_BASE + start.wrapping_add(i) % UID_SPAN;
+        let path = dir.join(uid.to_string());
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            continue;
+        };
+        // SAFETY: a valid fd we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(UidLease { uid, _lock: f });
+        }
+    }
+    Err(SandboxError::Config(format!(
+        "all {UID_SPAN} sandbox uids from {UID_BASE} are in use"
+    )))
+}
 
 #[derive(Clone, Debug)]
 pub struct ProcessConfig {
@@ -77,6 +150,53 @@ pub fn default_python() -> PathBuf {
         }
     }
     PathBuf::from("python3")
+}
+
+/// Whether `dir` is a real Python installation prefix: a `bin/python*`
+/// and either a `pyvenv.cfg` (a virtualenv) or a `lib/python3*` directory.
+/// Only such a directory (resolved) is added to a jail's read set for an
+/// interpreter; a link named `.venv` or `bin/python` cannot widen it to
+/// anything else.
+pub fn interpreter_prefix(dir: &Path) -> bool {
+    let has = |sub: &str, prefix: &str, want_dir: bool| {
+        std::fs::read_dir(dir.join(sub)).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with(prefix)
+                    && (!want_dir || e.path().is_dir())
+            })
+        })
+    };
+    let python = has("bin", "python", false);
+    let venv = dir.join("pyvenv.cfg").is_file();
+    python && (venv || has("lib", "python3", true))
+}
+
+/// Whether a dedicated uid can reach `p` in the jail (so a toolchain there
+/// needs no kept uid). A path under a directory the jail covers (`/root`,
+/// `/home`, `/tmp`, … see [`layers::HIDDEN_DIRS`]) is bound back into a
+/// tmpfs whose directories are world-searchable: then only the path itself
+/// and the directories above the covered one count, not a private home
+/// between them.
+pub fn others_can_reach(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let open = |a: &Path| {
+        std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0 || !m.is_dir())
+    };
+    let covered = layers::support()
+        .namespaces
+        .is_ok()
+        .then(|| {
+            layers::HIDDEN_DIRS.iter().map(Path::new).find(|h| {
+                p.starts_with(h)
+                    && p != *h
+                    && std::fs::symlink_metadata(h).is_ok_and(|m| m.is_dir())
+            })
+        })
+        .flatten();
+    match covered {
+        Some(h) => open(p) && h.ancestors().skip(1).all(open),
+        None => p.ancestors().all(open),
+    }
 }
 
 /// A command to run in the jail.
@@ -135,6 +255,8 @@ struct Prepared {
     workdir: PathBuf,
     /// The uid the work dir was lent to, to give it back afterwards.
     lent: Option<u32>,
+    /// The run's dedicated uid, held until the run is over.
+    _lease: Option<UidLease>,
 }
 
 /// Reads the harness's code object from the head of stdin (a length line,
@@ -175,17 +297,16 @@ impl ProcessSandbox {
     /// The layers a run will have on this machine.
     pub fn layers_preview(&self) -> Vec<Layer> {
         let workdir = std::env::temp_dir();
-        match self.plan(&workdir, false) {
+        let uid = (self.support.root && !self.cfg.keep_uid).then_some(UID_BASE);
+        match self.plan(&workdir, false, uid) {
             Ok(p) => layers::describe(&p, self.support),
             Err(e) => vec![Layer::off("plan", e.to_string())],
         }
     }
 
-    fn plan(&self, workdir: &Path, fresh: bool) -> Result<Plan, SandboxError> {
+    fn plan(&self, workdir: &Path, fresh: bool, uid: Option<u32>) -> Result<Plan, SandboxError> {
         let s = self.support;
         let ns = layers::ns_flags_for(s, self.cfg.allow_network);
-        let uid = (s.root && !self.cfg.keep_uid)
-            .then(|| UID_BASE + NEXT_UID.fetch_add(1, Ordering::Relaxed) % UID_SPAN);
         let mut ro: Vec<PathBuf> = [
             "/usr",
             "/lib",
@@ -199,14 +320,27 @@ impl ProcessSandbox {
         .iter()
         .map(PathBuf::from)
         .collect();
-        // A python outside /usr (a venv, pyenv) needs its own prefix.
+        // A python outside /usr (a venv, pyenv) needs its own prefix, if
+        // it is one (see `interpreter_prefix`).
         if let Ok(real) = std::fs::canonicalize(&self.cfg.python)
             && let Some(prefix) = real.parent().and_then(Path::parent)
             && !prefix.starts_with("/usr")
+            && interpreter_prefix(prefix)
         {
             ro.push(prefix.to_path_buf());
         }
         ro.extend(self.cfg.ro_paths.iter().cloned());
+        let tmpfs_bytes = (fresh && ns & libc::CLONE_NEWNS != 0).then_some(self.cfg.tmpfs_mb << 20);
+        let hide = if ns & libc::CLONE_NEWNS != 0 {
+            let rw = if fresh {
+                Vec::new()
+            } else {
+                vec![workdir.to_path_buf()]
+            };
+            layers::hidden_dirs(&rw, &ro, tmpfs_bytes.map(|_| workdir))
+        } else {
+            Vec::new()
+        };
         Ok(Plan {
             ns_flags: ns,
             user_ns: ns != 0 && !s.root,
@@ -221,7 +355,12 @@ impl ProcessSandbox {
                 ))
             })?,
             workdir_path: workdir.to_path_buf(),
-            tmpfs_bytes: (fresh && ns & libc::CLONE_NEWNS != 0).then_some(self.cfg.tmpfs_mb << 20),
+            tmpfs_bytes,
+            // 4 inodes per KiB... one per 4 KiB page: a run of empty files
+            // stops where a run of full pages would.
+            tmpfs_inodes: (self.cfg.tmpfs_mb << 8).max(1024),
+            hide,
+            kill_fd: None,
             rlimits: Vec::new(),
             landlock: s.landlock_abi.is_ok(),
             ro_paths: ro,
@@ -258,7 +397,12 @@ impl ProcessSandbox {
             (None, Some(t)) => t.path().to_path_buf(),
             (None, None) => PathBuf::from("/tmp"),
         };
-        let mut plan = self.plan(&workdir, fresh)?;
+        let lease = if self.support.root && !self.cfg.keep_uid {
+            Some(lease_uid()?)
+        } else {
+            None
+        };
+        let mut plan = self.plan(&workdir, fresh, lease.as_ref().map(|l| l.uid))?;
         let cpu = l.timeout.as_secs() + 2;
         plan.rlimits = vec![
             (libc::RLIMIT_AS, l.memory_mb << 20),
@@ -267,7 +411,13 @@ impl ProcessSandbox {
             (libc::RLIMIT_NOFILE, 256),
             (libc::RLIMIT_CORE, 0),
         ];
-        if plan.uid.is_some() {
+        // Every caller gets a process cap: a dedicated uid counts only its
+        // run; in a user namespace (Linux >= 5.14) the count is per
+        // namespace. Only a caller with neither would count its own
+        // processes outside the run, so it goes without. (The kernel never
+        // applies RLIMIT_NPROC to uid 0 itself: a kept-uid run as root is
+        // bounded by its pid namespace and the CPU and memory limits.)
+        if plan.uid.is_some() || plan.user_ns || self.support.root {
             plan.rlimits.push((libc::RLIMIT_NPROC, self.cfg.nproc));
         }
         // Without a private tmpfs the work dir itself must belong to the run's
@@ -283,6 +433,7 @@ impl ProcessSandbox {
             _tmp: tmp,
             workdir,
             lent,
+            _lease: lease,
         })
     }
 
@@ -302,12 +453,20 @@ impl ProcessSandbox {
         let started = Instant::now();
         let fresh = spec.workdir.is_none();
         let Prepared {
-            plan,
+            mut plan,
             layers,
             _tmp,
             workdir,
             lent,
+            _lease,
         } = self.prepare(spec.workdir.as_deref(), &spec.limits)?;
+        // The intermediate kills pid 1 (and so the namespace) on a byte here.
+        let (kill_r, mut kill_w) =
+            std::io::pipe().map_err(|e| SandboxError::Config(format!("kill pipe: {e}")))?;
+        {
+            use std::os::fd::AsRawFd;
+            plan.kill_fd = Some(kill_r.as_raw_fd());
+        }
         let l = &spec.limits;
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
@@ -330,6 +489,7 @@ impl ProcessSandbox {
         let mut child = cmd.spawn().map_err(|e| {
             SandboxError::Config(format!("cannot start {}: {e}", spec.program.display()))
         })?;
+        drop(kill_r);
         let pgid = child.id().map(|p| p as i32);
         let mut stdin = child.stdin.take();
         let input = spec.stdin;
@@ -358,6 +518,7 @@ impl ProcessSandbox {
         let status = match status {
             Some(s) => Some(s),
             None => {
+                kill_namespace(&mut kill_w);
                 if let Some(pg) = pgid {
                     kill_group(pg);
                 }
@@ -374,10 +535,11 @@ impl ProcessSandbox {
         if let Some(pg) = pgid {
             reap_group(pg).await;
         }
+        drop(kill_w);
         give_back(&workdir, lent)?;
         writer.abort();
-        let stdout = out_task.await.unwrap_or_default();
-        let stderr = err_task.await.unwrap_or_default();
+        let stdout = finish_read(out_task).await;
+        let stderr = finish_read(err_task).await;
         Ok(CommandOutput {
             code: status.and_then(|s| s.code()),
             timed_out,
@@ -525,6 +687,8 @@ impl ProcessSandbox {
         let (out_r, out_w) = std::io::pipe().map_err(io)?;
         let (err_r, err_w) = std::io::pipe().map_err(io)?;
         let (st_r, st_w) = std::io::pipe().map_err(io)?;
+        // The intermediate kills pid 1 (and so the namespace) on a byte here.
+        let (kill_r, mut kill_w) = std::io::pipe().map_err(io)?;
         {
             use std::os::fd::AsRawFd;
             let fds = [
@@ -532,13 +696,14 @@ impl ProcessSandbox {
                 out_w.as_raw_fd(),
                 err_w.as_raw_fd(),
                 st_w.as_raw_fd(),
+                kill_r.as_raw_fd(),
             ];
             server
                 .launch(&prep.plan, self.support, fds)
                 .map_err(|e| Forked::Lost(e.to_string()))?;
         }
         // Only the run holds these ends now: EOF comes when it is gone.
-        drop((in_r, out_w, err_w, st_w));
+        drop((in_r, out_w, err_w, st_w, kill_r));
         let rx = |r: std::io::PipeReader| pipe::Receiver::from_owned_fd(r.into()).map_err(io);
         let stdout = rx(out_r)?;
         let stderr = rx(err_r)?;
@@ -583,17 +748,20 @@ impl ProcessSandbox {
                         break;
                     }
                     timed_out = true;
+                    kill_namespace(&mut kill_w);
                     kill_group(pgid);
                     deadline.as_mut().reset(grace());
                 }
                 Some(()) = overflow.recv(), if !killed => {
                     output_overflow = true;
+                    kill_namespace(&mut kill_w);
                     kill_group(pgid);
                     deadline.as_mut().reset(grace());
                 }
             }
         }
         reap_group(pgid).await;
+        drop(kill_w);
         give_back(&prep.workdir, prep.lent).map_err(Forked::Run)?;
         writer.abort();
         if let Some(why) = end.error {
@@ -614,8 +782,8 @@ impl ProcessSandbox {
             timed_out,
             output_overflow,
             stopped: false,
-            stdout: out_task.await.unwrap_or_default(),
-            stderr: err_task.await.unwrap_or_default(),
+            stdout: finish_read(out_task).await,
+            stderr: finish_read(err_task).await,
             duration: started.elapsed(),
             layers,
         })
@@ -652,7 +820,11 @@ impl ProcessSandbox {
         {
             self.compiled.insert(key, Arc::new(c));
         }
-        if let Some(result) = harness::find_result(&text, &token) {
+        // Past the deadline nothing the run printed counts, a result line
+        // included: a run that outlives its time is a timeout.
+        if !r.timed_out
+            && let Some(result) = harness::find_result(&text, &token)
+        {
             harness::apply(result, &mut out);
             return out;
         }
@@ -725,6 +897,28 @@ impl End {
             return true;
         }
         false
+    }
+}
+
+/// Ask the run's intermediate to kill pid 1 of its namespace: the kernel
+/// then kills everything in it, whatever group or session it moved to.
+fn kill_namespace(kill_w: &mut std::io::PipeWriter) {
+    use std::io::Write;
+    let _ = kill_w.write_all(b"k");
+}
+
+/// The output a reader collected; once the run is over nothing may hold it
+/// open for long (everything in the namespace is dead), but never wait on
+/// it forever.
+async fn finish_read(task: tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
+    let abort = task.abort_handle();
+    match tokio::time::timeout(Duration::from_secs(5), task).await {
+        Ok(r) => r.unwrap_or_default(),
+        Err(_) => {
+            abort.abort();
+            tracing::warn!("a run's output was still open 5 s after it ended");
+            Vec::new()
+        }
     }
 }
 

@@ -85,7 +85,7 @@ impl FastSandbox {
         );
         let stdout = MemoryOutputPipe::new(limits.max_output);
         let stderr = MemoryOutputPipe::new(limits.max_output);
-        let tmp = match tempfile::tempdir() {
+        let tmp = match super::RunTmp::new() {
             Ok(t) => t,
             Err(e) => {
                 return out.with_status(

@@ -63,7 +63,7 @@ impl FullSandbox {
         let token = harness::new_token();
         let stdout = MemoryOutputPipe::new(limits.max_output + RESULT_ROOM);
         let stderr = MemoryOutputPipe::new(limits.max_output);
-        let tmp = match tempfile::tempdir() {
+        let tmp = match super::RunTmp::new() {
             Ok(t) => t,
             Err(e) => {
                 return out.with_status(

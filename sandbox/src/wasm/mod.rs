@@ -155,6 +155,138 @@ pub async fn compile_cached<T: Send + 'static>(
     Ok((engine, value))
 }
 
+/// Bytes and inodes of a wasm run's /tmp.
+pub const TMP_BYTES: u64 = 64 << 20;
+pub const TMP_INODES: u64 = 16 << 10;
+
+/// A wasm run's preopened /tmp. As root, a private tmpfs that exists only
+/// as a file descriptor (fsopen/fsmount, never attached to any mount
+/// namespace): capped in bytes and inodes, with no host path, and gone with
+/// its last descriptor on every exit path, `kill -9` included. Elsewhere a
+/// host temp dir under a per-process parent that the next start sweeps if
+/// this process died without removing it (no byte cap there).
+pub enum RunTmp {
+    Private(std::os::fd::OwnedFd),
+    Host(tempfile::TempDir),
+}
+
+impl RunTmp {
+    pub fn new() -> std::io::Result<RunTmp> {
+        static PRIVATE: OnceLock<bool> = OnceLock::new();
+        if *PRIVATE.get_or_init(|| private_tmpfs().is_ok())
+            && let Ok(fd) = private_tmpfs()
+        {
+            return Ok(RunTmp::Private(fd));
+        }
+        Ok(RunTmp::Host(
+            tempfile::Builder::new()
+                .prefix("run-")
+                .tempdir_in(host_tmp_parent()?)?,
+        ))
+    }
+
+    /// The path to preopen (for a private tmpfs, its descriptor's magic link).
+    pub fn path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        match self {
+            RunTmp::Private(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            RunTmp::Host(t) => t.path().to_path_buf(),
+        }
+    }
+
+    pub fn is_private(&self) -> bool {
+        matches!(self, RunTmp::Private(_))
+    }
+}
+
+/// A new detached tmpfs (needs CAP_SYS_ADMIN and Linux >= 5.2).
+fn private_tmpfs() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 2;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 4;
+    const MOUNT_ATTR_NOEXEC: libc::c_uint = 8;
+    let err = std::io::Error::last_os_error;
+    // SAFETY: plain syscalls on C strings that outlive them; fds are owned below.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC);
+        if fs < 0 {
+            return Err(err());
+        }
+        let fs = std::os::fd::OwnedFd::from_raw_fd(fs as i32);
+        use std::os::fd::AsRawFd;
+        let bytes = std::ffi::CString::new(TMP_BYTES.to_string()).unwrap_or_default();
+        let inodes = std::ffi::CString::new(TMP_INODES.to_string()).unwrap_or_default();
+        for (k, v) in [
+            (c"size", bytes.as_c_str()),
+            (c"nr_inodes", inodes.as_c_str()),
+            (c"mode", c"0777"),
+        ] {
+            if libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            ) < 0
+            {
+                return Err(err());
+            }
+        }
+        if libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        ) < 0
+        {
+            return Err(err());
+        }
+        let mnt = libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        );
+        if mnt < 0 {
+            return Err(err());
+        }
+        Ok(std::os::fd::OwnedFd::from_raw_fd(mnt as i32))
+    }
+}
+
+/// `$TMPDIR/selfrepair-wasm-<pid>`: this process's wasm temp dirs. On first
+/// use, the parents of processes that no longer exist are removed.
+fn host_tmp_parent() -> std::io::Result<&'static Path> {
+    static PARENT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let p = PARENT.get_or_init(|| {
+        let base = std::env::temp_dir();
+        if let Ok(rd) = std::fs::read_dir(&base) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name
+                    .strip_prefix("selfrepair-wasm-")
+                    .and_then(|p| p.parse::<u32>().ok())
+                    && !Path::new(&format!("/proc/{pid}")).exists()
+                    && e.file_type().is_ok_and(|t| t.is_dir())
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = base.join(format!("selfrepair-wasm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        Ok(dir)
+    });
+    p.as_deref().map_err(|e| std::io::Error::other(e.clone()))
+}
+
 /// Caps linear memory and records that the cap was hit.
 pub struct MemoryCap {
     pub max_bytes: usize,
@@ -190,7 +322,10 @@ pub fn wasm_layers(memory_mb: u64) -> Vec<Layer> {
     vec![
         Layer::on("wasm", "wasmtime, fresh Store and instance per run"),
         Layer::on("no-network", "no sockets are granted"),
-        Layer::on("filesystem", "one preopened temp dir, nothing else"),
+        Layer::on(
+            "filesystem",
+            "one preopened temp dir (as root: a private 64 MiB, 16384-inode tmpfs with no host path), nothing else",
+        ),
         Layer::on("env", "empty environment"),
         Layer::on("memory", format!("{memory_mb} MiB linear memory")),
         Layer::on("time", "epoch interruption + async timeout"),
