@@ -1211,6 +1211,8 @@ fn a_hanging_baseline_is_repaired_within_a_deadline_derived_from_it() {
         started.elapsed(),
         runs.len()
     );
+}
+
 /// Reads a ref's target, for "unchanged" checks.
 fn ref_target(dir: &std::path::Path, name: &str) -> Option<String> {
     let repo = git2::Repository::open(dir).unwrap();
