@@ -555,15 +555,55 @@ pub async fn prepare(
     Ok(())
 }
 
+/// The absolute directories that `.pth` files in the site-packages under
+/// `prefixes` name (not the home directory or above it).
+fn pth_dirs(prefixes: &[PathBuf]) -> Vec<PathBuf> {
+    let home = dirs::home_dir();
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        let Ok(libs) = std::fs::read_dir(prefix.join("lib")) else {
+            continue;
+        };
+        for lib in libs.flatten() {
+            let Ok(pths) = std::fs::read_dir(lib.path().join("site-packages")) else {
+                continue;
+            };
+            for pth in pths.flatten() {
+                if pth.path().extension().is_none_or(|e| e != "pth") {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(pth.path()) else {
+                    continue;
+                };
+                for line in text.lines().map(str::trim) {
+                    let dir = PathBuf::from(line);
+                    let above_home = home.as_ref().is_some_and(|h| h.starts_with(&dir));
+                    if dir.is_absolute() && dir.is_dir() && !above_home && dir != Path::new("/") {
+                        out.push(dir);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 async fn probe(it: &Interpreter) -> Result<Probe, InterpreterError> {
     let unstartable = |detail: String| InterpreterError::Unstartable {
         path: it.python.clone(),
         reason: it.reason.clone(),
         detail,
     };
+    // The jail covers /tmp, /home and the like: the directories the
+    // interpreter's `.pth` files add to its path must be visible for the
+    // probe to report them (a user's interpreter only; never the repository's).
+    let mut ro_paths = it.ro_paths.clone();
+    if !it.in_repo {
+        ro_paths.extend(pth_dirs(&it.ro_paths));
+    }
     let cfg = ProcessConfig {
         python: it.python.clone(),
-        ro_paths: it.ro_paths.clone(),
+        ro_paths,
         keep_uid: it.ro_paths.iter().any(|p| !others_can_read(p)),
         fork_server: false,
         ..ProcessConfig::default()
