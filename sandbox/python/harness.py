@@ -320,7 +320,14 @@ def compile_tests(req):
         code = _instrument(source, TESTS, sites, free)
     except SyntaxError as e:
         return {"error": "the tests do not parse: %s" % e.msg}
-    return {"code": binascii.b2a_base64(marshal.dumps(code), newline=False).decode(), "sites": sites, "free": free}
+    out = {"code": binascii.b2a_base64(marshal.dumps(code), newline=False).decode(), "sites": sites, "free": free}
+    context = (req.get("tests") or {}).get("context")
+    if context:  # the judge runs it every time: compile it once, with the tests
+        try:
+            out["context_code"] = _b64(marshal.dumps(compile(context, "context.py", "exec")))
+        except SyntaxError as e:
+            return {"error": "the tests' context does not parse: %s" % e.msg}
+    return out
 
 
 def _free_names(tree):
@@ -417,6 +424,9 @@ class _Asserts:
             return True, thunk()
         except (OutputLimit, TestTimeout, AssertFailed, NeedAnswers):
             raise
+        except PendingUse:
+            self._fail(idx, "error", message="not yet answered")
+            return False, None
         except Exception as e:
             if isinstance(e, ModuleNotFoundError) and self.rec.missing_module is None:
                 self.rec.missing_module = e.name  # so the caller can rerun it where the module exists
@@ -458,6 +468,9 @@ class _Asserts:
             return bool(test())
         except (OutputLimit, TestTimeout, NeedAnswers):
             raise
+        except PendingUse:
+            self._fail(idx, "error", message="not yet answered")
+            return None
         except Exception as e:
             info = _error_info(e)
             self._fail(idx, "error", call=self.sites[idx]["left"], error=info, message="%s raised %s" % (what, info["type"]))
@@ -910,8 +923,13 @@ class _Pending:
     __hash__ = object.__hash__
 
 
+class PendingUse(TypeError):
+    """A test used an answer the program has not given yet (while the tests
+    are walked for their calls): that test is skipped, cheaply."""
+
+
 def _pending_use(self, *a, **k):
-    raise TypeError("the program has not answered this call yet")
+    raise PendingUse("the program has not answered this call yet")
 
 
 for _n in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__len__", "__iter__",
@@ -1423,8 +1441,10 @@ class Runner:
         self.judge = _Judge(answers, bool(spec.get("collect")), g, self.req.get("program") or "")
         context = tests.get("context") or ""
         if context:
+            compiled = (self.req.get("tests_compiled") or {}).get("context_code")
             try:
-                exec(compile(context, "context.py", "exec"), g)
+                code = marshal.loads(binascii.a2b_base64(compiled)) if compiled else compile(context, "context.py", "exec")
+                exec(code, g)
             except BaseException as e:
                 self.error = {"type": "HarnessError", "message": "the task's context does not run: %s: %s" % (type(e).__name__, e), "line": None, "traceback": []}
                 return
