@@ -77,21 +77,7 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
             computed.limits = req.limits.clone();
             return refuse_pass(computed);
         };
-        // The judge parses the program for the names it defines (a builtin it
-        // shadows is its own); it never runs it.
-        let judge = RunRequest {
-            program: req.program.clone(),
-            tests: TestSpec::Judge(Box::new(JudgeSpec {
-                tests: req.tests.clone(),
-                answers: keyed(code_tests, &calls, answers),
-                collect: false,
-            })),
-            stdin: String::new(),
-            limits: judge_limits(&req.limits),
-            fast_fail: req.fast_fail,
-            guard: Guard::None,
-            budget: None,
-        };
+        let judge = judge_request(req, keyed(code_tests, &calls, answers), false);
         let mut judged = sb.run_unjudged(&judge).await;
         spent += judged.duration_ms;
         if judged.exchange.incomplete {
@@ -140,20 +126,7 @@ async fn walk<S: Sandbox + ?Sized>(
     if let Some(found) = WALKED.lock().ok().and_then(|m| m.get(&key).cloned()) {
         return Ok(found);
     }
-    let walk = RunRequest {
-        program: req.program.clone(),
-        tests: TestSpec::Judge(Box::new(JudgeSpec {
-            tests: req.tests.clone(),
-            answers: Vec::new(),
-            collect: true,
-        })),
-        stdin: String::new(),
-        limits: judge_limits(&req.limits),
-        fast_fail: false,
-        guard: Guard::None,
-        budget: None,
-    };
-    let out = sb.run_unjudged(&walk).await;
+    let out = sb.run_unjudged(&judge_request(req, Vec::new(), true)).await;
     // A suite that cannot be walked (it does not parse, its context raises)
     // says so in its own outcome; a sandbox that could not run is the same.
     if out.error.is_some()
@@ -261,6 +234,26 @@ fn keyed(
         .zip(answers)
         .map(|(c, a)| serde_json::json!([c["name"], c["get"], c["canon"], a]))
         .collect()
+}
+
+/// A judge run of `req`'s tests with `answers`; `collect` walks them for
+/// their calls instead, going on past every unanswered one. The judge parses
+/// the program for the names it defines (a builtin it shadows is its own);
+/// it never runs it.
+fn judge_request(req: &RunRequest, answers: Vec<serde_json::Value>, collect: bool) -> RunRequest {
+    RunRequest {
+        program: req.program.clone(),
+        tests: TestSpec::Judge(Box::new(JudgeSpec {
+            tests: req.tests.clone(),
+            answers,
+            collect,
+        })),
+        stdin: String::new(),
+        limits: judge_limits(&req.limits),
+        fast_fail: req.fast_fail && !collect,
+        guard: Guard::None,
+        budget: None,
+    }
 }
 
 /// Time past a compute run's own deadline for it to start and report.
