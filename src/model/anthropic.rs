@@ -119,6 +119,7 @@ impl Anthropic {
                 prompt_tokens: i,
                 completion_tokens: o,
                 estimated: false,
+                timing: None,
             },
             _ => estimate_usage(&req.messages, &choices),
         };

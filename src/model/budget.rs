@@ -187,6 +187,7 @@ mod tests {
             prompt_tokens: p,
             completion_tokens: c,
             estimated: false,
+            timing: None,
         }
     }
 

@@ -48,6 +48,9 @@ pub enum ModelError {
     },
     #[error("transcript {path}: {message}")]
     Transcript { path: String, message: String },
+    /// The in-process model could not be fetched, loaded or run.
+    #[error("local model: {0}")]
+    Local(String),
     /// Bad settings: unknown provider, missing key, invalid URL…
     #[error("model configuration: {0}")]
     Config(String),

@@ -10,6 +10,7 @@ use super::budget::Budgets;
 use super::client::{Client, ClientOptions};
 use super::error::ModelError;
 use super::http::host_is;
+use super::local::{Local, Source};
 use super::openai::OpenAiCompatible;
 use super::pricing::PriceTable;
 use super::replay::Replay;
@@ -117,6 +118,7 @@ pub fn provider(
             Ok(Arc::new(Anthropic::new(model, base, key()?)?))
         }
         ModelSpec::Replay { path } => Ok(Arc::new(Replay::open(path)?)),
+        ModelSpec::Local(m) => Ok(Arc::new(Local::open(m, &Source::default()))),
         ModelSpec::Mutate => Err(ModelError::Unsupported(
             "`mutate` is the model-free repairer, not a chat model: wrap it in a Client with Client::new".into(),
         )),

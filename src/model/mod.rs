@@ -13,6 +13,7 @@ pub mod client;
 pub mod error;
 pub mod factory;
 pub mod http;
+pub mod local;
 pub mod openai;
 pub mod pricing;
 pub mod replay;
@@ -34,7 +35,7 @@ pub use retry::RetryPolicy;
 pub use secret::ApiKey;
 pub use spec::{ModelSpec, ModelSpecError, Preset};
 pub use types::{
-    ChatRequest, Choice, Completion, FinishReason, Message, Role, SamplingParams, Usage,
+    ChatRequest, Choice, Completion, FinishReason, Message, Role, SamplingParams, Timing, Usage,
 };
 
 /// Something that answers chat requests.

@@ -151,6 +151,7 @@ impl OpenAiCompatible {
                 prompt_tokens: p,
                 completion_tokens: c,
                 estimated: false,
+                timing: None,
             },
             _ => estimate_usage(&req.messages, &choices),
         };

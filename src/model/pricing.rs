@@ -131,6 +131,7 @@ mod tests {
             prompt_tokens: 1_000_000,
             completion_tokens: 1_000_000,
             estimated: false,
+            timing: None,
         }
     }
 

@@ -112,6 +112,8 @@ pub enum ModelSpec {
     },
     /// The model-free repairer (implemented elsewhere).
     Mutate,
+    /// A GGUF model run in this process (`local:NAME` or `local:PATH.gguf`).
+    Local(super::local::LocalModel),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,7 +125,7 @@ pub struct ModelSpecError {
 
 fn known_providers() -> String {
     let mut names: Vec<&str> = Preset::ALL.iter().map(|p| p.info().name).collect();
-    names.extend(["anthropic", "replay", "mutate"]);
+    names.extend(["anthropic", "local", "replay", "mutate"]);
     names.join(", ")
 }
 
@@ -138,6 +140,11 @@ impl FromStr for ModelSpec {
         let s = input.trim();
         if s == "mutate" {
             return Ok(ModelSpec::Mutate);
+        }
+        if s == "local" {
+            return super::local::LocalModel::parse("")
+                .map(ModelSpec::Local)
+                .map_err(err);
         }
         let Some((provider, rest)) = s.split_once(':') else {
             return Err(err(format!(
@@ -156,6 +163,9 @@ impl FromStr for ModelSpec {
                 path: PathBuf::from(rest),
             }),
             _ if rest.is_empty() => Err(err(format!("missing model name after `{provider}:`"))),
+            "local" => super::local::LocalModel::parse(rest)
+                .map(ModelSpec::Local)
+                .map_err(err),
             "anthropic" => Ok(ModelSpec::Anthropic {
                 model: rest.to_string(),
             }),
@@ -182,6 +192,7 @@ impl fmt::Display for ModelSpec {
             ModelSpec::Anthropic { model } => write!(f, "anthropic:{model}"),
             ModelSpec::Replay { path } => write!(f, "replay:{}", path.display()),
             ModelSpec::Mutate => f.write_str("mutate"),
+            ModelSpec::Local(m) => write!(f, "local:{}", m.name()),
         }
     }
 }
@@ -194,6 +205,7 @@ impl ModelSpec {
             ModelSpec::Anthropic { .. } => "anthropic",
             ModelSpec::Replay { .. } => "replay",
             ModelSpec::Mutate => "mutate",
+            ModelSpec::Local(_) => "local",
         }
     }
 
@@ -261,6 +273,18 @@ mod tests {
         );
         assert_eq!(p("mutate").unwrap(), ModelSpec::Mutate);
         assert_eq!(p("llama.cpp:m").unwrap().provider(), "llamacpp");
+        assert_eq!(p("local").unwrap().to_string(), "local:qwen2.5-coder-1.5b");
+        assert_eq!(
+            p("local:/models/blob.gguf").unwrap(),
+            ModelSpec::Local(super::super::local::LocalModel::File(
+                "/models/blob.gguf".into()
+            ))
+        );
+        let e = p("local:gpt-9").unwrap_err().to_string();
+        assert!(
+            e.contains("qwen2.5-coder-0.5b") && e.contains(".gguf"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -271,6 +295,7 @@ mod tests {
             "replay:x.jsonl",
             "mutate",
             "openrouter:openai/gpt-4o",
+            "local:smollm2-135m",
         ] {
             assert_eq!(p(s).unwrap().to_string(), s);
         }

@@ -111,6 +111,7 @@ pub fn estimate_usage(messages: &[Message], choices: &[Choice]) -> Usage {
         prompt_tokens: count_prompt(messages),
         completion_tokens: choices.iter().map(|c| count(&c.text)).sum(),
         estimated: true,
+        timing: None,
     }
 }
 

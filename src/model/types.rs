@@ -163,11 +163,35 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// True when the provider sent no usage and we counted with a tokenizer.
     pub estimated: bool,
+    /// Where the time went, for in-process models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+}
+
+/// Time spent reading the prompt (prefill) and generating (decode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    pub prefill_ms: u64,
+    pub decode_ms: u64,
+    /// Decode steps; each produced one token for every sample still going.
+    pub decode_steps: u64,
 }
 
 impl Usage {
     pub fn total(&self) -> u64 {
         self.prompt_tokens + self.completion_tokens
+    }
+
+    /// Prompt tokens read per second, when timed.
+    pub fn prefill_tokens_per_s(&self) -> Option<f64> {
+        let t = self.timing?;
+        (t.prefill_ms > 0).then(|| self.prompt_tokens as f64 * 1000.0 / t.prefill_ms as f64)
+    }
+
+    /// Tokens generated per second over all samples, when timed.
+    pub fn decode_tokens_per_s(&self) -> Option<f64> {
+        let t = self.timing?;
+        (t.decode_ms > 0).then(|| self.completion_tokens as f64 * 1000.0 / t.decode_ms as f64)
     }
 }
 

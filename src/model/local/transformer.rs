@@ -1,0 +1,383 @@
+//! The decoder-only transformer of a GGUF file (`llama` and `qwen2`
+//! architectures), with its key/value cache kept apart from the weights.
+//!
+//! candle-transformers has these two models, but each keeps its cache inside
+//! the weights and cannot be cloned, so one prompt's cache cannot serve
+//! several samples. Here the weights are shared (`&self`) and a [`Cache`] is a
+//! plain value: prefill a prompt once, widen its cache to `n` rows, and decode
+//! the `n` samples as one batch.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{QMatMul, QTensor, gguf_file};
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+
+/// Layout facts read from the GGUF metadata.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    pub arch: String,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub embedding: usize,
+    pub context: usize,
+    pub vocab: usize,
+}
+
+/// A quantized matrix, kept both ways: the tensor for fused kernels, the
+/// matmul for everything else.
+struct Mat {
+    q: Arc<QTensor>,
+    mm: QMatMul,
+}
+
+impl Mat {
+    fn new(q: QTensor) -> Result<Mat> {
+        let q = Arc::new(q);
+        Ok(Mat {
+            mm: QMatMul::from_arc(q.clone())?,
+            q,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.mm.forward(x)
+    }
+}
+
+/// `x` times each of `ms`; for a single row, in one fused pass over the
+/// matrices where candle has a kernel for it (one quantisation of `x`, one
+/// parallel region).
+fn matmul_all(ms: &[&Mat], x: &Tensor) -> Result<Vec<Tensor>> {
+    let rows: usize = x.dims().iter().rev().skip(1).product();
+    if rows == 1 && ms.windows(2).all(|w| w[0].q.dtype() == w[1].q.dtype()) {
+        let qs: Vec<&QTensor> = ms.iter().map(|m| m.q.as_ref()).collect();
+        if let Some(out) = QTensor::gemv_fused_shared_lhs(&qs, x)? {
+            return Ok(out);
+        }
+    }
+    ms.iter().map(|m| m.forward(x)).collect()
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    wq: Mat,
+    wk: Mat,
+    wv: Mat,
+    bq: Option<Tensor>,
+    bk: Option<Tensor>,
+    bv: Option<Tensor>,
+    wo: QMatMul,
+    ffn_norm: Tensor,
+    gate: Mat,
+    up: Mat,
+    down: QMatMul,
+}
+
+pub struct Weights {
+    pub shape: Shape,
+    /// Token embeddings, quantized; rows are dequantized as they are looked up.
+    embed: QMatMul,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    output: QMatMul,
+    cos: Tensor,
+    sin: Tensor,
+    eps: f32,
+    neox: bool,
+}
+
+/// Keys and values for every layer in buffers with room to grow,
+/// `(batch, kv_heads, capacity, head_dim)`; positions `..len` are filled.
+/// New positions are written in place, so a cache is never cloned: samples
+/// that share a prompt get their own copy from [`Cache::widen`].
+#[derive(Default)]
+pub struct Cache {
+    kv: Vec<(Tensor, Tensor)>,
+    /// Positions already in the cache.
+    pub len: usize,
+}
+
+/// Room added whenever a cache runs out.
+const CACHE_STEP: usize = 256;
+
+impl Cache {
+    /// The same cache repeated `n` times along the batch, so `n` samples
+    /// continue one prefilled prompt.
+    pub fn widen(&self, n: usize) -> Result<Cache> {
+        let kv = self
+            .kv
+            .iter()
+            .map(|(k, v)| Ok((k.repeat((n, 1, 1, 1))?, v.repeat((n, 1, 1, 1))?)))
+            .collect::<Result<_>>()?;
+        Ok(Cache { kv, len: self.len })
+    }
+
+    /// Keep only the batch rows in `rows` (finished samples leave the batch).
+    pub fn keep(&self, rows: &[u32]) -> Result<Cache> {
+        let idx = Tensor::new(rows, &Device::Cpu)?;
+        let kv = self
+            .kv
+            .iter()
+            .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
+            .collect::<Result<_>>()?;
+        Ok(Cache { kv, len: self.len })
+    }
+
+    /// Append `k` and `v` (`(batch, kv_heads, seq, head_dim)`) to layer
+    /// `i` at position `pos`, and return views of all its positions.
+    fn append(&mut self, i: usize, pos: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, h, seq, d) = k.dims4()?;
+        let need = pos + seq;
+        if self.kv.len() <= i {
+            let cap = need.next_multiple_of(CACHE_STEP);
+            let z = Tensor::zeros((b, h, cap, d), k.dtype(), k.device())?;
+            self.kv.push((z.clone(), z.zeros_like()?));
+        }
+        let (kb, vb) = &mut self.kv[i];
+        if kb.dim(2)? < need {
+            let cap = need.next_multiple_of(CACHE_STEP);
+            let grow = |old: &Tensor| -> Result<Tensor> {
+                let new = Tensor::zeros((b, h, cap, d), old.dtype(), old.device())?;
+                new.slice_set(&old.narrow(2, 0, pos)?.contiguous()?, 2, 0)?;
+                Ok(new)
+            };
+            *kb = grow(kb)?;
+            *vb = grow(vb)?;
+        }
+        kb.slice_set(k, 2, pos)?;
+        vb.slice_set(v, 2, pos)?;
+        Ok((kb.narrow(2, 0, need)?, vb.narrow(2, 0, need)?))
+    }
+}
+
+/// candle has SIMD kernels for the k-quants, Q4_0 and Q8_0 but not for
+/// Q4_1, Q5_0 and Q5_1, which run several times slower; those are widened to
+/// Q8_0 once at load (8 bits hold each 4- or 5-bit value within a small
+/// fraction of its own quantisation step).
+fn fast_type(t: QTensor) -> Result<QTensor> {
+    use candle_core::quantized::GgmlDType as G;
+    match t.dtype() {
+        G::Q4_1 | G::Q5_0 | G::Q5_1 => QTensor::quantize(&t.dequantize(&Device::Cpu)?, G::Q8_0),
+        _ => Ok(t),
+    }
+}
+
+fn md<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a gguf_file::Value> {
+    ct.metadata
+        .get(key)
+        .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata has no `{key}`")))
+}
+
+impl Weights {
+    pub fn load<R: std::io::Read + std::io::Seek>(
+        ct: &gguf_file::Content,
+        r: &mut R,
+        dev: &Device,
+    ) -> Result<Weights> {
+        let arch = md(ct, "general.architecture")?.to_string()?.clone();
+        let neox = match arch.as_str() {
+            "qwen2" => true,
+            "llama" => false,
+            other => candle_core::bail!(
+                "unsupported model architecture `{other}` (supported: llama, qwen2)"
+            ),
+        };
+        let key = |k: &str| format!("{arch}.{k}");
+        let u = |k: &str| -> Result<usize> { Ok(md(ct, &key(k))?.to_u32()? as usize) };
+        let heads = u("attention.head_count")?;
+        let kv_heads = u("attention.head_count_kv")?;
+        let embedding = u("embedding_length")?;
+        let layers_n = u("block_count")?;
+        let context = u("context_length")?;
+        let eps = md(ct, &key("attention.layer_norm_rms_epsilon"))?.to_f32()?;
+        let base = md(ct, &key("rope.freq_base"))
+            .and_then(|v| v.to_f32())
+            .unwrap_or(10_000.0);
+        let head_dim = embedding / heads;
+        let rope_dim = md(ct, &key("rope.dimension_count"))
+            .and_then(|v| v.to_u32())
+            .map_or(head_dim, |v| v as usize);
+
+        let embed_q = Arc::new(ct.tensor(r, "token_embd.weight", dev)?);
+        let vocab = embed_q.shape().dims()[0];
+        let embed = QMatMul::from_arc(embed_q.clone())?;
+        let output = match ct.tensor(r, "output.weight", dev) {
+            Ok(t) => QMatMul::from_qtensor(t)?,
+            // Tied embeddings (SmolLM2, Qwen2.5 0.5B/1.5B): one copy serves both.
+            Err(_) => QMatMul::from_arc(embed_q)?,
+        };
+        let norm = ct.tensor(r, "output_norm.weight", dev)?.dequantize(dev)?;
+        let mut layers = Vec::with_capacity(layers_n);
+        for i in 0..layers_n {
+            let p = format!("blk.{i}");
+            let mm = |n: &str, r: &mut R| -> Result<QMatMul> {
+                QMatMul::from_qtensor(fast_type(ct.tensor(r, &format!("{p}.{n}.weight"), dev)?)?)
+            };
+            let mat = |n: &str, r: &mut R| -> Result<Mat> {
+                Mat::new(fast_type(ct.tensor(r, &format!("{p}.{n}.weight"), dev)?)?)
+            };
+            let bias = |n: &str, r: &mut R| -> Result<Option<Tensor>> {
+                match ct.tensor(r, &format!("{p}.{n}.bias"), dev) {
+                    Ok(t) => Ok(Some(t.dequantize(dev)?)),
+                    Err(_) => Ok(None),
+                }
+            };
+            let dq = |n: &str, r: &mut R| -> Result<Tensor> {
+                let t: QTensor = ct.tensor(r, &format!("{p}.{n}.weight"), dev)?;
+                t.dequantize(dev)
+            };
+            layers.push(Layer {
+                attn_norm: dq("attn_norm", r)?,
+                wq: mat("attn_q", r)?,
+                wk: mat("attn_k", r)?,
+                wv: mat("attn_v", r)?,
+                bq: bias("attn_q", r)?,
+                bk: bias("attn_k", r)?,
+                bv: bias("attn_v", r)?,
+                wo: mm("attn_output", r)?,
+                ffn_norm: dq("ffn_norm", r)?,
+                gate: mat("ffn_gate", r)?,
+                up: mat("ffn_up", r)?,
+                down: mm("ffn_down", r)?,
+            });
+        }
+        let (cos, sin) = rope_tables(rope_dim, base, context, dev)?;
+        Ok(Weights {
+            shape: Shape {
+                arch,
+                layers: layers_n,
+                heads,
+                kv_heads,
+                head_dim,
+                embedding,
+                context,
+                vocab,
+            },
+            embed,
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            eps,
+            neox,
+        })
+    }
+
+    /// Run `tokens` (`batch` rows of equal length) through the model after
+    /// the positions in `cache`, extend the cache, and return the logits of
+    /// each row's last position, `(batch, vocab)`.
+    pub fn forward(&self, tokens: &[u32], batch: usize, cache: &mut Cache) -> Result<Tensor> {
+        let dev = &Device::Cpu;
+        let seq = tokens.len() / batch.max(1);
+        let pos = cache.len;
+        if pos + seq > self.shape.context {
+            candle_core::bail!(
+                "the prompt and reply need {} tokens, more than the model's context of {}",
+                pos + seq,
+                self.shape.context
+            );
+        }
+        let ids = Tensor::from_slice(tokens, (batch, seq), dev)?;
+        let mut x = self.embed.embedding(&ids.flatten_all()?)?.reshape((
+            batch,
+            seq,
+            self.shape.embedding,
+        ))?;
+        let mask = if seq > 1 {
+            Some(causal_mask(seq, pos, dev)?)
+        } else {
+            None
+        };
+        let cos = self.cos.narrow(0, pos, seq)?;
+        let sin = self.sin.narrow(0, pos, seq)?;
+        for (i, l) in self.layers.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &l.attn_norm, self.eps)?;
+            let a = self.attention(l, &h, cache, i, pos, mask.as_ref(), &cos, &sin)?;
+            x = (x + a)?;
+            let h = candle_nn::ops::rms_norm(&x, &l.ffn_norm, self.eps)?;
+            let gu = matmul_all(&[&l.gate, &l.up], &h)?;
+            let g = candle_nn::ops::silu(&gu[0])?;
+            let m = l.down.forward(&(g * &gu[1])?)?;
+            x = (x + m)?;
+        }
+        cache.len = pos + seq;
+        let last = x.i((.., seq - 1, ..))?.contiguous()?;
+        let last = candle_nn::ops::rms_norm(&last, &self.norm, self.eps)?;
+        self.output.forward(&last)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        l: &Layer,
+        h: &Tensor,
+        cache: &mut Cache,
+        layer: usize,
+        pos: usize,
+        mask: Option<&Tensor>,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, seq, _) = h.dims3()?;
+        let s = &self.shape;
+        let qkv = matmul_all(&[&l.wq, &l.wk, &l.wv], h)?;
+        let proj = |t: &Tensor, bias: &Option<Tensor>, heads: usize| -> Result<Tensor> {
+            let mut t = t.clone();
+            if let Some(bias) = bias {
+                t = t.broadcast_add(bias)?;
+            }
+            t.reshape((b, seq, heads, s.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = self.rope(&proj(&qkv[0], &l.bq, s.heads)?, cos, sin)?;
+        let k = self.rope(&proj(&qkv[1], &l.bk, s.kv_heads)?, cos, sin)?;
+        let v = proj(&qkv[2], &l.bv, s.kv_heads)?;
+        let (k, v) = cache.append(layer, pos, &k, &v)?;
+        // Grouped-query attention without copying keys and values per head:
+        // the query heads that share a key head become extra query rows.
+        let rep = s.heads / s.kv_heads;
+        let q = q.reshape((b, s.kv_heads, rep * seq, s.head_dim))?;
+        let mut att = (q.matmul(&k.t()?)? / (s.head_dim as f64).sqrt())?;
+        if let Some(m) = mask {
+            att = att.broadcast_add(&m.repeat((rep, 1))?)?;
+        }
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let y = att.matmul(&v)?.reshape((b, s.heads, seq, s.head_dim))?;
+        let y = y.transpose(1, 2)?.reshape((b, seq, s.heads * s.head_dim))?;
+        l.wo.forward(&y)
+    }
+
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        if self.neox {
+            candle_nn::rotary_emb::rope(x, cos, sin)
+        } else {
+            candle_nn::rotary_emb::rope_i(x, cos, sin)
+        }
+    }
+}
+
+fn rope_tables(dim: usize, base: f32, context: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let inv: Vec<f32> = (0..dim)
+        .step_by(2)
+        .map(|i| 1.0 / base.powf(i as f32 / dim as f32))
+        .collect();
+    let inv = Tensor::new(inv.as_slice(), dev)?;
+    let t = Tensor::arange(0u32, context as u32, dev)?
+        .to_dtype(DType::F32)?
+        .reshape((context, 1))?;
+    let f = t.matmul(&inv.reshape((1, inv.elem_count()))?)?;
+    Ok((f.cos()?, f.sin()?))
+}
+
+/// `(seq, pos + seq)`: 0 where a query may look, -inf where it may not.
+fn causal_mask(seq: usize, pos: usize, dev: &Device) -> Result<Tensor> {
+    let cols = pos + seq;
+    let m: Vec<f32> = (0..seq)
+        .flat_map(|i| (0..cols).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_slice(&m, (seq, cols), dev)
+}
