@@ -159,7 +159,14 @@ impl Client {
                     .acquire()
                     .await
                     .map_err(|_| ModelError::Cancelled)?;
-                match tokio::time::timeout(self.timeout, self.inner.complete(req)).await {
+                // An in-process model's request waits its turn in the
+                // model's own queue; a deadline would only abandon queued
+                // work and ask again.
+                let limit = match self.inner.in_process() {
+                    true => Duration::MAX,
+                    false => self.timeout,
+                };
+                match tokio::time::timeout(limit, self.inner.complete(req)).await {
                     Ok(r) => r,
                     Err(_) => Err(ModelError::Timeout {
                         provider: self.inner.provider().to_string(),
@@ -197,6 +204,9 @@ impl Model for Client {
     }
     fn model(&self) -> &str {
         self.inner.model()
+    }
+    fn in_process(&self) -> bool {
+        self.inner.in_process()
     }
     async fn complete(&self, req: &ChatRequest) -> Result<Completion, ModelError> {
         let never = CancellationToken::new();

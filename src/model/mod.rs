@@ -46,6 +46,10 @@ pub trait Model: Send + Sync {
     /// Model name as the provider knows it; part of the request fingerprint.
     fn model(&self) -> &str;
     async fn complete(&self, req: &ChatRequest) -> Result<Completion, ModelError>;
+    /// Runs in this process (no network, so no per-attempt timeout).
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 /// Ask `one` for a single choice `n` times concurrently and merge the

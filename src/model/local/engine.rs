@@ -82,7 +82,6 @@ pub struct Engine {
     pub name: String,
 }
 
-const MAX_TOKENS_DEFAULT: usize = 1024;
 
 impl Engine {
     pub fn load(path: &Path) -> Result<Engine, EngineError> {
@@ -172,158 +171,281 @@ impl Engine {
             .map_err(|e| EngineError::Tokenizer(e.to_string()))
     }
 
-    /// Generate `g.n` replies. `cancelled` is polled between tokens.
+    /// Generate `g.n` replies on their own. `cancelled` is polled between
+    /// tokens.
     pub fn generate(
         &self,
         g: &Generate,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Generated, EngineError> {
-        let prompt = self.encode(&self.render(&g.messages)?)?;
-        let n = g.n.max(1);
-        let max_tokens = if g.max_tokens == 0 {
-            MAX_TOKENS_DEFAULT
-        } else {
-            g.max_tokens
-        };
-        let room = self.weights.shape.context.saturating_sub(prompt.len());
-        let max_tokens = max_tokens.min(room);
-        let t0 = Instant::now();
-        let mut cache = Cache::default();
-        let logits = self.weights.forward(&prompt, 1, &mut cache)?;
-        let prefill = t0.elapsed();
-        let t1 = Instant::now();
-        let mut rngs: Vec<Xoshiro> = (0..n)
-            .map(|i| match g.seed {
-                Some(s) => Xoshiro::seed_from_u64(s.wrapping_add(i as u64)),
-                None => Xoshiro::from_rng(&mut rand::rng()),
-            })
-            .collect();
-        let first = logits.squeeze(0)?;
-        let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
-        let mut done: Vec<Option<Finish>> = vec![None; n];
-        let mut cut: Vec<Option<String>> = vec![None; n];
-        // Rows of the batch, as sample indices.
-        let mut live: Vec<usize> = (0..n).collect();
-        let mut next: Vec<u32> = Vec::with_capacity(n);
-        for rng in rngs.iter_mut() {
-            next.push(self.sample(&first, g, rng)?);
-        }
-        let mut cache = if n > 1 { cache.widen(n)? } else { cache };
-        let mut steps = 0;
-        if max_tokens == 0 {
-            for d in done.iter_mut() {
-                *d = Some(Finish::Length);
-            }
-            live.clear();
-        }
-        while !live.is_empty() {
+        let mut batch = Batch::new(self);
+        batch.add(g.clone(), ()).map_err(|(e, ())| e)?;
+        loop {
             if cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            // Record this step's tokens; retire finished samples.
-            let mut keep = Vec::with_capacity(live.len());
-            let mut feed = Vec::with_capacity(live.len());
-            for (row, &s) in live.iter().enumerate() {
-                let tok = next[row];
-                if self.end.contains(&tok) {
-                    done[s] = Some(Finish::Stop);
-                    continue;
-                }
-                out[s].push(tok);
-                if !g.stop.is_empty() {
-                    let text = self.decode(&out[s])?;
-                    if let Some(at) = g.stop.iter().filter_map(|st| text.find(st.as_str())).min() {
-                        cut[s] = Some(text[..at].to_string());
-                        done[s] = Some(Finish::Stop);
-                        continue;
-                    }
-                }
-                if out[s].len() >= max_tokens {
-                    done[s] = Some(Finish::Length);
-                    continue;
-                }
-                keep.push(row as u32);
-                feed.push(tok);
-            }
-            if keep.is_empty() {
-                break;
-            }
-            if keep.len() < live.len() {
-                cache = cache.keep(&keep)?;
-                live = keep.iter().map(|&r| live[r as usize]).collect();
-            }
-            let logits = self.weights.forward(&feed, live.len(), &mut cache)?;
-            steps += 1;
-            next.clear();
-            for (row, &s) in live.iter().enumerate() {
-                next.push(self.sample(&logits.get(row)?, g, &mut rngs[s])?);
+            if let Some(((), done)) = batch.step()?.pop() {
+                return Ok(done);
             }
         }
-        let decode = t1.elapsed();
-        let mut samples = Vec::with_capacity(n);
-        for s in 0..n {
-            let finish = done[s].unwrap_or(Finish::Length);
-            let text = match cut[s].take() {
-                Some(t) => t,
-                None => self.decode(&out[s])?,
-            };
-            samples.push((text, finish));
+    }
+}
+
+/// Next token from one row of logits: greedy at temperature 0, else
+/// temperature and nucleus (top-p) sampling.
+fn sample_token(logits: &Tensor, g: &Generate, rng: &mut Xoshiro) -> Result<u32, EngineError> {
+    if g.temperature <= 0.0 {
+        return Ok(logits.argmax(D::Minus1)?.to_scalar::<u32>()?);
+    }
+    let logits: Vec<f32> = (logits / g.temperature)?.to_vec1()?;
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut probs: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as u32, (l - max).exp()))
+        .collect();
+    let sum: f32 = probs.iter().map(|p| p.1).sum();
+    let top_p = if g.top_p > 0.0 && g.top_p < 1.0 {
+        g.top_p as f32
+    } else {
+        1.0
+    };
+    // The nucleus is almost always within the top few hundred tokens:
+    // sort those, not the whole vocabulary.
+    let k = probs.len().min(512);
+    if k < probs.len() {
+        probs.select_nth_unstable_by(k, |a, b| b.1.total_cmp(&a.1));
+    }
+    let head = &mut probs[..k];
+    head.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut cum = 0.0;
+    let mut cut = head.len();
+    for (i, p) in head.iter().enumerate() {
+        cum += p.1 / sum;
+        if cum >= top_p {
+            cut = i + 1;
+            break;
         }
-        Ok(Generated {
-            samples,
-            prompt_tokens: prompt.len(),
-            completion_tokens: out.iter().map(Vec::len).sum(),
-            prefill,
-            decode,
-            steps,
-        })
+    }
+    let nucleus = &head[..cut];
+    let mass: f32 = nucleus.iter().map(|p| p.1).sum();
+    let mut r = rng.random::<f32>() * mass;
+    for p in nucleus {
+        r -= p.1;
+        if r <= 0.0 {
+            return Ok(p.0);
+        }
+    }
+    Ok(nucleus.last().map_or(0, |p| p.0))
+}
+
+/// Replies cap at this many tokens when a request sets no `max_tokens`.
+const MAX_TOKENS_DEFAULT: usize = 1024;
+
+/// One sample being generated.
+struct Row {
+    job: usize,
+    sample: usize,
+    cache: Cache,
+    out: Vec<u32>,
+    /// The token sampled last, not yet fed back.
+    next: u32,
+    rng: Xoshiro,
+}
+
+/// A request in the batch: its samples finish at different times.
+struct Job<T> {
+    ticket: T,
+    g: Generate,
+    max_tokens: usize,
+    samples: Vec<Option<(String, Finish)>>,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    prefill: Duration,
+    started: Instant,
+    steps: usize,
+}
+
+/// Requests decoded together (continuous batching): each decode step runs
+/// one token of every live sample of every request through the model at
+/// once, so concurrent requests share the cost of reading the weights.
+/// `T` is whatever the caller needs back with a finished request.
+pub struct Batch<'e, T> {
+    engine: &'e Engine,
+    rows: Vec<Row>,
+    jobs: Vec<Option<Job<T>>>,
+}
+
+impl<'e, T> Batch<'e, T> {
+    pub fn new(engine: &'e Engine) -> Self {
+        Batch {
+            engine,
+            rows: Vec::new(),
+            jobs: Vec::new(),
+        }
     }
 
-    /// Next token from one row of logits: greedy at temperature 0, else
-    /// temperature and nucleus (top-p) sampling.
-    fn sample(&self, logits: &Tensor, g: &Generate, rng: &mut Xoshiro) -> Result<u32, EngineError> {
-        if g.temperature <= 0.0 {
-            return Ok(logits.argmax(D::Minus1)?.to_scalar::<u32>()?);
+    pub fn is_empty(&self) -> bool {
+        self.jobs.iter().all(Option::is_none)
+    }
+
+    /// Read the prompt (prefill) and start `g.n` samples from it. On error
+    /// the ticket comes back with it.
+    pub fn add(&mut self, g: Generate, ticket: T) -> Result<(), (EngineError, T)> {
+        match self.prefill(&g) {
+            Ok((rows, prompt_tokens, max_tokens, prefill)) => {
+                let n = rows.len();
+                self.rows.extend(rows);
+                self.jobs.push(Some(Job {
+                    ticket,
+                    samples: vec![None; n],
+                    g,
+                    max_tokens,
+                    prompt_tokens,
+                    completion_tokens: 0,
+                    prefill,
+                    started: Instant::now(),
+                    steps: 0,
+                }));
+                Ok(())
+            }
+            Err(e) => Err((e, ticket)),
         }
-        let logits: Vec<f32> = (logits / g.temperature)?.to_vec1()?;
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut probs: Vec<(u32, f32)> = logits
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| (i as u32, (l - max).exp()))
-            .collect();
-        let sum: f32 = probs.iter().map(|p| p.1).sum();
-        let top_p = if g.top_p > 0.0 && g.top_p < 1.0 {
-            g.top_p as f32
-        } else {
-            1.0
-        };
-        // The nucleus is almost always within the top few hundred tokens:
-        // sort those, not the whole vocabulary.
-        let k = probs.len().min(512);
-        if k < probs.len() {
-            probs.select_nth_unstable_by(k, |a, b| b.1.total_cmp(&a.1));
+    }
+
+    /// Every request still in the batch, abandoned (after an error).
+    pub fn drain(&mut self) -> Vec<T> {
+        self.rows.clear();
+        self.jobs.drain(..).flatten().map(|j| j.ticket).collect()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn prefill(&self, g: &Generate) -> Result<(Vec<Row>, usize, usize, Duration), EngineError> {
+        let e = self.engine;
+        let prompt = e.encode(&e.render(&g.messages)?)?;
+        let n = g.n.max(1);
+        let room = e.weights.shape.context.saturating_sub(prompt.len());
+        let max_tokens = match g.max_tokens {
+            0 => MAX_TOKENS_DEFAULT,
+            m => m,
         }
-        let head = &mut probs[..k];
-        head.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut cum = 0.0;
-        let mut cut = head.len();
-        for (i, p) in head.iter().enumerate() {
-            cum += p.1 / sum;
-            if cum >= top_p {
-                cut = i + 1;
-                break;
+        .min(room);
+        let t0 = Instant::now();
+        let mut caches = [Cache::default()];
+        let logits = e.weights.forward(&prompt, &mut caches)?.squeeze(0)?;
+        let [mut cache] = caches;
+        let prefill = t0.elapsed();
+        let id = self.jobs.len();
+        let mut rows = Vec::with_capacity(n);
+        for sample in 0..n {
+            let mut rng = match g.seed {
+                Some(s) => Xoshiro::seed_from_u64(s.wrapping_add(sample as u64)),
+                None => Xoshiro::from_rng(&mut rand::rng()),
+            };
+            let next = sample_token(&logits, g, &mut rng)?;
+            // The last sample takes the prompt's cache itself.
+            let cache = if sample + 1 == n { std::mem::take(&mut cache) } else { cache.fork()? };
+            rows.push(Row {
+                job: id,
+                sample,
+                cache,
+                out: Vec::new(),
+                next,
+                rng,
+            });
+        }
+        Ok((rows, prompt.len(), max_tokens, prefill))
+    }
+
+    /// Drop the requests `gone` says were abandoned (their samples stop).
+    pub fn cancel_where(&mut self, gone: impl Fn(&T) -> bool) {
+        for slot in self.jobs.iter_mut() {
+            if slot.as_ref().is_some_and(|j| gone(&j.ticket)) {
+                *slot = None;
             }
         }
-        let nucleus = &head[..cut];
-        let mass: f32 = nucleus.iter().map(|p| p.1).sum();
-        let mut r = rng.random::<f32>() * mass;
-        for p in nucleus {
-            r -= p.1;
-            if r <= 0.0 {
-                return Ok(p.0);
+        let jobs = &self.jobs;
+        self.rows.retain(|r| jobs[r.job].is_some());
+    }
+
+    /// Take each live sample's last token: finish the samples it ends, feed
+    /// the others through the model together and sample their next tokens.
+    /// Returns the requests whose last sample finished.
+    pub fn step(&mut self) -> Result<Vec<(T, Generated)>, EngineError> {
+        let e = self.engine;
+        let mut live = Vec::with_capacity(self.rows.len());
+        for mut row in std::mem::take(&mut self.rows) {
+            let Some(job) = self.jobs[row.job].as_mut() else {
+                continue;
+            };
+            let tok = row.next;
+            let finish = if e.end.contains(&tok) {
+                Some((e.decode(&row.out)?, Finish::Stop))
+            } else {
+                row.out.push(tok);
+                let mut f = None;
+                if !job.g.stop.is_empty() {
+                    let text = e.decode(&row.out)?;
+                    if let Some(at) = job.g.stop.iter().filter_map(|s| text.find(s.as_str())).min()
+                    {
+                        f = Some((text[..at].to_string(), Finish::Stop));
+                    }
+                }
+                if f.is_none() && row.out.len() >= job.max_tokens {
+                    f = Some((e.decode(&row.out)?, Finish::Length));
+                }
+                f
+            };
+            match finish {
+                Some(done) => {
+                    job.completion_tokens += row.out.len();
+                    job.samples[row.sample] = Some(done);
+                }
+                None => live.push(row),
             }
         }
-        Ok(nucleus.last().map_or(0, |p| p.0))
+        if !live.is_empty() {
+            let feed: Vec<u32> = live.iter().map(|r| r.next).collect();
+            let mut caches: Vec<Cache> = live.iter_mut().map(|r| std::mem::take(&mut r.cache)).collect();
+            let logits = e.weights.forward(&feed, &mut caches)?;
+            for (i, (row, cache)) in live.iter_mut().zip(caches).enumerate() {
+                row.cache = cache;
+                if let Some(job) = self.jobs[row.job].as_ref() {
+                    row.next = sample_token(&logits.get(i)?, &job.g, &mut row.rng)?;
+                }
+            }
+            let mut stepped = vec![false; self.jobs.len()];
+            for r in &live {
+                stepped[r.job] = true;
+            }
+            for (j, s) in self.jobs.iter_mut().zip(stepped) {
+                if let (Some(j), true) = (j.as_mut(), s) {
+                    j.steps += 1;
+                }
+            }
+        }
+        self.rows = live;
+        let mut finished = Vec::new();
+        for slot in self.jobs.iter_mut() {
+            if slot.as_ref().is_some_and(|j| j.samples.iter().all(Option::is_some))
+                && let Some(j) = slot.take()
+            {
+                finished.push((
+                    j.ticket,
+                    Generated {
+                        samples: j.samples.into_iter().flatten().collect(),
+                        prompt_tokens: j.prompt_tokens,
+                        completion_tokens: j.completion_tokens,
+                        prefill: j.prefill,
+                        decode: j.started.elapsed(),
+                        steps: j.steps,
+                    },
+                ));
+            }
+        }
+        if self.jobs.iter().all(Option::is_none) {
+            self.jobs.clear();
+        }
+        Ok(finished)
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use self::engine::{Engine, EngineError, Finish, Generate};
+use self::engine::{Batch, Engine, EngineError, Finish, Generate};
 use super::Model;
 use super::error::ModelError;
 use super::types::{ChatRequest, Choice, Completion, FinishReason, Timing, Usage};
@@ -153,7 +153,7 @@ pub fn installed(home: &Path) -> Option<&'static catalog::Known> {
 
 struct Job {
     req: Generate,
-    reply: oneshot::Sender<Result<engine::Generated, LocalError>>,
+    reply: Reply,
 }
 
 /// The worker serving one model file.
@@ -197,22 +197,53 @@ impl Local {
     }
 }
 
-/// The worker loop: load once, then answer jobs in order.
+type Reply = oneshot::Sender<Result<engine::Generated, LocalError>>;
+
+/// The worker loop: load once, then decode every request that arrives in
+/// one batch, taking new requests in between decode steps.
 fn serve(m: &LocalModel, src: &Source, rx: mpsc::Receiver<Job>) {
-    let loaded = load(m, src);
-    while let Ok(job) = rx.recv() {
-        let engine = match &loaded {
-            Ok(e) => e,
-            Err(e) => {
+    let engine = match load(m, src) {
+        Ok(e) => e,
+        Err(e) => {
+            for job in rx {
                 let _ = job.reply.send(Err(LocalError::Worker(e.clone())));
+            }
+            return;
+        }
+    };
+    let mut batch: Batch<Reply> = Batch::new(&engine);
+    loop {
+        let mut incoming = Vec::new();
+        if batch.is_empty() {
+            match rx.recv() {
+                Ok(job) => incoming.push(job),
+                Err(_) => return,
+            }
+        }
+        incoming.extend(rx.try_iter());
+        for job in incoming {
+            if job.reply.is_closed() {
                 continue;
             }
-        };
-        let reply = &job.reply;
-        let result = engine
-            .generate(&job.req, &|| reply.is_closed())
-            .map_err(LocalError::from);
-        let _ = job.reply.send(result);
+            if let Err((e, reply)) = batch.add(job.req, job.reply) {
+                let _ = reply.send(Err(e.into()));
+            }
+        }
+        // A dropped future is a cancelled request.
+        batch.cancel_where(|reply| reply.is_closed());
+        match batch.step() {
+            Ok(done) => {
+                for (reply, g) in done {
+                    let _ = reply.send(Ok(g));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for reply in batch.drain() {
+                    let _ = reply.send(Err(LocalError::Worker(msg.clone())));
+                }
+            }
+        }
     }
 }
 
@@ -241,6 +272,10 @@ impl Model for Local {
 
     fn model(&self) -> &str {
         &self.name
+    }
+
+    fn in_process(&self) -> bool {
+        true
     }
 
     async fn complete(&self, req: &ChatRequest) -> Result<Completion, ModelError> {

@@ -103,24 +103,13 @@ pub struct Cache {
 const CACHE_STEP: usize = 256;
 
 impl Cache {
-    /// The same cache repeated `n` times along the batch, so `n` samples
-    /// continue one prefilled prompt.
-    pub fn widen(&self, n: usize) -> Result<Cache> {
+    /// A copy that can grow on its own: the `n` samples of one prompt each
+    /// continue from a copy of the prompt's cache.
+    pub fn fork(&self) -> Result<Cache> {
         let kv = self
             .kv
             .iter()
-            .map(|(k, v)| Ok((k.repeat((n, 1, 1, 1))?, v.repeat((n, 1, 1, 1))?)))
-            .collect::<Result<_>>()?;
-        Ok(Cache { kv, len: self.len })
-    }
-
-    /// Keep only the batch rows in `rows` (finished samples leave the batch).
-    pub fn keep(&self, rows: &[u32]) -> Result<Cache> {
-        let idx = Tensor::new(rows, &Device::Cpu)?;
-        let kv = self
-            .kv
-            .iter()
-            .map(|(k, v)| Ok((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?)))
+            .map(|(k, v)| Ok((k.copy()?, v.copy()?)))
             .collect::<Result<_>>()?;
         Ok(Cache { kv, len: self.len })
     }
@@ -266,64 +255,82 @@ impl Weights {
         })
     }
 
-    /// Run `tokens` (`batch` rows of equal length) through the model after
-    /// the positions in `cache`, extend the cache, and return the logits of
-    /// each row's last position, `(batch, vocab)`.
-    pub fn forward(&self, tokens: &[u32], batch: usize, cache: &mut Cache) -> Result<Tensor> {
+    /// Run tokens through the model and return the logits of each row's
+    /// last position, `(rows, vocab)`. With one cache, `tokens` is any number
+    /// of positions (a prompt); with several, one token per cache (a decode
+    /// step of several sequences, each at its own position). The matrix
+    /// products, which read every weight, are shared by all rows; only the
+    /// attention, which reads each row's own cache, runs row by row.
+    pub fn forward(&self, tokens: &[u32], caches: &mut [Cache]) -> Result<Tensor> {
         let dev = &Device::Cpu;
-        let seq = tokens.len() / batch.max(1);
-        let pos = cache.len;
-        if pos + seq > self.shape.context {
-            candle_core::bail!(
-                "the prompt and reply need {} tokens, more than the model's context of {}",
-                pos + seq,
-                self.shape.context
-            );
+        let rows = caches.len();
+        if rows == 0 || tokens.is_empty() || (rows > 1 && tokens.len() != rows) {
+            candle_core::bail!("forward: {} tokens for {rows} sequences", tokens.len());
         }
-        let ids = Tensor::from_slice(tokens, (batch, seq), dev)?;
-        let mut x = self.embed.embedding(&ids.flatten_all()?)?.reshape((
-            batch,
-            seq,
-            self.shape.embedding,
-        ))?;
-        let mask = if seq > 1 {
-            Some(causal_mask(seq, pos, dev)?)
-        } else {
-            None
+        let seq = tokens.len() / rows;
+        for c in caches.iter() {
+            if c.len + seq > self.shape.context {
+                candle_core::bail!(
+                    "the prompt and reply need {} tokens, more than the model's context of {}",
+                    c.len + seq,
+                    self.shape.context
+                );
+            }
+        }
+        let ids = Tensor::from_slice(tokens, (rows * seq,), dev)?;
+        let mut x = self
+            .embed
+            .embedding(&ids)?
+            .reshape((rows, seq, self.shape.embedding))?;
+        // A prompt attends causally; a single new position sees everything.
+        let mask = match seq {
+            1 => None,
+            _ => Some(causal_mask(seq, caches[0].len, dev)?),
         };
-        let cos = self.cos.narrow(0, pos, seq)?;
-        let sin = self.sin.narrow(0, pos, seq)?;
+        let at: Vec<(Tensor, Tensor)> = caches
+            .iter()
+            .map(|c| Ok((self.cos.narrow(0, c.len, seq)?, self.sin.narrow(0, c.len, seq)?)))
+            .collect::<Result<_>>()?;
         for (i, l) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &l.attn_norm, self.eps)?;
-            let a = self.attention(l, &h, cache, i, pos, mask.as_ref(), &cos, &sin)?;
-            x = (x + a)?;
+            let qkv = matmul_all(&[&l.wq, &l.wk, &l.wv], &h)?;
+            let mut ys = Vec::with_capacity(rows);
+            for (r, cache) in caches.iter_mut().enumerate() {
+                let row = |t: &Tensor| t.narrow(0, r, 1);
+                let (cos, sin) = &at[r];
+                let qkv_r = [row(&qkv[0])?, row(&qkv[1])?, row(&qkv[2])?];
+                ys.push(self.attention(l, &qkv_r, cache, i, mask.as_ref(), cos, sin)?);
+            }
+            let y = Tensor::cat(&ys, 0)?;
+            x = (x + l.wo.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &l.ffn_norm, self.eps)?;
             let gu = matmul_all(&[&l.gate, &l.up], &h)?;
             let g = candle_nn::ops::silu(&gu[0])?;
             let m = l.down.forward(&(g * &gu[1])?)?;
             x = (x + m)?;
         }
-        cache.len = pos + seq;
+        for c in caches.iter_mut() {
+            c.len += seq;
+        }
         let last = x.i((.., seq - 1, ..))?.contiguous()?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, self.eps)?;
         self.output.forward(&last)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One sequence's attention output, `(1, seq, heads * head_dim)`, from
+    /// its rows of the q, k, v projections; appends its keys and values.
     fn attention(
         &self,
         l: &Layer,
-        h: &Tensor,
+        qkv: &[Tensor; 3],
         cache: &mut Cache,
         layer: usize,
-        pos: usize,
         mask: Option<&Tensor>,
         cos: &Tensor,
         sin: &Tensor,
     ) -> Result<Tensor> {
-        let (b, seq, _) = h.dims3()?;
+        let (b, seq, _) = qkv[0].dims3()?;
         let s = &self.shape;
-        let qkv = matmul_all(&[&l.wq, &l.wk, &l.wv], h)?;
         let proj = |t: &Tensor, bias: &Option<Tensor>, heads: usize| -> Result<Tensor> {
             let mut t = t.clone();
             if let Some(bias) = bias {
@@ -336,6 +343,7 @@ impl Weights {
         let q = self.rope(&proj(&qkv[0], &l.bq, s.heads)?, cos, sin)?;
         let k = self.rope(&proj(&qkv[1], &l.bk, s.kv_heads)?, cos, sin)?;
         let v = proj(&qkv[2], &l.bv, s.kv_heads)?;
+        let pos = cache.len;
         let (k, v) = cache.append(layer, pos, &k, &v)?;
         // Grouped-query attention without copying keys and values per head:
         // the query heads that share a key head become extra query rows.
@@ -347,8 +355,7 @@ impl Weights {
         }
         let att = candle_nn::ops::softmax_last_dim(&att)?;
         let y = att.matmul(&v)?.reshape((b, s.heads, seq, s.head_dim))?;
-        let y = y.transpose(1, 2)?.reshape((b, seq, s.heads * s.head_dim))?;
-        l.wo.forward(&y)
+        y.transpose(1, 2)?.reshape((b, seq, s.heads * s.head_dim))
     }
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
