@@ -82,7 +82,6 @@ pub struct Engine {
     pub name: String,
 }
 
-
 impl Engine {
     pub fn load(path: &Path) -> Result<Engine, EngineError> {
         let load_err = |message: String| EngineError::Load {
@@ -344,7 +343,11 @@ impl<'e, T> Batch<'e, T> {
             };
             let next = sample_token(&logits, g, &mut rng)?;
             // The last sample takes the prompt's cache itself.
-            let cache = if sample + 1 == n { std::mem::take(&mut cache) } else { cache.fork()? };
+            let cache = if sample + 1 == n {
+                std::mem::take(&mut cache)
+            } else {
+                cache.fork()?
+            };
             rows.push(Row {
                 job: id,
                 sample,
@@ -386,7 +389,12 @@ impl<'e, T> Batch<'e, T> {
                 let mut f = None;
                 if !job.g.stop.is_empty() {
                     let text = e.decode(&row.out)?;
-                    if let Some(at) = job.g.stop.iter().filter_map(|s| text.find(s.as_str())).min()
+                    if let Some(at) = job
+                        .g
+                        .stop
+                        .iter()
+                        .filter_map(|s| text.find(s.as_str()))
+                        .min()
                     {
                         f = Some((text[..at].to_string(), Finish::Stop));
                     }
@@ -406,7 +414,10 @@ impl<'e, T> Batch<'e, T> {
         }
         if !live.is_empty() {
             let feed: Vec<u32> = live.iter().map(|r| r.next).collect();
-            let mut caches: Vec<Cache> = live.iter_mut().map(|r| std::mem::take(&mut r.cache)).collect();
+            let mut caches: Vec<Cache> = live
+                .iter_mut()
+                .map(|r| std::mem::take(&mut r.cache))
+                .collect();
             let logits = e.weights.forward(&feed, &mut caches)?;
             for (i, (row, cache)) in live.iter_mut().zip(caches).enumerate() {
                 row.cache = cache;
@@ -427,7 +438,9 @@ impl<'e, T> Batch<'e, T> {
         self.rows = live;
         let mut finished = Vec::new();
         for slot in self.jobs.iter_mut() {
-            if slot.as_ref().is_some_and(|j| j.samples.iter().all(Option::is_some))
+            if slot
+                .as_ref()
+                .is_some_and(|j| j.samples.iter().all(Option::is_some))
                 && let Some(j) = slot.take()
             {
                 finished.push((

@@ -289,7 +289,12 @@ impl Weights {
         };
         let at: Vec<(Tensor, Tensor)> = caches
             .iter()
-            .map(|c| Ok((self.cos.narrow(0, c.len, seq)?, self.sin.narrow(0, c.len, seq)?)))
+            .map(|c| {
+                Ok((
+                    self.cos.narrow(0, c.len, seq)?,
+                    self.sin.narrow(0, c.len, seq)?,
+                ))
+            })
             .collect::<Result<_>>()?;
         for (i, l) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &l.attn_norm, self.eps)?;
