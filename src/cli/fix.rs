@@ -41,6 +41,10 @@ pub struct FixArgs {
     /// Let patches edit test files (read-only by default).
     #[arg(long)]
     pub allow_test_edits: bool,
+    /// How the model writes patches (default: whole functions for local
+    /// models, SEARCH/REPLACE for the others).
+    #[arg(long, value_enum)]
+    pub edit_format: Option<selfrepair::fix::EditFormat>,
     /// Let the tests use the network (off by default).
     #[arg(long)]
     pub allow_network: bool,
@@ -212,6 +216,7 @@ pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
         opts.max_attempts = opts.mutate_cap;
     }
     opts.allow_test_edits = a.allow_test_edits;
+    opts.edit_format = a.edit_format;
     opts.keep_worktree = a.keep_worktree;
     opts.runtime.progress = !json_quiet(&a);
     opts.runner = RunnerOptions {

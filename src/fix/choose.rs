@@ -4,7 +4,7 @@
 use super::Repairer;
 use crate::config::{self, ConfigError};
 use crate::model::cli::ModelArgs;
-use crate::model::{self, ModelError, ModelSpec};
+use crate::model::{self, ModelError, ModelSpec, local};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ pub fn configured(
 ) -> Result<Repairer, ChooseError> {
     let cfg = config::load(path, flags)?;
     let settings = match cfg.model_settings() {
-        Err(ConfigError::NoModel) => return Ok(Repairer::Mutate),
+        Err(ConfigError::NoModel) => return Ok(local_fallback().unwrap_or(Repairer::Mutate)),
         r => r?,
     };
     if settings.spec == ModelSpec::Mutate {
@@ -38,10 +38,36 @@ pub fn configured(
     })
 }
 
+/// With no model configured: the mutation repairer, then the default local
+/// model if it is installed (`selfrepair setup --model local`). Only the
+/// default model: the small ones are for tests and would rarely help.
+/// `--model mutate` keeps the mutation repairer alone.
+fn local_fallback() -> Option<Repairer> {
+    let home = crate::sandbox::runtime::RuntimeOptions::default().home;
+    let known = local::catalog::find(local::catalog::DEFAULT)?;
+    if !local::fetch::installed(&home, known) {
+        return None;
+    }
+    let spec = ModelSpec::Local(local::LocalModel::Known(known));
+    let client = model::open(&model::ModelSettings::new(spec), None).ok()?;
+    Some(Repairer::Model {
+        client: Arc::new(client),
+        mutate_first: true,
+    })
+}
+
 /// How the repairer is named in plans and logs.
 pub fn describe(r: &Repairer) -> String {
     match r {
         Repairer::Mutate => "mutate".to_string(),
+        Repairer::Model {
+            client,
+            mutate_first: true,
+        } if model::Model::in_process(client.as_ref()) => format!(
+            "mutate, then {}:{} (in-process) if no mutant passes",
+            model::Model::provider(client.as_ref()),
+            model::Model::model(client.as_ref()),
+        ),
         Repairer::Model {
             client,
             mutate_first,

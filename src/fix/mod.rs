@@ -12,6 +12,7 @@ pub mod choose;
 pub mod context;
 pub mod detect;
 pub mod failures;
+pub mod function_edit;
 pub mod interpreter;
 pub mod junit;
 pub mod mutate;
@@ -123,6 +124,9 @@ pub struct FixOptions {
     /// others may stay red, but no test that passed may break.
     pub focus: Option<String>,
     pub mode: FixMode,
+    /// How the model writes its patch; `None` picks by model (see
+    /// [`EditFormat::for_model`]).
+    pub edit_format: Option<EditFormat>,
     /// Where the provided pytest is fetched to and from.
     pub runtime: selfrepair_sandbox::runtime::RuntimeOptions,
 }
@@ -140,6 +144,27 @@ pub enum FixMode {
     Check,
 }
 
+/// How a model writes a patch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EditFormat {
+    /// SEARCH/REPLACE blocks (or a unified diff).
+    SearchReplace,
+    /// Each changed function in full ([`function_edit`]).
+    Function,
+}
+
+impl EditFormat {
+    /// Whole functions for the in-process models, which copy SEARCH text
+    /// poorly (measured: docs/models.md); SEARCH/REPLACE for the others.
+    pub fn for_model(client: &Client) -> EditFormat {
+        if crate::model::Model::in_process(client) {
+            EditFormat::Function
+        } else {
+            EditFormat::SearchReplace
+        }
+    }
+}
+
 impl FixOptions {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FixOptions {
@@ -154,6 +179,7 @@ impl FixOptions {
             keep_worktree: false,
             focus: None,
             mode: FixMode::Repair,
+            edit_format: None,
             runtime: selfrepair_sandbox::runtime::RuntimeOptions::default(),
         }
     }
@@ -898,8 +924,35 @@ impl Session {
         focus: &context::Focus,
     ) -> Result<String, FixError> {
         let project = p.ws.project_dir();
-        let code = context::render_snippets(&focus.snippets, self.opts.context_tokens);
-        let map = context::repo_map(&project, self.opts.map_tokens);
+        let format = self
+            .opts
+            .edit_format
+            .unwrap_or_else(|| EditFormat::for_model(client));
+        // An in-process model reads every prompt token on this CPU: give it
+        // the code the tests reach and a short map, not a whole budget.
+        let (context_tokens, map_tokens) = if crate::model::Model::in_process(client) {
+            (
+                self.opts.context_tokens.min(1500),
+                self.opts.map_tokens.min(200),
+            )
+        } else {
+            (self.opts.context_tokens, self.opts.map_tokens)
+        };
+        let code = context::render_snippets(&focus.snippets, context_tokens);
+        let map = context::repo_map(&project, map_tokens);
+        let template = match format {
+            EditFormat::SearchReplace => &prompts::PATCH,
+            EditFormat::Function => &prompts::PATCH_FUNCTION,
+        };
+        let under_repair: Vec<(String, String)> = focus
+            .snippets
+            .iter()
+            .map(|s| s.file.clone())
+            .filter(|f| !patch::is_test_file(f))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|f| p.ws.read(&f).map(|t| (f, t)))
+            .collect();
         let tests_rule = if self.opts.allow_test_edits {
             "You may edit test files if they are wrong."
         } else {
@@ -935,7 +988,7 @@ impl Session {
             });
             messages.push(Message::assistant(explanation));
             messages.push(Message::user(
-                prompts::PATCH.render(&[("test_files_rule", tests_rule), ("feedback", &feedback)]),
+                template.render(&[("test_files_rule", tests_rule), ("feedback", &feedback)]),
             ));
             let Some(reply) = self.ask(p, client, &messages).await? else {
                 return Ok(self.stop_reason(p));
@@ -947,7 +1000,14 @@ impl Session {
                 });
                 return Ok("the model keeps repeating itself (the same patch twice)".into());
             }
-            let files = patch::parse(&reply).and_then(|edits| {
+            let edits = match format {
+                EditFormat::SearchReplace => patch::parse(&reply),
+                // SEARCH/REPLACE blocks in the reply are taken as they are.
+                EditFormat::Function => {
+                    patch::parse(&reply).or_else(|_| function_edit::parse(&reply, &under_repair))
+                }
+            };
+            let files = edits.and_then(|edits| {
                 patch::apply(&edits, self.opts.allow_test_edits, |f| p.ws.read(f))
             });
             let files = match files {

@@ -19,6 +19,10 @@ pub const PATCH: Template = Template {
     name: "fix/patch",
     text: include_str!("../../prompts/fix/patch.md"),
 };
+pub const PATCH_FUNCTION: Template = Template {
+    name: "fix/patch-function",
+    text: include_str!("../../prompts/fix/patch-function.md"),
+};
 
 impl Template {
     /// First 12 hex digits of the template's SHA-256, recorded in the session log.
@@ -37,7 +41,7 @@ impl Template {
     }
 }
 
-pub const ALL: [&Template; 3] = [&SYSTEM, &EXPLAIN, &PATCH];
+pub const ALL: [&Template; 4] = [&SYSTEM, &EXPLAIN, &PATCH, &PATCH_FUNCTION];
 
 #[cfg(test)]
 mod tests {

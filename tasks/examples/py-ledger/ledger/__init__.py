@@ -1,0 +1,3 @@
+from .balance import running_balances, final_balance
+
+__all__ = ["running_balances", "final_balance"]
