@@ -175,6 +175,9 @@ pub struct Timing {
     pub decode_ms: u64,
     /// Decode steps; each produced one token for every sample still going.
     pub decode_steps: u64,
+    /// Prompt tokens reused from an earlier prompt's cache (not read again).
+    #[serde(default)]
+    pub cached_tokens: u64,
 }
 
 impl Usage {
@@ -182,10 +185,12 @@ impl Usage {
         self.prompt_tokens + self.completion_tokens
     }
 
-    /// Prompt tokens read per second, when timed.
+    /// Prompt tokens read per second (those reused from a cache left out),
+    /// when timed.
     pub fn prefill_tokens_per_s(&self) -> Option<f64> {
         let t = self.timing?;
-        (t.prefill_ms > 0).then(|| self.prompt_tokens as f64 * 1000.0 / t.prefill_ms as f64)
+        let read = self.prompt_tokens.saturating_sub(t.cached_tokens);
+        (t.prefill_ms > 0).then(|| read as f64 * 1000.0 / t.prefill_ms as f64)
     }
 
     /// Tokens generated per second over all samples, when timed.

@@ -59,6 +59,8 @@ pub struct Generate {
 pub struct Generated {
     pub samples: Vec<(String, Finish)>,
     pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values came from an earlier prompt.
+    pub cached_tokens: usize,
     /// Tokens produced over all samples (the end-of-turn token excluded).
     pub completion_tokens: usize,
     pub prefill: Duration,
@@ -252,15 +254,22 @@ struct Row {
     rng: Xoshiro,
 }
 
+/// What reading a prompt took.
+#[derive(Clone, Copy, Debug)]
+struct Prefilled {
+    prompt_tokens: usize,
+    cached_tokens: usize,
+    time: Duration,
+}
+
 /// A request in the batch: its samples finish at different times.
 struct Job<T> {
     ticket: T,
     g: Generate,
     max_tokens: usize,
     samples: Vec<Option<(String, Finish)>>,
-    prompt_tokens: usize,
+    prefill: Prefilled,
     completion_tokens: usize,
-    prefill: Duration,
     started: Instant,
     steps: usize,
 }
@@ -273,7 +282,17 @@ pub struct Batch<'e, T> {
     engine: &'e Engine,
     rows: Vec<Row>,
     jobs: Vec<Option<Job<T>>>,
+    /// Recent prompts and their caches, newest last: a prompt that starts
+    /// like one of them (the patch turn after the explain turn, the next
+    /// attempt of a fix) reads only what is new.
+    prefixes: Vec<(Vec<u32>, Cache)>,
 }
+
+/// Prompt caches kept for reuse.
+const PREFIXES_KEPT: usize = 2;
+/// Shorter shared beginnings (the chat template's system line) are not
+/// worth a copy of the cache.
+const PREFIX_MIN: usize = 32;
 
 impl<'e, T> Batch<'e, T> {
     pub fn new(engine: &'e Engine) -> Self {
@@ -281,6 +300,7 @@ impl<'e, T> Batch<'e, T> {
             engine,
             rows: Vec::new(),
             jobs: Vec::new(),
+            prefixes: Vec::new(),
         }
     }
 
@@ -292,7 +312,7 @@ impl<'e, T> Batch<'e, T> {
     /// the ticket comes back with it.
     pub fn add(&mut self, g: Generate, ticket: T) -> Result<(), (EngineError, T)> {
         match self.prefill(&g) {
-            Ok((rows, prompt_tokens, max_tokens, prefill)) => {
+            Ok((rows, prefill, max_tokens)) => {
                 let n = rows.len();
                 self.rows.extend(rows);
                 self.jobs.push(Some(Job {
@@ -300,9 +320,8 @@ impl<'e, T> Batch<'e, T> {
                     samples: vec![None; n],
                     g,
                     max_tokens,
-                    prompt_tokens,
-                    completion_tokens: 0,
                     prefill,
+                    completion_tokens: 0,
                     started: Instant::now(),
                     steps: 0,
                 }));
@@ -319,7 +338,7 @@ impl<'e, T> Batch<'e, T> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn prefill(&self, g: &Generate) -> Result<(Vec<Row>, usize, usize, Duration), EngineError> {
+    fn prefill(&mut self, g: &Generate) -> Result<(Vec<Row>, Prefilled, usize), EngineError> {
         let e = self.engine;
         let prompt = e.encode(&e.render(&g.messages)?)?;
         let n = g.n.max(1);
@@ -330,10 +349,37 @@ impl<'e, T> Batch<'e, T> {
         }
         .min(room);
         let t0 = Instant::now();
-        let mut caches = [Cache::default()];
-        let logits = e.weights.forward(&prompt, &mut caches)?.squeeze(0)?;
+        // The longest shared beginning with a kept prompt; at least the last
+        // token is always run, for its logits.
+        let best = self
+            .prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| {
+                let common = p.iter().zip(&prompt).take_while(|(a, b)| a == b).count();
+                (i, common.min(prompt.len() - 1))
+            })
+            .filter(|&(_, c)| c >= PREFIX_MIN)
+            .max_by_key(|&(_, c)| c);
+        let (start, start_cache) = match best {
+            Some((i, common)) => (common, self.prefixes[i].1.fork_at(common)?),
+            None => (0, Cache::default()),
+        };
+        let mut caches = [start_cache];
+        let logits = e
+            .weights
+            .forward(&prompt[start..], &mut caches)?
+            .squeeze(0)?;
         let [mut cache] = caches;
-        let prefill = t0.elapsed();
+        let prefill = Prefilled {
+            prompt_tokens: prompt.len(),
+            cached_tokens: start,
+            time: t0.elapsed(),
+        };
+        if self.prefixes.len() >= PREFIXES_KEPT {
+            self.prefixes.remove(0);
+        }
+        self.prefixes.push((prompt.clone(), cache.fork()?));
         let id = self.jobs.len();
         let mut rows = Vec::with_capacity(n);
         for sample in 0..n {
@@ -357,7 +403,7 @@ impl<'e, T> Batch<'e, T> {
                 rng,
             });
         }
-        Ok((rows, prompt.len(), max_tokens, prefill))
+        Ok((rows, prefill, max_tokens))
     }
 
     /// Drop the requests `gone` says were abandoned (their samples stop).
@@ -447,9 +493,10 @@ impl<'e, T> Batch<'e, T> {
                     j.ticket,
                     Generated {
                         samples: j.samples.into_iter().flatten().collect(),
-                        prompt_tokens: j.prompt_tokens,
+                        prompt_tokens: j.prefill.prompt_tokens,
+                        cached_tokens: j.prefill.cached_tokens,
                         completion_tokens: j.completion_tokens,
-                        prefill: j.prefill,
+                        prefill: j.prefill.time,
                         decode: j.started.elapsed(),
                         steps: j.steps,
                     },

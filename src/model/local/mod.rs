@@ -324,6 +324,7 @@ impl Model for Local {
                     prefill_ms: ms(g.prefill),
                     decode_ms: ms(g.decode),
                     decode_steps: g.steps as u64,
+                    cached_tokens: g.cached_tokens as u64,
                 }),
             },
             cost_usd: 0.0,

@@ -114,6 +114,13 @@ impl Cache {
         Ok(Cache { kv, len: self.len })
     }
 
+    /// A copy holding only the first `len` positions.
+    pub fn fork_at(&self, len: usize) -> Result<Cache> {
+        let mut c = self.fork()?;
+        c.len = len.min(self.len);
+        Ok(c)
+    }
+
     /// Append `k` and `v` (`(batch, kv_heads, seq, head_dim)`) to layer
     /// `i` at position `pos`, and return views of all its positions.
     fn append(&mut self, i: usize, pos: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -302,9 +309,8 @@ impl Weights {
             let mut ys = Vec::with_capacity(rows);
             for (r, cache) in caches.iter_mut().enumerate() {
                 let row = |t: &Tensor| t.narrow(0, r, 1);
-                let (cos, sin) = &at[r];
                 let qkv_r = [row(&qkv[0])?, row(&qkv[1])?, row(&qkv[2])?];
-                ys.push(self.attention(l, &qkv_r, cache, i, mask.as_ref(), cos, sin)?);
+                ys.push(self.attention(l, &qkv_r, cache, i, mask.as_ref(), &at[r])?);
             }
             let y = Tensor::cat(&ys, 0)?;
             x = (x + l.wo.forward(&y)?)?;
@@ -331,8 +337,7 @@ impl Weights {
         cache: &mut Cache,
         layer: usize,
         mask: Option<&Tensor>,
-        cos: &Tensor,
-        sin: &Tensor,
+        (cos, sin): &(Tensor, Tensor),
     ) -> Result<Tensor> {
         let (b, seq, _) = qkv[0].dims3()?;
         let s = &self.shape;

@@ -1,3 +1,3 @@
-from .balance import running_balances, final_balance
+from .balance import balances_before, final_balance
 
-__all__ = ["running_balances", "final_balance"]
+__all__ = ["balances_before", "final_balance"]

@@ -1,11 +1,11 @@
 """Running balances of an account."""
 
 
-def running_balances(opening, amounts):
-    """Return the balance after each amount is applied, in order.
+def balances_before(opening, amounts):
+    """Return the balance just before each amount is applied, in order.
 
-    >>> running_balances(10, [5, -3])
-    [15, 12]
+    >>> balances_before(10, [5, -3])
+    [10, 15]
     """
     balances = []
     balance = opening
@@ -16,5 +16,6 @@ def running_balances(opening, amounts):
 
 def final_balance(opening, amounts):
     """The balance after every amount (the opening balance if there are none)."""
-    balances = running_balances(opening, amounts)
-    return balances[-1] if balances else opening
+    if not amounts:
+        return opening
+    return balances_before(opening, amounts)[-1] + amounts[-1]

@@ -1,8 +1,8 @@
-from ledger import final_balance, running_balances
+from ledger import balances_before, final_balance
 
 
-def test_running_balances_add_each_amount():
-    assert running_balances(10, [5, -3, 7]) == [15, 12, 19]
+def test_each_amount_moves_the_balance():
+    assert balances_before(10, [5, -3, 7]) == [10, 15, 12]
 
 
 def test_final_balance_of_deposits():
@@ -14,4 +14,4 @@ def test_no_amounts_keep_the_opening_balance():
 
 
 def test_no_amounts_give_no_balances():
-    assert running_balances(3, []) == []
+    assert balances_before(3, []) == []
