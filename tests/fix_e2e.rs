@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use fix_common::*;
 use selfrepair::fix::workspace::{self};
-use selfrepair::fix::{FixError, FixEvent, FixOptions, Outcome, Repairer};
+use selfrepair::fix::{EditFormat, FixError, FixEvent, FixOptions, Outcome, Repairer};
 use selfrepair_testkit::{Reply, TestServer};
 use tokio_util::sync::CancellationToken;
 
@@ -236,6 +236,36 @@ async fn model_fixes_python_after_a_patch_that_does_not_apply() {
             .unwrap()
             .replace("count(sku) < self", "count(sku) <= self")
     );
+}
+
+/// The whole-function format: the model rewrites `balances_before` (the
+/// missing statement no mutant can add) and writes a test beside it, which
+/// is left out; the patch prompt asks for whole functions.
+#[tokio::test]
+async fn model_fixes_a_missing_statement_with_a_whole_function() {
+    let (_t, dir) = example_repo("py-ledger");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(Reply::text(
+        "balances_before never adds the amount to the balance.",
+    ));
+    server.enqueue(Reply::text(
+        "```python\ndef balances_before(opening, amounts):\n    \"\"\"Return the balance just before each amount is applied, in order.\"\"\"\n    balances = []\n    balance = opening\n    for amount in amounts:\n        balances.append(balance)\n        balance += amount\n    return balances\n\n\ndef test_it():\n    assert balances_before(1, [1]) == [1]\n```\n",
+    ));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 1;
+    opts.edit_format = Some(EditFormat::Function);
+    let (r, _) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed, "{}", s.reason);
+    let new = s.diff.files[0].new.as_deref().unwrap();
+    assert!(new.contains("        balance += amount\n"), "{new}");
+    assert!(
+        new.contains("def final_balance("),
+        "the rest of the file stays: {new}"
+    );
+    assert!(!new.contains("test_it"), "{new}");
+    let patch_prompt = server.requests()[1].last_user_message().unwrap();
+    assert!(patch_prompt.contains("in full"), "{patch_prompt}");
 }
 
 #[tokio::test]
