@@ -331,6 +331,7 @@ fn tokenizers(nodes: &[Node]) -> Vec<String> {
                 let name = match c.tokenizer {
                     Bpe::O200kBase => "o200k_base",
                     Bpe::Cl100kBase => "cl100k_base",
+                    Bpe::Gguf => "the model's own",
                 };
                 if c.estimate {
                     format!("{name} (estimate)")

@@ -14,7 +14,7 @@ use super::feedback;
 use super::prompts::{PromptSet, Stage, Vars};
 use super::store::{Execution, Mode, Node, NodeKind, RunDir, StoreError, Tokens, Verdict, Visible};
 use crate::eval::Scorer;
-use crate::model::tokens::{self, TokenCounter};
+use crate::model::tokens;
 use crate::model::transcript::{RecordedCalls, TranscriptEntry, fingerprint, read_entries};
 use crate::model::{ChatRequest, Client, Completion, Model, ModelError, SamplingParams, Usage};
 use crate::sandbox::{Outcome, TestSpec};
@@ -543,7 +543,7 @@ async fn make_node(
     if n.kind == NodeKind::Feedback {
         // An explanation is words only; strip any code the model wrote anyway.
         let (blocks, prose) = extract::fenced_blocks(&n.completion);
-        let counter = tokens::for_model(&n.model);
+        let counter = tokens::counter_for(&n.model);
         n.tokens.explanation = counter.count(&prose);
         n.tokens.other = blocks.iter().map(|b| counter.count(b)).sum();
         n.tokens.counted_by = Some(counter.counted_by());
@@ -635,11 +635,11 @@ async fn make_repair(
 
 /// Extract, count and run the program in `n.completion`.
 async fn finish_program(e: &Engine, task: &Task, n: &mut Node) {
-    let counter = tokens::for_model(&n.model);
+    let counter = tokens::counter_for(&n.model);
     n.tokens.counted_by = Some(counter.counted_by());
     match extract::extract(&n.completion, &target(task)) {
         Ok(x) => {
-            count_parts(&counter, &n.completion, x.fence.as_ref(), &mut n.tokens);
+            count_parts(&*counter, &n.completion, x.fence.as_ref(), &mut n.tokens);
             if n.kind == NodeKind::Joint && !x.explanation.is_empty() {
                 n.explanation = Some(x.explanation.clone());
             }
@@ -753,6 +753,7 @@ async fn run_suites(e: &Engine, suites: &[Suite], program: &str) -> (Verdict, Ou
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::tokens::TokenCounter;
 
     #[test]
     fn program_explanation_and_rest_are_counted_apart() {

@@ -30,6 +30,8 @@ pub trait TokenCounter: Send + Sync {
 pub enum Bpe {
     O200kBase,
     Cl100kBase,
+    /// A local model's own tokenizer, read from its GGUF file.
+    Gguf,
 }
 
 /// How a node's token parts were counted.
@@ -48,7 +50,7 @@ impl TokenCounter for Tiktoken {
     fn count(&self, text: &str) -> u64 {
         let bpe = match self.0.tokenizer {
             Bpe::O200kBase => o200k(),
-            Bpe::Cl100kBase => bpe(),
+            Bpe::Cl100kBase | Bpe::Gguf => bpe(),
         };
         match bpe {
             Some(b) => b.encode_ordinary(text).len() as u64,
@@ -75,6 +77,26 @@ pub fn for_model(model: &str) -> Tiktoken {
         tokenizer: own.unwrap_or(Bpe::Cl100kBase),
         estimate: own.is_none(),
     })
+}
+
+/// The counter for the model a node names: a local model's own tokenizer
+/// when its file is here, else [`for_model`].
+pub fn counter_for(model: &str) -> Box<dyn TokenCounter> {
+    match super::local::token_counter(model) {
+        Some(c) => Box::new(ArcCounter(c)),
+        None => Box::new(for_model(model)),
+    }
+}
+
+struct ArcCounter<C>(std::sync::Arc<C>);
+
+impl<C: TokenCounter> TokenCounter for ArcCounter<C> {
+    fn count(&self, text: &str) -> u64 {
+        self.0.count(text)
+    }
+    fn counted_by(&self) -> CountedBy {
+        self.0.counted_by()
+    }
 }
 
 fn o200k() -> Option<&'static CoreBPE> {

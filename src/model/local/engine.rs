@@ -75,6 +75,28 @@ impl From<candle_core::Error> for EngineError {
     }
 }
 
+/// The model's own tokenizer, from its GGUF metadata.
+pub fn tokenizer(ct: &gguf_file::Content) -> Result<Tokenizer, EngineError> {
+    let mut tokenizer =
+        Tokenizer::from_gguf(ct).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+    let pre = ct
+        .metadata
+        .get("tokenizer.ggml.pre")
+        .and_then(|v| v.to_string().ok());
+    if pre.map(String::as_str) == Some("smollm") {
+        // candle maps unknown pre-tokenizers to GPT-2's, which adds a
+        // prefix space; SmolLM2 splits digits and adds none.
+        use tokenizers::pre_tokenizers::{
+            byte_level::ByteLevel, digits::Digits, sequence::Sequence,
+        };
+        tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, true, true).into(),
+        ])));
+    }
+    Ok(tokenizer)
+}
+
 pub struct Engine {
     weights: Weights,
     tokenizer: Tokenizer,
@@ -96,19 +118,7 @@ impl Engine {
         let text = |k: &str| -> Option<String> {
             ct.metadata.get(k).and_then(|v| v.to_string().ok()).cloned()
         };
-        let mut tokenizer =
-            Tokenizer::from_gguf(&ct).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        if text("tokenizer.ggml.pre").as_deref() == Some("smollm") {
-            // candle maps unknown pre-tokenizers to GPT-2's, which adds a
-            // prefix space; SmolLM2 splits digits and adds none.
-            use tokenizers::pre_tokenizers::{
-                byte_level::ByteLevel, digits::Digits, sequence::Sequence,
-            };
-            tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
-                Digits::new(true).into(),
-                ByteLevel::new(false, true, true).into(),
-            ])));
-        }
+        let tokenizer = tokenizer(&ct)?;
         let source = text("tokenizer.chat_template")
             .ok_or_else(|| load_err("has no tokenizer.chat_template".into()))?;
         let mut template = minijinja::Environment::new();
@@ -285,7 +295,9 @@ pub struct Batch<'e, T> {
     /// Recent prompts and their caches, newest last: a prompt that starts
     /// like one of them (the patch turn after the explain turn, the next
     /// attempt of a fix) reads only what is new.
-    prefixes: Vec<(Vec<u32>, Cache)>,
+    /// A prompt asked again exactly gets the same logits back, so seeded
+    /// sampling repeats itself whatever was asked in between.
+    prefixes: Vec<(Vec<u32>, Cache, Tensor)>,
 }
 
 /// Prompt caches kept for reuse.
@@ -349,37 +361,44 @@ impl<'e, T> Batch<'e, T> {
         }
         .min(room);
         let t0 = Instant::now();
-        // The longest shared beginning with a kept prompt; at least the last
-        // token is always run, for its logits.
-        let best = self
-            .prefixes
-            .iter()
-            .enumerate()
-            .map(|(i, (p, _))| {
-                let common = p.iter().zip(&prompt).take_while(|(a, b)| a == b).count();
-                (i, common.min(prompt.len() - 1))
-            })
-            .filter(|&(_, c)| c >= PREFIX_MIN)
-            .max_by_key(|&(_, c)| c);
-        let (start, start_cache) = match best {
-            Some((i, common)) => (common, self.prefixes[i].1.fork_at(common)?),
-            None => (0, Cache::default()),
+        let (logits, mut cache, start) = match self.prefixes.iter().find(|(p, _, _)| *p == prompt) {
+            Some((_, c, l)) => (l.clone(), c.fork()?, prompt.len()),
+            None => {
+                // The longest shared beginning with a kept prompt; at
+                // least the last token is run, for its logits.
+                let best = self
+                    .prefixes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (p, _, _))| {
+                        let common = p.iter().zip(&prompt).take_while(|(a, b)| a == b).count();
+                        (i, common.min(prompt.len().saturating_sub(1)))
+                    })
+                    .filter(|&(_, c)| c >= PREFIX_MIN)
+                    .max_by_key(|&(_, c)| c);
+                let (start, start_cache) = match best {
+                    Some((i, common)) => (common, self.prefixes[i].1.fork_at(common)?),
+                    None => (0, Cache::default()),
+                };
+                let mut caches = [start_cache];
+                let logits = e
+                    .weights
+                    .forward(&prompt[start..], &mut caches)?
+                    .squeeze(0)?;
+                let [cache] = caches;
+                if self.prefixes.len() >= PREFIXES_KEPT {
+                    self.prefixes.remove(0);
+                }
+                self.prefixes
+                    .push((prompt.clone(), cache.fork()?, logits.clone()));
+                (logits, cache, start)
+            }
         };
-        let mut caches = [start_cache];
-        let logits = e
-            .weights
-            .forward(&prompt[start..], &mut caches)?
-            .squeeze(0)?;
-        let [mut cache] = caches;
         let prefill = Prefilled {
             prompt_tokens: prompt.len(),
             cached_tokens: start,
             time: t0.elapsed(),
         };
-        if self.prefixes.len() >= PREFIXES_KEPT {
-            self.prefixes.remove(0);
-        }
-        self.prefixes.push((prompt.clone(), cache.fork()?));
         let id = self.jobs.len();
         let mut rows = Vec::with_capacity(n);
         for sample in 0..n {

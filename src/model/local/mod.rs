@@ -151,6 +151,47 @@ pub fn installed(home: &Path) -> Option<&'static catalog::Known> {
         .find(|k| fetch::installed(home, k))
 }
 
+/// Counts tokens with a local model's own tokenizer (for pass@t's parts).
+pub struct OwnTokens(tokenizers::Tokenizer);
+
+impl super::tokens::TokenCounter for OwnTokens {
+    fn count(&self, text: &str) -> u64 {
+        self.0
+            .encode(text, false)
+            .map_or(0, |e| e.get_ids().len() as u64)
+    }
+
+    fn counted_by(&self) -> super::tokens::CountedBy {
+        super::tokens::CountedBy {
+            tokenizer: super::tokens::Bpe::Gguf,
+            estimate: false,
+        }
+    }
+}
+
+/// The token counter of the local model named `name` (as completions name
+/// it), if it is one whose file is here; read once per process.
+pub fn token_counter(name: &str) -> Option<Arc<OwnTokens>> {
+    static COUNTERS: Mutex<Option<HashMap<PathBuf, Arc<OwnTokens>>>> = Mutex::new(None);
+    if name.is_empty() {
+        return None;
+    }
+    let path = match LocalModel::parse(name).ok()? {
+        LocalModel::Known(k) => fetch::model_path(&Source::default().home, k),
+        LocalModel::File(p) => p,
+    };
+    let mut guard = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    if let Some(c) = map.get(&path) {
+        return Some(c.clone());
+    }
+    let mut f = std::fs::File::open(&path).ok()?;
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).ok()?;
+    let c = Arc::new(OwnTokens(engine::tokenizer(&ct).ok()?));
+    map.insert(path, c.clone());
+    Some(c)
+}
+
 struct Job {
     req: Generate,
     reply: Reply,
