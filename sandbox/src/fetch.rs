@@ -76,75 +76,16 @@ fn client() -> Result<reqwest::Client, SandboxError> {
         .map_err(|e| SandboxError::Config(format!("cannot build HTTP client: {e}")))
 }
 
-/// Find a release file's URL on PyPI: the Simple API (PEP 691 JSON) first,
-/// then the legacy JSON API. Both list the sha256 we check afterwards anyway.
+/// Find a release file's URL on PyPI (see [`pypi_release_file`]).
 pub async fn pypi_file_url(
     index: &str,
     package: &str,
     version: &str,
     filename: &str,
 ) -> Result<String, SandboxError> {
-    let http = client()?;
-    let simple = format!("{}/simple/{}/", index.trim_end_matches('/'), package);
-    let mut reasons = Vec::new();
-    match http
-        .get(&simple)
-        .header("Accept", "application/vnd.pypi.simple.v1+json")
-        .send()
-        .await
-    {
-        Ok(r) if r.status().is_success() => {
-            let v: serde_json::Value = r.json().await.map_err(|e| SandboxError::Fetch {
-                what: package.into(),
-                url: simple.clone(),
-                reason: e.to_string(),
-            })?;
-            if let Some(files) = v["files"].as_array() {
-                for f in files {
-                    if f["filename"].as_str() == Some(filename)
-                        && let Some(u) = f["url"].as_str()
-                    {
-                        return Ok(u.to_string());
-                    }
-                }
-            }
-            reasons.push(format!("{simple} does not list {filename}"));
-        }
-        Ok(r) => reasons.push(format!("{simple}: HTTP {}", r.status())),
-        Err(e) => reasons.push(format!("{simple}: {}", chain(&e))),
-    }
-    let json_api = format!(
-        "{}/pypi/{}/{}/json",
-        index.trim_end_matches('/'),
-        package,
-        version
-    );
-    match http.get(&json_api).send().await {
-        Ok(r) if r.status().is_success() => {
-            let v: serde_json::Value = r.json().await.map_err(|e| SandboxError::Fetch {
-                what: package.into(),
-                url: json_api.clone(),
-                reason: e.to_string(),
-            })?;
-            if let Some(urls) = v["urls"].as_array() {
-                for f in urls {
-                    if f["filename"].as_str() == Some(filename)
-                        && let Some(u) = f["url"].as_str()
-                    {
-                        return Ok(u.to_string());
-                    }
-                }
-            }
-            reasons.push(format!("{json_api} does not list {filename}"));
-        }
-        Ok(r) => reasons.push(format!("{json_api}: HTTP {}", r.status())),
-        Err(e) => reasons.push(format!("{json_api}: {}", chain(&e))),
-    }
-    Err(SandboxError::Fetch {
-        what: filename.into(),
-        url: simple,
-        reason: reasons.join("; "),
-    })
+    Ok(pypi_release_file(index, package, version, filename)
+        .await?
+        .url)
 }
 
 /// Download `url` to `dest`, showing a progress bar, and keep it only if its
