@@ -81,21 +81,10 @@ pub fn for_model(model: &str) -> Tiktoken {
 
 /// The counter for the model a node names: a local model's own tokenizer
 /// when its file is here, else [`for_model`].
-pub fn counter_for(model: &str) -> Box<dyn TokenCounter> {
+pub fn counter_for(model: &str) -> std::sync::Arc<dyn TokenCounter> {
     match super::local::token_counter(model) {
-        Some(c) => Box::new(ArcCounter(c)),
-        None => Box::new(for_model(model)),
-    }
-}
-
-struct ArcCounter<C>(std::sync::Arc<C>);
-
-impl<C: TokenCounter> TokenCounter for ArcCounter<C> {
-    fn count(&self, text: &str) -> u64 {
-        self.0.count(text)
-    }
-    fn counted_by(&self) -> CountedBy {
-        self.0.counted_by()
+        Some(c) => c,
+        None => std::sync::Arc::new(for_model(model)),
     }
 }
 

@@ -28,8 +28,6 @@ pub enum EngineError {
     Tokenizer(String),
     #[error("inference: {0}")]
     Inference(candle_core::Error),
-    #[error("generation cancelled")]
-    Cancelled,
 }
 
 /// Why a sample ended.
@@ -103,7 +101,6 @@ pub struct Engine {
     template: minijinja::Environment<'static>,
     /// Tokens that end a turn.
     end: Vec<u32>,
-    pub name: String,
 }
 
 impl Engine {
@@ -140,14 +137,12 @@ impl Engine {
                 end.push(id);
             }
         }
-        let name = text("general.name").unwrap_or_else(|| path.display().to_string());
         let weights = Weights::load(&ct, &mut f, &Device::Cpu)?;
         Ok(Engine {
             weights,
             tokenizer,
             template,
             end,
-            name,
         })
     }
 
@@ -180,25 +175,6 @@ impl Engine {
         self.tokenizer
             .decode(ids, true)
             .map_err(|e| EngineError::Tokenizer(e.to_string()))
-    }
-
-    /// Generate `g.n` replies on their own. `cancelled` is polled between
-    /// tokens.
-    pub fn generate(
-        &self,
-        g: &Generate,
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<Generated, EngineError> {
-        let mut batch = Batch::new(self);
-        batch.add(g.clone(), ()).map_err(|(e, ())| e)?;
-        loop {
-            if cancelled() {
-                return Err(EngineError::Cancelled);
-            }
-            if let Some(((), done)) = batch.step()?.pop() {
-                return Ok(done);
-            }
-        }
     }
 }
 

@@ -103,10 +103,9 @@ impl From<EngineError> for LocalError {
 
 impl From<LocalError> for ModelError {
     fn from(e: LocalError) -> Self {
-        match e {
-            LocalError::Engine(EngineError::Cancelled) => ModelError::Cancelled,
-            other => ModelError::Local(other.to_string()),
-        }
+        // Cancellation never reaches here: a cancelled call's future is
+        // dropped, and the worker drops its request at the next token.
+        ModelError::Local(e.to_string())
     }
 }
 

@@ -15,14 +15,11 @@ use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 /// Layout facts read from the GGUF metadata.
 #[derive(Clone, Debug)]
 pub struct Shape {
-    pub arch: String,
-    pub layers: usize,
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
     pub embedding: usize,
     pub context: usize,
-    pub vocab: usize,
 }
 
 /// A quantized matrix, kept both ways: the tensor for fused kernels, the
@@ -197,7 +194,6 @@ impl Weights {
             .map_or(head_dim, |v| v as usize);
 
         let embed_q = Arc::new(ct.tensor(r, "token_embd.weight", dev)?);
-        let vocab = embed_q.shape().dims()[0];
         let embed = QMatMul::from_arc(embed_q.clone())?;
         let output = match ct.tensor(r, "output.weight", dev) {
             Ok(t) => QMatMul::from_qtensor(t)?,
@@ -242,14 +238,11 @@ impl Weights {
         let (cos, sin) = rope_tables(rope_dim, base, context, dev)?;
         Ok(Weights {
             shape: Shape {
-                arch,
-                layers: layers_n,
                 heads,
                 kv_heads,
                 head_dim,
                 embedding,
                 context,
-                vocab,
             },
             embed,
             layers,
