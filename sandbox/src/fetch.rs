@@ -230,8 +230,11 @@ pub async fn pypi_release_file(
             .flatten()
             .find(|f| f["filename"].as_str() == Some(filename))
             .and_then(|f| {
+                // Mirrors may list URLs relative to the document.
+                let href = f["url"].as_str()?;
+                let url = reqwest::Url::parse(url).ok()?.join(href).ok()?;
                 Some(PypiFile {
-                    url: f["url"].as_str()?.to_string(),
+                    url: url.to_string(),
                     size: f["size"].as_u64().unwrap_or(0),
                 })
             });
