@@ -69,7 +69,7 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
         let mut computed = sb.run_unjudged(&compute).await;
         spent += computed.duration_ms;
         let answers = computed.exchange.answers.take();
-        let Some(answers) = answers.filter(|_| computed.status != Status::OutputLimit) else {
+        let Some(mut answers) = answers.filter(|_| computed.status != Status::OutputLimit) else {
             // The program never got to answer: it did not load, or the run
             // itself ended (timeout, memory, crash, no sandbox). No verdict
             // can come from it but its failure.
@@ -77,8 +77,9 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
             computed.limits = req.limits.clone();
             return refuse_pass(computed);
         };
+        crate::answers::sanitise(&mut answers);
         let judge = judge_request(req, keyed(code_tests, &calls, answers), false);
-        let mut judged = sb.run_unjudged(&judge).await;
+        let mut judged = sb.run_trusted(&judge).await;
         spent += judged.duration_ms;
         if judged.exchange.incomplete {
             let needed = std::mem::take(&mut judged.exchange.needed);
@@ -126,7 +127,7 @@ async fn walk<S: Sandbox + ?Sized>(
     if let Some(found) = WALKED.lock().ok().and_then(|m| m.get(&key).cloned()) {
         return Ok(found);
     }
-    let out = sb.run_unjudged(&judge_request(req, Vec::new(), true)).await;
+    let out = sb.run_trusted(&judge_request(req, Vec::new(), true)).await;
     // A suite that cannot be walked (it does not parse, its context raises)
     // says so in its own outcome; a sandbox that could not run is the same.
     if out.error.is_some()

@@ -11,11 +11,11 @@ use crate::outcome::{Outcome, Status};
 use crate::request::RunRequest;
 use crate::runtime::RuntimeOptions;
 use crate::{BoxFuture, Sandbox, SandboxKind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
-use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, TypedFunc};
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe, SinkOutputStream};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 struct FastState {
@@ -36,7 +36,24 @@ impl WasiView for FastState {
 pub struct FastSandbox {
     pre: InstancePre<FastState>,
     compiled: Arc<CompiledTests>,
+    warm: Arc<Mutex<Vec<Warm>>>,
 }
+
+/// An instance kept for trusted runs (judges and walks) only: it never runs
+/// a program, so reusing it saves an instantiation and the tests' loading
+/// per sample without letting one sample reach another's verdict.
+struct Warm {
+    store: Store<FastState>,
+    run: TypedFunc<(String,), (String,)>,
+    used: u32,
+}
+
+/// Trusted runs served by one warm instance before it is replaced, which
+/// bounds what trusted code can leave behind in it.
+const WARM_USES: u32 = 500;
+
+/// A warm instance whose linear memory has grown past this is not kept.
+const WARM_MAX_MEMORY: usize = 256 << 20;
 
 impl FastSandbox {
     pub async fn open(opts: &RuntimeOptions) -> Result<Self, SandboxError> {
@@ -71,7 +88,98 @@ impl FastSandbox {
         Ok(FastSandbox {
             pre,
             compiled: Arc::new(CompiledTests::on_disk(suites)),
+            warm: Arc::default(),
         })
+    }
+
+    /// The instrumented tests for `req`, compiled by `f` in `store` (an
+    /// instance no program has run in) the first time they are seen.
+    async fn compiled_tests(
+        &self,
+        req: &RunRequest,
+        store: &mut Store<FastState>,
+        f: &TypedFunc<(String,), (String,)>,
+    ) -> wasmtime::Result<Option<Arc<serde_json::Value>>> {
+        let Some((key, compile)) = harness::compile_request(&req.tests) else {
+            return Ok(None);
+        };
+        if let Some(c) = self.compiled.get(&key) {
+            return Ok(Some(c));
+        }
+        let (text,) = f.call_async(&mut *store, (compile,)).await?;
+        let c = harness::parse_compiled(&text).map(Arc::new);
+        if let Some(c) = &c {
+            self.compiled.insert(key, c.clone());
+        }
+        Ok(c)
+    }
+
+    /// A trusted run in a warm instance (a new one if none is idle).
+    async fn run_warm(&self, req: &RunRequest) -> Outcome {
+        let started = Instant::now();
+        let limits = &req.limits;
+        let out = Outcome::new(
+            Status::Crashed,
+            SandboxKind::Wasm,
+            limits,
+            wasm_layers(limits.memory_mb),
+        );
+        let idle = self.warm.lock().ok().and_then(|mut w| w.pop());
+        let mut warm = match idle {
+            Some(w) => w,
+            None => {
+                let mut store = new_store(
+                    &self.pre,
+                    WasiCtxBuilder::new()
+                        .stdout(SinkOutputStream)
+                        .stderr(SinkOutputStream)
+                        .build(),
+                    (limits.memory_mb as usize) << 20,
+                    limits.timeout,
+                );
+                let made = async {
+                    let inst = self.pre.instantiate_async(&mut store).await?;
+                    inst.get_typed_func::<(String,), (String,)>(&mut store, "run")
+                };
+                match made.await {
+                    Ok(run) => Warm {
+                        store,
+                        run,
+                        used: 0,
+                    },
+                    Err(e) => {
+                        let (status, reason) = failure(&e, false, limits);
+                        return out.with_status(status, reason);
+                    }
+                }
+            }
+        };
+        warm.store.data_mut().cap.max_bytes = (limits.memory_mb as usize) << 20;
+        warm.store.set_epoch_deadline(ticks(limits.timeout));
+        let mut request = harness::request_value(req, "");
+        let run = async {
+            if let Some(c) = self.compiled_tests(req, &mut warm.store, &warm.run).await? {
+                request["tests_compiled"] = (*c).clone();
+            }
+            Ok(warm
+                .run
+                .call_async(&mut warm.store, (request.to_string(),))
+                .await?
+                .0)
+        };
+        let ended = tokio::time::timeout(limits.timeout + Duration::from_millis(200), run).await;
+        let hit = warm.store.data().cap.hit;
+        warm.used += 1;
+        let keep = matches!(ended, Ok(Ok(_)))
+            && !hit
+            && warm.used < WARM_USES
+            && warm.store.data().cap.grown <= WARM_MAX_MEMORY;
+        if keep && let Ok(mut idle) = self.warm.lock() {
+            idle.push(warm);
+        }
+        let mut out = finish(out, ended, hit, String::new);
+        out.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        out
     }
 
     async fn run_inner(&self, req: &RunRequest) -> Outcome {
@@ -111,29 +219,15 @@ impl FastSandbox {
             limits.timeout,
         );
         let mut request = harness::request_value(req, "");
-        let compile = harness::compile_request(&req.tests);
         // Below the run's own limit, the budget cuts only the program's run.
         let budget = req.budget.filter(|b| *b < limits.timeout);
         let ended = {
             let run = async {
                 let inst = self.pre.instantiate_async(&mut store).await?;
                 let f = inst.get_typed_func::<(String,), (String,)>(&mut store, "run")?;
-                if let Some((key, compile)) = compile {
-                    let compiled = match self.compiled.get(&key) {
-                        Some(c) => Some(c),
-                        None => {
-                            // Still pristine: no program has run in this instance.
-                            let (text,) = f.call_async(&mut store, (compile,)).await?;
-                            let c = harness::parse_compiled(&text).map(Arc::new);
-                            if let Some(c) = &c {
-                                self.compiled.insert(key, c.clone());
-                            }
-                            c
-                        }
-                    };
-                    if let Some(c) = compiled {
-                        request["tests_compiled"] = (*c).clone();
-                    }
+                // Still pristine: no program has run in this instance.
+                if let Some(c) = self.compiled_tests(req, &mut store, &f).await? {
+                    request["tests_compiled"] = (*c).clone();
                 }
                 let request = (request.to_string(),);
                 let Some(budget) = budget else {
@@ -164,39 +258,52 @@ impl FastSandbox {
                 ),
             );
         }
-        match ended {
-            Ok(Ok(text)) => match harness::parse_result(&text) {
-                Some(result) => {
-                    if let Some(m) = result
-                        .missing_module
-                        .clone()
-                        .filter(|_| result.status != "passed")
-                    {
-                        return out.with_status(
-                            Status::Unavailable,
-                            format!("module '{m}' not available in the fast sandbox; rerun with --sandbox wasm-full or process"),
-                        );
-                    }
-                    harness::apply(result, &mut out);
-                    if hit && out.status != Status::Passed {
-                        out.status = Status::MemoryLimit;
-                    }
-                    out
+        finish(out, ended, hit, || {
+            tail(&String::from_utf8_lossy(&stderr.contents()), 4000)
+        })
+    }
+}
+
+/// An outcome from how a call of the component's `run` ended.
+fn finish(
+    mut out: Outcome,
+    ended: Result<wasmtime::Result<String>, tokio::time::error::Elapsed>,
+    hit: bool,
+    stderr: impl FnOnce() -> String,
+) -> Outcome {
+    let limits = out.limits.clone();
+    match ended {
+        Ok(Ok(text)) => match harness::parse_result(&text) {
+            Some(result) => {
+                if let Some(m) = result
+                    .missing_module
+                    .clone()
+                    .filter(|_| result.status != "passed")
+                {
+                    return out.with_status(
+                        Status::Unavailable,
+                        format!("module '{m}' not available in the fast sandbox; rerun with --sandbox wasm-full or process"),
+                    );
                 }
-                None => out.with_status(
-                    Status::Crashed,
-                    format!("unreadable harness result: {}", tail(&text, 200)),
-                ),
-            },
-            Err(_) => out.with_status(
-                Status::Timeout,
-                format!("ran past {:.1}s", limits.timeout.as_secs_f64()),
-            ),
-            Ok(Err(e)) => {
-                out.stderr = tail(&String::from_utf8_lossy(&stderr.contents()), 4000);
-                let (status, reason) = failure(&e, hit, limits);
-                out.with_status(status, reason)
+                harness::apply(result, &mut out);
+                if hit && out.status != Status::Passed {
+                    out.status = Status::MemoryLimit;
+                }
+                out
             }
+            None => out.with_status(
+                Status::Crashed,
+                format!("unreadable harness result: {}", tail(&text, 200)),
+            ),
+        },
+        Err(_) => out.with_status(
+            Status::Timeout,
+            format!("ran past {:.1}s", limits.timeout.as_secs_f64()),
+        ),
+        Ok(Err(e)) => {
+            out.stderr = stderr();
+            let (status, reason) = failure(&e, hit, &limits);
+            out.with_status(status, reason)
         }
     }
 }
@@ -225,6 +332,7 @@ fn new_store(
             cap: MemoryCap {
                 max_bytes,
                 hit: false,
+                grown: 0,
             },
         },
     );
@@ -286,19 +394,38 @@ async fn warm_one(pre: &InstancePre<FastState>) {
     }
 }
 
+impl FastSandbox {
+    /// Another handle on the same instances and caches, for a run's own task.
+    fn handle(&self) -> FastSandbox {
+        FastSandbox {
+            pre: self.pre.clone(),
+            compiled: self.compiled.clone(),
+            warm: self.warm.clone(),
+        }
+    }
+}
+
 impl Sandbox for FastSandbox {
     fn kind(&self) -> SandboxKind {
         SandboxKind::Wasm
     }
     fn run_unjudged<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
-        let me = FastSandbox {
-            pre: self.pre.clone(),
-            compiled: self.compiled.clone(),
-        };
+        let me = self.handle();
         let req = req.clone();
         let limits = req.limits.clone();
         Box::pin(super::on_own_task(SandboxKind::Wasm, limits, async move {
             me.run_inner(&req).await
+        }))
+    }
+    fn run_trusted<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
+        if !matches!(req.tests, crate::TestSpec::Judge(_)) {
+            return self.run_unjudged(req);
+        }
+        let me = self.handle();
+        let req = req.clone();
+        let limits = req.limits.clone();
+        Box::pin(super::on_own_task(SandboxKind::Wasm, limits, async move {
+            me.run_warm(&req).await
         }))
     }
 }

@@ -90,6 +90,7 @@ impl FullSandbox {
                 cap: MemoryCap {
                     max_bytes: (limits.memory_mb as usize) << 20,
                     hit: false,
+                    grown: 0,
                 },
             },
         );

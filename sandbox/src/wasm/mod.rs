@@ -291,6 +291,8 @@ fn host_tmp_parent() -> std::io::Result<&'static Path> {
 pub struct MemoryCap {
     pub max_bytes: usize,
     pub hit: bool,
+    /// The largest size a memory has grown to.
+    pub grown: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
@@ -304,6 +306,7 @@ impl wasmtime::ResourceLimiter for MemoryCap {
             self.hit = true;
             return Ok(false);
         }
+        self.grown = self.grown.max(desired);
         Ok(true)
     }
 
