@@ -75,7 +75,7 @@ pub fn check_marshal(bytes: &[u8]) -> Result<(), AnswerError> {
 /// answer is not readable data".
 pub fn sanitise(answers: &mut [serde_json::Value]) {
     for a in answers {
-        if !a.as_str().is_some_and(|s| check(s).is_ok()) {
+        if a.as_str().is_none_or(|s| check(s).is_err()) {
             *a = serde_json::Value::Null;
         }
     }
