@@ -167,6 +167,26 @@ async fn failure_message_is_exact() {
     }
 }
 
+/// Answers of megabytes (HumanEval+ and MBPP+ return such strings) reach
+/// the judge from every sandbox: the output cap is the program's, not its
+/// answers'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_of_megabytes_are_judged() {
+    let req = RunRequest::new(
+        "def twice(s, n):\n    return s * n\n",
+        TestSpec::Check {
+            code: "def check(candidate):\n    assert candidate('ab', 10**6) == 'ab' * 10**6\n    assert candidate('c', 3 * 10**6) == 'c' * (3 * 10**6)\n".into(),
+            entry_point: Some("twice".into()),
+            context: String::new(),
+        },
+    );
+    for kind in [SandboxKind::Wasm, SandboxKind::Process] {
+        let out = common::sandbox(kind).await.run(&req).await;
+        assert_eq!(out.status, Status::Passed, "{kind}: {}", out.summary());
+        assert_eq!(out.passed, 2, "{kind}");
+    }
+}
+
 /// A budget cuts a long program in the fast sandbox with no verdict, leaves
 /// a short one alone, and the other sandboxes ignore it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,11 +104,15 @@ pub async fn scorer() -> Arc<Scorer> {
     let primary = sandbox::open(SandboxKind::Wasm, &rt)
         .await
         .expect("the wasm sandbox (run `selfrepair setup` first)");
-    Arc::new(Scorer::new(
-        Arc::from(primary),
-        Some(SandboxKind::Process),
-        rt,
-    ))
+    // As `selfrepair eval` does by default: a program still computing after
+    // 40 ms of wasm is judged natively in the process jail (MBPP+'s
+    // `sum_average` sums 10^8 numbers 16 times, minutes in wasm).
+    let scorer = Arc::new(
+        Scorer::new(Arc::from(primary), Some(SandboxKind::Process), rt)
+            .route_heavy(std::time::Duration::from_millis(40)),
+    );
+    scorer.start_jail();
+    scorer
 }
 
 /// Score `(task, sample)` pairs concurrently, as `selfrepair eval -j` does.

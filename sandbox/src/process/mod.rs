@@ -8,7 +8,7 @@ pub mod layers;
 use crate::error::SandboxError;
 use crate::harness::{self, HARNESS_PY};
 use crate::outcome::{Layer, Outcome, Status};
-use crate::request::{Limits, RunRequest};
+use crate::request::{Limits, RunRequest, TestSpec};
 use crate::{BoxFuture, Sandbox, SandboxKind};
 use layers::{Plan, Support};
 use std::ffi::CString;
@@ -808,7 +808,14 @@ impl ProcessSandbox {
         }
         let request = harness::marshal_request(&value);
         let mut out = Outcome::new(Status::Crashed, SandboxKind::Process, limits, Vec::new());
-        let r = match self.run_python(request, limits).await {
+        // A compute run's result carries its answers, which the program's
+        // output cap does not bound (HumanEval+ and MBPP+ return strings and
+        // lists of megabytes): room for them on the pipe.
+        let mut pipe = limits.clone();
+        if matches!(req.tests, TestSpec::Compute(_)) {
+            pipe.max_output += ANSWER_ROOM;
+        }
+        let r = match self.run_python(request, &pipe).await {
             Ok(r) => r,
             Err(e) => return out.with_status(Status::Unavailable, e.to_string()),
         };
@@ -942,6 +949,10 @@ fn python_env() -> Vec<(String, String)> {
 
 /// Room on stdout for the harness's own result line, beyond the program's cap.
 const RESULT_ROOM: usize = 256 << 10;
+
+/// Room for a compute run's answers (the fast sandbox bounds them only by
+/// its memory cap).
+const ANSWER_ROOM: usize = 256 << 20;
 
 async fn read_capped<R: AsyncRead + Unpin>(
     r: Option<R>,
