@@ -573,20 +573,23 @@ async fn reused_test_code_cannot_be_poisoned() {
     }
 }
 
+/// A run of `program` against `tests`, a `check(candidate)` of `sq`.
+fn sq_run(tests: &str, program: impl Into<String>) -> RunRequest {
+    RunRequest::new(
+        program,
+        TestSpec::Check {
+            code: tests.into(),
+            entry_point: Some("sq".into()),
+            context: String::new(),
+        },
+    )
+}
+
 async fn poison_then_judge(kind: SandboxKind) {
     let sb = common::sandbox(kind).await;
     let tests =
         "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 9\n";
-    let run = |program: &str| {
-        RunRequest::new(
-            program,
-            TestSpec::Check {
-                code: tests.into(),
-                entry_point: Some("sq".into()),
-                context: String::new(),
-            },
-        )
-    };
+    let run = |program: &str| sq_run(tests, program);
     let poison = r#"
 import sys, marshal, base64, binascii, builtins, gc, os
 code = compile("def check(candidate):\n    pass\n", "tests.py", "exec")
@@ -664,16 +667,7 @@ async fn crafted_answers_never_reach_a_judge() {
         ),
     ];
     let tests = "def check(candidate):\n    assert candidate(2) == 4\n";
-    let run = |program: String| {
-        RunRequest::new(
-            program,
-            TestSpec::Check {
-                code: tests.into(),
-                entry_point: Some("sq".into()),
-                context: String::new(),
-            },
-        )
-    };
+    let run = |program: String| sq_run(tests, program);
     for kind in [SandboxKind::Wasm, SandboxKind::Process] {
         let sb = common::sandbox(kind).await;
         for (what, bytes) in &crafted {
