@@ -52,6 +52,11 @@ struct Warm {
 /// bounds what trusted code can leave behind in it.
 const WARM_USES: u32 = 500;
 
+/// Idle warm instances kept: one per core.
+fn max_idle() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// A warm instance whose linear memory has grown past this is not kept.
 const WARM_MAX_MEMORY: usize = 256 << 20;
 
@@ -174,7 +179,12 @@ impl FastSandbox {
             && !hit
             && warm.used < WARM_USES
             && warm.store.data().cap.grown <= WARM_MAX_MEMORY;
-        if keep && let Ok(mut idle) = self.warm.lock() {
+        // One idle instance per core is enough to keep every worker warm;
+        // more would only hold memory.
+        if keep
+            && let Ok(mut idle) = self.warm.lock()
+            && idle.len() < max_idle()
+        {
             idle.push(warm);
         }
         let mut out = finish(out, ended, hit, String::new);
