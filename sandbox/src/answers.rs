@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn code_cycles_and_garbage_are_refused() {
-        // A code object, Ellipsis, StopIteration and a slice are not data.
+        // A code object, Ellipsis and StopIteration are not data.
         for expr in [
             "('v', compile('1', 'x', 'eval'))",
             "('v', ...)",

@@ -339,11 +339,7 @@ fn new_store(
         FastState {
             ctx,
             table: ResourceTable::new(),
-            cap: MemoryCap {
-                max_bytes,
-                hit: false,
-                grown: 0,
-            },
+            cap: MemoryCap::new(max_bytes),
         },
     );
     store.limiter(|s| &mut s.cap);
@@ -405,13 +401,22 @@ async fn warm_one(pre: &InstancePre<FastState>) {
 }
 
 impl FastSandbox {
-    /// Another handle on the same instances and caches, for a run's own task.
-    fn handle(&self) -> FastSandbox {
-        FastSandbox {
+    /// Run `req` on a task of its own, in a warm instance if `warm`.
+    fn spawn(&self, req: &RunRequest, warm: bool) -> BoxFuture<'static, Outcome> {
+        let me = FastSandbox {
             pre: self.pre.clone(),
             compiled: self.compiled.clone(),
             warm: self.warm.clone(),
-        }
+        };
+        let req = req.clone();
+        let limits = req.limits.clone();
+        Box::pin(super::on_own_task(SandboxKind::Wasm, limits, async move {
+            if warm {
+                me.run_warm(&req).await
+            } else {
+                me.run_inner(&req).await
+            }
+        }))
     }
 }
 
@@ -420,22 +425,10 @@ impl Sandbox for FastSandbox {
         SandboxKind::Wasm
     }
     fn run_unjudged<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
-        let me = self.handle();
-        let req = req.clone();
-        let limits = req.limits.clone();
-        Box::pin(super::on_own_task(SandboxKind::Wasm, limits, async move {
-            me.run_inner(&req).await
-        }))
+        self.spawn(req, false)
     }
     fn run_trusted<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
-        if !matches!(req.tests, crate::TestSpec::Judge(_)) {
-            return self.run_unjudged(req);
-        }
-        let me = self.handle();
-        let req = req.clone();
-        let limits = req.limits.clone();
-        Box::pin(super::on_own_task(SandboxKind::Wasm, limits, async move {
-            me.run_warm(&req).await
-        }))
+        // Only a judge request may meet a warm instance.
+        self.spawn(req, matches!(req.tests, crate::TestSpec::Judge(_)))
     }
 }

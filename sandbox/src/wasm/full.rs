@@ -87,11 +87,7 @@ impl FullSandbox {
             self.pre.module().engine(),
             FullState {
                 wasi: b.build_p1(),
-                cap: MemoryCap {
-                    max_bytes: (limits.memory_mb as usize) << 20,
-                    hit: false,
-                    grown: 0,
-                },
+                cap: MemoryCap::new((limits.memory_mb as usize) << 20),
             },
         );
         store.limiter(|s| &mut s.cap);

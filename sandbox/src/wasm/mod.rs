@@ -295,6 +295,16 @@ pub struct MemoryCap {
     pub grown: usize,
 }
 
+impl MemoryCap {
+    pub fn new(max_bytes: usize) -> Self {
+        MemoryCap {
+            max_bytes,
+            hit: false,
+            grown: 0,
+        }
+    }
+}
+
 impl wasmtime::ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
