@@ -643,44 +643,27 @@ def sq(x):
 }
 
 /// A compute run's answers are the program's bytes. Answers that no plain
-/// value marshals to (a tuple holding itself, sharing that stands for 2^60
-/// values, a code object) are refused on the host before any judge loads
-/// them, so the warm judge neither hangs nor runs them, and the next
-/// program is judged as before.
+/// value marshals to (the forgery family `crafted_answers`: a tuple holding
+/// itself, a code object, Ellipsis, sharing that stands for 2^60 values) are
+/// refused on the host before any judge loads them, so the warm judge
+/// neither hangs nor runs them, and the next program is judged as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crafted_answers_never_reach_a_judge() {
     let _one = PROCESS_RUNS.lock().await;
-    let bomb = {
-        let mut b = String::from("b')\\x02\\xda\\x01v' + b'\\xa9\\x02' * 60 + b'TT'");
-        b.push_str(" + b''.join(b'r' + (i + 1).to_bytes(4, 'little') for i in range(59, 0, -1))");
-        b
-    };
-    let crafted = [
-        (
-            "a tuple holding itself",
-            "b'\\xa9\\x02\\xda\\x01vr\\x00\\x00\\x00\\x00'".to_string(),
-        ),
-        ("2^60-fold sharing", bomb),
-        (
-            "a code object",
-            "marshal.dumps(('v', compile('True', 'x', 'eval')))".to_string(),
-        ),
+    let body = include_str!("fixtures/forgery/crafted_answers.py");
+    // The fixture picks its payload by the length of its function's name.
+    let payloads = [
+        ("sqab", "a tuple holding itself"),
+        ("sqabc", "a code object"),
+        ("sq", "Ellipsis"),
+        ("sqa", "2^60-fold sharing"),
     ];
     let tests = "def check(candidate):\n    assert candidate(2) == 4\n";
-    let run = |program: String| sq_run(tests, program);
     for kind in [SandboxKind::Wasm, SandboxKind::Process] {
         let sb = common::sandbox(kind).await;
-        for (what, bytes) in &crafted {
-            let program = format!(
-                "import gc, sys, marshal, binascii\n\
-                 data = {bytes}\n\
-                 enc = lambda a: binascii.b2a_base64(data, newline=False).decode()\n\
-                 for o in gc.get_objects() + [vars(m) for m in list(sys.modules.values()) if m]:\n\
-                 \x20   if type(o) is dict and '_encode' in o and '_answer' in o:\n\
-                 \x20       o['_encode'] = enc\n\
-                 def sq(x):\n    return 5\n"
-            );
-            let out = sb.run(&run(program)).await;
+        for (name, what) in payloads {
+            let program = format!("def {name}(x):\n{body}\nsq = {name}\n");
+            let out = sb.run(&sq_run(tests, program)).await;
             assert_eq!(
                 out.status,
                 Status::Failed,
@@ -693,7 +676,9 @@ async fn crafted_answers_never_reach_a_judge() {
                 out.summary()
             );
         }
-        let right = sb.run(&run("def sq(x):\n    return x * x\n".into())).await;
+        let right = sb
+            .run(&sq_run(tests, "def sq(x):\n    return x * x\n"))
+            .await;
         assert_eq!(right.status, Status::Passed, "{kind}: {}", right.summary());
     }
 }
