@@ -159,3 +159,68 @@ fn a_repositorys_toolchain_file_never_runs_on_the_host() {
     }
     eprintln!("rustup present (the attack works without the fix): {rustup}");
 }
+
+/// multiprocessing works in the jail as outside (a semaphore, a pool, shared
+/// memory), on a /dev/shm of the run's own: what a run leaves there never
+/// reaches the host's, and the host's is out of its sight.
+#[tokio::test]
+async fn multiprocessing_gets_a_private_dev_shm() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("selfrepair-host-shm-{}", std::process::id());
+    let host_file = Path::new("/dev/shm").join(&marker);
+    if !Path::new("/dev/shm").is_dir() {
+        eprintln!("skipped: this host has no /dev/shm");
+        return;
+    }
+    std::fs::write(&host_file, "host").unwrap();
+    let leak = format!("selfrepair-jail-shm-{}", std::process::id());
+    let script = format!(
+        r#"
+import multiprocessing as mp, os
+from multiprocessing import shared_memory
+lock = mp.Lock()
+with lock:
+    pass
+with mp.Pool(2) as pool:
+    assert pool.map(abs, [-1, -2, 3]) == [1, 2, 3]
+shm = shared_memory.SharedMemory(create=True, size=4096)
+shm.buf[0] = 7
+other = shared_memory.SharedMemory(name=shm.name)
+assert other.buf[0] == 7
+other.close(); shm.close(); shm.unlink()
+open('/dev/shm/{leak}', 'w').write('jail')
+print('SEES_HOST' if os.path.exists('/dev/shm/{marker}') else 'PRIVATE')
+"#
+    );
+    std::fs::write(dir.path().join("mp.py"), script).unwrap();
+    let sb = ProcessSandbox::new(ProcessConfig {
+        shm_mb: 64,
+        ..ProcessConfig::default()
+    })
+    .unwrap();
+    let out = sb.exec(sh("/usr/bin/python3 mp.py", dir.path())).await;
+    let _ = std::fs::remove_file(&host_file);
+    let out = out.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "PRIVATE");
+    assert!(
+        !Path::new("/dev/shm").join(&leak).exists(),
+        "a jailed run wrote the host's /dev/shm"
+    );
+    // Without it, /dev/shm stays an empty read-only cover: no semaphore.
+    let sb = ProcessSandbox::new(ProcessConfig::default()).unwrap();
+    let out = sb
+        .exec(sh(
+            "/usr/bin/python3 -c 'import multiprocessing as m; m.Lock()'",
+            dir.path(),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(out.code, Some(0), "a semaphore without a private /dev/shm");
+}

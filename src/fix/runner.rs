@@ -210,6 +210,8 @@ impl TestRunner {
             nproc: 512,
             fsize_mb: 1024,
             keep_uid,
+            // multiprocessing needs a /dev/shm (SemLock); 64 MiB as Docker gives.
+            shm_mb: 64,
             ..ProcessConfig::default()
         };
         let sandbox = ProcessSandbox::new(cfg).map_err(FixError::Sandbox)?;

@@ -112,6 +112,8 @@ pub struct Plan {
     pub workdir: CString,
     pub workdir_path: PathBuf,
     pub tmpfs_bytes: Option<u64>,
+    /// A private writable tmpfs of this size over [`SHM_DIR`].
+    pub shm_bytes: Option<u64>,
     /// Inodes of the private tmpfs work dir.
     pub tmpfs_inodes: u64,
     /// Host directories covered by an empty read-only tmpfs (where host
@@ -148,6 +150,9 @@ pub struct Keep {
     /// MS_NOEXEC when the host mounts it so (a user namespace may not drop it).
     pub noexec: libc::c_ulong,
 }
+
+/// Where POSIX semaphores and shared memory live.
+pub const SHM_DIR: &str = "/dev/shm";
 
 /// Where host pathname sockets (D-Bus, ssh-agent, gpg-agent, docker.sock,
 /// X11, databases) and other users' files live. A run needs nothing there
@@ -285,6 +290,15 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
                 "private {} MiB, {} inode work dir",
                 b >> 20,
                 plan.tmpfs_inodes
+            ),
+        ));
+    }
+    if let Some(b) = plan.shm_bytes {
+        v.push(Layer::on(
+            "shm",
+            format!(
+                "private {} MiB /dev/shm (the host's is out of sight)",
+                b >> 20
             ),
         ));
     }
@@ -568,12 +582,32 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
             for h in &plan.hide {
                 hide(h)?;
             }
+            if let Some(bytes) = plan.shm_bytes {
+                // Sticky and world-writable, as the host's: semaphores are
+                // files here (`sem_open`), made by whatever uid runs.
+                let opts = CString::new(format!("size={bytes},nr_inodes=4096,mode=1777"))
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                check(
+                    libc::mount(
+                        c"tmpfs".as_ptr(),
+                        c"/dev/shm".as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        opts.as_ptr().cast(),
+                    ),
+                    "mount a private /dev/shm",
+                )?;
+            }
             // Every host file in sight is read-only: no chmod, chown or
             // utime of it, whatever the uid (Landlock does not cover those).
             mount_setattr(c"/", AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
                 .map_err(|e| io::Error::new(e.kind(), format!("read-only root: {e}")))?;
             mount_setattr(plan.workdir.as_c_str(), 0, 0, MOUNT_ATTR_RDONLY)
                 .map_err(|e| io::Error::new(e.kind(), format!("writable work dir: {e}")))?;
+            if plan.shm_bytes.is_some() {
+                mount_setattr(c"/dev/shm", 0, 0, MOUNT_ATTR_RDONLY)
+                    .map_err(|e| io::Error::new(e.kind(), format!("writable /dev/shm: {e}")))?;
+            }
         }
         check(libc::chdir(plan.workdir.as_ptr()), "chdir to work dir")?;
         for (res, v) in &plan.rlimits {
@@ -943,6 +977,11 @@ fn landlock_restrict(plan: &Plan) -> io::Result<()> {
         .add_rules(path_beneath_rules(&plan.rw_files, rights::fs()))
         .map_err(ll)?
         .add_rules(path_beneath_rules([&plan.workdir_path], rights::fs()))
+        .map_err(ll)?
+        .add_rules(path_beneath_rules(
+            plan.shm_bytes.map(|_| Path::new(SHM_DIR)),
+            rights::fs(),
+        ))
         .map_err(ll)?;
     created.restrict_self().map_err(ll)?;
     Ok(())

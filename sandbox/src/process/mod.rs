@@ -121,6 +121,10 @@ pub struct ProcessConfig {
     /// Fork Python runs from a pre-started interpreter (see [`forkserver`])
     /// instead of starting one per run. `SELFREPAIR_FORK_SERVER=0` turns it off.
     pub fork_server: bool,
+    /// A private, writable tmpfs of this size over `/dev/shm` (0: the
+    /// host's stays covered by an empty read-only one), so that
+    /// multiprocessing's semaphores and shared memory work as outside.
+    pub shm_mb: u64,
 }
 
 impl Default for ProcessConfig {
@@ -135,6 +139,7 @@ impl Default for ProcessConfig {
             fsize_mb: 32,
             keep_uid: false,
             fork_server: std::env::var_os("SELFREPAIR_FORK_SERVER").is_none_or(|v| v != "0"),
+            shm_mb: 0,
         }
     }
 }
@@ -341,6 +346,12 @@ impl ProcessSandbox {
         } else {
             Vec::new()
         };
+        // Only with its own mount namespace, mounted over the covered host
+        // /dev/shm (a runner that ignores it leaves that covered).
+        let shm_bytes = (ns & libc::CLONE_NEWNS != 0
+            && self.cfg.shm_mb > 0
+            && Path::new(layers::SHM_DIR).is_dir())
+        .then_some(self.cfg.shm_mb << 20);
         Ok(Plan {
             ns_flags: ns,
             user_ns: ns != 0 && !s.root,
@@ -356,6 +367,7 @@ impl ProcessSandbox {
             })?,
             workdir_path: workdir.to_path_buf(),
             tmpfs_bytes,
+            shm_bytes,
             // 4 inodes per KiB... one per 4 KiB page: a run of empty files
             // stops where a run of full pages would.
             tmpfs_inodes: (self.cfg.tmpfs_mb << 8).max(1024),
