@@ -294,7 +294,7 @@ impl TestRunner {
             // start-up and the tests before it), so a hang is a failure
             // with frames.
             RunnerKind::Pytest => format!(
-                "{} -m pytest -q -rfE -p no:cacheprovider -o faulthandler_timeout={} --junitxml={} {ids}",
+                "{} -m pytest -q -rfE -p no:cacheprovider -o junit_family=xunit1 -o faulthandler_timeout={} --junitxml={} {ids}",
                 sh_quote(&self.python.to_string_lossy()),
                 (self.limits.timeout.as_secs() * 2 / 3).max(1),
                 sh_quote(&self.junit_path().to_string_lossy())

@@ -30,7 +30,7 @@ fn pytest(output: &str) -> TestReport {
         let l = l.trim_end();
         for tag in ["FAILED ", "ERROR "] {
             if let Some(rest) = l.strip_prefix(tag) {
-                let (id, msg) = rest.split_once(" - ").unwrap_or((rest, ""));
+                let (id, msg) = split_summary(rest);
                 if id.contains("::") || id.ends_with(".py") {
                     r.failed.push(Failure::new(id.trim(), msg.trim()));
                 }
@@ -46,6 +46,23 @@ fn pytest(output: &str) -> TestReport {
         }
     }
     r
+}
+
+/// `id - message`, where a parametrised id may itself hold ` - `
+/// (`test_p[a - b]`): the first separator outside the brackets.
+fn split_summary(rest: &str) -> (&str, &str) {
+    let mut depth = 0i32;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ' ' if depth <= 0 && rest[i..].starts_with(" - ") => {
+                return (&rest[..i], &rest[i + 3..]);
+            }
+            _ => {}
+        }
+    }
+    (rest, "")
 }
 
 /// libtest's `test name ... ok|FAILED` lines, the `---- name stdout ----`
@@ -200,6 +217,14 @@ mod tests {
         assert_eq!(r.passed, vec!["tests/t.py::test_a"]);
         assert_eq!(r.failed_ids().len(), 2);
         assert_eq!(r.failed[0].message, "AssertionError: assert 1 == 2");
+        let out = "FAILED tests/t.py::test_p[a - b 1] - assert 1 == 2\nFAILED docs/index.rst::index.rst\n";
+        let r = parse(RunnerKind::Pytest, out);
+        let ids: Vec<&str> = r.failed.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["tests/t.py::test_p[a - b 1]", "docs/index.rst::index.rst"]
+        );
+        assert_eq!(r.failed[0].message, "assert 1 == 2");
     }
 
     #[test]
