@@ -338,6 +338,14 @@ fn forward_event(
                 UsageUpdate::new(*t, DEFAULT_CONTEXT.max(*t)).cost(Cost::new(*cost_usd, "USD")),
             ));
         }
+        FixEvent::Localised { lines, .. } => {
+            let top: Vec<String> = lines
+                .iter()
+                .take(5)
+                .map(|l| format!("{}:{} ({:.2})", l.file, l.line, l.score))
+                .collect();
+            up.say(format!("Most suspicious lines: {}\n", top.join(", ")));
+        }
         FixEvent::Done(s) => {
             if let Some(a) = s.winning_attempt {
                 up.send(SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(

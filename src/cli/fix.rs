@@ -171,6 +171,18 @@ fn print_event(e: &FixEvent) {
             ..
         } => eprintln!("  [{attempt}] try      {description}"),
         FixEvent::Rejected { attempt, reason } => eprintln!("  [{attempt}] rejected {reason}"),
+        FixEvent::Localised { duration_ms, lines } => {
+            let top: Vec<String> = lines
+                .iter()
+                .take(5)
+                .map(|l| format!("{}:{} ({:.2})", l.file, l.line, l.score))
+                .collect();
+            eprintln!(
+                "      locate   {} ({:.1} s, Ochiai over per-test coverage)",
+                top.join(", "),
+                *duration_ms as f64 / 1000.0
+            );
+        }
         FixEvent::Usage { .. } | FixEvent::Done(_) => {}
     }
 }

@@ -15,6 +15,7 @@ pub mod failures;
 pub mod function_edit;
 pub mod interpreter;
 pub mod junit;
+pub mod localise;
 pub mod mutate;
 pub mod patch;
 pub mod prompts;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::model::{ChatRequest, Client, Message, ModelError};
 use detect::TestCommand;
 use failures::TestReport;
+use localise::Suspicion;
 use runner::{RunStatus, RunnerOptions, TestRun, TestRunner};
 use workspace::{FinalDiff, Workspace};
 
@@ -235,6 +237,13 @@ pub enum FixEvent {
         tokens: u64,
         cost_usd: f64,
     },
+    /// Fault localisation from a covered run of the suite: the most
+    /// suspicious lines, best first (mutants are tried in this order).
+    Localised {
+        /// The covered run's length.
+        duration_ms: u64,
+        lines: Vec<localise::Suspect>,
+    },
     Done(Box<Summary>),
 }
 
@@ -286,6 +295,10 @@ pub struct Summary {
     pub duration_ms: u64,
     /// Base (HEAD + uncommitted changes) to the fix, with each file's new text.
     pub diff: FinalDiff,
+    /// Other candidates that also passed every test, not chosen (the
+    /// mutation repairer's runners-up: less suspicious or larger changes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runners_up: Vec<String>,
 }
 
 /// A test-run result with the session's bookkeeping.
@@ -294,6 +307,10 @@ enum Verdict {
     Rejected(String, Option<TestReport>),
     Cancelled,
 }
+
+/// Extra mutants of the winner's suspiciousness tried after the first that
+/// passes, to prefer the smallest plausible fix and show the others.
+const RUNNERS_UP: usize = 4;
 
 /// One fix session. Construct with [`Session::new`], then [`Session::run`].
 pub struct Session {
@@ -308,6 +325,10 @@ struct Progress<'a> {
     on_event: &'a (dyn Fn(&FixEvent) + Send + Sync),
     attempt: usize,
     winner: Option<usize>,
+    /// The commit of the last candidate tried.
+    last_oid: Option<git2::Oid>,
+    /// Candidates that passed but were not chosen.
+    runners_up: Vec<String>,
     passed_before: BTreeSet<String>,
     /// Every test id the baseline run collected: a fix may not shrink it.
     collected_before: BTreeSet<String>,
@@ -336,7 +357,12 @@ impl Progress<'_> {
             scope: scope.into(),
             command: self.runner.command_line(only),
         });
-        let run = self.runner.run(only, cancel).await?;
+        // The failing tests alone stop at the first that still fails.
+        let run = if scope == "failing" {
+            self.runner.run_until_failure(only, cancel).await?
+        } else {
+            self.runner.run(only, cancel).await?
+        };
         self.emit(FixEvent::TestRunFinished {
             attempt: self.attempt,
             scope: scope.into(),
@@ -368,6 +394,7 @@ impl Progress<'_> {
             Some(self.attempt),
             false,
         )?;
+        self.last_oid = Some(oid);
         let diff = self.ws.diff_to(oid)?;
         self.emit(FixEvent::Patch {
             attempt: self.attempt,
@@ -390,10 +417,12 @@ impl Progress<'_> {
             v => v,
         };
         match &verdict {
-            Verdict::Accepted => {
+            // The first to pass wins unless the caller prefers another.
+            Verdict::Accepted if self.winner.is_none() => {
                 self.ws.set_winner(oid)?;
                 self.winner = Some(self.attempt);
             }
+            Verdict::Accepted => {}
             Verdict::Rejected(reason, _) => self.emit(FixEvent::Rejected {
                 attempt: self.attempt,
                 reason: reason.clone(),
@@ -653,6 +682,8 @@ impl Session {
             on_event,
             attempt: 0,
             winner: None,
+            last_oid: None,
+            runners_up: Vec::new(),
             passed_before: BTreeSet::new(),
             collected_before: BTreeSet::new(),
             tolerated: BTreeSet::new(),
@@ -716,6 +747,7 @@ impl Session {
             cost_usd: 0.0,
             duration_ms: 0,
             diff: FinalDiff::default(),
+            runners_up: Vec::new(),
         };
         let project = p.ws.project_dir();
         let used_python = python.as_ref().map_or_else(
@@ -809,6 +841,7 @@ impl Session {
     fn finish(&self, p: &mut Progress<'_>, mut s: Summary, started: Instant) -> Summary {
         s.attempts = p.attempt;
         s.winning_attempt = p.winner;
+        s.runners_up = p.runners_up.clone();
         s.tokens = p.tokens;
         s.cost_usd = p.cost;
         s.duration_ms = started.elapsed().as_millis() as u64;
@@ -885,35 +918,112 @@ impl Session {
             ),
         };
         if mutants_cap > 0 {
-            let mutants = mutate::candidates(&project, &focus, mutants_cap);
-            let n = mutants.len();
-            for m in mutants {
-                if self.cancel.is_cancelled() {
-                    return Ok("cancelled".into());
-                }
-                p.attempt += 1;
-                let files = BTreeMap::from([(m.file.clone(), m.new_text.clone())]);
-                let desc = format!("{}:{} {}", m.file, m.line, m.description);
-                match p.try_candidate(&files, &desc, &self.cancel).await? {
-                    Verdict::Accepted => return Ok(format!("mutant {desc} passes every test")),
-                    Verdict::Cancelled => return Ok("cancelled".into()),
-                    Verdict::Rejected(..) => {}
-                }
-            }
-            if model.is_none() {
-                return Ok(if n < mutants_cap {
-                    format!("no mutant of the {n} candidates passes the tests")
-                } else {
-                    format!(
-                        "no mutant passes within the cap of {mutants_cap} (raise --max-attempts)"
-                    )
-                });
+            let reason = self.mutation_loop(p, &focus, mutants_cap).await?;
+            if model.is_none() || p.winner.is_some() || self.cancel.is_cancelled() {
+                return Ok(reason);
             }
         }
         let Some(client) = model else {
             return Ok("nothing to try".into());
         };
         self.model_loop(p, &client, baseline, &focus).await
+    }
+
+    /// Validate mutants, most suspicious first, up to `cap`. After the first
+    /// that passes, up to [`RUNNERS_UP`] more of the same suspiciousness are
+    /// tried, and the fix a reviewer would rather take wins: the most
+    /// suspicious line, then the smallest change, then the first found.
+    async fn mutation_loop(
+        &self,
+        p: &mut Progress<'_>,
+        focus: &context::Focus,
+        cap: usize,
+    ) -> Result<String, FixError> {
+        let project = p.ws.project_dir();
+        let suspicion = self.localise(p).await?;
+        let mut passed: Vec<(mutate::Mutant, usize, git2::Oid)> = Vec::new();
+        let mut tried = 0;
+        let mut extra = 0;
+        for m in mutate::candidates(&project, focus, suspicion.as_ref()).take(cap) {
+            if self.cancel.is_cancelled() {
+                return Ok("cancelled".into());
+            }
+            if let Some((first, ..)) = passed.first()
+                && (m.score < first.score || extra >= RUNNERS_UP)
+            {
+                break;
+            }
+            tried += 1;
+            if !passed.is_empty() {
+                extra += 1;
+            }
+            p.attempt += 1;
+            let files = BTreeMap::from([(m.file.clone(), m.new_text.clone())]);
+            let desc = format!("{}:{} {}", m.file, m.line, m.description);
+            match p.try_candidate(&files, &desc, &self.cancel).await? {
+                Verdict::Accepted => {
+                    if let Some(oid) = p.last_oid {
+                        passed.push((m, p.attempt, oid));
+                    }
+                }
+                Verdict::Cancelled => return Ok("cancelled".into()),
+                Verdict::Rejected(..) => {}
+            }
+        }
+        let Some(best) = (0..passed.len()).min_by(|&a, &b| {
+            let (x, y) = (&passed[a].0, &passed[b].0);
+            y.score
+                .total_cmp(&x.score)
+                .then(x.size.cmp(&y.size))
+                .then(a.cmp(&b))
+        }) else {
+            return Ok(if tried < cap {
+                format!("no mutant of the {tried} candidates passes the tests")
+            } else {
+                format!("no mutant passes within the cap of {cap} (raise --max-attempts)")
+            });
+        };
+        let (m, attempt, oid) = &passed[best];
+        if p.winner != Some(*attempt) {
+            p.ws.set_winner(*oid)?;
+            p.winner = Some(*attempt);
+        }
+        let name = |m: &mutate::Mutant| format!("{}:{} {}", m.file, m.line, m.description);
+        p.runners_up = passed
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != best)
+            .map(|(_, (m, a, _))| format!("attempt {a}: {}", name(m)))
+            .collect();
+        let mut reason = format!("mutant {} passes every test", name(m));
+        if !p.runners_up.is_empty() {
+            reason.push_str(&format!(
+                "; {} other plausible fix(es) also pass (runners-up: {})",
+                p.runners_up.len(),
+                p.runners_up.join("; ")
+            ));
+        }
+        Ok(reason)
+    }
+
+    /// Fault localisation: the suite once under coverage (pytest only);
+    /// `None` when the runner cannot or the run gave nothing usable.
+    async fn localise(&self, p: &mut Progress<'_>) -> Result<Option<Suspicion>, FixError> {
+        let covered = p.runner.run_covered(&self.cancel).await;
+        // Whatever the covered run did to the work copy is undone.
+        p.ws.reset()?;
+        let Some((run, data)) = covered? else {
+            return Ok(None);
+        };
+        let failing: BTreeSet<String> = p.failing.iter().cloned().collect();
+        let Some(s) = Suspicion::ochiai(&data, &failing, &p.passed_before) else {
+            return Ok(None);
+        };
+        p.emit(FixEvent::Localised {
+            duration_ms: run.duration_ms,
+            lines: s.top(10).to_vec(),
+        });
+        Ok(Some(s))
     }
 
     async fn model_loop(

@@ -93,6 +93,9 @@ pub struct TestRunner {
     deselect: Vec<String>,
     /// The JUnit report's file name in the scratch dir, new per runner.
     junit_name: String,
+    /// Our coverage plugin for pytest, outside the work copy and read-only
+    /// in the jail (see [`super::localise`]); `None` for other runners.
+    cover_plugin: Option<tempfile::TempDir>,
 }
 
 impl TestRunner {
@@ -203,6 +206,14 @@ impl TestRunner {
         // rustup in /root) through the jail's covering mounts; where it
         // cannot, run as ourselves, with no capabilities, still jailed.
         let keep_uid = ro_paths.iter().any(|p| !others_can_reach(p));
+        let cover_plugin = if command.detected && command.kind == RunnerKind::Pytest {
+            let dir = super::localise::write_plugin()
+                .map_err(|e| FixError::io(&std::env::temp_dir(), e))?;
+            ro_paths.push(dir.path().to_path_buf());
+            Some(dir)
+        } else {
+            None
+        };
         let cfg = ProcessConfig {
             python: python.clone(),
             allow_network: opts.allow_network,
@@ -230,6 +241,7 @@ impl TestRunner {
                 test_timeout: None,
             },
             deselect: Vec::new(),
+            cover_plugin,
         })
     }
 
@@ -274,6 +286,11 @@ impl TestRunner {
     /// The shell command line for a run of `only` these tests (all if
     /// empty). A `--test` command runs exactly as given, whole.
     pub fn command_line(&self, only: &[String]) -> String {
+        self.command_line_with(only, "")
+    }
+
+    /// [`Self::command_line`] with `extra` pytest options (ignored by other runners).
+    fn command_line_with(&self, only: &[String], extra: &str) -> String {
         let c = &self.command;
         if !c.detected {
             return c.command.clone();
@@ -294,7 +311,7 @@ impl TestRunner {
             // start-up and the tests before it), so a hang is a failure
             // with frames.
             RunnerKind::Pytest => format!(
-                "{} -m pytest -q -rfE -p no:cacheprovider -o junit_family=xunit1 -o faulthandler_timeout={} --junitxml={} {ids}",
+                "{} -m pytest -q -rfE -p no:cacheprovider{extra} -o junit_family=xunit1 -o faulthandler_timeout={} --junitxml={} {ids}",
                 sh_quote(&self.python.to_string_lossy()),
                 (self.limits.timeout.as_secs() * 2 / 3).max(1),
                 sh_quote(&self.junit_path().to_string_lossy())
@@ -319,7 +336,61 @@ impl TestRunner {
         only: &[String],
         cancel: &CancellationToken,
     ) -> Result<TestRun, FixError> {
-        let line = self.command_line(only);
+        self.run_line(self.command_line(only), Vec::new(), cancel)
+            .await
+    }
+
+    /// Run `only` these tests and stop at the first failure (pytest `-x`):
+    /// a candidate that still fails one of them is rejected sooner.
+    pub async fn run_until_failure(
+        &self,
+        only: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<TestRun, FixError> {
+        self.run_line(self.command_line_with(only, " -x"), Vec::new(), cancel)
+            .await
+    }
+
+    /// Run the whole suite under our coverage plugin; the per-test lines it
+    /// wrote, or `None` for runners other than pytest or when it wrote none.
+    pub async fn run_covered(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<Option<(TestRun, String)>, FixError> {
+        let Some(plugin) = &self.cover_plugin else {
+            return Ok(None);
+        };
+        let scratch = self.root.join(SCRATCH_DIR);
+        let out = scratch.join(format!("cover-{:016x}.json", rand::random::<u64>()));
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let mut path = vec![s(plugin.path())];
+        path.extend(
+            self.env
+                .iter()
+                .find(|(k, _)| k == "PYTHONPATH")
+                .map(|(_, v)| v.clone()),
+        );
+        let env = vec![
+            ("PYTHONPATH".to_string(), path.join(":")),
+            ("SELFREPAIR_COVER_OUT".to_string(), s(&out)),
+            (
+                "SELFREPAIR_COVER_ROOT".to_string(),
+                s(&self.root.join(&self.project_rel)),
+            ),
+        ];
+        let line = self.command_line_with(&[], " -p selfrepair_cover");
+        let run = self.run_line(line, env, cancel).await?;
+        let data = read_report(&scratch, &out);
+        let _ = std::fs::remove_file(&out);
+        Ok(data.map(|d| (run, d)))
+    }
+
+    async fn run_line(
+        &self,
+        line: String,
+        extra_env: Vec<(String, String)>,
+        cancel: &CancellationToken,
+    ) -> Result<TestRun, FixError> {
         let junit = self.junit_path();
         // An earlier run may have swapped the scratch dir for a symlink.
         let scratch = self.root.join(SCRATCH_DIR);
@@ -334,7 +405,13 @@ impl TestRunner {
             program: "/bin/sh".into(),
             args: vec!["-c".into(), script],
             workdir: Some(self.root.clone()),
-            env: self.env.clone(),
+            env: self
+                .env
+                .iter()
+                .filter(|(k, _)| !extra_env.iter().any(|(e, _)| e == k))
+                .chain(&extra_env)
+                .cloned()
+                .collect(),
             stdin: Vec::new(),
             limits: self.limits.clone(),
         };
