@@ -107,6 +107,7 @@ fn print_event(e: &FixEvent) {
             detected,
             python,
             repairer,
+            ignored,
             ..
         } => {
             eprintln!(
@@ -132,6 +133,19 @@ fn print_event(e: &FixEvent) {
                             .join(", ")
                     );
                 }
+            }
+            if !ignored.copied.is_empty() {
+                eprintln!(
+                    "ignored: copied {} ignored file(s) the tests may need: {}",
+                    ignored.copied.len(),
+                    cap_list(&ignored.copied, 5)
+                );
+            }
+            if !ignored.left_out.is_empty() {
+                eprintln!(
+                    "         left out (used in place or not needed): {}",
+                    cap_list(&ignored.left_out, 5)
+                );
             }
             eprintln!("repair:  {repairer}");
         }
@@ -185,6 +199,15 @@ fn print_event(e: &FixEvent) {
         }
         FixEvent::Usage { .. } | FixEvent::Done(_) => {}
     }
+}
+
+/// `a, b, c, … (+N)`: a list a person can read.
+fn cap_list(items: &[String], n: usize) -> String {
+    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n {
+        s.push_str(&format!(", … (+{})", items.len() - n));
+    }
+    s
 }
 
 fn print_summary(s: &Summary) {

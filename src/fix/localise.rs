@@ -14,6 +14,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use serde::{Deserialize, Serialize};
 
+use super::patch::is_test_file;
+
 const PLUGIN: &str = include_str!("python/selfrepair_cover.py");
 
 /// The plugin in a directory of its own, readable by the jail's uid.
@@ -75,7 +77,8 @@ impl Suspicion {
                 continue;
             }
             total_failed += usize::from(failed);
-            for (file, lines) in &t.lines {
+            // Tests are never mutated, so never suspects.
+            for (file, lines) in t.lines.iter().filter(|(f, _)| !is_test_file(f)) {
                 for l in lines.iter().collect::<BTreeSet<_>>() {
                     let c = counts.entry((file.as_str(), *l)).or_default();
                     if failed {
@@ -146,19 +149,22 @@ mod tests {
             "t.py::fails":{"outcome":"failed","lines":{"m.py":[1,2,3]}},
             "t.py::passes":{"outcome":"passed","lines":{"m.py":[1,2,4]}},
             "t.py::other":{"outcome":"passed","lines":{"m.py":[1,5]}},
-            "t.py::unknown":{"outcome":"failed","lines":{"m.py":[5]}}}}"#;
+            "t.py::unknown":{"outcome":"failed","lines":{"m.py":[5]}},
+            "t.py::self":{"outcome":"failed","lines":{"tests/test_m.py":[1]}}}}"#;
         let s = Suspicion::ochiai(
             report,
-            &ids(&["t.py::fails"]),
+            &ids(&["t.py::fails", "t.py::self"]),
             &ids(&["t.py::passes", "t.py::other"]),
         )
         .unwrap();
         let top: Vec<(usize, f64)> = s.top(10).iter().map(|x| (x.line, x.score)).collect();
-        assert_eq!(top[0], (3, 1.0));
+        // Two failing tests (one runs only test code, which never counts).
+        assert_eq!(top[0].0, 3);
+        assert!((top[0].1 - 1.0 / 2f64.sqrt()).abs() < 1e-12);
         assert_eq!(top[1].0, 2);
-        assert!((top[1].1 - 1.0 / 2f64.sqrt()).abs() < 1e-12);
+        assert!((top[1].1 - 0.5).abs() < 1e-12);
         assert_eq!(top[2].0, 1);
-        assert!((top[2].1 - 1.0 / 3f64.sqrt()).abs() < 1e-12);
+        assert!((top[2].1 - 1.0 / 6f64.sqrt()).abs() < 1e-12);
         // Lines no failing test ran score 0, and a test the baseline never
         // saw ("unknown") counts for nothing.
         assert_eq!(s.score("m.py", 5), 0.0);

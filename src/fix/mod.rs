@@ -205,6 +205,8 @@ pub enum FixEvent {
         repairer: String,
         max_attempts: usize,
         prompts: Vec<PromptInfo>,
+        /// Ignored files of the user's tree copied into the work copy.
+        ignored: workspace::IgnoredFiles,
     },
     TestRunStarted {
         attempt: usize,
@@ -308,9 +310,9 @@ enum Verdict {
     Cancelled,
 }
 
-/// Extra mutants of the winner's suspiciousness tried after the first that
-/// passes, to prefer the smallest plausible fix and show the others.
-const RUNNERS_UP: usize = 4;
+/// Extra mutants of the first passing one's line tried after it, to prefer
+/// the smallest plausible fix there and show the others.
+const RUNNERS_UP: usize = 3;
 
 /// One fix session. Construct with [`Session::new`], then [`Session::run`].
 pub struct Session {
@@ -702,6 +704,7 @@ impl Session {
             python: python.clone().map(Box::new),
             repairer,
             max_attempts: self.opts.max_attempts,
+            ignored: p.ws.ignored.clone(),
             prompts: prompts::ALL
                 .iter()
                 .map(|t| PromptInfo {
@@ -929,10 +932,11 @@ impl Session {
         self.model_loop(p, &client, baseline, &focus).await
     }
 
-    /// Validate mutants, most suspicious first, up to `cap`. After the first
-    /// that passes, up to [`RUNNERS_UP`] more of the same suspiciousness are
-    /// tried, and the fix a reviewer would rather take wins: the most
-    /// suspicious line, then the smallest change, then the first found.
+    /// Validate mutants, most suspicious first, up to `cap`. When coverage
+    /// ranked them, up to [`RUNNERS_UP`] more mutants of the first passing
+    /// one's line are tried after it, and the fix a reviewer would rather
+    /// take wins: the most suspicious line, then the smallest change, then
+    /// the first found. The others are named as runners-up.
     async fn mutation_loop(
         &self,
         p: &mut Progress<'_>,
@@ -948,10 +952,13 @@ impl Session {
             if self.cancel.is_cancelled() {
                 return Ok("cancelled".into());
             }
-            if let Some((first, ..)) = passed.first()
-                && (m.score < first.score || extra >= RUNNERS_UP)
-            {
-                break;
+            if let Some((first, ..)) = passed.first() {
+                if first.score == 0.0 || m.score < first.score || extra >= RUNNERS_UP {
+                    break;
+                }
+                if (m.file.as_str(), m.line) != (first.file.as_str(), first.line) {
+                    continue;
+                }
             }
             tried += 1;
             if !passed.is_empty() {

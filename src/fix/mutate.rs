@@ -535,7 +535,8 @@ fn shorten(s: &str) -> String {
 /// Python: a statement the function already uses, inserted at the start or
 /// end of another of its blocks: an update (`obj.method(arg)`, `x += ...`)
 /// as written, and `obj.method(v)` for each name the block's `for` binds or
-/// its `if` tests (the missing `seen.add(v)`, `out.append(v)`).
+/// its `if` tests (the missing `seen.add(v)`, `out.append(v)`); and in an
+/// `if x not in seen:` block, `seen.add(x)` / `seen.append(x)`.
 fn insertions(root: Node, text: &str) -> Vec<Edit> {
     let mut out = Vec::new();
     let mut stack = vec![root];
@@ -582,9 +583,6 @@ fn function_insertions(f: Node, text: &str, out: &mut Vec<Edit>) {
         let mut c = n.walk();
         stack.extend(n.children(&mut c));
     }
-    if updates.is_empty() {
-        return;
-    }
     blocks.sort_by_key(|b| b.start_byte());
     updates.sort();
     updates.dedup();
@@ -612,6 +610,21 @@ fn function_insertions(f: Node, text: &str, out: &mut Vec<Edit>) {
             }
         }
         let mut wanted: BTreeSet<String> = BTreeSet::new();
+        // `if x not in seen:` with nothing ever added to `seen`: the block
+        // may be missing `seen.add(x)` (a set) or `seen.append(x)` (a list).
+        if let Some(cond) = b
+            .parent()
+            .filter(|p| p.kind() == "if_statement")
+            .and_then(|p| p.child_by_field_name("condition"))
+            .filter(|c| c.kind() == "comparison_operator" && c.named_child_count() == 2)
+            && let (Some(x), Some(coll)) = (cond.named_child(0), cond.named_child(1))
+            && coll.kind() == "identifier"
+            && txt(cond, text).contains(" not in ")
+        {
+            for m in ["add", "append"] {
+                wanted.insert(format!("{}.{m}({})", txt(coll, text), txt(x, text)));
+            }
+        }
         for (stmt, call) in &updates {
             wanted.insert(stmt.clone());
             if let Some((obj, m)) = call {

@@ -151,7 +151,43 @@ pub struct Workspace {
     backlink: Vec<u8>,
     /// `core.worktree` as the repository had it (normally unset).
     core_worktree: Option<String>,
+    /// Ignored files of the user's tree copied in, and what was left out.
+    pub ignored: IgnoredFiles,
 }
+
+/// What the work copy took of the user's ignored files: the tests may need
+/// a generated `_version.py` or a build output that git does not track.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct IgnoredFiles {
+    /// Copied (paths relative to the user's root).
+    pub copied: Vec<String>,
+    /// Left out: environments and dependency trees (the jail reads the
+    /// interpreter's in place), caches, and anything past the size caps.
+    pub left_out: Vec<String>,
+}
+
+/// Ignored directories never copied: environments, dependency trees and
+/// caches. (An interpreter in one is exposed read-only in place.)
+const NEVER_COPIED: [&str; 14] = [
+    ".venv",
+    "venv",
+    "env",
+    "node_modules",
+    "target",
+    "__pycache__",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".eggs",
+    ".git",
+    SCRATCH_DIR,
+];
+/// The largest ignored file copied, and the most copied in all.
+const IGNORED_FILE_CAP: u64 = 1 << 20;
+const IGNORED_TOTAL_CAP: u64 = 64 << 20;
+const IGNORED_COUNT_CAP: usize = 2000;
 
 impl Workspace {
     /// Make the work copy of the project at `path` for session `id`.
@@ -204,9 +240,11 @@ impl Workspace {
             gitlink,
             backlink,
             core_worktree,
+            ignored: IgnoredFiles::default(),
         };
         if !store.plain {
             copy_uncommitted(&repo, &store.user_root, &root)?;
+            ws.ignored = copy_ignored(&repo, &store.user_root, &root)?;
         }
         let base = ws.commit("base: HEAD plus uncommitted changes", None, true)?;
         ws.info.base = base.to_string();
@@ -598,6 +636,82 @@ fn copy_uncommitted(repo: &Repository, user_root: &Path, root: &Path) -> Result<
         }
     }
     Ok(())
+}
+
+/// Copy the user's ignored files into the work tree, under caps; never the
+/// directories of [`NEVER_COPIED`]. Links are copied as links. The copies
+/// stay ignored in the work copy, so no attempt commits them.
+fn copy_ignored(
+    repo: &Repository,
+    user_root: &Path,
+    root: &Path,
+) -> Result<IgnoredFiles, FixError> {
+    let mut o = StatusOptions::new();
+    o.include_untracked(false)
+        .include_ignored(true)
+        .recurse_ignored_dirs(false)
+        .exclude_submodules(true);
+    let st = repo.statuses(Some(&mut o)).map_err(git_err("status"))?;
+    let mut out = IgnoredFiles::default();
+    let mut total = 0u64;
+    let mut stack: Vec<String> = st
+        .iter()
+        .filter(|e| e.status().is_ignored())
+        .filter_map(|e| e.path().ok().map(|p| p.trim_end_matches('/').to_string()))
+        .collect();
+    stack.sort();
+    stack.reverse();
+    while let Some(rel) = stack.pop() {
+        let src = user_root.join(&rel);
+        let Ok(meta) = src.symlink_metadata() else {
+            continue;
+        };
+        let name = Path::new(&rel)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if meta.is_dir() {
+            if NEVER_COPIED.contains(&name.as_str()) || name.ends_with(".egg-info") {
+                out.left_out.push(format!("{rel}/"));
+                continue;
+            }
+            let Ok(rd) = std::fs::read_dir(&src) else {
+                continue;
+            };
+            let mut kids: Vec<String> = rd
+                .flatten()
+                .map(|e| format!("{rel}/{}", e.file_name().to_string_lossy()))
+                .collect();
+            kids.sort();
+            stack.extend(kids.into_iter().rev());
+            continue;
+        }
+        if out.copied.len() >= IGNORED_COUNT_CAP
+            || meta.len() > IGNORED_FILE_CAP
+            || total + meta.len() > IGNORED_TOTAL_CAP
+        {
+            out.left_out.push(rel);
+            continue;
+        }
+        let dst = root.join(&rel);
+        if dst.symlink_metadata().is_ok() {
+            continue;
+        }
+        if let Some(d) = dst.parent() {
+            std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+        }
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&src).map_err(|e| FixError::io(&src, e))?;
+            std::os::unix::fs::symlink(&target, &dst).map_err(|e| FixError::io(&dst, e))?;
+        } else if meta.is_file() {
+            std::fs::copy(&src, &dst).map_err(|e| FixError::io(&src, e))?;
+            total += meta.len();
+        } else {
+            continue;
+        }
+        out.copied.push(rel);
+    }
+    Ok(out)
 }
 
 /// Mirror a plain directory into the private snapshot repo and commit it.

@@ -77,9 +77,9 @@ else:
         return _local
 
     def _global(frame, event, arg):
+        # The call event's line is the `def`: only executed lines count.
         if _rel(frame.f_code.co_filename) is None:
             return None
-        _hits.add((_files[frame.f_code.co_filename], frame.f_lineno))
         return _local
 
     def _start():
