@@ -1539,3 +1539,66 @@ fn mutate_fixes_a_missing_statement_in_a_project_with_generated_files_and_multip
         "{done}"
     );
 }
+
+/// Every pytest node id comes back whole from a real run: a doctest in an
+/// `.rst` file, a module doctest, parametrised ids with spaces, brackets and
+/// ` - ` inside a class.
+#[test]
+fn pytest_node_ids_of_every_shape_are_read_whole() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("ids");
+    let w = |rel: &str, text: &str| {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "pyproject.toml",
+        "[tool.pytest.ini_options]\naddopts = \"--doctest-glob='*.rst' --doctest-modules\"\n",
+    );
+    w(
+        "calc.py",
+        "def add(a, b):\n    \"\"\"\n    >>> add(1, 2)\n    4\n    \"\"\"\n    return a + b\n",
+    );
+    w(
+        "docs/index.rst",
+        "Adding\n======\n\n>>> from calc import add\n>>> add(2, 2)\n5\n",
+    );
+    w(
+        "tests/test_calc.py",
+        "import pytest\nfrom calc import add\n\n\nclass TestAdd:\n    @pytest.mark.parametrize(\"s\", [\"a b\", \"c - d\", \"[x]\"])\n    def test_words(self, s):\n        assert add(s, \"\") == s + \"!\"\n",
+    );
+    git2::Repository::init(&dir).unwrap();
+    commit_all(&dir, "ids");
+    let (code, events, err) = fix_json(
+        &dir,
+        &["--model", "mutate", "--max-attempts", "1"],
+        &[("SELFREPAIR_CACHE", &cache())],
+    );
+    let done = event(&events, "done");
+    assert_eq!(code, Some(1), "{done}\n{err}");
+    let mut ids: Vec<String> = done["initial_failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "calc.py::calc.add",
+            "docs/index.rst::index.rst",
+            "tests/test_calc.py::TestAdd::test_words[[x]]",
+            "tests/test_calc.py::TestAdd::test_words[a b]",
+            "tests/test_calc.py::TestAdd::test_words[c - d]",
+        ],
+        "{done}"
+    );
+    // The ids select the tests again: the attempt's failing run found them.
+    let failing_run = events
+        .iter()
+        .find(|e| e["event"] == "test_run_finished" && e["scope"] == "failing")
+        .expect("a run of the failing tests");
+    assert_ne!(failing_run["run"]["status"], "no_tests", "{failing_run}");
+}
