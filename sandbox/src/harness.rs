@@ -228,21 +228,31 @@ pub fn parse_compiled(text: &str) -> Option<serde_json::Value> {
     (v["code"].is_string() && v["sites"].is_array()).then_some(v)
 }
 
-/// A fresh random token, so a program cannot guess the result marker.
-pub fn new_token() -> String {
+/// A fresh random token, so a program cannot guess the result marker; `None`
+/// when the kernel gives no randomness. There is no fallback: a guessable
+/// marker would let a program forge its result, so such a run does not run.
+pub fn new_token() -> Option<String> {
     let mut buf = [0u8; 16];
-    // SAFETY: getrandom writes at most buf.len() bytes into buf.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n != buf.len() as isize {
-        // Never fall back to a guessable marker: mix in time and pid instead.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        buf[..8].copy_from_slice(&(t.as_nanos() as u64).to_le_bytes());
-        buf[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: getrandom writes at most rest.len() bytes into rest.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n > 0 {
+            filled += n as usize;
+        } else if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+        {
+            continue;
+        } else {
+            return None;
+        }
     }
-    format!("@@selfrepair:{}@@", hex::encode(buf))
+    Some(format!("@@selfrepair:{}@@", hex::encode(buf)))
 }
+
+/// Why a run without a token did not start.
+pub const NO_RANDOMNESS: &str =
+    "no randomness from the kernel (getrandom failed): a run needs an unguessable result marker";
 
 /// Find the harness result after `token` in captured stdout (the last one wins).
 pub fn find_result(stdout: &str, token: &str) -> Option<HarnessResult> {
@@ -304,6 +314,16 @@ pub fn apply(result: HarnessResult, out: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_random_and_whole() {
+        let (a, b) = (
+            new_token().expect("randomness"),
+            new_token().expect("randomness"),
+        );
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "@@selfrepair:@@".len() + 32);
+    }
 
     #[test]
     fn instrumented_tests_persist_on_disk_and_bad_files_are_misses() {

@@ -803,7 +803,15 @@ impl ProcessSandbox {
 
     async fn run_inner(&self, req: &RunRequest) -> Outcome {
         let limits = &req.limits;
-        let token = harness::new_token();
+        let Some(token) = harness::new_token() else {
+            return Outcome::new(
+                Status::Unavailable,
+                SandboxKind::Process,
+                limits,
+                Vec::new(),
+            )
+            .with_status(Status::Unavailable, harness::NO_RANDOMNESS);
+        };
         // Instrumented tests are reused as in the fast sandbox; a first run
         // of a suite has the harness write them out before the program runs.
         let compile = harness::compile_request(&req.tests).map(|(key, _)| key);

@@ -60,7 +60,9 @@ impl FullSandbox {
             limits,
             wasm_layers(limits.memory_mb),
         );
-        let token = harness::new_token();
+        let Some(token) = harness::new_token() else {
+            return out.with_status(Status::Unavailable, harness::NO_RANDOMNESS);
+        };
         let stdout = MemoryOutputPipe::new(limits.max_output + RESULT_ROOM);
         let stderr = MemoryOutputPipe::new(limits.max_output);
         let tmp = match super::RunTmp::new() {
