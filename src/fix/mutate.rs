@@ -175,7 +175,7 @@ impl Iterator for Candidates {
             new_text.push_str(&e.text);
             new_text.push_str(&text[e.end..]);
             if new_text == *text
-                || !context::parse(file, &new_text).is_some_and(|t| !t.root_node().has_error())
+                || context::parse(file, &new_text).is_none_or(|t| t.root_node().has_error())
             {
                 continue;
             }
