@@ -364,7 +364,14 @@ fn collect(n: Node, text: &str, py: bool, out: &mut Vec<Edit>) {
         }
     }
     swapped_branches(n, text, out);
-    if STATEMENTS.contains(&kind) && n.parent().is_some_and(|p| p.named_child_count() > 1) {
+    // A docstring or a bare string does nothing: removing it fixes nothing.
+    let bare_string = n.named_child_count() == 1
+        && n.named_child(0)
+            .is_some_and(|c| matches!(c.kind(), "string" | "concatenated_string"));
+    if STATEMENTS.contains(&kind)
+        && !bare_string
+        && n.parent().is_some_and(|p| p.named_child_count() > 1)
+    {
         out.push(Edit {
             op: Op::Remove,
             start: n.start_byte(),
