@@ -224,3 +224,66 @@ print('SEES_HOST' if os.path.exists('/dev/shm/{marker}') else 'PRIVATE')
         .unwrap();
     assert_ne!(out.code, Some(0), "a semaphore without a private /dev/shm");
 }
+
+/// `loopback`: a run serves and calls 127.0.0.1 on a loopback of its own
+/// (a test's local server works), but the host's loopback, where a listener
+/// waits, stays out of reach, and so does every other address.
+#[tokio::test]
+async fn a_run_has_a_loopback_of_its_own_and_nothing_more() {
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"
+import socket, threading
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)
+def serve():
+    c, _ = srv.accept(); c.sendall(c.recv(10).upper()); c.close()
+threading.Thread(target=serve).start()
+c = socket.create_connection(srv.getsockname(), timeout=5); c.sendall(b'ping')
+print('LOCAL', c.recv(10).decode())
+for addr in [('127.0.0.1', {port}), ('1.1.1.1', 53)]:
+    try:
+        socket.create_connection(addr, timeout=2); print('REACHED', addr)
+    except OSError as e:
+        print('BLOCKED', addr[0], type(e).__name__)
+"#
+    );
+    std::fs::write(dir.path().join("net.py"), script).unwrap();
+    let sb = ProcessSandbox::new(ProcessConfig {
+        loopback: true,
+        ..ProcessConfig::default()
+    })
+    .unwrap();
+    let out = sb
+        .exec(sh("/usr/bin/python3 net.py", dir.path()))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("LOCAL PING"), "{stdout}");
+    assert!(!stdout.contains("REACHED"), "{stdout}");
+    assert_eq!(stdout.matches("BLOCKED").count(), 2, "{stdout}");
+    // Judged from the host: nobody connected to the host's listener.
+    assert!(
+        host.accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "a jailed run reached the host's loopback"
+    );
+    // Without it, no inet socket at all.
+    let sb = ProcessSandbox::new(ProcessConfig::default()).unwrap();
+    let out = sb
+        .exec(sh(
+            "/usr/bin/python3 -c 'import socket; socket.socket()'",
+            dir.path(),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(out.code, Some(0), "an inet socket without loopback");
+}

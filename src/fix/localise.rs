@@ -133,6 +133,11 @@ impl Suspicion {
     pub fn is_empty(&self) -> bool {
         self.ranked.is_empty()
     }
+
+    /// Whether a failing test ran any line of `file`.
+    pub fn touches(&self, file: &str) -> bool {
+        self.ranked.iter().any(|s| s.file == file)
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! Operators are placed with tree-sitter in the project's non-test code and
 //! ranked: by the line's suspiciousness from coverage ([`Suspicion`], Ochiai)
-//! when there is one, then by the failing tests' frames and the functions
+//! when there is one (then only files a failing test ran are mutated), then by the failing tests' frames and the functions
 //! they call, then cheapest and likeliest operator first. Edits are small
 //! records; a mutant's file text is made only when it is its turn, so memory
 //! follows the files, not the number of mutants. Every mutant must still
@@ -199,7 +199,9 @@ pub fn candidates(project: &Path, focus: &Focus, suspicion: Option<&Suspicion>) 
     let frames: BTreeSet<(&str, usize)> =
         focus.frames.iter().map(|(f, l)| (f.as_str(), *l)).collect();
     for file in context::source_files(project) {
-        if is_test_file(&file) {
+        // With coverage, only files a failing test ran: not setup.py, build
+        // scripts or benchmarks.
+        if is_test_file(&file) || suspicion.is_some_and(|s| !s.touches(&file)) {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(project.join(&file)) else {
@@ -300,7 +302,26 @@ fn collect(n: Node, text: &str, py: bool, out: &mut Vec<Edit>) {
             .strip_prefix('(')
             .and_then(|s| s.strip_suffix(')'))
             .unwrap_or(inner);
-        let negated = if py {
+        // `not x` (or `!x`) loses its negation rather than gaining another.
+        let bare = if c.kind() == "parenthesized_expression" {
+            c.named_child(0).unwrap_or(c)
+        } else {
+            c
+        };
+        let unnegated = match bare.kind() {
+            "not_operator" => bare.child_by_field_name("argument"),
+            "unary_expression" if bare.child(0).is_some_and(|o| txt(o, text) == "!") => {
+                bare.child_by_field_name("argument")
+            }
+            _ => None,
+        };
+        let negated = if let Some(arg) = unnegated {
+            if py || kind.ends_with("expression") {
+                txt(arg, text).to_string()
+            } else {
+                format!("({})", txt(arg, text))
+            }
+        } else if py {
             format!("not ({inner})")
         } else if kind.ends_with("expression") {
             format!("!({inner})")
@@ -1019,5 +1040,27 @@ mod tests {
             .take(50)
             .collect();
         assert_eq!(&more[..5], &c[..]);
+    }
+
+    #[test]
+    fn a_negated_condition_loses_its_not() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("m.py"),
+            "def primes(n, is_prime):\n    for p in range(n):\n        if not is_prime[p]:\n            yield p\n",
+        )
+        .unwrap();
+        let c = take(d.path(), &focus_on(&[]), 500);
+        assert!(
+            has(
+                &c,
+                "negated condition: not is_prime[p] -> is_prime[p]",
+                "        if is_prime[p]:\n"
+            ),
+            "{:?}",
+            c.iter()
+                .filter(|m| m.description.starts_with("negated"))
+                .collect::<Vec<_>>()
+        );
     }
 }

@@ -223,6 +223,8 @@ impl TestRunner {
             keep_uid,
             // multiprocessing needs a /dev/shm (SemLock); 64 MiB as Docker gives.
             shm_mb: 64,
+            // Tests that serve and call 127.0.0.1 work; nothing else is reachable.
+            loopback: true,
             ..ProcessConfig::default()
         };
         let sandbox = ProcessSandbox::new(cfg).map_err(FixError::Sandbox)?;
@@ -434,6 +436,9 @@ impl TestRunner {
         let mut report = junit_text
             .and_then(|x| junit::parse(&x))
             .unwrap_or_else(|| textparse::parse(self.command.kind, &text));
+        if self.command.kind == RunnerKind::Pytest {
+            module_ids_to_paths(&mut report, &self.root.join(&self.project_rel));
+        }
         report.locate_frames(&text, &self.root.join(&self.project_rel));
         let status = if out.stopped {
             RunStatus::Cancelled
@@ -676,6 +681,20 @@ fn read_report(scratch: &Path, file: &Path) -> Option<String> {
     Some(text)
 }
 
+/// A collection error is reported under the module's dotted name
+/// (`tests.test_x`), which pytest cannot select; its file path can.
+fn module_ids_to_paths(report: &mut TestReport, project: &Path) {
+    for f in &mut report.failed {
+        if f.id.contains("::") || f.id.contains('/') || !f.id.contains('.') {
+            continue;
+        }
+        let path = format!("{}.py", f.id.replace('.', "/"));
+        if project.join(&path).is_file() {
+            f.id = path;
+        }
+    }
+}
+
 pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -699,6 +718,20 @@ fn tail_lines(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_collection_error_is_named_by_its_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("tests")).unwrap();
+        std::fs::write(d.path().join("tests/test_x.py"), "").unwrap();
+        let mut r = TestReport::default();
+        for id in ["tests.test_x", "tests.test_gone", "t.py::a.b"] {
+            r.failed.push(Failure::new(id, "collection failure"));
+        }
+        module_ids_to_paths(&mut r, d.path());
+        let ids: Vec<&str> = r.failed.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["tests/test_x.py", "tests.test_gone", "t.py::a.b"]);
+    }
 
     #[test]
     fn quoting_survives_quotes() {

@@ -129,6 +129,8 @@ pub struct Plan {
     pub rw_files: Vec<PathBuf>,
     pub seccomp: Option<(BpfProgram, BpfProgram)>,
     pub allow_network: bool,
+    /// Bring up `lo` in the run's own (empty) net namespace.
+    pub loopback: bool,
 }
 
 /// A host directory hidden under an empty tmpfs, and what is bound back.
@@ -259,6 +261,8 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
             "namespaces",
             if plan.allow_network {
                 "pid, ipc, uts, mount (network allowed)"
+            } else if plan.loopback {
+                "pid, net (its own loopback only), ipc, uts, mount"
             } else {
                 "pid, net, ipc, uts, mount"
             },
@@ -369,7 +373,8 @@ pub fn ns_flags_for(s: &Support, allow_network: bool) -> libc::c_int {
 
 /// The seccomp filters: (clone3 -> ENOSYS so libc falls back to clone, whose
 /// flags we can inspect; everything else denied -> EPERM).
-pub fn seccomp_filters(allow_network: bool) -> Result<(BpfProgram, BpfProgram), String> {
+/// `inet`: inet sockets allowed (a network, or a run's own loopback).
+pub fn seccomp_filters(inet: bool) -> Result<(BpfProgram, BpfProgram), String> {
     let arch =
         TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e:?}"))?;
     let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
@@ -409,7 +414,7 @@ pub fn seccomp_filters(allow_network: bool) -> Result<(BpfProgram, BpfProgram), 
     ] {
         rules.insert(nr, vec![]);
     }
-    if !allow_network {
+    if !inet {
         // Only AF_UNIX sockets (Python's socketpair); the net namespace is empty anyway.
         let cond = SeccompCondition::new(
             0,
@@ -581,6 +586,9 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
             }
             for h in &plan.hide {
                 hide(h)?;
+            }
+            if plan.loopback {
+                loopback_up()?;
             }
             if let Some(bytes) = plan.shm_bytes {
                 // Sticky and world-writable, as the host's: semaphores are
@@ -827,6 +835,33 @@ unsafe fn supervise(pid: libc::pid_t, kill_fd: Option<libc::c_int>) {
     }
 }
 
+/// Bring up `lo` in the run's fresh net namespace (which has nothing else),
+/// while the child still has CAP_NET_ADMIN there.
+unsafe fn loopback_up() -> io::Result<()> {
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("loopback socket: {e}")));
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+            *d = *s as libc::c_char;
+        }
+        let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
+        if rc == 0 {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
+        }
+        let e = io::Error::last_os_error();
+        libc::close(fd);
+        if rc != 0 {
+            return Err(io::Error::new(e.kind(), format!("bring up lo: {e}")));
+        }
+        Ok(())
+    }
+}
+
 /// Cover `h.dir` with an empty tmpfs, putting back what the run must see.
 unsafe fn hide(h: &Hide) -> io::Result<()> {
     unsafe {
@@ -965,7 +1000,8 @@ fn landlock_restrict(plan: &Plan) -> io::Result<()> {
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(rights::fs())
         .map_err(ll)?;
-    if !plan.allow_network {
+    // With a loopback of its own, ports on it are the run's business.
+    if !plan.allow_network && !plan.loopback {
         rs = rs.handle_access(rights::net()).map_err(ll)?;
     }
     rs = rs.scope(rights::scopes()).map_err(ll)?;
@@ -995,7 +1031,7 @@ pub fn landlock_spec(plan: &Plan, kernel_abi: i32) -> serde_json::Value {
     use landlock::{ABI, Access, AccessFs, AccessNet, BitFlags, Scope};
     let abi = ABI::from(kernel_abi);
     let fs = rights::fs() & AccessFs::from_all(abi);
-    let net = if plan.allow_network {
+    let net = if plan.allow_network || plan.loopback {
         BitFlags::empty()
     } else {
         rights::net() & AccessNet::from_all(abi)

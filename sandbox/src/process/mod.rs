@@ -125,6 +125,10 @@ pub struct ProcessConfig {
     /// host's stays covered by an empty read-only one), so that
     /// multiprocessing's semaphores and shared memory work as outside.
     pub shm_mb: u64,
+    /// Without `allow_network`: let runs use a loopback interface of their
+    /// own (inet sockets, `lo` up in the run's empty net namespace), so a
+    /// test server on 127.0.0.1 works; nothing beyond it is reachable.
+    pub loopback: bool,
 }
 
 impl Default for ProcessConfig {
@@ -140,6 +144,7 @@ impl Default for ProcessConfig {
             keep_uid: false,
             fork_server: std::env::var_os("SELFREPAIR_FORK_SERVER").is_none_or(|v| v != "0"),
             shm_mb: 0,
+            loopback: false,
         }
     }
 }
@@ -275,7 +280,7 @@ impl ProcessSandbox {
     pub fn new(cfg: ProcessConfig) -> Result<Self, SandboxError> {
         let support = layers::support();
         let seccomp = match &support.seccomp {
-            Ok(()) => layers::seccomp_filters(cfg.allow_network),
+            Ok(()) => layers::seccomp_filters(cfg.allow_network || cfg.loopback),
             Err(e) => Err(e.clone()),
         };
         let sb = ProcessSandbox {
@@ -382,6 +387,7 @@ impl ProcessSandbox {
                 .collect(),
             seccomp: self.seccomp.as_ref().ok().cloned(),
             allow_network: self.cfg.allow_network,
+            loopback: self.cfg.loopback && !self.cfg.allow_network && ns & libc::CLONE_NEWNET != 0,
         })
     }
 
