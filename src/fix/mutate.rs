@@ -83,9 +83,13 @@ fn swaps(op: &str) -> Option<(Op, &'static [&'static str])> {
         "or" => (Op::Boolean, &["and"]),
         "&&" => (Op::Boolean, &["||"]),
         "||" => (Op::Boolean, &["&&"]),
-        "+" => (Op::Arithmetic, &["-"]),
+        "+" => (Op::Arithmetic, &["-", "*"]),
         "-" => (Op::Arithmetic, &["+"]),
-        "*" => (Op::Arithmetic, &["/"]),
+        "*" => (Op::Arithmetic, &["/", "+"]),
+        "+=" => (Op::Arithmetic, &["-="]),
+        "-=" => (Op::Arithmetic, &["+="]),
+        "*=" => (Op::Arithmetic, &["/="]),
+        "/=" => (Op::Arithmetic, &["*="]),
         "/" => (Op::Arithmetic, &["*", "//"]),
         "//" => (Op::Arithmetic, &["/"]),
         "%" => (Op::Arithmetic, &["/"]),
@@ -133,7 +137,7 @@ const PINNED_ARGS: [&str; 5] = [
 /// Most positional arguments a call may have for its pairs to be swapped.
 const MAX_SWAP_ARGS: usize = 6;
 /// Most inserted statements tried per function.
-const MAX_INSERTS: usize = 60;
+const MAX_INSERTS: usize = 120;
 
 struct Edit {
     op: Op,
@@ -366,6 +370,23 @@ fn collect(n: Node, text: &str, py: bool, out: &mut Vec<Edit>) {
     if matches!(kind, "argument_list" | "arguments") {
         swapped_arguments(n, text, out);
     }
+    if matches!(
+        kind,
+        "augmented_assignment" | "augmented_assignment_expression" | "compound_assignment_expr"
+    ) && let Some(op) = n.child_by_field_name("operator")
+        && let Some((k, alts)) = swaps(txt(op, text))
+    {
+        for alt in alts {
+            out.push(Edit {
+                op: k,
+                start: op.start_byte(),
+                end: op.end_byte(),
+                text: (*alt).into(),
+                what: format!("{} -> {alt}", txt(op, text)),
+                line: line(op),
+            });
+        }
+    }
     for e in integer_operands(n, text) {
         for (d, sign) in [("+", '+'), ("-", '-')] {
             let inner = txt(e, text);
@@ -444,7 +465,7 @@ fn swapped_arguments(n: Node, text: &str, out: &mut Vec<Edit>) {
 }
 
 /// The integer-valued operands under `n` that an off-by-one may shift:
-/// the bounds of `range(...)`, subscript indices and slice bounds, and the
+/// the bounds of `range(...)`, the arguments of `min`/`max`, subscript indices and slice bounds, and the
 /// sides of an ordering comparison. Literals are left to the literal rule.
 fn integer_operands<'t>(n: Node<'t>, text: &str) -> Vec<Node<'t>> {
     let mut c = n.walk();
@@ -452,7 +473,7 @@ fn integer_operands<'t>(n: Node<'t>, text: &str) -> Vec<Node<'t>> {
     let picked: Vec<Node> = match n.kind() {
         "call" | "call_expression"
             if n.child_by_field_name("function")
-                .is_some_and(|f| txt(f, text) == "range") =>
+                .is_some_and(|f| matches!(txt(f, text), "range" | "min" | "max")) =>
         {
             n.child_by_field_name("arguments")
                 .map(|a| {
@@ -563,8 +584,10 @@ fn shorten(s: &str) -> String {
 /// Python: a statement the function already uses, inserted at the start or
 /// end of another of its blocks: an update (`obj.method(arg)`, `x += ...`)
 /// as written, and `obj.method(v)` for each name the block's `for` binds or
-/// its `if` tests (the missing `seen.add(v)`, `out.append(v)`); and in an
-/// `if x not in seen:` block, `seen.add(x)` / `seen.append(x)`.
+/// its `if` tests (the missing `seen.add(v)`, `out.append(v)`); for a
+/// collection the function starts empty (`out = []`, `seen = set()`),
+/// `out.append(v)` / `seen.add(v)` with the names of the enclosing `for`s;
+/// and in an `if x not in seen:` block, `seen.add(x)` / `seen.append(x)`.
 fn insertions(root: Node, text: &str) -> Vec<Edit> {
     let mut out = Vec::new();
     let mut stack = vec![root];
@@ -581,6 +604,7 @@ fn insertions(root: Node, text: &str) -> Vec<Edit> {
 fn function_insertions(f: Node, text: &str, out: &mut Vec<Edit>) {
     // (statement text, receiver and method for one-argument calls)
     let mut updates: Vec<(String, Option<(String, String)>)> = Vec::new();
+    let mut collections: Vec<(String, &str)> = Vec::new();
     let mut blocks = Vec::new();
     let mut stack = vec![f];
     while let Some(n) = stack.pop() {
@@ -589,6 +613,23 @@ fn function_insertions(f: Node, text: &str, out: &mut Vec<Edit>) {
         }
         match n.kind() {
             "block" => blocks.push(n),
+            // `out = []` / `seen = set()`: a collection the function fills.
+            "assignment" => {
+                if let (Some(l), Some(r)) = (
+                    n.child_by_field_name("left"),
+                    n.child_by_field_name("right"),
+                ) && l.kind() == "identifier"
+                {
+                    let method = match r.kind() {
+                        "list" if r.named_child_count() == 0 => Some("append"),
+                        "call" if txt(r, text).replace(' ', "") == "set()" => Some("add"),
+                        _ => None,
+                    };
+                    if let Some(m) = method {
+                        collections.push((txt(l, text).to_string(), m));
+                    }
+                }
+            }
             "expression_statement" => {
                 if let Some(e) = n.named_child(0) {
                     let call = (e.kind() == "call")
@@ -637,6 +678,16 @@ fn function_insertions(f: Node, text: &str, out: &mut Vec<Edit>) {
                 identifiers(fld, text, &mut names);
             }
         }
+        // The names every enclosing `for` of the function binds.
+        let mut up = b.parent();
+        while let Some(p) = up.filter(|p| p.id() != f.id()) {
+            if p.kind() == "for_statement"
+                && let Some(l) = p.child_by_field_name("left")
+            {
+                identifiers(l, text, &mut names);
+            }
+            up = p.parent();
+        }
         let mut wanted: BTreeSet<String> = BTreeSet::new();
         // `if x not in seen:` with nothing ever added to `seen`: the block
         // may be missing `seen.add(x)` (a set) or `seen.append(x)` (a list).
@@ -651,6 +702,11 @@ fn function_insertions(f: Node, text: &str, out: &mut Vec<Edit>) {
         {
             for m in ["add", "append"] {
                 wanted.insert(format!("{}.{m}({})", txt(coll, text), txt(x, text)));
+            }
+        }
+        for (coll, m) in &collections {
+            for v in names.iter().filter(|v| *v != coll) {
+                wanted.insert(format!("{coll}.{m}({v})"));
             }
         }
         for (stmt, call) in &updates {
@@ -1060,6 +1116,41 @@ mod tests {
             "{:?}",
             c.iter()
                 .filter(|m| m.description.starts_with("negated"))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// The bench's misses of the first run: an argument of `min` one short,
+    /// `-=` for `+=`, `+` for `*`, and a missing `out.append(item)`.
+    #[test]
+    fn operators_for_accumulators_and_collections() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("m.py"),
+            "def lev(prev, cur, j, cost):\n    return min(prev[j], cur[j - 1] + 1, prev[j - 1] + cost)\n\n\
+             def total(items):\n    length = 0\n    for item in items:\n        length -= item\n    return length\n\n\
+             def square(x):\n    return x + x\n\n\
+             def dedupe(items, key):\n    seen = set()\n    out = []\n    for item in items:\n        k = key(item)\n        if k not in seen:\n            seen.add(k)\n    return out\n",
+        )
+        .unwrap();
+        let c = take(d.path(), &focus_on(&[]), 5000);
+        assert!(has(
+            &c,
+            "off-by-one: prev[j] -> prev[j] + 1",
+            "min(prev[j] + 1, cur"
+        ));
+        assert!(has(&c, "arithmetic swap: -= -> +=", "length += item"));
+        assert!(has(&c, "arithmetic swap: + -> *", "return x * x"));
+        assert!(
+            has(
+                &c,
+                "inserted statement: `out.append(item)` at the end of the block at line 19",
+                "            seen.add(k)\n            out.append(item)\n"
+            ),
+            "{:?}",
+            c.iter()
+                .filter(|m| m.description.contains("append"))
+                .map(|m| &m.description)
                 .collect::<Vec<_>>()
         );
     }
