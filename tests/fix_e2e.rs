@@ -94,7 +94,7 @@ fn cli_mutate_fixes_python_and_leaves_the_dirty_tree_byte_identical() {
     let log = bin().arg("log").arg(&dir).output().unwrap();
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(
-        log.contains(session_branch.as_str()) && log.contains("Fixed"),
+        log.contains(session_branch.as_str()) && log.contains("fixed: mutant"),
         "{log}"
     );
     let id = session_branch.trim_start_matches("selfrepair/");

@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::Args;
 use selfrepair::fix::runner::{RunStatus, RunnerOptions};
 use selfrepair::fix::workspace;
-use selfrepair::fix::{FixEvent, FixOptions, Outcome, Repairer, Session, Summary};
+use selfrepair::fix::{
+    FixError, FixEvent, FixOptions, Outcome, Repairer, Session, Summary, cap_list,
+};
 use selfrepair::model::cli::ModelArgs;
 use tokio_util::sync::CancellationToken;
 
@@ -166,9 +168,16 @@ fn print_event(e: &FixEvent) {
                 run.duration_ms as f64 / 1000.0
             );
             if scope == "baseline" {
-                for f in &run.report.failed {
+                const SHOWN: usize = 10;
+                for f in run.report.failed.iter().take(SHOWN) {
                     let msg = f.message.lines().next().unwrap_or_default();
                     eprintln!("      {}  {msg}", f.id);
+                }
+                if failed > SHOWN {
+                    eprintln!(
+                        "      … and {} more (all of them: --json, or `selfrepair log`)",
+                        failed - SHOWN
+                    );
                 }
             }
         }
@@ -201,15 +210,6 @@ fn print_event(e: &FixEvent) {
     }
 }
 
-/// `a, b, c, … (+N)`: a list a person can read.
-fn cap_list(items: &[String], n: usize) -> String {
-    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
-    if items.len() > n {
-        s.push_str(&format!(", … (+{})", items.len() - n));
-    }
-    s
-}
-
 fn print_summary(s: &Summary) {
     println!(
         "{}: {} ({} attempts, {} tokens, ${:.4}, {:.1} s)",
@@ -219,6 +219,7 @@ fn print_summary(s: &Summary) {
             Outcome::NotFixed => "not fixed",
             Outcome::Cancelled => "cancelled",
             Outcome::Reported => "reported",
+            Outcome::Error => "error",
         },
         s.reason,
         s.attempts,
@@ -241,6 +242,39 @@ fn json_quiet(a: &FixArgs) -> bool {
 }
 
 pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let done_printed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let json = a.json;
+    let result = fix_session(a, done_printed.clone()).await;
+    if let Err(e) = &result
+        && json
+        && !done_printed.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        // The stream ends with one summary whatever happened: errors
+        // before the session (flags, configuration) get one here.
+        let code = e
+            .chain()
+            .find_map(|c| {
+                c.downcast_ref::<FixError>()
+                    .map(FixError::reason_code)
+                    .or_else(|| {
+                        c.is::<selfrepair::fix::choose::ChooseError>()
+                            .then_some("config")
+                    })
+            })
+            .unwrap_or("invalid_arguments");
+        let s = Summary::error(code, format!("{e:#}"), started.elapsed().as_millis() as u64);
+        if let Ok(line) = serde_json::to_string(&FixEvent::Done(Box::new(s))) {
+            println!("{line}");
+        }
+    }
+    result
+}
+
+async fn fix_session(
+    a: FixArgs,
+    done_printed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<ExitCode> {
     let repairer = repairer(&a)?;
     let mut opts = FixOptions::new(&a.path);
     opts.test = a.test.clone();
@@ -274,6 +308,9 @@ pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{line}");
             }
+            if matches!(e, FixEvent::Done(_)) {
+                done_printed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
         } else {
             print_event(e);
         }
@@ -300,6 +337,7 @@ pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(match summary.outcome {
         Outcome::Fixed => 0,
         Outcome::NotFixed | Outcome::Cancelled => 1,
+        Outcome::Error => 2,
         Outcome::AlreadyGreen | Outcome::Reported => 3,
     }))
 }
@@ -315,7 +353,7 @@ pub async fn log(a: SessionArgs) -> anyhow::Result<ExitCode> {
             );
         } else {
             println!("session {} ({}) on {}", s.id, s.created, s.branch);
-            println!("  {}", s.outcome.as_deref().unwrap_or("unfinished"));
+            println!("  {}", outcome_line(&s));
             for t in attempts {
                 let mark = if s.winner.as_deref() == Some(&t.commit) {
                     "*"
@@ -334,12 +372,7 @@ pub async fn log(a: SessionArgs) -> anyhow::Result<ExitCode> {
         println!("no selfrepair sessions for {}", a.path.display());
     } else {
         for s in all {
-            println!(
-                "{}  {:<30} {}",
-                s.id,
-                s.branch,
-                s.outcome.as_deref().unwrap_or("unfinished")
-            );
+            println!("{}  {:<30} {}", s.id, s.branch, outcome_line(&s));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -354,6 +387,15 @@ pub async fn diff(a: DiffArgs) -> anyhow::Result<ExitCode> {
         print!("{}", d.unified);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `not_fixed: no mutant passes …`, or `unfinished`.
+fn outcome_line(s: &workspace::SessionInfo) -> String {
+    match (&s.outcome, &s.reason) {
+        (Some(o), Some(r)) => format!("{o}: {r}"),
+        (Some(o), None) => o.clone(),
+        (None, _) => "unfinished".into(),
+    }
 }
 
 pub async fn undo(a: SessionArgs) -> anyhow::Result<ExitCode> {

@@ -37,11 +37,39 @@ pub struct SessionInfo {
     /// Set when the session ends with a passing attempt.
     #[serde(default)]
     pub winner: Option<String>,
-    /// Outcome line of the finished session.
+    /// How the session ended ([`super::Outcome::as_str`]: `fixed`,
+    /// `not_fixed`, …); `None` while it runs (or if it died).
     #[serde(default)]
     pub outcome: Option<String>,
+    /// Why it ended so.
+    #[serde(default)]
+    pub reason: Option<String>,
     #[serde(default)]
     pub plain: bool,
+}
+
+impl SessionInfo {
+    /// Before the outcome had words of its own, session.json held one
+    /// string, `NotFixed: reason` (Rust's Debug name); split it.
+    fn upgrade(&mut self) {
+        if self.reason.is_some() {
+            return;
+        }
+        let Some((kind, reason)) = self.outcome.as_deref().and_then(|o| o.split_once(": ")) else {
+            return;
+        };
+        let word = match kind {
+            "Fixed" => "fixed",
+            "AlreadyGreen" => "nothing_to_fix",
+            "NotFixed" => "not_fixed",
+            "Cancelled" => "cancelled",
+            "Reported" => "reported",
+            _ => return,
+        };
+        let reason = reason.to_string();
+        self.reason = Some(reason);
+        self.outcome = Some(word.to_string());
+    }
 }
 
 /// One changed file of a diff, with both versions (for editors that write
@@ -230,6 +258,7 @@ impl Workspace {
                 base: String::new(),
                 winner: None,
                 outcome: None,
+                reason: None,
                 plain: store.plain,
             },
             root: root.clone(),
@@ -784,6 +813,10 @@ pub fn sessions(path: &Path) -> Result<Vec<SessionInfo>, FixError> {
         .filter_map(|e| std::fs::read(e.path().join("session.json")).ok())
         .filter_map(|b| serde_json::from_slice::<SessionInfo>(&b).ok())
         .filter(|s| s.user_root == store.user_root)
+        .map(|mut s| {
+            s.upgrade();
+            s
+        })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
@@ -1045,5 +1078,18 @@ mod tests {
         let s = now_stamp();
         assert_eq!(s.len(), 15);
         assert!(s.starts_with("20"));
+    }
+
+    #[test]
+    fn old_outcome_lines_are_split() {
+        let mut s: SessionInfo = serde_json::from_value(serde_json::json!({
+            "id": "20240101-000000-abcd", "created": "20240101-000000",
+            "user_root": "/r", "project_rel": "", "branch": "selfrepair/x",
+            "base": "", "outcome": "NotFixed: no mutant passes: a: b"
+        }))
+        .unwrap();
+        s.upgrade();
+        assert_eq!(s.outcome.as_deref(), Some("not_fixed"));
+        assert_eq!(s.reason.as_deref(), Some("no mutant passes: a: b"));
     }
 }
