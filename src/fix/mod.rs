@@ -146,6 +146,9 @@ pub struct FixOptions {
     pub map_tokens: u64,
     /// Keep the work tree after the session (for debugging).
     pub keep_worktree: bool,
+    /// Keep the branch and attempt refs of a session that found no fix
+    /// (by default only a fixed session leaves them).
+    pub keep: bool,
     /// Only the failing tests whose id contains this ("fix test X"); the
     /// others may stay red, but no test that passed may break.
     pub focus: Option<String>,
@@ -203,6 +206,7 @@ impl FixOptions {
             context_tokens: 6000,
             map_tokens: 1500,
             keep_worktree: false,
+            keep: false,
             focus: None,
             mode: FixMode::Repair,
             edit_format: None,
@@ -742,9 +746,18 @@ impl Session {
             // The result matters more than a leftover temp dir.
             tracing::warn!("could not remove the work tree {}: {e}", ws.root.display());
         }
-        if !matches!(&result, Ok(s) if s.attempts > 0) {
+        match &result {
+            // A fix stays on its branch; so does everything with --keep, or
+            // a kept work tree (it has the branch checked out).
+            Ok(s) if s.attempts > 0 => {
+                if s.outcome != Outcome::Fixed && !self.opts.keep && !self.opts.keep_worktree {
+                    // No fix: the log and session.json stay for `selfrepair
+                    // log`, but no branch piles up per failed session.
+                    ws.remove_refs()?;
+                }
+            }
             // Nothing was tried: leave no trace in the user's repository.
-            ws.discard()?;
+            _ => ws.discard()?,
         }
         result
     }
