@@ -746,18 +746,25 @@ impl Session {
             // The result matters more than a leftover temp dir.
             tracing::warn!("could not remove the work tree {}: {e}", ws.root.display());
         }
-        match &result {
+        let cleanup = match &result {
             // A fix stays on its branch; so does everything with --keep, or
             // a kept work tree (it has the branch checked out).
             Ok(s) if s.attempts > 0 => {
                 if s.outcome != Outcome::Fixed && !self.opts.keep && !self.opts.keep_worktree {
                     // No fix: the log and session.json stay for `selfrepair
                     // log`, but no branch piles up per failed session.
-                    ws.remove_refs()?;
+                    ws.remove_refs()
+                } else {
+                    Ok(())
                 }
             }
             // Nothing was tried: leave no trace in the user's repository.
-            _ => ws.discard()?,
+            _ => ws.discard(),
+        };
+        if let Err(e) = cleanup {
+            // The summary (already sent) or the session's error matters
+            // more than leftover refs, which `selfrepair prune` removes.
+            tracing::warn!("could not clean up session {}: {e}", ws.info.id);
         }
         result
     }

@@ -1200,7 +1200,9 @@ pub fn prune(
             (Some(a), _) if a < PRUNE_GRACE_SECS => {
                 Some("it started in the last minute (it may be running)".into())
             }
-            (Some(a), Some(limit)) if a < limit.as_secs() => Some("it is younger than that".into()),
+            (Some(a), Some(limit)) if a < limit.as_secs() => {
+                Some("it is younger than --older-than".into())
+            }
             (_, None) if unfinished => Some(
                 "it has not finished (running, or stopped without an end); pass --older-than to remove it"
                     .into(),
