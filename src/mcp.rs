@@ -68,8 +68,11 @@ pub struct TestsResult {
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RepairResult {
-    /// fixed, already_green, not_fixed, cancelled.
+    /// fixed, nothing_to_fix, not_fixed, cancelled, or error (see reason_code),
+    /// as in `selfrepair fix --json` (docs/fix-json.md).
     pub outcome: String,
+    /// For an error: a stable snake_case name (no_test_command, cannot_start, …).
+    pub reason_code: Option<String>,
     pub reason: String,
     pub branch: String,
     pub test_command: String,
@@ -121,7 +124,7 @@ fn project(path: &str) -> Result<PathBuf, ErrorData> {
 async fn session(
     opts: FixOptions,
     repairer: Repairer,
-) -> Result<(Summary, Vec<FixEvent>), ErrorData> {
+) -> Result<(Summary, Vec<FixEvent>), fix::FixError> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     let on_event = move |e: &FixEvent| {
@@ -130,10 +133,7 @@ async fn session(
             .push(e.clone());
     };
     let s = fix::Session::new(opts, repairer, CancellationToken::new());
-    let summary = s
-        .run(&on_event)
-        .await
-        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    let summary = s.run(&on_event).await?;
     let events = std::mem::take(&mut *events.lock().unwrap_or_else(|p| p.into_inner()));
     Ok((summary, events))
 }
@@ -171,7 +171,9 @@ impl SelfrepairMcp {
         if let Some(t) = a.timeout_secs {
             opts.runner.timeout = std::time::Duration::from_secs(t);
         }
-        let (summary, events) = session(opts, Repairer::Mutate).await?;
+        let (summary, events) = session(opts, Repairer::Mutate)
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         let run = events.iter().find_map(|e| match e {
             FixEvent::TestRunFinished { run, .. } => Some(run.clone()),
             _ => None,
@@ -225,7 +227,12 @@ impl SelfrepairMcp {
         let repairer =
             fix::choose::configured(&path, &crate::model::cli::ModelArgs::default(), false)
                 .map_err(|e| bad(e.to_string()))?;
-        let (s, _) = session(opts, repairer).await?;
+        // A session that cannot run is the tool's answer, in the words
+        // `fix --json` uses, not a protocol error.
+        let s = match session(opts, repairer).await {
+            Ok((s, _)) => s,
+            Err(e) => fix::Summary::error(e.reason_code(), e.to_string(), 0),
+        };
         let mut applied = Vec::new();
         if a.apply.unwrap_or(false) && s.outcome == fix::Outcome::Fixed {
             let info = fix::workspace::session(&path, Some(&s.session))
@@ -234,10 +241,8 @@ impl SelfrepairMcp {
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         }
         Ok(Json(RepairResult {
-            outcome: serde_json::to_value(&s.outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            outcome: s.outcome.as_str().to_string(),
+            reason_code: s.reason_code,
             reason: s.reason,
             branch: s.branch,
             test_command: s.test_command,

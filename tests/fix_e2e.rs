@@ -94,7 +94,7 @@ fn cli_mutate_fixes_python_and_leaves_the_dirty_tree_byte_identical() {
     let log = bin().arg("log").arg(&dir).output().unwrap();
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(
-        log.contains(session_branch.as_str()) && log.contains("Fixed"),
+        log.contains(session_branch.as_str()) && log.contains("fixed: mutant"),
         "{log}"
     );
     let id = session_branch.trim_start_matches("selfrepair/");
@@ -388,10 +388,10 @@ fn apply_writes_exactly_the_winning_diff_and_undo_restores() {
         String::from_utf8_lossy(&undo.stderr)
     );
     assert_eq!(snapshot(&dir), before);
-    // Nothing left to undo.
+    // Nothing left to undo, and it says so.
     let again = bin().arg("undo").arg(&dir).output().unwrap();
-    assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to undo"));
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("is already undone"));
 }
 
 #[tokio::test]
@@ -576,7 +576,7 @@ async fn cancelling_kills_the_running_tests() {
 
 #[test]
 fn help_has_examples() {
-    for cmd in ["fix", "log", "diff", "undo"] {
+    for cmd in ["fix", "log", "diff", "apply", "undo", "prune"] {
         let out = bin().args([cmd, "--help"]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -1601,4 +1601,594 @@ fn pytest_node_ids_of_every_shape_are_read_whole() {
         .find(|e| e["event"] == "test_run_finished" && e["scope"] == "failing")
         .expect("a run of the failing tests");
     assert_ne!(failing_run["run"]["status"], "no_tests", "{failing_run}");
+}
+
+// --- fix at scale (issue 23) ---
+
+/// py-inventory plus a test that imports a module that does not exist:
+/// test files are read-only, so no mutant can make the suite pass.
+fn unfixable_repo() -> (tempfile::TempDir, PathBuf) {
+    let (t, dir) = example_repo("py-inventory");
+    std::fs::write(
+        dir.join("tests/test_more.py"),
+        "from inventory.stok import Inventory\n\ndef test_more():\n    assert Inventory\n",
+    )
+    .unwrap();
+    commit_all(&dir, "more");
+    (t, dir)
+}
+
+/// `selfrepair <args> <dir>`: exit code, stdout, stderr.
+fn sr(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = bin()
+        .args(args)
+        .arg(dir)
+        .env("SELFREPAIR_HOME", cache())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn state_dir(dir: &Path, id: &str) -> PathBuf {
+    dir.join(".git/selfrepair").join(id)
+}
+
+/// The session's branch and `refs/selfrepair/<id>/*`, sorted.
+fn session_refs(dir: &Path, id: &str) -> Vec<String> {
+    let repo = git2::Repository::open(dir).unwrap();
+    let mut v: Vec<String> = repo
+        .references()
+        .unwrap()
+        .flatten()
+        .filter_map(|r| r.name().ok().map(str::to_string))
+        .filter(|n| {
+            n == &format!("refs/heads/selfrepair/{id}")
+                || n.starts_with(&format!("refs/selfrepair/{id}/"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn log_lines(dir: &Path, id: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(state_dir(dir, id).join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// One documented field: its name, whether it may be absent, and the
+/// documented object it holds (`object run`, `array of failure`).
+struct DocField {
+    name: String,
+    optional: bool,
+    object: Option<String>,
+}
+
+/// docs/fix-json.md's tables by section: `event:plan`, `object:run`, …
+fn documented_schema() -> std::collections::BTreeMap<String, Vec<DocField>> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/fix-json.md"))
+            .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut section: Option<String> = None;
+    for line in text.lines() {
+        if let Some(h) = line.strip_prefix("### ") {
+            let (kind, rest) = h.split_once(':').unwrap_or(("", ""));
+            section = rest.split('`').nth(1).map(|n| format!("{kind}:{n}"));
+            continue;
+        }
+        if line.starts_with("## ") {
+            section = None;
+        }
+        let Some(s) = &section else { continue };
+        if !line.starts_with("| `") {
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let ty = cells[2];
+        let object = ty
+            .strip_prefix("object ")
+            .or_else(|| ty.strip_prefix("array of "))
+            .map(|t| t.split(',').next().unwrap().trim().to_string());
+        out.entry(s.clone())
+            .or_insert_with(Vec::new)
+            .push(DocField {
+                name: cells[1].trim_matches('`').to_string(),
+                optional: ty.contains("optional"),
+                object,
+            });
+    }
+    out
+}
+
+/// Every key of `v` is documented in `section`, every documented field
+/// that is not optional is there, and documented objects inside match too.
+fn check_documented(
+    schema: &std::collections::BTreeMap<String, Vec<DocField>>,
+    section: &str,
+    v: &serde_json::Value,
+    at: &str,
+) {
+    let fields = schema
+        .get(section)
+        .unwrap_or_else(|| panic!("{at}: docs/fix-json.md has no section {section}"));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{at}: not an object: {v}"));
+    for k in obj.keys() {
+        assert!(
+            fields.iter().any(|f| &f.name == k),
+            "{at}.{k} is not documented under {section}"
+        );
+    }
+    for f in fields {
+        let Some(x) = obj.get(&f.name) else {
+            assert!(f.optional, "{at}: documented field {} is missing", f.name);
+            continue;
+        };
+        let Some(o) = &f.object else { continue };
+        let sub = format!("object:{o}");
+        if !schema.contains_key(&sub) {
+            continue;
+        }
+        match x {
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    check_documented(schema, &sub, item, &format!("{at}.{}[{i}]", f.name));
+                }
+            }
+            serde_json::Value::Null => {}
+            _ => check_documented(schema, &sub, x, &format!("{at}.{}", f.name)),
+        }
+    }
+}
+
+fn check_event(schema: &std::collections::BTreeMap<String, Vec<DocField>>, e: &serde_json::Value) {
+    let name = e["event"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no event name: {e}"));
+    check_documented(schema, &format!("event:{name}"), e, name);
+}
+
+/// One exit path of `fix --json`: its exit code, exactly one `done`, last,
+/// with the outcome (and a reason_code exactly for errors), and every
+/// event as documented. The event kinds seen go into `seen`.
+fn check_exit_path(
+    what: &str,
+    (code, events, err): (Option<i32>, Vec<serde_json::Value>, String),
+    outcome: &str,
+    exit: i32,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> serde_json::Value {
+    let schema = documented_schema();
+    assert_eq!(code, Some(exit), "{what}: {events:?}\n{err}");
+    let dones = events.iter().filter(|e| e["event"] == "done").count();
+    assert_eq!(dones, 1, "{what}: {events:?}");
+    let done = events.last().unwrap().clone();
+    assert_eq!(done["event"], "done", "{what}");
+    assert_eq!(done["outcome"], outcome, "{what}: {done}");
+    assert_eq!(
+        done["reason_code"].is_string(),
+        outcome == "error",
+        "{what}: {done}"
+    );
+    for e in &events {
+        check_event(&schema, e);
+        seen.insert(e["event"].as_str().unwrap().to_string());
+    }
+    done
+}
+
+#[test]
+fn fix_json_matches_the_documented_schema_on_every_exit_path() {
+    let schema = documented_schema();
+    let home = [("SELFREPAIR_HOME", cache())];
+    let env: Vec<(&str, &OsStr)> = home.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let mut seen = std::collections::BTreeSet::new();
+
+    // fixed, and its session log (diffs only) matches too.
+    let (_t, dir) = example_repo("py-inventory");
+    let done = check_exit_path(
+        "fixed",
+        fix_json(&dir, &["--model", "mutate"], &env),
+        "fixed",
+        0,
+        &mut seen,
+    );
+    assert!(
+        done["reason"]
+            .as_str()
+            .unwrap()
+            .contains("passes every test")
+    );
+    let id = done["session"].as_str().unwrap();
+    for e in log_lines(&dir, id) {
+        check_event(&schema, &e);
+    }
+
+    // nothing to fix, said once.
+    let stock = dir.join(STOCK);
+    let fixed = std::fs::read_to_string(&stock)
+        .unwrap()
+        .replace("count(sku) < self", "count(sku) <= self");
+    std::fs::write(&stock, fixed).unwrap();
+    commit_all(&dir, "fixed by hand");
+    let done = check_exit_path(
+        "nothing to fix",
+        fix_json(&dir, &["--model", "mutate"], &env),
+        "nothing_to_fix",
+        3,
+        &mut seen,
+    );
+    assert_eq!(done["reason"], "the tests already pass");
+    let (code, out, _) = sr(&dir, &["fix", "--model", "mutate"]);
+    assert_eq!(code, Some(3));
+    assert_eq!(out.matches("nothing to fix").count(), 1, "{out}");
+
+    // not fixed.
+    let (_t2, bad) = unfixable_repo();
+    check_exit_path(
+        "not fixed",
+        fix_json(&bad, &["--model", "mutate", "--max-attempts", "1"], &env),
+        "not_fixed",
+        1,
+        &mut seen,
+    );
+
+    // Errors, from inside the session and before it.
+    let done = check_exit_path(
+        "cannot start",
+        fix_json(&dir, &["--test", "no-such-test-runner --all"], &env),
+        "error",
+        2,
+        &mut seen,
+    );
+    assert_eq!(done["reason_code"], "cannot_start", "{done}");
+    assert!(done["reason"].as_str().unwrap().contains("could not start"));
+    let done = check_exit_path(
+        "bad path",
+        fix_json(&dir.join("nope"), &["--model", "mutate"], &env),
+        "error",
+        2,
+        &mut seen,
+    );
+    assert_eq!(done["reason_code"], "bad_path", "{done}");
+    let docs = dir.join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("index.md"), "# docs\n").unwrap();
+    let done = check_exit_path(
+        "no test command",
+        fix_json(&docs, &["--model", "mutate"], &env),
+        "error",
+        2,
+        &mut seen,
+    );
+    assert_eq!(done["reason_code"], "no_test_command", "{done}");
+    let done = check_exit_path(
+        "bad flag",
+        fix_json(&dir, &["--model", "mutate", "--max-attempts", "0"], &env),
+        "error",
+        2,
+        &mut seen,
+    );
+    assert_eq!(done["reason_code"], "invalid_arguments", "{done}");
+
+    for kind in [
+        "plan",
+        "test_run_started",
+        "test_run_finished",
+        "localised",
+        "patch",
+        "rejected",
+        "done",
+    ] {
+        assert!(
+            seen.contains(kind),
+            "no {kind} event on these paths: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn the_session_log_keeps_diffs_not_whole_files() {
+    // A 300 KB module: a log of whole files would hold it twice per patch.
+    // (Long lines, not many: mutants of a many-line file are slow to make.)
+    let (_t, dir) = example_repo("py-inventory");
+    let stock = dir.join(STOCK);
+    let mut text = std::fs::read_to_string(&stock).unwrap();
+    for i in 0..300 {
+        text.push_str(&format!(
+            "# padding {i:05}: the log must not carry this line {}\n",
+            "x".repeat(950)
+        ));
+    }
+    std::fs::write(&stock, &text).unwrap();
+    commit_all(&dir, "big");
+    let env = [("SELFREPAIR_HOME", cache())];
+    let env: Vec<(&str, &OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let (code, events, err) = fix_json(&dir, &["--model", "mutate"], &env);
+    assert_fixed(code, &events, &err);
+    // The editor's stream still has each file before and after.
+    let patch = event(&events, "patch");
+    assert!(patch["files"][0]["old"].as_str().unwrap().len() > 300_000);
+    let done = event(&events, "done");
+    assert!(done["diff"]["files"][0]["new"].as_str().unwrap().len() > 300_000);
+
+    let id = done["session"].as_str().unwrap();
+    let log_path = state_dir(&dir, id).join("log.jsonl");
+    let size = std::fs::metadata(&log_path).unwrap().len();
+    assert!(size < 100_000, "log.jsonl is {size} bytes");
+    let raw = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!raw.contains("padding 00150"), "a whole file is in the log");
+    let log = log_lines(&dir, id);
+    let patches: Vec<&serde_json::Value> = log.iter().filter(|e| e["event"] == "patch").collect();
+    assert!(!patches.is_empty());
+    for p in patches {
+        assert!(p["diff"].as_str().unwrap().contains("@@"), "{p}");
+        assert!(p.get("files").is_none(), "{p}");
+    }
+    let done = log.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert!(
+        done["diff"]["unified"]
+            .as_str()
+            .unwrap()
+            .contains("+        return self.count(sku) <= self.reorder_level")
+    );
+    assert!(done["diff"].get("files").is_none(), "{}", done["diff"]);
+
+    // diff and apply read git, not the log.
+    let (code, out, err) = sr(&dir, &["diff", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        d["files"][0]["new"]
+            .as_str()
+            .unwrap()
+            .contains("padding 00150")
+    );
+    let (code, out, err) = sr(&dir, &["apply"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let now = std::fs::read_to_string(&stock).unwrap();
+    assert_eq!(now, text.replace("count(sku) < self", "count(sku) <= self"));
+}
+
+#[test]
+fn a_session_without_a_fix_leaves_no_branch_unless_keep() {
+    let (_t, dir) = unfixable_repo();
+    let env = [("SELFREPAIR_HOME", cache())];
+    let env: Vec<(&str, &OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let args = ["--model", "mutate", "--max-attempts", "1"];
+    let (code, events, err) = fix_json(&dir, &args, &env);
+    assert_eq!(code, Some(1), "{err}");
+    let done = event(&events, "done");
+    assert_eq!(done["outcome"], "not_fixed", "{done}");
+    assert!(events.iter().any(|e| e["event"] == "patch"));
+    let id = done["session"].as_str().unwrap().to_string();
+    assert_eq!(branches(&dir), vec!["master".to_string()]);
+    assert_eq!(session_refs(&dir, &id), Vec::<String>::new());
+    // Its log and session.json stay, so `log` still lists it, in the same
+    // words as `fix --json`, the reason apart.
+    assert!(state_dir(&dir, &id).join("log.jsonl").is_file());
+    let (code, out, _) = sr(&dir, &["log", "--json"]);
+    assert_eq!(code, Some(0));
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s = &all[0];
+    assert_eq!(s["id"], id.as_str());
+    assert_eq!(s["outcome"], "not_fixed", "{s}");
+    assert_eq!(s["reason"], done["reason"], "{s}");
+    assert_eq!(s["refs_removed"], true, "{s}");
+    let (_, out, _) = sr(&dir, &["log"]);
+    assert!(
+        out.contains(&format!("{id}  ")) && out.contains("not_fixed: "),
+        "{out}"
+    );
+    // Nothing to apply, and the error names the session.
+    let (code, _, err) = sr(&dir, &["apply"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains(&id) && err.contains("found no fix"), "{err}");
+    let (code, _, err) = sr(&dir, &["diff", "--attempt", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--keep"), "{err}");
+
+    // With --keep, the branch and the attempt stay.
+    let mut keep = args.to_vec();
+    keep.push("--keep");
+    let (code, events, err) = fix_json(&dir, &keep, &env);
+    assert_eq!(code, Some(1), "{err}");
+    let kept = event(&events, "done")["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        session_refs(&dir, &kept),
+        vec![
+            format!("refs/heads/selfrepair/{kept}"),
+            format!("refs/selfrepair/{kept}/attempt-1"),
+        ]
+    );
+    let (code, out, err) = sr(&dir, &["diff", "--session", &kept, "--attempt", "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("@@"), "{out}");
+
+    // The text summary says the attempts were not kept, and a rejection
+    // names how many tests still fail.
+    let (code, out, err) = sr(&dir, &["fix", "--model", "mutate", "--max-attempts", "1"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("--keep keeps them"), "{out}");
+    assert!(err.contains("still fail"), "{err}");
+}
+
+#[test]
+fn apply_writes_a_finished_session_and_undo_says_what_it_reverts() {
+    let (_t, dir) = example_repo("py-inventory");
+    let stock = dir.join(STOCK);
+    let before = std::fs::read_to_string(&stock).unwrap();
+    let (code, out, err) = sr(&dir, &["fix", "--model", "mutate"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("`selfrepair apply`"), "{out}");
+    assert_eq!(std::fs::read_to_string(&stock).unwrap(), before);
+    let branch = branches(&dir)
+        .into_iter()
+        .find(|b| b.starts_with("selfrepair/"))
+        .unwrap();
+    let id = branch.trim_start_matches("selfrepair/").to_string();
+
+    // No search: apply reads the finished session.
+    let started = Instant::now();
+    let (code, out, err) = sr(&dir, &["apply"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        out.contains(&format!("applied session {id}")) && out.contains("wrote inventory/stock.py"),
+        "{out}"
+    );
+    let fixed = before.replace("count(sku) < self", "count(sku) <= self");
+    assert_eq!(std::fs::read_to_string(&stock).unwrap(), fixed);
+    let (code, out, _) = sr(&dir, &["apply", "--session", &id]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("already applied"), "{out}");
+    assert_eq!(std::fs::read_to_string(&stock).unwrap(), fixed);
+
+    let (code, out, err) = sr(&dir, &["undo"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("restored inventory/stock.py as before session {id}")
+    );
+    assert_eq!(std::fs::read_to_string(&stock).unwrap(), before);
+    let (code, out, err) = sr(&dir, &["undo"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), format!("session {id} is already undone"));
+    assert_eq!(std::fs::read_to_string(&stock).unwrap(), before);
+
+    // Applying again after the undo works, and the help names git's way.
+    let (code, _, err) = sr(&dir, &["apply"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(&stock).unwrap(), fixed);
+    let help = bin().args(["apply", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("selfrepair diff . | git apply"));
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) `ago` before now.
+fn stamp_ago(ago: Duration) -> String {
+    let secs = (std::time::SystemTime::now() - ago)
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn prune_removes_old_sessions_and_spares_running_ones() {
+    let (_t, dir) = example_repo("py-inventory");
+    let (code, out, err) = sr(&dir, &["fix", "--model", "mutate"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let real = branches(&dir)
+        .into_iter()
+        .find(|b| b.starts_with("selfrepair/"))
+        .unwrap()
+        .trim_start_matches("selfrepair/")
+        .to_string();
+    let template: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(state_dir(&dir, &real).join("session.json")).unwrap(),
+    )
+    .unwrap();
+    let repo = git2::Repository::open(&dir).unwrap();
+    let head = repo.head().unwrap().target().unwrap();
+    // Older sessions, as earlier runs would have left them.
+    let day = Duration::from_secs(86400);
+    let fake = |ago: Duration, outcome: Option<&str>, state: bool, attempt: bool| {
+        let created = stamp_ago(ago);
+        let id = format!("{created}-beef");
+        repo.reference(&format!("refs/heads/selfrepair/{id}"), head, false, "t")
+            .unwrap();
+        if attempt {
+            repo.reference(&format!("refs/selfrepair/{id}/attempt-1"), head, false, "t")
+                .unwrap();
+        }
+        if state {
+            let mut s = template.clone();
+            s["id"] = id.clone().into();
+            s["created"] = created.into();
+            s["branch"] = format!("selfrepair/{id}").into();
+            s["outcome"] = outcome.into();
+            s["reason"] = outcome.map(|_| "made up").into();
+            let d = state_dir(&dir, &id);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("session.json"), s.to_string()).unwrap();
+            std::fs::write(d.join("log.jsonl"), "{}\n").unwrap();
+        }
+        id
+    };
+    let old = fake(day * 40, Some("not_fixed"), true, true);
+    let recent = fake(Duration::from_secs(7200), Some("fixed"), true, false);
+    let orphan = fake(day * 10, None, false, true);
+    let unfinished = fake(day * 3, None, true, false);
+    let exists = |id: &str| !session_refs(&dir, id).is_empty() || state_dir(&dir, id).exists();
+
+    let (code, out, err) = sr(&dir, &["prune", "--older-than", "30d", "--dry-run"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&format!("would remove {old}")), "{out}");
+    assert_eq!(out.matches("would remove 20").count(), 1, "{out}");
+    assert!(exists(&old), "a dry run removed something");
+
+    let (code, out, err) = sr(&dir, &["prune", "--older-than", "30d"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&format!("removed {old}")), "{out}");
+    assert!(!exists(&old));
+    for id in [&recent, &orphan, &unfinished, &real] {
+        assert!(exists(id), "{id} went: {out}");
+    }
+
+    // By default every finished session goes (and refs left without one),
+    // but not one that has not finished, nor one from the last minute.
+    let (code, out, err) = sr(&dir, &["prune"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!exists(&recent) && !exists(&orphan), "{out}");
+    assert!(exists(&unfinished) && exists(&real), "{out}");
+    assert!(
+        out.contains(&format!("kept {real}: it started in the last minute")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("kept {unfinished}: it has not finished")),
+        "{out}"
+    );
+    let (_, log, _) = sr(&dir, &["log"]);
+    assert!(log.contains(&real) && !log.contains(&recent), "{log}");
+
+    let (code, out, err) = sr(&dir, &["prune", "--older-than", "1d"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!exists(&unfinished), "{out}");
+    assert!(exists(&real), "{out}");
+    assert_eq!(
+        branches(&dir),
+        vec!["master".to_string(), format!("selfrepair/{real}")]
+    );
+
+    let (code, _, err) = sr(&dir, &["prune", "--older-than", "30x"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("s, m, h, d, w"), "{err}");
 }

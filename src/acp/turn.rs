@@ -270,7 +270,7 @@ fn forward_event(
                 if failing.is_empty() {
                     "no failing tests".to_string()
                 } else {
-                    format!("failing: {}", failing.join(", "))
+                    format!("{} failing: {}", failing.len(), fix::cap_list(&failing, 20))
                 }
             );
             body.push_str(tail(&run.output, OUTPUT_SHOWN));
@@ -383,9 +383,13 @@ async fn finish(
         }
         Outcome::NotFixed => {
             up.say(format!(
-                "No fix found: {}. The attempts are on `{}` (`selfrepair log`).",
-                s.reason, s.branch
+                "No fix found: {}. The session's log: `selfrepair log --session {}`.",
+                s.reason, s.session
             ));
+            return StopReason::EndTurn;
+        }
+        Outcome::Error => {
+            up.say(format!("The fix session stopped: {}", s.reason));
             return StopReason::EndTurn;
         }
         Outcome::Reported => return StopReason::EndTurn,

@@ -1,4 +1,4 @@
-//! `selfrepair fix`, and `log`, `diff`, `undo` for its sessions.
+//! `selfrepair fix`, and `log`, `diff`, `apply`, `undo`, `prune` for its sessions.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::Args;
 use selfrepair::fix::runner::{RunStatus, RunnerOptions};
 use selfrepair::fix::workspace;
-use selfrepair::fix::{FixEvent, FixOptions, Outcome, Repairer, Session, Summary};
+use selfrepair::fix::{
+    FixError, FixEvent, FixOptions, Outcome, Repairer, Session, Summary, cap_list,
+};
 use selfrepair::model::cli::ModelArgs;
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +57,10 @@ pub struct FixArgs {
     /// Keep the work tree afterwards (it is removed by default; commits stay).
     #[arg(long)]
     pub keep_worktree: bool,
+    /// Keep the branch and attempt refs of a session that finds no fix
+    /// (removed by default; its log stays for `selfrepair log`).
+    #[arg(long)]
+    pub keep: bool,
     /// Print events as JSON lines and the summary as the last line.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +87,47 @@ pub struct DiffArgs {
     /// Show attempt N instead of the winner.
     #[arg(long, value_name = "N")]
     pub attempt: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// The project whose sessions to remove.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Only sessions older than this: 30d, 12h, 2w, 45m (default: every
+    /// finished session).
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub older_than: Option<Duration>,
+    /// Say what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `30d`, `12h`, `2w`, `45m`, `90s`.
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("'{s}': expected a number and a unit, like 30d, 12h or 2w"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => {
+            return Err(format!(
+                "'{s}': the unit is one of s, m, h, d, w (like 30d)"
+            ));
+        }
+    };
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("'{s}' is too long"))
 }
 
 /// Build the repairer: `mutate` when asked or when no model is configured.
@@ -166,9 +213,16 @@ fn print_event(e: &FixEvent) {
                 run.duration_ms as f64 / 1000.0
             );
             if scope == "baseline" {
-                for f in &run.report.failed {
+                const SHOWN: usize = 10;
+                for f in run.report.failed.iter().take(SHOWN) {
                     let msg = f.message.lines().next().unwrap_or_default();
                     eprintln!("      {}  {msg}", f.id);
+                }
+                if failed > SHOWN {
+                    eprintln!(
+                        "      … and {} more (all of them: --json, or `selfrepair log`)",
+                        failed - SHOWN
+                    );
                 }
             }
         }
@@ -201,37 +255,45 @@ fn print_event(e: &FixEvent) {
     }
 }
 
-/// `a, b, c, … (+N)`: a list a person can read.
-fn cap_list(items: &[String], n: usize) -> String {
-    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
-    if items.len() > n {
-        s.push_str(&format!(", … (+{})", items.len() - n));
-    }
-    s
-}
-
-fn print_summary(s: &Summary) {
+fn print_summary(s: &Summary, keep: bool) {
+    let what = match s.outcome {
+        Outcome::Fixed => "fixed",
+        Outcome::AlreadyGreen => "nothing to fix",
+        Outcome::NotFixed => "not fixed",
+        Outcome::Cancelled => "cancelled",
+        Outcome::Reported => "reported",
+        Outcome::Error => "error",
+    };
     println!(
-        "{}: {} ({} attempts, {} tokens, ${:.4}, {:.1} s)",
-        match s.outcome {
-            Outcome::Fixed => "fixed",
-            Outcome::AlreadyGreen => "nothing to fix",
-            Outcome::NotFixed => "not fixed",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Reported => "reported",
-        },
+        "{what}: {} ({} attempts, {} tokens, ${:.4}, {:.1} s)",
         s.reason,
         s.attempts,
         s.tokens,
         s.cost_usd,
         s.duration_ms as f64 / 1000.0
     );
-    if s.outcome == Outcome::Fixed {
-        print!("{}", s.diff.unified);
-        println!(
-            "The fix is on branch {} (selfrepair diff / selfrepair fix --apply / git merge).",
-            s.branch
-        );
+    match s.outcome {
+        Outcome::Fixed => {
+            print!("{}", s.diff.unified);
+            println!(
+                "The fix is on branch {}: `selfrepair apply` writes it to your tree (or `selfrepair diff | git apply`, or `git merge {}`).",
+                s.branch, s.branch
+            );
+        }
+        Outcome::NotFixed | Outcome::Cancelled if s.attempts > 0 => {
+            if keep {
+                println!(
+                    "The attempts are kept under {} and refs/selfrepair/{}/ (`selfrepair log --session {}`).",
+                    s.branch, s.session, s.session
+                );
+            } else {
+                println!(
+                    "Its log stays (`selfrepair log --session {}`); its attempts were not kept (--keep keeps them).",
+                    s.session
+                );
+            }
+        }
+        _ => {}
     }
 }
 
@@ -241,6 +303,39 @@ fn json_quiet(a: &FixArgs) -> bool {
 }
 
 pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let done_printed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let json = a.json;
+    let result = fix_session(a, done_printed.clone()).await;
+    if let Err(e) = &result
+        && json
+        && !done_printed.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        // The stream ends with one summary whatever happened: errors
+        // before the session (flags, configuration) get one here.
+        let code = e
+            .chain()
+            .find_map(|c| {
+                c.downcast_ref::<FixError>()
+                    .map(FixError::reason_code)
+                    .or_else(|| {
+                        c.is::<selfrepair::fix::choose::ChooseError>()
+                            .then_some("config")
+                    })
+            })
+            .unwrap_or("invalid_arguments");
+        let s = Summary::error(code, format!("{e:#}"), started.elapsed().as_millis() as u64);
+        if let Ok(line) = serde_json::to_string(&FixEvent::Done(Box::new(s))) {
+            println!("{line}");
+        }
+    }
+    result
+}
+
+async fn fix_session(
+    a: FixArgs,
+    done_printed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<ExitCode> {
     let repairer = repairer(&a)?;
     let mut opts = FixOptions::new(&a.path);
     opts.test = a.test.clone();
@@ -253,6 +348,7 @@ pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
     opts.allow_test_edits = a.allow_test_edits;
     opts.edit_format = a.edit_format;
     opts.keep_worktree = a.keep_worktree;
+    opts.keep = a.keep;
     opts.runtime.progress = !json_quiet(&a);
     opts.runner = RunnerOptions {
         python: a.python.clone(),
@@ -274,6 +370,9 @@ pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{line}");
             }
+            if matches!(e, FixEvent::Done(_)) {
+                done_printed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
         } else {
             print_event(e);
         }
@@ -284,7 +383,7 @@ pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("fixing {}", a.path.display()))?;
     if !json {
-        print_summary(&summary);
+        print_summary(&summary, a.keep || a.keep_worktree);
     }
     if a.apply && summary.outcome == Outcome::Fixed {
         let info = workspace::session(&a.path, Some(&summary.session))?;
@@ -300,6 +399,7 @@ pub async fn fix(a: FixArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(match summary.outcome {
         Outcome::Fixed => 0,
         Outcome::NotFixed | Outcome::Cancelled => 1,
+        Outcome::Error => 2,
         Outcome::AlreadyGreen | Outcome::Reported => 3,
     }))
 }
@@ -314,8 +414,11 @@ pub async fn log(a: SessionArgs) -> anyhow::Result<ExitCode> {
                 serde_json::json!({"session": s, "attempts": attempts})
             );
         } else {
-            println!("session {} ({}) on {}", s.id, s.created, s.branch);
-            println!("  {}", s.outcome.as_deref().unwrap_or("unfinished"));
+            println!("session {} ({}) on {}", s.id, s.created, branch_name(&s));
+            println!("  {}", outcome_line(&s));
+            if s.refs_removed {
+                println!("  (no fix: its attempts were not kept; `fix --keep` keeps them)");
+            }
             for t in attempts {
                 let mark = if s.winner.as_deref() == Some(&t.commit) {
                     "*"
@@ -334,12 +437,7 @@ pub async fn log(a: SessionArgs) -> anyhow::Result<ExitCode> {
         println!("no selfrepair sessions for {}", a.path.display());
     } else {
         for s in all {
-            println!(
-                "{}  {:<30} {}",
-                s.id,
-                s.branch,
-                s.outcome.as_deref().unwrap_or("unfinished")
-            );
+            println!("{}  {:<30} {}", s.id, branch_name(&s), outcome_line(&s));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -356,9 +454,150 @@ pub async fn diff(a: DiffArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The session's branch, or that it is gone.
+fn branch_name(s: &workspace::SessionInfo) -> String {
+    if s.refs_removed {
+        "(no branch: no fix)".into()
+    } else {
+        s.branch.clone()
+    }
+}
+
+/// `not_fixed: no mutant passes …`, or `unfinished`.
+fn outcome_line(s: &workspace::SessionInfo) -> String {
+    match (&s.outcome, &s.reason) {
+        (Some(o), Some(r)) => format!("{o}: {r}"),
+        (Some(o), None) => o.clone(),
+        (None, _) => "unfinished".into(),
+    }
+}
+
+/// `selfrepair apply`: a finished session's fix, written to the user's
+/// tree without searching again (the same rules as `fix --apply`).
+pub async fn apply(a: SessionArgs) -> anyhow::Result<ExitCode> {
+    let s = workspace::session(&a.path, a.session.as_deref())?;
+    let d = match workspace::session_diff(&a.path, &s, None) {
+        Ok(d) => d,
+        Err(e) => {
+            // The latest session found nothing; an earlier one may have.
+            let hint = match &a.session {
+                None => workspace::sessions(&a.path)?
+                    .into_iter()
+                    .rev()
+                    .find(|x| x.winner.is_some())
+                    .map(|x| {
+                        format!(
+                            " (session {} has a fix: `selfrepair apply --session {}`)",
+                            x.id, x.id
+                        )
+                    })
+                    .unwrap_or_default(),
+                Some(_) => String::new(),
+            };
+            anyhow::bail!("nothing to apply: {e}{hint}");
+        }
+    };
+    let (files, already) = if workspace::is_applied(&s, &d) {
+        (d.files.iter().map(|f| f.path.clone()).collect(), true)
+    } else {
+        (workspace::apply(&a.path, &s, &d)?, false)
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"session": s.id, "applied": files, "already_applied": already})
+        );
+    } else if already {
+        println!(
+            "session {} is already applied to {}: {}",
+            s.id,
+            s.user_root.display(),
+            files.join(", ")
+        );
+    } else {
+        println!(
+            "applied session {} to {}: wrote {} (undo with `selfrepair undo`)",
+            s.id,
+            s.user_root.display(),
+            files.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn undo(a: SessionArgs) -> anyhow::Result<ExitCode> {
     let s = workspace::session(&a.path, a.session.as_deref())?;
-    let files = workspace::undo(&a.path, &s)?;
-    println!("restored {} as before session {}", files.join(", "), s.id);
+    match workspace::undo(&a.path, &s)? {
+        workspace::Undone::Already => println!("session {} is already undone", s.id),
+        workspace::Undone::Restored { restored, removed } => {
+            let mut did = Vec::new();
+            if !restored.is_empty() {
+                did.push(format!("restored {}", restored.join(", ")));
+            }
+            if !removed.is_empty() {
+                did.push(format!("removed {}", removed.join(", ")));
+            }
+            println!("{} as before session {}", did.join("; "), s.id);
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `3d`, `5h`, `12m`, `40s`: the largest whole unit.
+fn age(secs: Option<u64>) -> String {
+    match secs {
+        None => "age unknown".into(),
+        Some(s) if s >= 86400 => format!("{}d old", s / 86400),
+        Some(s) if s >= 3600 => format!("{}h old", s / 3600),
+        Some(s) if s >= 60 => format!("{}m old", s / 60),
+        Some(s) => format!("{s}s old"),
+    }
+}
+
+pub async fn prune(a: PruneArgs) -> anyhow::Result<ExitCode> {
+    let r = workspace::prune(&a.path, a.older_than, a.dry_run)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"dry_run": a.dry_run, "removed": r.removed, "kept": r.kept})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    for e in &r.removed {
+        let what = match (e.refs, e.state_bytes) {
+            (0, b) => format!("its log and state ({})", kb(b)),
+            (n, 0) => format!("{n} ref(s) (no log)"),
+            (n, b) => format!("branch and attempt refs ({n}), log and state ({})", kb(b)),
+        };
+        println!(
+            "{verb} {}  {:<14} {:<10} {what}",
+            e.id,
+            e.outcome.as_deref().unwrap_or("unfinished"),
+            age(e.age_secs)
+        );
+    }
+    for e in &r.kept {
+        println!(
+            "kept {}: {}",
+            e.id,
+            e.kept_because.as_deref().unwrap_or_default()
+        );
+    }
+    let freed: u64 = r.removed.iter().map(|e| e.state_bytes).sum();
+    println!(
+        "{verb} {} session(s) ({}), kept {}",
+        r.removed.len(),
+        kb(freed),
+        r.kept.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kb(bytes: u64) -> String {
+    if bytes >= 10 << 20 {
+        format!("{} MB", bytes >> 20)
+    } else {
+        format!("{} KB", bytes.div_ceil(1024))
+    }
 }

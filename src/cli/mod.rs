@@ -101,9 +101,19 @@ pub enum Command {
     /// Show a fix session's winning diff (or one attempt's).
     #[command(after_help = "Example:\n  selfrepair diff . --attempt 2")]
     Diff(fix::DiffArgs),
-    /// Revert the files a `fix --apply` wrote, if unchanged since.
+    /// Write a finished session's fix to your working tree (as `fix --apply`, without searching again).
+    #[command(
+        after_help = "Examples:\n  selfrepair apply .\n  selfrepair apply . --session 20261127-210512-ab12\n  selfrepair diff . | git apply    # the same with git"
+    )]
+    Apply(fix::SessionArgs),
+    /// Revert the files a `fix --apply` or `apply` wrote, if unchanged since.
     #[command(after_help = "Example:\n  selfrepair undo .")]
     Undo(fix::SessionArgs),
+    /// Remove old sessions: their branch, attempt refs, log and state.
+    #[command(
+        after_help = "Examples:\n  selfrepair prune .                      # every finished session\n  selfrepair prune . --older-than 30d --dry-run"
+    )]
+    Prune(fix::PruneArgs),
 }
 
 pub fn init_logging(verbose: u8) {
@@ -137,6 +147,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fix(a) => fix::fix(a).await,
         Command::Log(a) => fix::log(a).await,
         Command::Diff(a) => fix::diff(a).await,
+        Command::Apply(a) => fix::apply(a).await,
         Command::Undo(a) => fix::undo(a).await,
+        Command::Prune(a) => fix::prune(a).await,
     }
 }

@@ -5,7 +5,9 @@
 //! [`FixEvent`]s through a callback, honours a cancellation token (which
 //! also kills a running test's process group), and ends with a
 //! [`Summary`] whose diff carries the unified text and every changed
-//! file's new contents. The CLI and the editor agent are its consumers.
+//! file's new contents; an error ends with a summary too (outcome
+//! `error`). The CLI and the editor agent are its consumers. The JSON
+//! form of the events is documented in docs/fix-json.md.
 
 pub mod baseline;
 pub mod choose;
@@ -85,6 +87,28 @@ pub enum FixError {
 }
 
 impl FixError {
+    /// A stable snake_case name for the error, for JSON consumers
+    /// (`reason_code` of an `error` summary).
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            FixError::NotADirectory { .. } => "bad_path",
+            FixError::NoCommits { .. } => "no_commits",
+            FixError::NoTestCommand { .. } => "no_test_command",
+            FixError::CannotStart { .. } => "cannot_start",
+            FixError::Interpreter(_) => "no_interpreter",
+            FixError::NoMatchingTest { .. } => "no_matching_test",
+            FixError::NoTests { .. } => "no_tests",
+            FixError::Git(_) => "git",
+            FixError::WorkCopyTampered { .. } => "work_copy_tampered",
+            FixError::Io { .. } => "io",
+            FixError::Sandbox(_) => "sandbox",
+            FixError::Model(_) => "model",
+            FixError::NoSession { .. } => "no_session",
+            FixError::ApplyConflict { .. } => "apply_conflict",
+            FixError::UndoConflict { .. } => "undo_conflict",
+        }
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         FixError::Io {
             path: path.to_path_buf(),
@@ -122,6 +146,9 @@ pub struct FixOptions {
     pub map_tokens: u64,
     /// Keep the work tree after the session (for debugging).
     pub keep_worktree: bool,
+    /// Keep the branch and attempt refs of a session that found no fix
+    /// (by default only a fixed session leaves them).
+    pub keep: bool,
     /// Only the failing tests whose id contains this ("fix test X"); the
     /// others may stay red, but no test that passed may break.
     pub focus: Option<String>,
@@ -179,6 +206,7 @@ impl FixOptions {
             context_tokens: 6000,
             map_tokens: 1500,
             keep_worktree: false,
+            keep: false,
             focus: None,
             mode: FixMode::Repair,
             edit_format: None,
@@ -270,22 +298,45 @@ pub struct PromptInfo {
     pub hash: String,
 }
 
+/// How a session ended; serialised snake_case, the same words in
+/// `fix --json`, `log --json`, MCP and session.json.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Fixed,
+    #[serde(rename = "nothing_to_fix")]
     AlreadyGreen,
     /// Attempts, budget or ideas ran out; the reason says which.
     NotFixed,
     Cancelled,
     /// `FixMode::Explain` or `FixMode::Check` ended as asked.
     Reported,
+    /// The session could not run (bad input, broken machinery); the
+    /// summary's `reason_code` says which ([`FixError::reason_code`]).
+    Error,
+}
+
+impl Outcome {
+    /// The serialised name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Fixed => "fixed",
+            Outcome::AlreadyGreen => "nothing_to_fix",
+            Outcome::NotFixed => "not_fixed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Reported => "reported",
+            Outcome::Error => "error",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// Empty when the session never started (an early `error`).
     pub session: String,
     pub outcome: Outcome,
+    /// For `error`: a stable snake_case name of the error; otherwise null.
+    pub reason_code: Option<String>,
     pub reason: String,
     pub branch: String,
     pub test_command: String,
@@ -301,6 +352,69 @@ pub struct Summary {
     /// mutation repairer's runners-up: less suspicious or larger changes).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runners_up: Vec<String>,
+}
+
+impl Summary {
+    /// The summary of a run that stopped with an error: `code` is a
+    /// [`FixError::reason_code`] (or the caller's own for errors before a
+    /// session, such as bad flags).
+    pub fn error(code: &str, reason: impl Into<String>, duration_ms: u64) -> Summary {
+        Summary {
+            session: String::new(),
+            outcome: Outcome::Error,
+            reason_code: Some(code.to_string()),
+            reason: reason.into(),
+            branch: String::new(),
+            test_command: String::new(),
+            initial_failures: Vec::new(),
+            attempts: 0,
+            winning_attempt: None,
+            tokens: 0,
+            cost_usd: 0.0,
+            duration_ms,
+            diff: FinalDiff::default(),
+            runners_up: Vec::new(),
+        }
+    }
+}
+
+/// `a, b, c, … (+N)`: at most `n` items of a list, for a person to read.
+pub fn cap_list<S: AsRef<str>>(items: &[S], n: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(n)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > n {
+        s.push_str(&format!(", … (+{})", items.len() - n));
+    }
+    s
+}
+
+/// How many ids a message names before it says how many more there are.
+const IDS_SHOWN: usize = 5;
+
+/// An event as the session log keeps it: diffs, not whole files. The old
+/// and new texts are in git (the attempt refs and the session branch,
+/// which `selfrepair diff` and `apply` read); copying them into every
+/// line made logs of tens of megabytes on large files.
+pub fn log_entry(e: &FixEvent) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+    match e {
+        FixEvent::Patch { .. } => {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("files");
+            }
+        }
+        FixEvent::Done(_) => {
+            if let Some(d) = v.get_mut("diff").and_then(|d| d.as_object_mut()) {
+                d.remove("files");
+            }
+        }
+        _ => {}
+    }
+    v
 }
 
 /// A test-run result with the session's bookkeeping.
@@ -343,8 +457,7 @@ struct Progress<'a> {
 
 impl Progress<'_> {
     fn emit(&self, e: FixEvent) {
-        self.ws
-            .log(&serde_json::to_value(&e).unwrap_or(serde_json::Value::Null));
+        self.ws.log(&log_entry(&e));
         (self.on_event)(&e);
     }
 
@@ -477,7 +590,10 @@ impl Progress<'_> {
         let reason = if broken.is_empty() {
             still_failing(&full)
         } else {
-            format!("breaks tests that passed before: {}", broken.join(", "))
+            format!(
+                "breaks tests that passed before: {}",
+                cap_list(&broken, IDS_SHOWN)
+            )
         };
         Ok(Verdict::Rejected(reason, Some(full.report)))
     }
@@ -505,13 +621,7 @@ impl Progress<'_> {
         } else {
             Vec::new()
         };
-        let list = |v: &[&str]| {
-            let mut s = v.iter().take(10).copied().collect::<Vec<_>>().join(", ");
-            if v.len() > 10 {
-                s.push_str(&format!(" and {} more", v.len() - 10));
-            }
-            s
-        };
+        let list = |v: &[&str]| cap_list(v, IDS_SHOWN);
         if !gone.is_empty() {
             return Some(format!(
                 "the run collected fewer tests than the baseline ({} of {}); gone: {}",
@@ -535,8 +645,22 @@ fn still_failing(run: &TestRun) -> String {
         RunStatus::TimedOut => "the tests ran past the timeout".into(),
         _ => {
             let ids: Vec<String> = run.report.failed_ids().into_iter().collect();
-            format!("still failing: {}", ids.join(", "))
+            let verb = if ids.len() == 1 { "fails" } else { "fail" };
+            format!(
+                "{} still {verb}: {}",
+                n_tests(ids.len()),
+                cap_list(&ids, IDS_SHOWN)
+            )
         }
+    }
+}
+
+/// `1 test`, `56 tests`.
+fn n_tests(n: usize) -> String {
+    if n == 1 {
+        "1 test".into()
+    } else {
+        format!("{n} tests")
     }
 }
 
@@ -569,12 +693,30 @@ impl Session {
     }
 
     /// Run the session to its end. Errors are bad input or broken
-    /// machinery; a fix that was not found is an `Ok` summary.
+    /// machinery; a fix that was not found is an `Ok` summary. Either way
+    /// the last event is [`FixEvent::Done`]: on an error its outcome is
+    /// [`Outcome::Error`] with the error's `reason_code`.
     pub async fn run(
         &self,
         on_event: &(dyn Fn(&FixEvent) + Send + Sync),
     ) -> Result<Summary, FixError> {
         let started = Instant::now();
+        let result = self.run_to_end(on_event, started).await;
+        if let Err(e) = &result {
+            on_event(&FixEvent::Done(Box::new(Summary::error(
+                e.reason_code(),
+                e.to_string(),
+                started.elapsed().as_millis() as u64,
+            ))));
+        }
+        result
+    }
+
+    async fn run_to_end(
+        &self,
+        on_event: &(dyn Fn(&FixEvent) + Send + Sync),
+        started: Instant,
+    ) -> Result<Summary, FixError> {
         let path = &self.opts.path;
         if !path.is_dir() {
             return Err(FixError::NotADirectory {
@@ -604,9 +746,25 @@ impl Session {
             // The result matters more than a leftover temp dir.
             tracing::warn!("could not remove the work tree {}: {e}", ws.root.display());
         }
-        if !matches!(&result, Ok(s) if s.attempts > 0) {
+        let cleanup = match &result {
+            // A fix stays on its branch; so does everything with --keep, or
+            // a kept work tree (it has the branch checked out).
+            Ok(s) if s.attempts > 0 => {
+                if s.outcome != Outcome::Fixed && !self.opts.keep && !self.opts.keep_worktree {
+                    // No fix: the log and session.json stay for `selfrepair
+                    // log`, but no branch piles up per failed session.
+                    ws.remove_refs()
+                } else {
+                    Ok(())
+                }
+            }
             // Nothing was tried: leave no trace in the user's repository.
-            ws.discard()?;
+            _ => ws.discard(),
+        };
+        if let Err(e) = cleanup {
+            // The summary (already sent) or the session's error matters
+            // more than leftover refs, which `selfrepair prune` removes.
+            tracing::warn!("could not clean up session {}: {e}", ws.info.id);
         }
         result
     }
@@ -740,6 +898,7 @@ impl Session {
         let mut summary = Summary {
             session: p.ws.info.id.clone(),
             outcome: Outcome::NotFixed,
+            reason_code: None,
             reason: String::new(),
             branch: p.ws.info.branch.clone(),
             test_command: command.command.clone(),
@@ -772,7 +931,7 @@ impl Session {
             }
             RunStatus::Passed => {
                 summary.outcome = Outcome::AlreadyGreen;
-                summary.reason = "the tests already pass: nothing to fix".into();
+                summary.reason = "the tests already pass".into();
                 return Ok(self.finish(&mut p, summary, started));
             }
             RunStatus::Cancelled => {
@@ -805,7 +964,7 @@ impl Session {
             if mine.is_empty() {
                 return Err(FixError::NoMatchingTest {
                     focus: f.clone(),
-                    failing: all.into_iter().collect::<Vec<_>>().join(", "),
+                    failing: cap_list(&all.into_iter().collect::<Vec<_>>(), 10),
                 });
             }
             p.tolerated = others.iter().map(|t| t.id.clone()).collect();
@@ -854,7 +1013,8 @@ impl Session {
         {
             s.diff = d;
         }
-        p.ws.info.outcome = Some(format!("{:?}: {}", s.outcome, s.reason));
+        p.ws.info.outcome = Some(s.outcome.as_str().to_string());
+        p.ws.info.reason = Some(s.reason.clone());
         let _ = p.ws.save();
         p.emit(FixEvent::Done(Box::new(s.clone())));
         s

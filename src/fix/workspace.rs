@@ -37,11 +37,49 @@ pub struct SessionInfo {
     /// Set when the session ends with a passing attempt.
     #[serde(default)]
     pub winner: Option<String>,
-    /// Outcome line of the finished session.
+    /// How the session ended ([`super::Outcome::as_str`]: `fixed`,
+    /// `not_fixed`, …); `None` while it runs (or if it died).
     #[serde(default)]
     pub outcome: Option<String>,
+    /// Why it ended so.
+    #[serde(default)]
+    pub reason: Option<String>,
     #[serde(default)]
     pub plain: bool,
+    /// Its branch and attempt refs were removed when it ended without a
+    /// fix (`fix` without `--keep`).
+    #[serde(default)]
+    pub refs_removed: bool,
+}
+
+impl SessionInfo {
+    /// Before the outcome had words of its own, session.json held one
+    /// string, `NotFixed: reason` (Rust's Debug name); split it.
+    fn upgrade(&mut self) {
+        if self.reason.is_some() {
+            return;
+        }
+        let Some((kind, reason)) = self.outcome.as_deref().and_then(|o| o.split_once(": ")) else {
+            return;
+        };
+        let word = match kind {
+            "Fixed" => "fixed",
+            "AlreadyGreen" => "nothing_to_fix",
+            "NotFixed" => "not_fixed",
+            "Cancelled" => "cancelled",
+            "Reported" => "reported",
+            _ => return,
+        };
+        let reason = reason.to_string();
+        self.reason = Some(reason);
+        self.outcome = Some(word.to_string());
+    }
+
+    /// Seconds since the session was created, from its stamp; `None` if
+    /// the stamp does not parse (a session.json edited by hand).
+    pub fn age_secs(&self) -> Option<u64> {
+        age_of_stamp(&self.created)
+    }
 }
 
 /// One changed file of a diff, with both versions (for editors that write
@@ -230,7 +268,9 @@ impl Workspace {
                 base: String::new(),
                 winner: None,
                 outcome: None,
+                reason: None,
                 plain: store.plain,
+                refs_removed: false,
             },
             root: root.clone(),
             repo_path: store.repo_path,
@@ -454,24 +494,17 @@ impl Workspace {
 
     /// Forget the session: its branch, attempt refs and state.
     pub fn discard(&self) -> Result<(), FixError> {
-        let repo = self.repo()?;
-        if let Ok(mut b) = repo.find_branch(&self.info.branch, git2::BranchType::Local) {
-            b.delete().map_err(git_err("delete the session branch"))?;
-        }
-        let glob = format!("refs/selfrepair/{}/*", self.info.id);
-        let names: Vec<String> = repo
-            .references_glob(&glob)
-            .map_err(git_err("refs"))?
-            .flatten()
-            .filter_map(|r| r.name().ok().map(str::to_string))
-            .collect();
-        for n in names {
-            if let Ok(mut r) = repo.find_reference(&n) {
-                r.delete().map_err(git_err("delete an attempt ref"))?;
-            }
-        }
+        delete_refs(&self.repo()?, &self.info.id, false)?;
         let _ = std::fs::remove_dir_all(&self.state_dir);
         Ok(())
+    }
+
+    /// Delete the session's branch and attempt refs, keeping its log and
+    /// session.json (which records that they are gone).
+    pub fn remove_refs(&mut self) -> Result<(), FixError> {
+        delete_refs(&self.repo()?, &self.info.id, false)?;
+        self.info.refs_removed = true;
+        self.save()
     }
 
     /// A project file's text (path relative to the project); symlinks are
@@ -784,6 +817,10 @@ pub fn sessions(path: &Path) -> Result<Vec<SessionInfo>, FixError> {
         .filter_map(|e| std::fs::read(e.path().join("session.json")).ok())
         .filter_map(|b| serde_json::from_slice::<SessionInfo>(&b).ok())
         .filter(|s| s.user_root == store.user_root)
+        .map(|mut s| {
+            s.upgrade();
+            s
+        })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
@@ -868,14 +905,30 @@ pub fn session_diff(
             .map(|a| a.commit)
             .ok_or_else(|| FixError::NoSession {
                 path: path.to_path_buf(),
-                detail: format!("session {} has no attempt {n}", s.id),
+                detail: if s.refs_removed {
+                    format!(
+                        "session {} found no fix and its attempts were not kept (run `selfrepair fix --keep` to keep them)",
+                        s.id
+                    )
+                } else {
+                    format!("session {} has no attempt {n}", s.id)
+                },
             })?,
         None => s.winner.clone().ok_or_else(|| FixError::NoSession {
             path: path.to_path_buf(),
-            detail: format!(
-                "session {} found no fix; see `selfrepair log --session {}` and `selfrepair diff --attempt N`",
-                s.id, s.id
-            ),
+            detail: match (&s.outcome, s.refs_removed) {
+                (None, _) => format!("session {} has not finished (or stopped without an end)", s.id),
+                (Some(_), true) => format!(
+                    "session {} found no fix ({}); see `selfrepair log --session {}`",
+                    s.id,
+                    s.reason.as_deref().unwrap_or("no reason recorded"),
+                    s.id
+                ),
+                (Some(_), false) => format!(
+                    "session {} found no fix; see `selfrepair log --session {}` and `selfrepair diff --attempt N`",
+                    s.id, s.id
+                ),
+            },
         })?,
     };
     let oid = |x: &str| Oid::from_str(x).map_err(git_err("commit id"));
@@ -886,6 +939,19 @@ pub fn session_diff(
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct UndoRecord {
     files: Vec<FileChange>,
+    /// Set by `undo` (the record stays, so a second undo can say so).
+    #[serde(default)]
+    undone: bool,
+}
+
+/// Whether the user's tree already holds the fix: every file of `diff`
+/// is as the fix leaves it.
+pub fn is_applied(s: &SessionInfo, diff: &FinalDiff) -> bool {
+    !diff.files.is_empty()
+        && diff
+            .files
+            .iter()
+            .all(|f| std::fs::read_to_string(s.user_root.join(&f.path)).ok() == f.new)
 }
 
 /// Apply `diff` on the user's tree, keeping their other changes. A file
@@ -915,6 +981,7 @@ pub fn apply(path: &Path, s: &SessionInfo, diff: &FinalDiff) -> Result<Vec<Strin
     }
     let record = serde_json::to_vec_pretty(&UndoRecord {
         files: writes.clone(),
+        undone: false,
     })
     .map_err(|e| FixError::Git(e.to_string()))?;
     let undo_path = state_root(&repo).join(&s.id).join("undo.json");
@@ -976,17 +1043,33 @@ fn write_changes(
     Ok(())
 }
 
+/// What `undo` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Undone {
+    /// Files put back as they were before the apply, and files the apply
+    /// created that were removed (paths relative to the user's root).
+    Restored {
+        restored: Vec<String>,
+        removed: Vec<String>,
+    },
+    /// An earlier `undo` already reverted this session's apply.
+    Already,
+}
+
 /// Revert the last `--apply` of session `s`, if its files are still as it left them.
-pub fn undo(path: &Path, s: &SessionInfo) -> Result<Vec<String>, FixError> {
+pub fn undo(path: &Path, s: &SessionInfo) -> Result<Undone, FixError> {
     let (_, repo) = open_store(path)?;
     let undo_path = state_root(&repo).join(&s.id).join("undo.json");
-    let record: UndoRecord = std::fs::read(&undo_path)
+    let mut record: UndoRecord = std::fs::read(&undo_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| FixError::NoSession {
             path: path.to_path_buf(),
             detail: format!("session {} was not applied (nothing to undo)", s.id),
         })?;
+    if record.undone {
+        return Ok(Undone::Already);
+    }
     for f in &record.files {
         let p = s.user_root.join(&f.path);
         if std::fs::read_to_string(&p).ok() != f.new {
@@ -994,8 +1077,223 @@ pub fn undo(path: &Path, s: &SessionInfo) -> Result<Vec<String>, FixError> {
         }
     }
     write_changes(&s.user_root, &record.files, |c| c.old.as_deref())?;
-    std::fs::remove_file(&undo_path).map_err(|e| FixError::io(&undo_path, e))?;
-    Ok(record.files.into_iter().map(|f| f.path).collect())
+    record.undone = true;
+    let json = serde_json::to_vec_pretty(&record).map_err(|e| FixError::Git(e.to_string()))?;
+    std::fs::write(&undo_path, json).map_err(|e| FixError::io(&undo_path, e))?;
+    let (restored, removed) = record
+        .files
+        .into_iter()
+        .partition::<Vec<_>, _>(|f| f.old.is_some());
+    Ok(Undone::Restored {
+        restored: restored.into_iter().map(|f| f.path).collect(),
+        removed: removed.into_iter().map(|f| f.path).collect(),
+    })
+}
+
+/// Delete session `id`'s branch and its `refs/selfrepair/<id>/*` refs;
+/// how many refs that was (with `dry_run`, would be).
+fn delete_refs(repo: &Repository, id: &str, dry_run: bool) -> Result<usize, FixError> {
+    let mut names: Vec<String> = repo
+        .references_glob(&format!("refs/selfrepair/{id}/*"))
+        .map_err(git_err("refs"))?
+        .flatten()
+        .filter_map(|r| r.name().ok().map(str::to_string))
+        .collect();
+    let branch = format!("refs/heads/selfrepair/{id}");
+    if repo.find_reference(&branch).is_ok() {
+        names.push(branch);
+    }
+    if !dry_run {
+        for n in &names {
+            if let Ok(mut r) = repo.find_reference(n) {
+                r.delete().map_err(git_err("delete a session ref"))?;
+            }
+        }
+    }
+    Ok(names.len())
+}
+
+/// One session `prune` removed (or, dry, would remove), or kept.
+#[derive(Clone, Debug, Serialize)]
+pub struct PruneEntry {
+    pub id: String,
+    /// `fixed`, `not_fixed`, …; `None` for an unfinished session or refs
+    /// left without a session.json.
+    pub outcome: Option<String>,
+    /// Seconds since it was created (`None`: unknown).
+    pub age_secs: Option<u64>,
+    /// Branch and attempt refs.
+    pub refs: usize,
+    /// Bytes of its state dir (log, session.json, undo record).
+    pub state_bytes: u64,
+    /// For a kept session: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_because: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PruneReport {
+    pub removed: Vec<PruneEntry>,
+    pub kept: Vec<PruneEntry>,
+}
+
+/// Sessions younger than this are never pruned: one may be starting (its
+/// branch exists before its session.json does).
+const PRUNE_GRACE_SECS: u64 = 60;
+
+/// Remove the project's sessions older than `older_than` (all finished
+/// ones when `None`): their branch, attempt refs, state dir and any work
+/// tree left behind. An unfinished session is removed only when it is
+/// older than an explicit `older_than`; none younger than a minute ever is.
+pub fn prune(
+    path: &Path,
+    older_than: Option<std::time::Duration>,
+    dry_run: bool,
+) -> Result<PruneReport, FixError> {
+    let store = locate(path)?;
+    let Ok(repo) = Repository::open(&store.repo_path) else {
+        return Ok(PruneReport::default());
+    };
+    let root = state_root(&repo);
+    let mut found: BTreeMap<String, Option<SessionInfo>> = sessions(path)?
+        .into_iter()
+        .map(|s| (s.id.clone(), Some(s)))
+        .collect();
+    // Refs without a session.json: a session that died while starting.
+    // (In a repository of several work trees, only this tree's sessions
+    // have a session.json here; another's state dir is left alone.)
+    let mut ref_ids: Vec<String> = Vec::new();
+    for r in repo.references().map_err(git_err("refs"))?.flatten() {
+        let Ok(name) = r.name() else { continue };
+        let id = name
+            .strip_prefix("refs/heads/selfrepair/")
+            .or_else(|| name.strip_prefix("refs/selfrepair/"))
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_string());
+        // Only names sessions give (a user's own `selfrepair/x` is not one).
+        if let Some(id) = id.filter(|id| stamp_secs(id).is_some()) {
+            ref_ids.push(id);
+        }
+    }
+    for id in ref_ids {
+        if !root.join(&id).join("session.json").exists() {
+            found.entry(id).or_insert(None);
+        }
+    }
+    let mut report = PruneReport::default();
+    for (id, info) in found {
+        let age_secs = match &info {
+            Some(s) => s.age_secs(),
+            None => age_of_stamp(&id),
+        };
+        let state_dir = root.join(&id);
+        let mut entry = PruneEntry {
+            id: id.clone(),
+            outcome: info.as_ref().and_then(|s| s.outcome.clone()),
+            age_secs,
+            refs: delete_refs(&repo, &id, true)?,
+            state_bytes: dir_size(&state_dir),
+            kept_because: None,
+        };
+        let unfinished = info.as_ref().is_some_and(|s| s.outcome.is_none());
+        entry.kept_because = match (age_secs, older_than) {
+            (None, _) => Some("its age is unknown (the id is not a date)".into()),
+            (Some(a), _) if a < PRUNE_GRACE_SECS => {
+                Some("it started in the last minute (it may be running)".into())
+            }
+            (Some(a), Some(limit)) if a < limit.as_secs() => {
+                Some("it is younger than --older-than".into())
+            }
+            (_, None) if unfinished => Some(
+                "it has not finished (running, or stopped without an end); pass --older-than to remove it"
+                    .into(),
+            ),
+            _ => None,
+        };
+        if entry.kept_because.is_some() {
+            report.kept.push(entry);
+            continue;
+        }
+        if !dry_run {
+            remove_work_tree(&repo, &id)?;
+            delete_refs(&repo, &id, false)?;
+            if state_dir.exists() {
+                std::fs::remove_dir_all(&state_dir).map_err(|e| FixError::io(&state_dir, e))?;
+            }
+        }
+        report.removed.push(entry);
+    }
+    Ok(report)
+}
+
+/// A work tree a session left (`--keep-worktree`, or a session that died):
+/// its directory, if it is the one the session made, and git's record.
+fn remove_work_tree(repo: &Repository, id: &str) -> Result<(), FixError> {
+    let name = format!("selfrepair-{id}");
+    let Ok(wt) = repo.find_worktree(&name) else {
+        return Ok(());
+    };
+    // Only a directory named as sessions name theirs: the record is in the
+    // repository, and anything could have rewritten it.
+    let dir = wt.path().to_path_buf();
+    if dir.file_name().is_some_and(|n| n == name.as_str()) && dir.is_dir() {
+        std::fs::remove_dir_all(&dir).map_err(|e| FixError::io(&dir, e))?;
+    }
+    wt.prune(Some(
+        WorktreePruneOptions::new().valid(true).working_tree(false),
+    ))
+    .map_err(git_err("prune the work tree"))
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Seconds from a `YYYYMMDD-HHMMSS` stamp (or an id that starts with one)
+/// to now.
+fn age_of_stamp(stamp: &str) -> Option<u64> {
+    let then = stamp_secs(stamp)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(now.saturating_sub(then))
+}
+
+/// Seconds since the epoch of a `YYYYMMDD-HHMMSS` stamp (UTC), the inverse
+/// of [`now_stamp`].
+fn stamp_secs(stamp: &str) -> Option<u64> {
+    let b = stamp.as_bytes();
+    if b.len() < 15 || b[8] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = stamp.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (hh, mm, ss) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, with no date crate.
@@ -1045,5 +1343,28 @@ mod tests {
         let s = now_stamp();
         assert_eq!(s.len(), 15);
         assert!(s.starts_with("20"));
+    }
+
+    #[test]
+    fn stamps_parse_back() {
+        assert_eq!(stamp_secs("19700101-000000"), Some(0));
+        assert_eq!(stamp_secs("20000301-000001"), Some(951_868_801));
+        assert_eq!(stamp_secs("20241231-235959-ab12"), Some(1_735_689_599));
+        assert_eq!(stamp_secs("2024123-235959"), None);
+        assert_eq!(stamp_secs("20241331-000000"), None);
+        assert!(age_of_stamp(&now_stamp()).is_some_and(|a| a < 5));
+    }
+
+    #[test]
+    fn old_outcome_lines_are_split() {
+        let mut s: SessionInfo = serde_json::from_value(serde_json::json!({
+            "id": "20240101-000000-abcd", "created": "20240101-000000",
+            "user_root": "/r", "project_rel": "", "branch": "selfrepair/x",
+            "base": "", "outcome": "NotFixed: no mutant passes: a: b"
+        }))
+        .unwrap();
+        s.upgrade();
+        assert_eq!(s.outcome.as_deref(), Some("not_fixed"));
+        assert_eq!(s.reason.as_deref(), Some("no mutant passes: a: b"));
     }
 }
