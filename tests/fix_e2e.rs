@@ -2078,26 +2078,7 @@ fn apply_writes_a_finished_session_and_undo_says_what_it_reverts() {
 
 /// `YYYYMMDD-HHMMSS` (UTC) `ago` before now.
 fn stamp_ago(ago: Duration) -> String {
-    let secs = (std::time::SystemTime::now() - ago)
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    workspace::stamp_at(std::time::SystemTime::now() - ago)
 }
 
 #[test]

@@ -22,6 +22,16 @@ fn sh(script: &str, dir: &std::path::Path) -> CommandSpec {
     }
 }
 
+/// The exit code of `python3 -c CODE` in a jail of the default configuration.
+async fn default_jail_code(code: &str, dir: &Path) -> Option<i32> {
+    let sb = ProcessSandbox::new(ProcessConfig::default()).unwrap();
+    let out = sb
+        .exec(sh(&format!("/usr/bin/python3 -c '{code}'"), dir))
+        .await
+        .unwrap();
+    out.code
+}
+
 /// Our uid, as the owner of a directory we just made.
 fn my_uid(dir: &std::path::Path) -> u32 {
     std::fs::metadata(dir).unwrap().uid()
@@ -214,15 +224,8 @@ print('SEES_HOST' if os.path.exists('/dev/shm/{marker}') else 'PRIVATE')
         "a jailed run wrote the host's /dev/shm"
     );
     // Without it, /dev/shm stays an empty read-only cover: no semaphore.
-    let sb = ProcessSandbox::new(ProcessConfig::default()).unwrap();
-    let out = sb
-        .exec(sh(
-            "/usr/bin/python3 -c 'import multiprocessing as m; m.Lock()'",
-            dir.path(),
-        ))
-        .await
-        .unwrap();
-    assert_ne!(out.code, Some(0), "a semaphore without a private /dev/shm");
+    let code = default_jail_code("import multiprocessing as m; m.Lock()", dir.path()).await;
+    assert_ne!(code, Some(0), "a semaphore without a private /dev/shm");
 }
 
 /// `loopback`: a run serves and calls 127.0.0.1 on a loopback of its own
@@ -277,13 +280,6 @@ for addr in [('127.0.0.1', {port}), ('1.1.1.1', 53)]:
         "a jailed run reached the host's loopback"
     );
     // Without it, no inet socket at all.
-    let sb = ProcessSandbox::new(ProcessConfig::default()).unwrap();
-    let out = sb
-        .exec(sh(
-            "/usr/bin/python3 -c 'import socket; socket.socket()'",
-            dir.path(),
-        ))
-        .await
-        .unwrap();
-    assert_ne!(out.code, Some(0), "an inet socket without loopback");
+    let code = default_jail_code("import socket; socket.socket()", dir.path()).await;
+    assert_ne!(code, Some(0), "an inet socket without loopback");
 }

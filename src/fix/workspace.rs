@@ -1298,7 +1298,12 @@ fn stamp_secs(stamp: &str) -> Option<u64> {
 
 /// `YYYYMMDD-HHMMSS` in UTC, with no date crate.
 pub fn now_stamp() -> String {
-    let secs = std::time::SystemTime::now()
+    stamp_at(std::time::SystemTime::now())
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC of any time (before 1970: the epoch).
+pub fn stamp_at(t: std::time::SystemTime) -> String {
+    let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86400, secs % 86400);
