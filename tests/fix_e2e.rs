@@ -2173,3 +2173,63 @@ fn prune_removes_old_sessions_and_spares_running_ones() {
     assert_eq!(code, Some(2));
     assert!(err.contains("s, m, h, d, w"), "{err}");
 }
+
+/// An npm project whose tests need its installed (git-ignored)
+/// `node_modules`: the work copy links it, the jail reads it in place, and
+/// the mutation repairer fixes the bug. Nothing is copied or committed.
+#[test]
+fn an_npm_projects_node_modules_are_used_in_place() {
+    if which("node").is_none() {
+        eprintln!("skipped: no node on PATH");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("js");
+    let w = |rel: &str, text: &str| {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(".gitignore", "node_modules/\n");
+    w(
+        "package.json",
+        "{\"name\": \"js\", \"version\": \"1.0.0\", \"scripts\": {\"test\": \"node test.js\"}}\n",
+    );
+    w(
+        "index.js",
+        "const twice = require('twice');\nfunction atLeast(n, level) {\n  return twice(n) > level;\n}\nmodule.exports = { atLeast };\n",
+    );
+    w(
+        "test.js",
+        "const assert = require('assert');\nconst { atLeast } = require('./index');\nassert.strictEqual(atLeast(2, 4), true);\nassert.strictEqual(atLeast(1, 4), false);\nconsole.log('ok');\n",
+    );
+    git2::Repository::init(&dir).unwrap();
+    commit_all(&dir, "js");
+    // Installed after the commit, as `npm ci` would: ignored by git.
+    w(
+        "node_modules/twice/index.js",
+        "module.exports = (n) => 2 * n;\n",
+    );
+    w(
+        "node_modules/twice/package.json",
+        "{\"name\": \"twice\", \"main\": \"index.js\"}\n",
+    );
+    let (code, events, err) = fix_json(&dir, &["--model", "mutate"], &[]);
+    assert_fixed(code, &events, &err);
+    let plan = event(&events, "plan");
+    assert_eq!(
+        plan["ignored"]["left_out"],
+        serde_json::json!(["node_modules/ (used in place, read-only)"]),
+        "{plan}"
+    );
+    let done = event(&events, "done");
+    let diff = done["diff"]["unified"].as_str().unwrap();
+    assert!(diff.contains("+  return twice(n) >= level;"), "{diff}");
+    assert!(!diff.contains("node_modules"), "{diff}");
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}

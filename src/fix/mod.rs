@@ -737,6 +737,7 @@ impl Session {
         let python = self.python_for(&command, &mut runner_opts).await?;
         let id = session_id();
         let mut ws = Workspace::create(path, &id)?;
+        runner_opts.linked_ro = ws.ignored.linked.clone();
         let result = self
             .run_in(&mut ws, command, &runner_opts, python, on_event, started)
             .await;

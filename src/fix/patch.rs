@@ -183,6 +183,8 @@ pub fn is_test_file(path: &str) -> bool {
     in_test_dir
         || name.starts_with("test_")
         || name == "conftest.py"
+        // A test script named just so (`node test.js`, `python tests.py`).
+        || p.file_stem().is_some_and(|s| s == "test" || s == "tests")
         || ["_test.py", "_test.go", "_test.rs"]
             .iter()
             .any(|s| name.ends_with(s))

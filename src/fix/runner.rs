@@ -35,6 +35,9 @@ pub struct RunnerOptions {
     pub timeout: Duration,
     pub allow_network: bool,
     pub memory_mb: u64,
+    /// The user's directories the work copy links to (`node_modules`),
+    /// exposed read-only.
+    pub linked_ro: Vec<PathBuf>,
 }
 
 impl Default for RunnerOptions {
@@ -47,6 +50,7 @@ impl Default for RunnerOptions {
             timeout: Duration::from_secs(300),
             allow_network: false,
             memory_mb: 8192,
+            linked_ro: Vec::new(),
         }
     }
 }
@@ -200,6 +204,7 @@ impl TestRunner {
             // Node reads its OpenSSL configuration at start-up.
             ro_paths.push("/etc/ssl".into());
         }
+        ro_paths.extend(opts.linked_ro.iter().cloned());
         path_dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(String::from));
         env.push(("PATH".into(), path_dirs.join(":")));
         // A dedicated uid reaches a toolchain in a private home (root's

@@ -202,6 +202,10 @@ pub struct IgnoredFiles {
     /// Left out: environments and dependency trees (the jail reads the
     /// interpreter's in place), caches, and anything past the size caps.
     pub left_out: Vec<String>,
+    /// The user's directories linked into the work copy (`node_modules`),
+    /// which the jail must be able to read.
+    #[serde(skip)]
+    pub linked: Vec<PathBuf>,
 }
 
 /// Ignored directories never copied: environments, dependency trees and
@@ -704,6 +708,21 @@ fn copy_ignored(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if meta.is_dir() {
+            if name == "node_modules" {
+                // The installed packages a JS test run needs: linked, and
+                // read-only in the jail (see `linked`), never copied.
+                let dst = root.join(&rel);
+                if dst.symlink_metadata().is_err() {
+                    if let Some(d) = dst.parent() {
+                        std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+                    }
+                    std::os::unix::fs::symlink(&src, &dst).map_err(|e| FixError::io(&dst, e))?;
+                    out.linked.push(src.clone());
+                }
+                out.left_out
+                    .push(format!("{rel}/ (used in place, read-only)"));
+                continue;
+            }
             if NEVER_COPIED.contains(&name.as_str()) || name.ends_with(".egg-info") {
                 out.left_out.push(format!("{rel}/"));
                 continue;
