@@ -1476,11 +1476,7 @@ async fn cargo_runs_under_a_dedicated_uid() {
 fn mutate_fixes_a_missing_statement_in_a_project_with_generated_files_and_multiprocessing() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("graphs");
-    let w = |rel: &str, text: &str| {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
+    let w = |rel: &str, text: &str| put(&dir, rel, text);
     w(".gitignore", "graphs/_version.py\n.venv/\n__pycache__/\n");
     w(
         "pyproject.toml",
@@ -1547,11 +1543,7 @@ fn mutate_fixes_a_missing_statement_in_a_project_with_generated_files_and_multip
 fn pytest_node_ids_of_every_shape_are_read_whole() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("ids");
-    let w = |rel: &str, text: &str| {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
+    let w = |rel: &str, text: &str| put(&dir, rel, text);
     w(
         "pyproject.toml",
         "[tool.pytest.ini_options]\naddopts = \"--doctest-glob='*.rst' --doctest-modules\"\n",
@@ -2185,11 +2177,7 @@ fn an_npm_projects_node_modules_are_used_in_place() {
     }
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("js");
-    let w = |rel: &str, text: &str| {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
+    let w = |rel: &str, text: &str| put(&dir, rel, text);
     w(".gitignore", "node_modules/\n");
     w(
         "package.json",

@@ -46,6 +46,13 @@ pub fn example_repo(name: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
+/// Write `text` to `dir/rel`, making its directories.
+pub fn put(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
 /// Stage everything in `dir` and commit it on HEAD.
 pub fn commit_all(dir: &Path, message: &str) {
     let repo = git2::Repository::open(dir).unwrap();
