@@ -2221,3 +2221,44 @@ fn which(tool: &str) -> Option<PathBuf> {
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
+
+/// A large untracked (not ignored) tree is never snapshotted: it stays out
+/// of the base commit and every attempt, the plan says so, and the fix is
+/// found all the same.
+#[test]
+fn a_large_untracked_tree_stays_out_of_the_sessions_commits() {
+    let (_t, dir) = example_repo("py-inventory");
+    for i in 0..2100 {
+        put(&dir, &format!("bigdata/part{i:04}.txt"), "x\n");
+    }
+    let (code, events, err) = fix_json(
+        &dir,
+        &["--model", "mutate", "--keep"],
+        &[("SELFREPAIR_CACHE", &cache())],
+    );
+    assert_fixed(code, &events, &err);
+    let plan = event(&events, "plan");
+    assert!(
+        plan["ignored"]["left_out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with("bigdata/ (untracked")),
+        "{plan}"
+    );
+    let done = event(&events, "done");
+    let repo = git2::Repository::open(&dir).unwrap();
+    let branch = repo
+        .find_branch(done["branch"].as_str().unwrap(), git2::BranchType::Local)
+        .unwrap();
+    let fix = branch.get().peel_to_commit().unwrap();
+    for c in [fix.clone(), fix.parent(0).unwrap()] {
+        assert!(
+            c.tree().unwrap().get_name("bigdata").is_none(),
+            "{:?} holds bigdata/",
+            c.summary()
+        );
+    }
+    // The user's tree still has it, untouched.
+    assert!(dir.join("bigdata/part2099.txt").is_file());
+}

@@ -234,7 +234,7 @@ pub enum FixEvent {
         max_attempts: usize,
         prompts: Vec<PromptInfo>,
         /// Ignored files of the user's tree copied into the work copy.
-        ignored: workspace::IgnoredFiles,
+        ignored: Box<workspace::IgnoredFiles>,
     },
     TestRunStarted {
         attempt: usize,
@@ -863,7 +863,7 @@ impl Session {
             python: python.clone().map(Box::new),
             repairer,
             max_attempts: self.opts.max_attempts,
-            ignored: p.ws.ignored.clone(),
+            ignored: Box::new(p.ws.ignored.clone()),
             prompts: prompts::ALL
                 .iter()
                 .map(|t| PromptInfo {

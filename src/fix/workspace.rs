@@ -206,7 +206,16 @@ pub struct IgnoredFiles {
     /// which the jail must be able to read.
     #[serde(skip)]
     pub linked: Vec<PathBuf>,
+    /// Untracked directories left out of the work copy's commits: dependency
+    /// trees and anything past the caps (relative to the worktree root).
+    #[serde(skip)]
+    pub uncommitted: Vec<String>,
 }
+
+/// An untracked (not ignored) directory with more files or bytes than this
+/// stays in place, out of the session's commits.
+const UNTRACKED_DIR_FILES: usize = 2000;
+const UNTRACKED_DIR_BYTES: u64 = 64 << 20;
 
 /// Ignored directories never copied: environments, dependency trees and
 /// caches. (An interpreter in one is exposed read-only in place.)
@@ -287,8 +296,13 @@ impl Workspace {
             ignored: IgnoredFiles::default(),
         };
         if !store.plain {
-            copy_uncommitted(&repo, &store.user_root, &root)?;
+            let mut ignored = IgnoredFiles::default();
+            let big = big_untracked(&repo, &store.user_root, &root, &mut ignored)?;
+            copy_uncommitted(&repo, &store.user_root, &root, &big)?;
             ws.ignored = copy_ignored(&repo, &store.user_root, &root)?;
+            ws.ignored.left_out.extend(ignored.left_out);
+            ws.ignored.linked.extend(ignored.linked);
+            ws.ignored.uncommitted = big;
         }
         let base = ws.commit("base: HEAD plus uncommitted changes", None, true)?;
         ws.info.base = base.to_string();
@@ -394,7 +408,10 @@ impl Workspace {
     ) -> Result<Oid, FixError> {
         let wt = self.wt()?;
         let mut index = wt.index().map_err(git_err("index"))?;
-        let skip = |p: &Path, _: &[u8]| -> i32 { i32::from(p.starts_with(SCRATCH_DIR)) };
+        let out = &self.ignored.uncommitted;
+        let skip = |p: &Path, _: &[u8]| -> i32 {
+            i32::from(p.starts_with(SCRATCH_DIR) || out.iter().any(|d| p.starts_with(d)))
+        };
         index
             .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut |p, m| skip(p, m)))
             .map_err(git_err("stage"))?;
@@ -476,6 +493,13 @@ impl Workspace {
             .iter()
             .filter_map(|e| e.path().ok().map(str::to_string))
             .filter(|p| !p.starts_with(&format!("{SCRATCH_DIR}/")))
+            .filter(|p| {
+                !self
+                    .ignored
+                    .uncommitted
+                    .iter()
+                    .any(|d| Path::new(p).starts_with(d))
+            })
             .collect())
     }
 
@@ -645,8 +669,98 @@ fn diff_between(repo: &Repository, from: Oid, to: Oid) -> Result<FinalDiff, FixE
     Ok(FinalDiff { unified, files })
 }
 
-/// Copy staged, unstaged and untracked (not ignored) changes into the work tree.
-fn copy_uncommitted(repo: &Repository, user_root: &Path, root: &Path) -> Result<(), FixError> {
+/// Untracked (not ignored) directories that are dependency trees or too big
+/// to snapshot: never copied nor committed; `node_modules` is linked in
+/// place. Their paths, relative to the root.
+fn big_untracked(
+    repo: &Repository,
+    user_root: &Path,
+    root: &Path,
+    out: &mut IgnoredFiles,
+) -> Result<Vec<String>, FixError> {
+    let mut o = StatusOptions::new();
+    o.include_untracked(true)
+        .recurse_untracked_dirs(false)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let st = repo.statuses(Some(&mut o)).map_err(git_err("status"))?;
+    let mut big = Vec::new();
+    for e in st.iter() {
+        let Ok(rel) = e.path() else { continue };
+        let Some(dir) = rel.strip_suffix('/') else {
+            continue;
+        };
+        let src = user_root.join(dir);
+        if !src.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let name = Path::new(dir)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !NEVER_COPIED.contains(&name.as_str()) && !exceeds_caps(&src) {
+            continue;
+        }
+        if name == "node_modules" {
+            link_in_place(&src, &root.join(dir), out)?;
+        }
+        out.left_out.push(format!(
+            "{dir}/ (untracked, too large to snapshot: left in place)"
+        ));
+        big.push(dir.to_string());
+    }
+    Ok(big)
+}
+
+/// Whether a directory holds more than [`UNTRACKED_DIR_FILES`] files or
+/// [`UNTRACKED_DIR_BYTES`] bytes (links not followed; stops at the cap).
+fn exceeds_caps(dir: &Path) -> bool {
+    let (mut files, mut bytes) = (0usize, 0u64);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                files += 1;
+                bytes += m.len();
+                if files > UNTRACKED_DIR_FILES || bytes > UNTRACKED_DIR_BYTES {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Link the user's `src` (a dependency tree) at `dst` in the work copy; the
+/// jail reads it in place, read-only (see `linked`).
+fn link_in_place(src: &Path, dst: &Path, out: &mut IgnoredFiles) -> Result<(), FixError> {
+    if dst.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    if let Some(d) = dst.parent() {
+        std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+    }
+    std::os::unix::fs::symlink(src, dst).map_err(|e| FixError::io(dst, e))?;
+    out.linked.push(src.to_path_buf());
+    Ok(())
+}
+
+/// Copy staged, unstaged and untracked (not ignored) changes into the work
+/// tree, but nothing under `skip` (see [`big_untracked`]).
+fn copy_uncommitted(
+    repo: &Repository,
+    user_root: &Path,
+    root: &Path,
+    skip: &[String],
+) -> Result<(), FixError> {
     let mut o = StatusOptions::new();
     o.include_untracked(true)
         .recurse_untracked_dirs(true)
@@ -655,6 +769,9 @@ fn copy_uncommitted(repo: &Repository, user_root: &Path, root: &Path) -> Result<
     let st = repo.statuses(Some(&mut o)).map_err(git_err("status"))?;
     for e in st.iter() {
         let Ok(rel) = e.path() else { continue };
+        if skip.iter().any(|d| Path::new(rel).starts_with(d)) {
+            continue;
+        }
         let (src, dst) = (user_root.join(rel), root.join(rel));
         if let Ok(target) = std::fs::read_link(&src) {
             // A link stays a link (never the file or directory behind it).
@@ -711,14 +828,7 @@ fn copy_ignored(
             if name == "node_modules" {
                 // The installed packages a JS test run needs: linked, and
                 // read-only in the jail (see `linked`), never copied.
-                let dst = root.join(&rel);
-                if dst.symlink_metadata().is_err() {
-                    if let Some(d) = dst.parent() {
-                        std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
-                    }
-                    std::os::unix::fs::symlink(&src, &dst).map_err(|e| FixError::io(&dst, e))?;
-                    out.linked.push(src.clone());
-                }
+                link_in_place(&src, &root.join(&rel), &mut out)?;
                 out.left_out
                     .push(format!("{rel}/ (used in place, read-only)"));
                 continue;
