@@ -102,7 +102,11 @@ pub fn parse(xml: &str) -> Option<TestReport> {
 fn finish(c: Case, report: &mut TestReport) {
     match c.failure {
         Some(message) => {
-            let message = if message.is_empty() {
+            let doctest =
+                doctest_summary(&c.id, &message).or_else(|| doctest_summary(&c.id, &c.text));
+            let message = if let Some(d) = doctest {
+                d
+            } else if message.is_empty() {
                 c.text.lines().last().unwrap_or_default().to_string()
             } else {
                 message
@@ -114,6 +118,43 @@ fn finish(c: Case, report: &mut TestReport) {
         None if c.skipped => report.skipped.push(c.id),
         None => report.passed.push(c.id),
     }
+}
+
+/// pytest's doctest failure (`003 >>> add(1, 2)`, `Expected:`, `Got:`,
+/// `path:3: DocTestFailure`) as one line that names the docstring and says
+/// what was expected and what came: `doctest calc.add, line 3: add(1, 2)
+/// expected 4, got 3`.
+fn doctest_summary(id: &str, text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .rposition(|l| l.trim_end().ends_with(": DocTestFailure"))?;
+    let line = lines[at]
+        .trim_end()
+        .strip_suffix(": DocTestFailure")?
+        .rsplit(':')
+        .next()?
+        .to_string();
+    let exp = lines.iter().position(|l| l.trim_end() == "Expected:")?;
+    let got = lines.iter().position(|l| l.trim_end() == "Got:")?;
+    let example = lines[..exp]
+        .iter()
+        .rev()
+        .find_map(|l| l.split_once(">>> ").map(|(_, e)| e.trim()))?;
+    let block = |from: usize, to: usize| {
+        lines[from..to]
+            .iter()
+            .map(|l| l.trim())
+            .take_while(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let expected = block(exp + 1, got);
+    let came = block(got + 1, at);
+    let name = id.rsplit("::").next().unwrap_or(id);
+    Some(format!(
+        "doctest {name}, line {line}: {example} expected {expected}, got {came}"
+    ))
 }
 
 fn attr(e: &BytesStart, name: &str) -> Option<String> {
@@ -204,7 +245,9 @@ tests/test_stock.py:40: AssertionError</failure></testcase><testcase classname="
 Expected:
     4
 Got:
-    3</failure></testcase>
+    3
+
+/work/docs/index.rst:3: DocTestFailure</failure></testcase>
 <testcase classname="pkg.mod" name="pkg.mod.helper" file="pkg/mod.py" line="10" time="0.01" />
 <testcase classname="tests.test_x.TestCls" name="test_p[a b-1]" file="tests/test_x.py" line="5" time="0.01"><failure message="assert '&lt;/p&gt;' == 'x'">E   assert '&lt;/p&gt;' == 'x'
 &lt;![CDATA[ not really ]]&gt; and &#38; more</failure></testcase>
@@ -225,6 +268,10 @@ Got:
             r.failed[0]
                 .output
                 .contains(">>> add(1, 2)\nExpected:\n    4\nGot:\n    3")
+        );
+        assert_eq!(
+            r.failed[0].message,
+            "doctest index.rst, line 3: add(1, 2) expected 4, got 3"
         );
         let f = &r.failed[1];
         assert_eq!(f.message, "assert '</p>' == 'x'");
