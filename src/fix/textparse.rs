@@ -178,9 +178,23 @@ fn go_json(output: &str) -> TestReport {
     r
 }
 
-/// Jest/vitest/node:test text: `✕ name` / `✓ name`, `not ok N - name` / `ok N - name`.
+/// Jest/vitest/node:test/mocha text: `✕ name` / `✓ name` / `✔ name`,
+/// mocha's `1) name`; and TAP (node:test, tape): `not ok N - name` / `ok N
+/// - name`, where tape's assertions (`not ok 2 should be equal`) are named
+/// under the test's `# title`: `adds numbers › 2 should be equal`.
 fn node(output: &str) -> TestReport {
     let mut r = TestReport::default();
+    let mut title: Option<String> = None;
+    let mut mocha_seen = std::collections::BTreeSet::new();
+    let named = |title: &Option<String>, rest: &str| -> String {
+        match rest.split_once(" - ") {
+            Some((_, n)) => n.trim().to_string(),
+            None => match title {
+                Some(t) => format!("{t} › {}", rest.trim()),
+                None => rest.trim().to_string(),
+            },
+        }
+    };
     for l in output.lines() {
         let t = l.trim();
         let strip_time = |s: &str| {
@@ -190,17 +204,36 @@ fn node(output: &str) -> TestReport {
                 .trim()
                 .to_string()
         };
-        if let Some(name) = t.strip_prefix("✕ ").or_else(|| t.strip_prefix("× ")) {
+        if let Some(c) = t.strip_prefix("# ") {
+            // tape's test title; TAP's closing counts are not titles.
+            let summary = ["tests ", "pass ", "fail ", "ok", "skip ", "todo "]
+                .iter()
+                .any(|p| c.starts_with(p));
+            if !summary && !l.starts_with(' ') {
+                title = Some(c.trim().to_string());
+            }
+        } else if let Some(name) = t.strip_prefix("✕ ").or_else(|| t.strip_prefix("× ")) {
             r.failed.push(Failure::new(strip_time(name), ""));
-        } else if let Some(name) = t.strip_prefix("✓ ").or_else(|| t.strip_prefix("√ ")) {
+        } else if let Some(name) = t
+            .strip_prefix("✓ ")
+            .or_else(|| t.strip_prefix("√ "))
+            .or_else(|| t.strip_prefix("✔ "))
+        {
             r.passed.push(strip_time(name));
         } else if let Some(rest) = t.strip_prefix("not ok ") {
-            let name = rest.split_once(" - ").map_or(rest, |(_, n)| n);
-            r.failed.push(Failure::new(name.trim(), ""));
-        } else if let Some(rest) = t.strip_prefix("ok ")
-            && let Some((_, name)) = rest.split_once(" - ")
+            r.failed.push(Failure::new(named(&title, rest), ""));
+        } else if let Some(rest) = t.strip_prefix("ok ") {
+            r.passed.push(named(&title, rest));
+        } else if let Some((n, name)) = t.split_once(") ")
+            && !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_digit())
+            && !name.trim().is_empty()
         {
-            r.passed.push(name.trim().to_string());
+            // mocha numbers each failure in the run (`1) subtracts`), then
+            // again in its summary under the suite's name: the first counts.
+            if mocha_seen.insert(n.to_string()) {
+                r.failed.push(Failure::new(name.trim(), ""));
+            }
         }
     }
     r
@@ -257,6 +290,20 @@ mod tests {
         let r = parse(RunnerKind::Go, out);
         assert_eq!(r.passed, vec!["TestB"]);
         assert_eq!(r.failed[0].message, "a_test.go:9: got 1 want 2");
+    }
+
+    #[test]
+    fn tape_assertions_are_named_under_their_test_and_mocha_titles_count() {
+        let tap = "TAP version 13\n# adds numbers\nok 1 should be equal\nnot ok 2 should be equal\n  ---\n    operator: equal\n  ...\n# node style\nnot ok 3 - subtracts\n\n1..3\n# tests 3\n# pass  1\n# fail  2\n";
+        let r = parse(RunnerKind::Node, tap);
+        assert_eq!(r.passed, vec!["adds numbers › 1 should be equal"]);
+        let ids: Vec<&str> = r.failed.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["adds numbers › 2 should be equal", "subtracts"]);
+        let mocha = "  math\n    ✔ adds\n    1) subtracts\n\n  1 passing\n  1 failing\n\n  1) math\n       subtracts:\n     AssertionError\n";
+        let r = parse(RunnerKind::Node, mocha);
+        assert_eq!(r.passed, vec!["adds"]);
+        let ids: Vec<&str> = r.failed.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["subtracts"]);
     }
 
     #[test]
