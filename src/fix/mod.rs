@@ -441,8 +441,6 @@ struct Progress<'a> {
     on_event: &'a (dyn Fn(&FixEvent) + Send + Sync),
     attempt: usize,
     winner: Option<usize>,
-    /// The commit of the last candidate tried.
-    last_oid: Option<git2::Oid>,
     /// Candidates that passed but were not chosen.
     runners_up: Vec<String>,
     passed_before: BTreeSet<String>,
@@ -488,13 +486,13 @@ impl Progress<'_> {
 
     /// Write a candidate, commit it as an attempt, and test it: the failing
     /// tests first, then the whole suite. The work copy is back at the
-    /// base afterwards.
+    /// base afterwards. The verdict, and the attempt's commit if it was made.
     async fn try_candidate(
         &mut self,
         files: &BTreeMap<String, String>,
         description: &str,
         cancel: &CancellationToken,
-    ) -> Result<Verdict, FixError> {
+    ) -> Result<(Verdict, Option<git2::Oid>), FixError> {
         if let Err(e) = self.ws.write(files) {
             self.ws.reset()?;
             let reason = e.to_string();
@@ -502,14 +500,13 @@ impl Progress<'_> {
                 attempt: self.attempt,
                 reason: reason.clone(),
             });
-            return Ok(Verdict::Rejected(reason, None));
+            return Ok((Verdict::Rejected(reason, None), None));
         }
         let oid = self.ws.commit(
             &format!("attempt {}: {description}", self.attempt),
             Some(self.attempt),
             false,
         )?;
-        self.last_oid = Some(oid);
         let diff = self.ws.diff_to(oid)?;
         self.emit(FixEvent::Patch {
             attempt: self.attempt,
@@ -544,7 +541,7 @@ impl Progress<'_> {
             }),
             Verdict::Cancelled => {}
         }
-        Ok(verdict)
+        Ok((verdict, Some(oid)))
     }
 
     async fn validate(&mut self, cancel: &CancellationToken) -> Result<Verdict, FixError> {
@@ -843,7 +840,6 @@ impl Session {
             on_event,
             attempt: 0,
             winner: None,
-            last_oid: None,
             runners_up: Vec::new(),
             passed_before: BTreeSet::new(),
             collected_before: BTreeSet::new(),
@@ -1106,36 +1102,34 @@ impl Session {
     ) -> Result<String, FixError> {
         let project = p.ws.project_dir();
         let suspicion = self.localise(p).await?;
+        let name = |m: &mutate::Mutant| format!("{}:{} {}", m.file, m.line, m.description);
         let mut passed: Vec<(mutate::Mutant, usize, git2::Oid)> = Vec::new();
         let mut tried = 0;
-        let mut extra = 0;
-        for m in mutate::candidates(&project, focus, suspicion.as_ref()).take(cap) {
+        let mut candidates = mutate::candidates(&project, focus, suspicion.as_ref());
+        while tried < cap {
+            let Some(m) = candidates.next() else { break };
             if self.cancel.is_cancelled() {
                 return Ok("cancelled".into());
             }
-            if let Some((first, ..)) = passed.first() {
-                if first.score == 0.0 || m.score < first.score || extra >= RUNNERS_UP {
-                    break;
-                }
-                if (m.file.as_str(), m.line) != (first.file.as_str(), first.line) {
-                    continue;
-                }
-            }
             tried += 1;
-            if !passed.is_empty() {
-                extra += 1;
-            }
             p.attempt += 1;
             let files = BTreeMap::from([(m.file.clone(), m.new_text.clone())]);
-            let desc = format!("{}:{} {}", m.file, m.line, m.description);
+            let desc = name(&m);
             match p.try_candidate(&files, &desc, &self.cancel).await? {
-                Verdict::Accepted => {
-                    if let Some(oid) = p.last_oid {
-                        passed.push((m, p.attempt, oid));
+                (Verdict::Accepted, Some(oid)) => {
+                    if passed.is_empty() {
+                        // Ranked by coverage: the runners-up are the next
+                        // mutants of this line, at most RUNNERS_UP of them.
+                        if m.score == 0.0 {
+                            passed.push((m, p.attempt, oid));
+                            break;
+                        }
+                        candidates.keep_line(&m.file, m.line, RUNNERS_UP);
                     }
+                    passed.push((m, p.attempt, oid));
                 }
-                Verdict::Cancelled => return Ok("cancelled".into()),
-                Verdict::Rejected(..) => {}
+                (Verdict::Cancelled, _) => return Ok("cancelled".into()),
+                _ => {}
             }
         }
         let Some(best) = (0..passed.len()).min_by(|&a, &b| {
@@ -1156,7 +1150,6 @@ impl Session {
             p.ws.set_winner(*oid)?;
             p.winner = Some(*attempt);
         }
-        let name = |m: &mutate::Mutant| format!("{}:{} {}", m.file, m.line, m.description);
         p.runners_up = passed
             .iter()
             .enumerate()
@@ -1299,7 +1292,11 @@ impl Session {
                     continue;
                 }
             };
-            match p.try_candidate(&files, "model patch", &self.cancel).await? {
+            match p
+                .try_candidate(&files, "model patch", &self.cancel)
+                .await?
+                .0
+            {
                 Verdict::Accepted => return Ok("the model's patch passes every test".into()),
                 Verdict::Cancelled => return Ok("cancelled".into()),
                 Verdict::Rejected(reason, new_report) => {

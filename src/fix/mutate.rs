@@ -163,6 +163,21 @@ pub struct Candidates {
     seen: BTreeSet<(usize, usize, usize, String)>,
 }
 
+impl Candidates {
+    /// From now on, only the next `n` edits of `file`'s `line`, still in
+    /// rank order; the rest are dropped before any text is made for them.
+    pub fn keep_line(&mut self, file: &str, line: usize, n: usize) {
+        let files = &self.files;
+        let rest: Vec<Ranked> = self
+            .ranked
+            .by_ref()
+            .filter(|r| r.edit.line == line && files[r.file].0 == file)
+            .take(n)
+            .collect();
+        self.ranked = rest.into_iter();
+    }
+}
+
 impl Iterator for Candidates {
     type Item = Mutant;
 
