@@ -56,7 +56,8 @@ pub struct Suspect {
 /// Suspiciousness by (file, line); lines no failing test ran are absent.
 #[derive(Clone, Debug, Default)]
 pub struct Suspicion {
-    scores: BTreeMap<(String, usize), f64>,
+    /// By file, then line: looked up once per mutant, with no allocation.
+    scores: BTreeMap<String, BTreeMap<usize, f64>>,
     ranked: Vec<Suspect>,
 }
 
@@ -110,17 +111,21 @@ impl Suspicion {
                 .then_with(|| a.file.cmp(&b.file))
                 .then(a.line.cmp(&b.line))
         });
-        let scores = ranked
-            .iter()
-            .map(|s| ((s.file.clone(), s.line), s.score))
-            .collect();
+        let mut scores: BTreeMap<String, BTreeMap<usize, f64>> = BTreeMap::new();
+        for s in &ranked {
+            scores
+                .entry(s.file.clone())
+                .or_default()
+                .insert(s.line, s.score);
+        }
         Some(Suspicion { scores, ranked })
     }
 
     /// The score of a line (0 when no failing test ran it).
     pub fn score(&self, file: &str, line: usize) -> f64 {
         self.scores
-            .get(&(file.to_string(), line))
+            .get(file)
+            .and_then(|l| l.get(&line))
             .copied()
             .unwrap_or(0.0)
     }
@@ -130,13 +135,9 @@ impl Suspicion {
         &self.ranked[..n.min(self.ranked.len())]
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ranked.is_empty()
-    }
-
     /// Whether a failing test ran any line of `file`.
     pub fn touches(&self, file: &str) -> bool {
-        self.ranked.iter().any(|s| s.file == file)
+        self.scores.contains_key(file)
     }
 }
 
