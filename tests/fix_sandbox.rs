@@ -22,6 +22,32 @@ fn sh(script: &str, dir: &std::path::Path) -> CommandSpec {
     }
 }
 
+/// `script` run by python3 in a jail of `cfg`, in `dir`.
+async fn python_in(
+    cfg: ProcessConfig,
+    script: &str,
+    dir: &Path,
+) -> std::io::Result<selfrepair::sandbox::process::CommandOutput> {
+    std::fs::write(dir.join("run.py"), script)?;
+    let sb = ProcessSandbox::new(cfg).map_err(std::io::Error::other)?;
+    sb.exec(sh("/usr/bin/python3 run.py", dir))
+        .await
+        .map_err(std::io::Error::other)
+}
+
+/// The stdout of a run that must have exited 0 (its output shown if not).
+fn succeeded(out: std::io::Result<selfrepair::sandbox::process::CommandOutput>) -> String {
+    let out = out.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// The exit code of `python3 -c CODE` in a jail of the default configuration.
 async fn default_jail_code(code: &str, dir: &Path) -> Option<i32> {
     let sb = ProcessSandbox::new(ProcessConfig::default()).unwrap();
@@ -202,22 +228,13 @@ open('/dev/shm/{leak}', 'w').write('jail')
 print('SEES_HOST' if os.path.exists('/dev/shm/{marker}') else 'PRIVATE')
 "#
     );
-    std::fs::write(dir.path().join("mp.py"), script).unwrap();
-    let sb = ProcessSandbox::new(ProcessConfig {
+    let cfg = ProcessConfig {
         shm_mb: 64,
         ..ProcessConfig::default()
-    })
-    .unwrap();
-    let out = sb.exec(sh("/usr/bin/python3 mp.py", dir.path())).await;
+    };
+    let out = python_in(cfg, &script, dir.path()).await;
     let _ = std::fs::remove_file(&host_file);
-    let out = out.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.code,
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(out);
     assert_eq!(stdout.trim(), "PRIVATE");
     assert!(
         !Path::new("/dev/shm").join(&leak).exists(),
@@ -253,23 +270,11 @@ for addr in [('127.0.0.1', {port}), ('1.1.1.1', 53)]:
         print('BLOCKED', addr[0], type(e).__name__)
 "#
     );
-    std::fs::write(dir.path().join("net.py"), script).unwrap();
-    let sb = ProcessSandbox::new(ProcessConfig {
+    let cfg = ProcessConfig {
         loopback: true,
         ..ProcessConfig::default()
-    })
-    .unwrap();
-    let out = sb
-        .exec(sh("/usr/bin/python3 net.py", dir.path()))
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.code,
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    };
+    let stdout = succeeded(python_in(cfg, &script, dir.path()).await);
     assert!(stdout.contains("LOCAL PING"), "{stdout}");
     assert!(!stdout.contains("REACHED"), "{stdout}");
     assert_eq!(stdout.matches("BLOCKED").count(), 2, "{stdout}");
