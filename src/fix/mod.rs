@@ -465,13 +465,18 @@ impl Progress<'_> {
         only: &[String],
         cancel: &CancellationToken,
     ) -> Result<TestRun, FixError> {
+        // The failing tests alone stop at the first that still fails.
+        let until_failure = scope == "failing";
         self.emit(FixEvent::TestRunStarted {
             attempt: self.attempt,
             scope: scope.into(),
-            command: self.runner.command_line(only),
+            command: if until_failure {
+                self.runner.command_line_until_failure(only)
+            } else {
+                self.runner.command_line(only)
+            },
         });
-        // The failing tests alone stop at the first that still fails.
-        let run = if scope == "failing" {
+        let run = if until_failure {
             self.runner.run_until_failure(only, cancel).await?
         } else {
             self.runner.run(only, cancel).await?

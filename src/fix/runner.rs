@@ -354,8 +354,13 @@ impl TestRunner {
         only: &[String],
         cancel: &CancellationToken,
     ) -> Result<TestRun, FixError> {
-        self.run_line(self.command_line_with(only, " -x"), Vec::new(), cancel)
+        self.run_line(self.command_line_until_failure(only), Vec::new(), cancel)
             .await
+    }
+
+    /// The command line of [`Self::run_until_failure`].
+    pub fn command_line_until_failure(&self, only: &[String]) -> String {
+        self.command_line_with(only, " -x")
     }
 
     /// Run the whole suite under our coverage plugin; the per-test lines it
