@@ -158,6 +158,14 @@ fn repairs_a_repo_with_permission_diff_and_file_write() {
     let r = repo(tmp.path(), "inv", &[]);
     let out = client(&r, "fix", &[]);
     assert_eq!(out["response"]["stopReason"], "end_turn", "{out}");
+    // The outcome in the vocabulary of `fix --json` and MCP.
+    let outcome = &out["response"]["_meta"]["selfrepair"];
+    assert_eq!(outcome["outcome"], "fixed", "{out}");
+    assert!(outcome["reason_code"].is_null(), "{out}");
+    assert!(
+        !outcome["session"].as_str().unwrap_or("").is_empty(),
+        "{out}"
+    );
     assert_eq!(out["init"]["protocolVersion"], 1);
     assert_eq!(out["init"]["agentInfo"]["name"], "selfrepair");
     let k = kinds(&out["updates"]);
@@ -327,6 +335,10 @@ async fn why_does_a_test_fail_explains_only_that_test_and_changes_nothing() {
     let before = std::fs::read(r.join("inventory/stock.py")).expect("read");
     let out = client_async(&r, "explain", model_env(&s)).await;
     assert_eq!(out["response"]["stopReason"], "end_turn", "{out}");
+    assert_eq!(
+        out["response"]["_meta"]["selfrepair"]["outcome"], "reported",
+        "{out}"
+    );
     assert!(out.to_string().contains(EXPLANATION));
     assert_eq!(out["permissions"], serde_json::json!([]));
     assert_eq!(
@@ -403,6 +415,10 @@ fn cancel_ends_the_turn_within_a_second_and_kills_the_tests() {
     let started = std::time::Instant::now();
     let out = client(&r, "cancel", &[]);
     assert_eq!(out["response"]["stopReason"], "cancelled", "{out}");
+    assert_eq!(
+        out["response"]["_meta"]["selfrepair"]["outcome"], "cancelled",
+        "{out}"
+    );
     let ms = out["cancelToStopMs"].as_u64().expect("ms");
     assert!(ms < 1000, "the turn ended {ms} ms after session/cancel");
     assert!(started.elapsed() < Duration::from_secs(60));

@@ -2216,6 +2216,54 @@ fn an_npm_projects_node_modules_are_used_in_place() {
     assert!(!diff.contains("node_modules"), "{diff}");
 }
 
+/// A node:test suite with nested `describe` blocks, run by node itself:
+/// failures are named by their titles (`math › nested › subtracts`), the
+/// suites that only repeat their children's verdicts are not counted, and
+/// the message is the assertion's.
+#[test]
+fn node_test_failures_are_named_by_their_describe_titles() {
+    if which("node").is_none() {
+        eprintln!("skipped: no node on PATH");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("js");
+    let w = |rel: &str, text: &str| put(&dir, rel, text);
+    w(
+        "package.json",
+        "{\"name\": \"js\", \"version\": \"1.0.0\", \"scripts\": {\"test\": \"node --test\"}}\n",
+    );
+    w(
+        "calc.js",
+        "function add(a, b) {\n  return a + b;\n}\nfunction sub(a, b) {\n  return a + b;\n}\nmodule.exports = { add, sub };\n",
+    );
+    w(
+        "test/calc.test.js",
+        "const { describe, it } = require('node:test');\nconst assert = require('assert');\nconst { add, sub } = require('../calc');\ndescribe('math', () => {\n  it('adds', () => assert.strictEqual(add(2, 1), 3));\n  describe('nested', () => {\n    it('subtracts', () => assert.strictEqual(sub(2, 1), 1));\n  });\n});\n",
+    );
+    git2::Repository::init(&dir).unwrap();
+    commit_all(&dir, "js");
+    let (code, events, err) = fix_json(&dir, &["--model", "mutate"], &[]);
+    assert_fixed(code, &events, &err);
+    let done = event(&events, "done");
+    assert_eq!(
+        done["initial_failures"],
+        serde_json::json!(["math › nested › subtracts"]),
+        "{done}"
+    );
+    let baseline = events
+        .iter()
+        .find(|e| e["event"] == "test_run_finished")
+        .unwrap();
+    let failed = &baseline["run"]["report"]["failed"][0];
+    assert_eq!(
+        failed["message"], "Expected values to be strictly equal: 3 !== 1",
+        "{baseline}"
+    );
+    let diff = done["diff"]["unified"].as_str().unwrap();
+    assert!(diff.contains("+  return a - b;"), "{diff}");
+}
+
 fn which(tool: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(tool))

@@ -158,7 +158,7 @@ pub async fn serve(
                 cx.spawn({
                     let cx = cx.clone();
                     async move {
-                        let stop =
+                        let end =
                             turn::run(&state, &cx, &session_id, &cwd, &req.prompt, &cancel).await;
                         if let Some(s) = state.lock_sessions().get_mut(&sid) {
                             s.turn = None;
@@ -166,10 +166,10 @@ pub async fn serve(
                         let stop = if cancel.is_cancelled() {
                             StopReason::Cancelled
                         } else {
-                            stop
+                            end.stop
                         };
                         // The client may be gone; that ends the connection anyway.
-                        let _ = responder.respond(PromptResponse::new(stop));
+                        let _ = responder.respond(PromptResponse::new(stop).meta(end.meta));
                         Ok(())
                     }
                 })

@@ -7,11 +7,11 @@ use super::AgentState;
 use crate::fix::{self, FixEvent, FixOptions, Outcome, Summary};
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
-    Content, ContentBlock, ContentChunk, Cost, Diff, PermissionOption, PermissionOptionKind, Plan,
-    PlanEntry, PlanEntryPriority, PlanEntryStatus, ReadTextFileRequest, RequestPermissionOutcome,
-    RequestPermissionRequest, SessionId, SessionNotification, SessionUpdate, StopReason, ToolCall,
-    ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind, UsageUpdate,
-    WriteTextFileRequest,
+    Content, ContentBlock, ContentChunk, Cost, Diff, Meta, PermissionOption, PermissionOptionKind,
+    Plan, PlanEntry, PlanEntryPriority, PlanEntryStatus, ReadTextFileRequest,
+    RequestPermissionOutcome, RequestPermissionRequest, SessionId, SessionNotification,
+    SessionUpdate, StopReason, ToolCall, ToolCallContent, ToolCallStatus, ToolCallUpdate,
+    ToolCallUpdateFields, ToolKind, UsageUpdate, WriteTextFileRequest,
 };
 use agent_client_protocol::{Client, Error};
 use std::path::{Path, PathBuf};
@@ -112,6 +112,36 @@ fn tail(s: &str, n: usize) -> &str {
     &s[at..]
 }
 
+/// How a turn ended: the stop reason, and for a fix session its outcome in
+/// `_meta.selfrepair` (`outcome`, `reason_code`, `session`), named as
+/// `fix --json` and MCP name them.
+pub(crate) struct TurnEnd {
+    pub stop: StopReason,
+    pub meta: Option<Meta>,
+}
+
+impl From<StopReason> for TurnEnd {
+    fn from(stop: StopReason) -> Self {
+        TurnEnd { stop, meta: None }
+    }
+}
+
+impl TurnEnd {
+    fn with_outcome(stop: StopReason, s: &Summary) -> Self {
+        let outcome = serde_json::json!({
+            "outcome": s.outcome.as_str(),
+            "reason_code": s.reason_code,
+            "session": s.session,
+        });
+        let mut meta = Meta::new();
+        meta.insert("selfrepair".into(), outcome);
+        TurnEnd {
+            stop,
+            meta: Some(meta),
+        }
+    }
+}
+
 pub(crate) async fn run(
     state: &AgentState,
     cx: &ConnectionTo<Client>,
@@ -119,7 +149,7 @@ pub(crate) async fn run(
     cwd: &Path,
     prompt: &[ContentBlock],
     cancel: &CancellationToken,
-) -> StopReason {
+) -> TurnEnd {
     let up = Updates { cx, sid };
     let text: Vec<String> = prompt
         .iter()
@@ -135,7 +165,7 @@ pub(crate) async fn run(
                 "I repair failing tests in this project. Try: \"fix the failing tests\", \
                  \"fix test <name>\" or \"why does test <name> fail?\"",
             );
-            return StopReason::EndTurn;
+            return StopReason::EndTurn.into();
         }
         Intent::Fix { focus } => (focus, false),
         Intent::Explain { focus } => (focus, true),
@@ -145,7 +175,7 @@ pub(crate) async fn run(
             Ok(r) => r,
             Err(e) => {
                 up.say(format!("I cannot start: {e}"));
-                return StopReason::EndTurn;
+                return StopReason::EndTurn.into();
             }
         };
     let repairer_name = fix::choose::describe(&repairer);
@@ -195,14 +225,17 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(e) => {
             up.say(format!("The fix session stopped: {e}"));
-            return if cancel.is_cancelled() {
+            let stop = if cancel.is_cancelled() {
                 StopReason::Cancelled
             } else {
                 StopReason::EndTurn
             };
+            let s = Summary::error(e.reason_code(), e.to_string(), 0);
+            return TurnEnd::with_outcome(stop, &s);
         }
     };
-    finish(state, &up, &root, &summary, cancel).await
+    let stop = finish(state, &up, &root, &summary, cancel).await;
+    TurnEnd::with_outcome(stop, &summary)
 }
 
 fn set_step(steps: &mut [(&str, PlanEntryStatus)], i: usize, st: PlanEntryStatus) {

@@ -19,6 +19,7 @@ pub mod interpreter;
 pub mod junit;
 pub mod localise;
 pub mod mutate;
+mod node_output;
 pub mod patch;
 pub mod prompts;
 pub mod runner;

@@ -5,19 +5,25 @@ use std::collections::BTreeMap;
 
 use super::detect::RunnerKind;
 use super::failures::{Failure, TestReport};
+use super::node_output;
 
 pub fn parse(kind: RunnerKind, output: &str) -> TestReport {
     match kind {
         RunnerKind::Pytest => pytest(output),
         RunnerKind::Cargo => cargo(output),
         RunnerKind::Go => go_json(output),
-        RunnerKind::Node => node(output),
+        RunnerKind::Node => node_output::parse(output),
         RunnerKind::Make | RunnerKind::Custom => {
             // Unknown runner: try each format; the first that finds anything wins.
-            [pytest(output), cargo(output), go_json(output), node(output)]
-                .into_iter()
-                .find(|r| !r.failed.is_empty() || !r.passed.is_empty())
-                .unwrap_or_default()
+            [
+                pytest(output),
+                cargo(output),
+                go_json(output),
+                node_output::parse(output),
+            ]
+            .into_iter()
+            .find(|r| !r.failed.is_empty() || !r.passed.is_empty())
+            .unwrap_or_default()
         }
     }
 }
@@ -178,67 +184,6 @@ fn go_json(output: &str) -> TestReport {
     r
 }
 
-/// Jest/vitest/node:test/mocha text: `✕ name` / `✓ name` / `✔ name`,
-/// mocha's `1) name`; and TAP (node:test, tape): `not ok N - name` / `ok N
-/// - name`, where tape's assertions (`not ok 2 should be equal`) are named
-/// under the test's `# title`: `adds numbers › 2 should be equal`.
-fn node(output: &str) -> TestReport {
-    let mut r = TestReport::default();
-    let mut title: Option<String> = None;
-    let mut mocha_seen = std::collections::BTreeSet::new();
-    let named = |title: &Option<String>, rest: &str| -> String {
-        match rest.split_once(" - ") {
-            Some((_, n)) => n.trim().to_string(),
-            None => match title {
-                Some(t) => format!("{t} › {}", rest.trim()),
-                None => rest.trim().to_string(),
-            },
-        }
-    };
-    for l in output.lines() {
-        let t = l.trim();
-        let strip_time = |s: &str| {
-            s.rsplit_once(" (")
-                .filter(|(_, t)| t.ends_with("ms)"))
-                .map_or(s, |(a, _)| a)
-                .trim()
-                .to_string()
-        };
-        if let Some(c) = t.strip_prefix("# ") {
-            // tape's test title; TAP's closing counts are not titles.
-            let summary = ["tests ", "pass ", "fail ", "ok", "skip ", "todo "]
-                .iter()
-                .any(|p| c.starts_with(p));
-            if !summary && !l.starts_with(' ') {
-                title = Some(c.trim().to_string());
-            }
-        } else if let Some(name) = t.strip_prefix("✕ ").or_else(|| t.strip_prefix("× ")) {
-            r.failed.push(Failure::new(strip_time(name), ""));
-        } else if let Some(name) = t
-            .strip_prefix("✓ ")
-            .or_else(|| t.strip_prefix("√ "))
-            .or_else(|| t.strip_prefix("✔ "))
-        {
-            r.passed.push(strip_time(name));
-        } else if let Some(rest) = t.strip_prefix("not ok ") {
-            r.failed.push(Failure::new(named(&title, rest), ""));
-        } else if let Some(rest) = t.strip_prefix("ok ") {
-            r.passed.push(named(&title, rest));
-        } else if let Some((n, name)) = t.split_once(") ")
-            && !n.is_empty()
-            && n.chars().all(|c| c.is_ascii_digit())
-            && !name.trim().is_empty()
-        {
-            // mocha numbers each failure in the run (`1) subtracts`), then
-            // again in its summary under the suite's name: the first counts.
-            if mocha_seen.insert(n.to_string()) {
-                r.failed.push(Failure::new(name.trim(), ""));
-            }
-        }
-    }
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,26 +235,5 @@ mod tests {
         let r = parse(RunnerKind::Go, out);
         assert_eq!(r.passed, vec!["TestB"]);
         assert_eq!(r.failed[0].message, "a_test.go:9: got 1 want 2");
-    }
-
-    #[test]
-    fn tape_assertions_are_named_under_their_test_and_mocha_titles_count() {
-        let tap = "TAP version 13\n# adds numbers\nok 1 should be equal\nnot ok 2 should be equal\n  ---\n    operator: equal\n  ...\n# node style\nnot ok 3 - subtracts\n\n1..3\n# tests 3\n# pass  1\n# fail  2\n";
-        let r = parse(RunnerKind::Node, tap);
-        assert_eq!(r.passed, vec!["adds numbers › 1 should be equal"]);
-        let ids: Vec<&str> = r.failed.iter().map(|f| f.id.as_str()).collect();
-        assert_eq!(ids, ["adds numbers › 2 should be equal", "subtracts"]);
-        let mocha = "  math\n    ✔ adds\n    1) subtracts\n\n  1 passing\n  1 failing\n\n  1) math\n       subtracts:\n     AssertionError\n";
-        let r = parse(RunnerKind::Node, mocha);
-        assert_eq!(r.passed, vec!["adds"]);
-        let ids: Vec<&str> = r.failed.iter().map(|f| f.id.as_str()).collect();
-        assert_eq!(ids, ["subtracts"]);
-    }
-
-    #[test]
-    fn jest_marks() {
-        let r = parse(RunnerKind::Node, "  ✓ adds (2 ms)\n  ✕ subtracts (1 ms)\n");
-        assert_eq!(r.passed, vec!["adds"]);
-        assert_eq!(r.failed[0].id, "subtracts");
     }
 }

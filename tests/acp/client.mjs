@@ -68,7 +68,7 @@ const out = await app.connectWith(stream, async (ctx) => {
     clientCapabilities: { fs: { readTextFile: true, writeTextFile: true }, terminal: false },
   });
   const init = { protocolVersion: i.protocolVersion, agentInfo: i.agentInfo, agentCapabilities: i.agentCapabilities };
-  const plain = (r) => ({ stopReason: r.stopReason });
+  const plain = (r) => ({ stopReason: r.stopReason, _meta: r._meta });
   const prompt = (sessionId, text) =>
     ctx.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text }] });
 
