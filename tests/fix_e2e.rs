@@ -240,6 +240,58 @@ async fn model_fixes_python_after_a_patch_that_does_not_apply() {
 /// The whole-function format: the model rewrites `balances_before` (the
 /// missing statement no mutant can add) and writes a test beside it, which
 /// is left out; the patch prompt asks for whole functions.
+/// A model that goes away after an attempt: the session ends with an
+/// `error` summary that still names the session, its failures, attempts
+/// and spend; the log keeps the attempt and the error; no branch is left.
+#[tokio::test]
+async fn a_model_error_after_attempts_keeps_the_log_and_names_the_session() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(
+        "inventory/stock.py\n<<<<<<< SEARCH\n    no such text\n=======\n        return True\n>>>>>>> REPLACE\n",
+    ));
+    server.set_default(Reply::unauthorized());
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 3;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    let e = r.expect_err("the model went away");
+    assert_eq!(e.reason_code(), "model");
+    assert_eq!(
+        e.to_string().matches("401").count(),
+        1,
+        "the cause once: {e}"
+    );
+    let Some(FixEvent::Done(done)) = events.last() else {
+        panic!("no done event last: {events:?}");
+    };
+    assert_eq!(done.outcome, Outcome::Error);
+    assert_eq!(done.reason_code.as_deref(), Some("model"));
+    assert!(!done.session.is_empty());
+    assert_eq!(done.attempts, 1);
+    assert!(done.tokens > 0);
+    assert_eq!(done.initial_failures.len(), 2, "{done:?}");
+    let log = log_lines(&dir, &done.session);
+    assert!(log.iter().any(|l| l["event"] == "rejected"), "{log:?}");
+    let last = log.last().unwrap();
+    assert_eq!(last["event"], "done");
+    assert_eq!(last["outcome"], "error");
+    assert_eq!(last["reason_code"], "model");
+    let repo = git2::Repository::open(&dir).unwrap();
+    assert!(
+        repo.find_branch(&done.branch, git2::BranchType::Local)
+            .is_err(),
+        "a session that ended in an error leaves no branch"
+    );
+    let listed = selfrepair::fix::workspace::sessions(&dir).unwrap();
+    let info = listed.iter().find(|s| s.id == done.session).unwrap();
+    assert_eq!(
+        info.outcome.as_deref(),
+        Some("error"),
+        "`selfrepair log` says so"
+    );
+}
+
 #[tokio::test]
 async fn model_fixes_a_missing_statement_with_a_whole_function() {
     let (_t, dir) = example_repo("py-ledger");
@@ -1870,6 +1922,33 @@ fn fix_json_matches_the_documented_schema_on_every_exit_path() {
         &mut seen,
     );
     assert_eq!(done["reason_code"], "invalid_arguments", "{done}");
+    let empty = dir.parent().unwrap().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    git2::Repository::init(&empty).unwrap();
+    std::fs::write(empty.join("test_a.py"), "def test_a():\n    assert 1\n").unwrap();
+    let done = check_exit_path(
+        "no commits",
+        fix_json(&empty, &["--model", "mutate"], &env),
+        "error",
+        2,
+        &mut seen,
+    );
+    assert_eq!(done["reason_code"], "no_commits", "{done}");
+    std::fs::remove_file(empty.join("test_a.py")).unwrap();
+    std::fs::write(empty.join("pyproject.toml"), "[tool.pytest.ini_options]\n").unwrap();
+    commit_all(&empty, "no tests");
+    let done = check_exit_path(
+        "no tests",
+        fix_json(&empty, &["--model", "mutate"], &env),
+        "error",
+        2,
+        &mut seen,
+    );
+    assert_eq!(done["reason_code"], "no_tests", "{done}");
+    assert_eq!(
+        done["session"], "",
+        "a session that tried nothing is gone: {done}"
+    );
 
     for kind in [
         "plan",

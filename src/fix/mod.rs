@@ -70,15 +70,17 @@ pub enum FixError {
         root.display()
     )]
     WorkCopyTampered { root: PathBuf, detail: String },
-    #[error("{}: {source}", path.display())]
+    // The causes below are in the message, not `#[source]`s, so that an
+    // error chain printed in full does not say them twice.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("sandbox: {0}")]
     Sandbox(selfrepair_sandbox::SandboxError),
     #[error("model: {0}")]
-    Model(#[from] ModelError),
+    Model(ModelError),
     #[error("{}: {detail}", path.display())]
     NoSession { path: PathBuf, detail: String },
     #[error("refusing to apply: {} has uncommitted changes that the fix conflicts with; nothing was written. The fix stays on branch {branch} (see `selfrepair diff`)", file.display())]
@@ -110,11 +112,17 @@ impl FixError {
         }
     }
 
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, cause: std::io::Error) -> Self {
         FixError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
+    }
+}
+
+impl From<ModelError> for FixError {
+    fn from(e: ModelError) -> Self {
+        FixError::Model(e)
     }
 }
 
@@ -377,6 +385,50 @@ impl Summary {
             runners_up: Vec::new(),
         }
     }
+}
+
+impl Summary {
+    /// Take in what an event says about the session, so that a session
+    /// that stops with an error still names its id, branch, command,
+    /// failures, attempts and spend.
+    fn observe(&mut self, e: &FixEvent) {
+        match e {
+            FixEvent::Plan {
+                session,
+                branch,
+                test_command,
+                ..
+            } => {
+                self.session.clone_from(session);
+                self.branch.clone_from(branch);
+                self.test_command.clone_from(test_command);
+            }
+            FixEvent::TestRunFinished { scope, run, .. } if scope == "baseline" => {
+                self.initial_failures = run.report.failed_ids().into_iter().collect();
+            }
+            FixEvent::Patch { attempt, .. } | FixEvent::Rejected { attempt, .. } => {
+                self.attempts = self.attempts.max(*attempt);
+            }
+            FixEvent::Usage { tokens, cost_usd } => {
+                self.tokens = *tokens;
+                self.cost_usd = *cost_usd;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The summary of a session stopped by `e`, with what its events said.
+fn error_summary(seen: &std::sync::Mutex<Summary>, e: &FixError, started: Instant) -> Summary {
+    let mut s = seen
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_else(|_| Summary::error("", "", 0));
+    s.outcome = Outcome::Error;
+    s.reason_code = Some(e.reason_code().to_string());
+    s.reason = e.to_string();
+    s.duration_ms = started.elapsed().as_millis() as u64;
+    s
 }
 
 /// `a, b, c, … (+N)`: at most `n` items of a list, for a person to read.
@@ -704,13 +756,17 @@ impl Session {
         on_event: &(dyn Fn(&FixEvent) + Send + Sync),
     ) -> Result<Summary, FixError> {
         let started = Instant::now();
-        let result = self.run_to_end(on_event, started).await;
+        let seen = std::sync::Mutex::new(Summary::error("", "", 0));
+        let observed = |e: &FixEvent| {
+            if let Ok(mut s) = seen.lock() {
+                s.observe(e);
+            }
+            on_event(e);
+        };
+        let result = self.run_to_end(&observed, &seen, started).await;
         if let Err(e) = &result {
-            on_event(&FixEvent::Done(Box::new(Summary::error(
-                e.reason_code(),
-                e.to_string(),
-                started.elapsed().as_millis() as u64,
-            ))));
+            let s = error_summary(&seen, e, started);
+            on_event(&FixEvent::Done(Box::new(s)));
         }
         result
     }
@@ -718,6 +774,7 @@ impl Session {
     async fn run_to_end(
         &self,
         on_event: &(dyn Fn(&FixEvent) + Send + Sync),
+        seen: &std::sync::Mutex<Summary>,
         started: Instant,
     ) -> Result<Summary, FixError> {
         let path = &self.opts.path;
@@ -762,8 +819,28 @@ impl Session {
                     Ok(())
                 }
             }
-            // Nothing was tried: leave no trace in the user's repository.
-            _ => ws.discard(),
+            // Stopped by an error after attempts (a model that went away):
+            // the log keeps them and the error, as a failed session's does.
+            Err(e) if seen.lock().is_ok_and(|s| s.attempts > 0 || s.tokens > 0) => {
+                let s = error_summary(seen, e, started);
+                ws.log(&log_entry(&FixEvent::Done(Box::new(s.clone()))));
+                ws.info.outcome = Some(s.outcome.as_str().to_string());
+                ws.info.reason = Some(s.reason);
+                if self.opts.keep || self.opts.keep_worktree {
+                    ws.save()
+                } else {
+                    ws.remove_refs()
+                }
+            }
+            // Nothing was tried: leave no trace in the user's repository
+            // (and name no session or branch that is gone).
+            _ => {
+                if let Ok(mut s) = seen.lock() {
+                    s.session.clear();
+                    s.branch.clear();
+                }
+                ws.discard()
+            }
         };
         if let Err(e) = cleanup {
             // The summary (already sent) or the session's error matters
