@@ -1437,7 +1437,7 @@ if _pc is not None:
         events
             .iter()
             .any(|e| matches!(e, FixEvent::TestRunFinished { scope, run, .. }
-            if scope == "full" && run.status == selfrepair::fix::runner::RunStatus::Passed)),
+            if *scope == selfrepair::fix::RunScope::Full && run.status == selfrepair::fix::runner::RunStatus::Passed)),
         "{runs:#?}\n{:?}",
         rejections(&events)
     );

@@ -318,7 +318,7 @@ fn forward_event(
                     .content(vec![text_content(body)])
                     .raw_output(serde_json::json!({ "status": format!("{:?}", run.status), "failing": failing })),
             )));
-            if *attempt == 0 && scope == "baseline" {
+            if *attempt == 0 && *scope == fix::RunScope::Baseline {
                 set_step(steps, 1, PlanEntryStatus::InProgress);
                 up.plan(steps);
             }

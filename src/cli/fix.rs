@@ -212,7 +212,7 @@ fn print_event(e: &FixEvent) {
                 "  [{attempt}] {scope:<8} {status} ({:.1} s)",
                 run.duration_ms as f64 / 1000.0
             );
-            if scope == "baseline" {
+            if *scope == selfrepair::fix::RunScope::Baseline {
                 const SHOWN: usize = 10;
                 for f in run.report.failed.iter().take(SHOWN) {
                     let msg = f.message.lines().next().unwrap_or_default();

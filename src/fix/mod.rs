@@ -247,13 +247,12 @@ pub enum FixEvent {
     },
     TestRunStarted {
         attempt: usize,
-        /// `baseline`, `failing` (the tests that failed) or `full`.
-        scope: String,
+        scope: RunScope,
         command: String,
     },
     TestRunFinished {
         attempt: usize,
-        scope: String,
+        scope: RunScope,
         run: Box<TestRun>,
     },
     Explanation {
@@ -284,6 +283,37 @@ pub enum FixEvent {
         lines: Vec<localise::Suspect>,
     },
     Done(Box<Summary>),
+}
+
+/// Which tests a run covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunScope {
+    /// The whole suite before any change.
+    Baseline,
+    /// The baseline again without a test that hung.
+    Rest,
+    /// The tests that failed, stopping at the first that still fails.
+    Failing,
+    /// The whole suite, for a candidate that passed its failing tests.
+    Full,
+}
+
+impl RunScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunScope::Baseline => "baseline",
+            RunScope::Rest => "rest",
+            RunScope::Failing => "failing",
+            RunScope::Full => "full",
+        }
+    }
+}
+
+impl std::fmt::Display for RunScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -403,7 +433,7 @@ impl Summary {
                 self.branch.clone_from(branch);
                 self.test_command.clone_from(test_command);
             }
-            FixEvent::TestRunFinished { scope, run, .. } if scope == "baseline" => {
+            FixEvent::TestRunFinished { scope, run, .. } if *scope == RunScope::Baseline => {
                 self.initial_failures = run.report.failed_ids().into_iter().collect();
             }
             FixEvent::Patch { attempt, .. } | FixEvent::Rejected { attempt, .. } => {
@@ -514,15 +544,15 @@ impl Progress<'_> {
 
     async fn run_tests(
         &self,
-        scope: &str,
+        scope: RunScope,
         only: &[String],
         cancel: &CancellationToken,
     ) -> Result<TestRun, FixError> {
         // The failing tests alone stop at the first that still fails.
-        let until_failure = scope == "failing";
+        let until_failure = scope == RunScope::Failing;
         self.emit(FixEvent::TestRunStarted {
             attempt: self.attempt,
-            scope: scope.into(),
+            scope,
             command: if until_failure {
                 self.runner.command_line_until_failure(only)
             } else {
@@ -536,7 +566,7 @@ impl Progress<'_> {
         };
         self.emit(FixEvent::TestRunFinished {
             attempt: self.attempt,
-            scope: scope.into(),
+            scope,
             run: Box::new(run.clone()),
         });
         Ok(run)
@@ -606,7 +636,7 @@ impl Progress<'_> {
         let failing = self.failing.clone();
         // Only worth a separate run when the runner can select tests.
         if self.runner.command_line(&failing) != self.runner.command_line(&[]) {
-            let quick = self.run_tests("failing", &failing, cancel).await?;
+            let quick = self.run_tests(RunScope::Failing, &failing, cancel).await?;
             match quick.status {
                 RunStatus::Cancelled => return Ok(Verdict::Cancelled),
                 RunStatus::Passed | RunStatus::NoTests => {}
@@ -615,7 +645,7 @@ impl Progress<'_> {
                 }
             }
         }
-        let full = self.run_tests("full", &[], cancel).await?;
+        let full = self.run_tests(RunScope::Full, &[], cancel).await?;
         let only_tolerated = full.status == RunStatus::Failed
             && !self.tolerated.is_empty()
             && full
@@ -951,7 +981,7 @@ impl Session {
                 })
                 .collect(),
         });
-        let mut baseline = p.run_tests("baseline", &[], &self.cancel).await?;
+        let mut baseline = p.run_tests(RunScope::Baseline, &[], &self.cancel).await?;
         p.ws.reset()?;
         // The time the suite takes without a hang, for the deadline.
         let mut baseline_time = std::time::Duration::from_millis(baseline.duration_ms);
@@ -964,7 +994,7 @@ impl Session {
             // The rest of the suite, without the test that hung: what
             // passes, what else fails, and how long a run should take.
             p.runner.set_deselect(hung);
-            let rest = p.run_tests("rest", &[], &self.cancel).await;
+            let rest = p.run_tests(RunScope::Rest, &[], &self.cancel).await;
             p.runner.set_deselect(Vec::new());
             let rest = rest?;
             p.ws.reset()?;
