@@ -9,6 +9,9 @@
 //! Run: `cargo bench --bench model_client --profile dev` (debug build with
 //! optimised dependencies) or plain `cargo bench --bench model_client`.
 
+// A measuring harness: a panic is its report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

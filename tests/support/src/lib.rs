@@ -1,10 +1,13 @@
-//! A scripted, OpenAI- and Anthropic-shaped HTTP server for tests.
+//! A scripted, OpenAI- and Anthropic-shaped HTTP server for tests, and
+//! host-side process helpers ([`procs`]).
 //!
 //! It listens on `127.0.0.1:0`, answers `POST …/chat/completions` in the
 //! OpenAI shape and `POST …/messages` in the Anthropic shape, records every
 //! request it receives, and injects faults on demand. Replies are chosen, in
 //! order, from: the FIFO queue ([`TestServer::enqueue`]), the first matching
 //! rule ([`TestServer::on_contains`]), then the default reply.
+
+pub mod procs;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! `selfrepair tasks fetch`: downloads into the cache with the pinned sha256
 //! checked, from a mirror on 127.0.0.1 (upstream is not reachable in tests).
 
-mod common;
+use super::common;
 
 use selfrepair_testkit::TestServer;
 use std::path::Path;

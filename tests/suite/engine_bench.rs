@@ -3,7 +3,7 @@
 //! explanations and correct repairs), again by replay, after a kill -9 and
 //! resume, and split into shards then merged.
 
-mod common;
+use super::common;
 
 use selfrepair_testkit::{Reply, TestServer};
 use serde_json::Value;

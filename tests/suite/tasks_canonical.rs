@@ -1,11 +1,12 @@
 //! Every reference solution passes its own tests, in the fast sandbox (or,
 //! where it imports a module the fast sandbox lacks, in the fallback).
 
-mod common;
+use super::common;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn humaneval_canonical_all_pass() {
+    let _alone = common::WHOLE_DATASET.lock().await;
     let tasks = load("humaneval").await;
     assert_eq!(tasks.len(), 164);
     let r = score_all(canonical_samples(&tasks)).await;
@@ -14,6 +15,7 @@ async fn humaneval_canonical_all_pass() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mbpp_full_canonical_all_pass() {
+    let _alone = common::WHOLE_DATASET.lock().await;
     let tasks = load("mbpp").await;
     assert_eq!(tasks.len(), 974);
     let splits = |s: &str| {
@@ -42,6 +44,7 @@ async fn mbpp_full_canonical_all_pass() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mbpp_sanitized_canonical_all_pass() {
+    let _alone = common::WHOLE_DATASET.lock().await;
     let tasks = load("mbpp-sanitized").await;
     assert_eq!(tasks.len(), 427);
     assert_eq!(
@@ -57,6 +60,7 @@ async fn mbpp_sanitized_canonical_all_pass() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apps_original_layout_every_solution_passes() {
+    let _alone = common::WHOLE_DATASET.lock().await;
     let tasks = load("apps").await;
     assert_eq!(tasks.len(), 5);
     let n: usize = tasks.iter().map(|t| t.canonical.len()).sum();

@@ -1,7 +1,7 @@
 //! HumanEval+ and MBPP+: every canonical solution passes base and plus, with
 //! expected outputs computed from it (ground truth, cached by dataset sha256).
 
-mod common;
+use super::common;
 use common::*;
 
 async fn canonical_base_and_plus(name: &str, tasks_expected: usize) {
@@ -21,11 +21,13 @@ async fn canonical_base_and_plus(name: &str, tasks_expected: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mbpp_plus_canonical_pass_base_and_plus() {
+    let _alone = common::WHOLE_DATASET.lock().await;
     canonical_base_and_plus("mbpp+", 378).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn humaneval_plus_mini_canonical_pass_base_and_plus() {
+    let _alone = common::WHOLE_DATASET.lock().await;
     canonical_base_and_plus("humaneval+mini", 164).await;
 }
 
@@ -33,8 +35,9 @@ async fn humaneval_plus_mini_canonical_pass_base_and_plus() {
 /// About 75 s with cached ground truth plus ~100 s to compute it cold, so CI
 /// runs the Mini variant above; run this one with `--ignored`.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "slow on 2 cores: run with `cargo test --test tasks_evalplus -- --ignored`"]
+#[ignore = "slow on 2 cores: run with `cargo test --test all tasks_evalplus -- --ignored`"]
 async fn humaneval_plus_full_canonical_pass_base_and_plus() {
+    let _alone = common::WHOLE_DATASET.lock().await;
     canonical_base_and_plus("humaneval+", 164).await;
 }
 

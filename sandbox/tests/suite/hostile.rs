@@ -3,12 +3,10 @@
 //! worked; the secret must never show; listeners must receive nothing; no new
 //! file may appear on the host; no sandbox process may outlive its run.
 
-mod common;
+use super::common;
 
-use selfrepair::sandbox::process::{
-    CommandSpec, ProcessConfig, ProcessSandbox, UID_BASE, UID_SPAN,
-};
-use selfrepair::sandbox::{Limits, RunRequest, Sandbox, SandboxKind, Status, TestSpec};
+use selfrepair_sandbox::process::{CommandSpec, ProcessConfig, ProcessSandbox, UID_BASE, UID_SPAN};
+use selfrepair_sandbox::{Limits, RunRequest, Sandbox, SandboxKind, Status, TestSpec};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,14 +15,10 @@ use std::time::Duration;
 
 const SECRET: &str = "s3cr3t-7f1c2b9e-do-not-leak";
 
-/// The process suite checks that no process of the sandbox uid range
-/// outlives a run; the other tests here that start process runs wait for it
-/// (and it for them), so their runs are not taken for survivors.
-static PROCESS_RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// (name, program, expectation). `{DIR}`, `{SECRET_FILE}`, `{TCP}`, `{UNIX}`,
 /// `{PID}`, `{PROJECT}` are filled in per run.
 const PROGRAMS: &[(&str, &str, Expect)] = &[
+    ("benign", "print('benign', sum(range(10)))", Expect::Passes),
     (
         "read-shadow",
         "print('ESCAPED', open('/etc/shadow').read())",
@@ -290,6 +284,8 @@ const PROGRAMS: &[(&str, &str, Expect)] = &[
 
 #[derive(Clone, Copy, Debug)]
 enum Expect {
+    /// The positive control: a benign program must pass and print `benign`.
+    Passes,
     /// Contained is all that matters.
     Any,
     /// Must not pass (a limit or an error stops it).
@@ -405,8 +401,11 @@ async fn suite(kind: SandboxKind) {
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .expect("chmod");
     }
-    // SAFETY: set once, before any sandbox starts; tests in this binary only read it.
-    unsafe { std::env::set_var("SELFREPAIR_TEST_SECRET", SECRET) };
+    assert_eq!(
+        std::env::var("SELFREPAIR_TEST_SECRET").as_deref(),
+        Ok(SECRET),
+        "the host's environment holds the secret (run in a child process)"
+    );
 
     let hits = Arc::new(AtomicUsize::new(0));
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -472,7 +471,18 @@ async fn suite(kind: SandboxKind) {
             Expect::NotPassed if out.status == Status::Passed => {
                 problems.push(format!("{name}: passed, expected a limit"))
             }
-            Expect::Timeout if !matches!(out.status, Status::Timeout | Status::Unavailable) => {
+            Expect::Passes if out.status != Status::Passed || out.stdout.trim() != "benign 45" => {
+                problems.push(format!(
+                    "{name}: the positive control did not pass: {}",
+                    out.summary()
+                ))
+            }
+            // The fast sandbox has no `time` or `os`: it refuses such a
+            // program as unavailable (eval moves it to the process jail).
+            Expect::Timeout
+                if !(out.status == Status::Timeout
+                    || (kind == SandboxKind::Wasm && out.status == Status::Unavailable)) =>
+            {
                 problems.push(format!("{name}: {} instead of timeout", out.summary()))
             }
             _ => {}
@@ -544,19 +554,46 @@ async fn suite(kind: SandboxKind) {
     );
 }
 
+// Each suite runs in a child process whose environment holds the secret
+// (setting it here would race the other tests' threads): a sandbox that
+// passed its host's environment through would show it.
+
+#[test]
+fn hostile_programs_contained_in_fast_wasm() {
+    in_child("suite::hostile::fast_wasm_suite");
+}
+
+#[test]
+fn hostile_programs_contained_in_full_wasm() {
+    in_child("suite::hostile::full_wasm_suite");
+}
+
+#[test]
+fn hostile_programs_contained_in_process() {
+    // No other test's jailed process may be taken for a survivor.
+    let _one = common::PROCESS_JAIL.blocking_lock();
+    in_child("suite::hostile::process_suite");
+}
+
+fn in_child(test: &str) {
+    selfrepair_testkit::procs::run_ignored_in_child(test, &[("SELFREPAIR_TEST_SECRET", SECRET)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_programs_contained_in_fast_wasm() {
+#[ignore = "run by hostile_programs_contained_in_fast_wasm, with the secret in its environment"]
+async fn fast_wasm_suite() {
     suite(SandboxKind::Wasm).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_programs_contained_in_full_wasm() {
+#[ignore = "run by hostile_programs_contained_in_full_wasm, with the secret in its environment"]
+async fn full_wasm_suite() {
     suite(SandboxKind::WasmFull).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_programs_contained_in_process() {
-    let _one = PROCESS_RUNS.lock().await;
+#[ignore = "run by hostile_programs_contained_in_process, with the secret in its environment"]
+async fn process_suite() {
     suite(SandboxKind::Process).await;
 }
 
@@ -567,7 +604,7 @@ async fn hostile_programs_contained_in_process() {
 /// line with the run's token may fool its own run, never the runs after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reused_test_code_cannot_be_poisoned() {
-    let _one = PROCESS_RUNS.lock().await;
+    let _one = common::PROCESS_JAIL.lock().await;
     for kind in [SandboxKind::Wasm, SandboxKind::Process] {
         poison_then_judge(kind).await;
     }
@@ -649,8 +686,8 @@ def sq(x):
 /// neither hangs nor runs them, and the next program is judged as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crafted_answers_never_reach_a_judge() {
-    let _one = PROCESS_RUNS.lock().await;
-    let body = include_str!("fixtures/forgery/crafted_answers.py");
+    let _one = common::PROCESS_JAIL.lock().await;
+    let body = include_str!("../../../tests/fixtures/forgery/crafted_answers.py");
     // The fixture picks its payload by the length of its function's name.
     let payloads = [
         ("sqab", "a tuple holding itself"),
@@ -683,31 +720,14 @@ async fn crafted_answers_never_reach_a_judge() {
     }
 }
 
-/// Processes whose command line holds `marker`, judged from the host.
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline"))
-            && String::from_utf8_lossy(&cmd).contains(marker)
-        {
-            found.push(format!(
-                "{:?}: {}",
-                entry.file_name(),
-                String::from_utf8_lossy(&cmd)
-            ));
-        }
-    }
-    found
-}
-
 async fn gone(marker: &str) -> Vec<String> {
-    let mut left = processes_with(marker);
+    let mut left = selfrepair_testkit::procs::with_cmdline(marker);
     for _ in 0..50 {
         if left.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        left = processes_with(marker);
+        left = selfrepair_testkit::procs::with_cmdline(marker);
     }
     left
 }
@@ -718,7 +738,7 @@ async fn gone(marker: &str) -> Vec<String> {
 /// of it is left. With the fork server and without.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setsid_does_not_outlive_the_timeout() {
-    let _one = PROCESS_RUNS.lock().await;
+    let _one = common::PROCESS_JAIL.lock().await;
     for fork_server in [true, false] {
         let sb = ProcessSandbox::new(ProcessConfig {
             fork_server,
@@ -784,7 +804,7 @@ fn sh(script: &str, dir: &Path, timeout: Duration) -> CommandSpec {
 /// under the kept uid. A socket in the run's own work dir still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_unix_sockets_are_out_of_reach() {
-    let _one = PROCESS_RUNS.lock().await;
+    let _one = common::PROCESS_JAIL.lock().await;
     let hits = Arc::new(AtomicUsize::new(0));
     let tmp_sock = tempfile::tempdir().unwrap();
     let paths = [
@@ -872,7 +892,7 @@ async fn host_unix_sockets_are_out_of_reach() {
 /// benign command still runs and passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kept_uid_jail_has_no_capabilities() {
-    let _one = PROCESS_RUNS.lock().await;
+    let _one = common::PROCESS_JAIL.lock().await;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let host = tempfile::tempdir().unwrap();
     let host_file = host.path().join("host.txt");
@@ -962,7 +982,7 @@ async fn the_kept_uid_jail_has_no_capabilities() {
 /// every selfrepair process honours), inside the sandbox uid range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_get_distinct_uids() {
-    let _one = PROCESS_RUNS.lock().await;
+    let _one = common::PROCESS_JAIL.lock().await;
     let sb = Arc::new(ProcessSandbox::new(ProcessConfig::default()).unwrap());
     let work: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
     let runs = work.iter().map(|w| {

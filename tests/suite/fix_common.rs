@@ -1,6 +1,5 @@
 //! Helpers for the fix suites: example repos as real git repositories in
 //! temp dirs, snapshots of a tree, and sessions run through the library.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

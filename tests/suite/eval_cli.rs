@@ -1,7 +1,7 @@
 //! `selfrepair eval` as a command: bad input, resuming, fallback, pass@k, and
 //! verdicts no sample can forge.
 
-mod common;
+use super::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -5,8 +5,9 @@
 //! layers as a run that starts its own interpreter, and a server that dies
 //! is replaced without a wrong verdict.
 
-use selfrepair::sandbox::process::{ProcessConfig, ProcessSandbox};
-use selfrepair::sandbox::{Outcome, RunRequest, Sandbox, Status, TestSpec};
+use super::common;
+use selfrepair_sandbox::process::{ProcessConfig, ProcessSandbox};
+use selfrepair_sandbox::{Outcome, RunRequest, Sandbox, Status, TestSpec};
 
 fn script(program: &str) -> RunRequest {
     RunRequest::new(program, TestSpec::Script)
@@ -76,6 +77,7 @@ print("clean")
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_forked_from_the_server_share_nothing() {
+    let _one = common::PROCESS_JAIL.lock().await;
     let sb = sandbox(true);
     let first = sb.run(&script(CHECK_CLEAN)).await;
     assert_eq!(first.status, Status::Passed, "{}", first.summary());
@@ -100,6 +102,7 @@ async fn runs_forked_from_the_server_share_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forked_runs_get_the_same_layers_as_spawned_runs() {
+    let _one = common::PROCESS_JAIL.lock().await;
     let forked = sandbox(true).run(&script("print(1)")).await;
     let spawned = sandbox(false).run(&script("print(1)")).await;
     assert_eq!(forked.status, Status::Passed, "{}", forked.summary());
@@ -153,6 +156,7 @@ fn server_pid(o: &Outcome) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_fork_server_is_replaced() {
+    let _one = common::PROCESS_JAIL.lock().await;
     let sb = sandbox(true);
     let tests = TestSpec::Check {
         code: "def check(candidate):\n    assert candidate(3) == 9\n".into(),
@@ -185,9 +189,10 @@ async fn a_killed_fork_server_is_replaced() {
 /// `warm_up` starts the fork server ahead of the first run, which then uses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warming_up_starts_the_server_the_first_run_uses() {
+    let _one = common::PROCESS_JAIL.lock().await;
     let sb = sandbox(true);
     sb.warm_up().await;
-    let before: Vec<String> = descendants(std::process::id())
+    let before: Vec<String> = selfrepair_testkit::procs::descendants(std::process::id())
         .into_iter()
         .map(|(pid, _)| pid.to_string())
         .filter(|pid| is_fork_server(pid))
@@ -213,101 +218,4 @@ async fn warming_up_starts_the_server_the_first_run_uses() {
 fn is_fork_server(pid: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .is_ok_and(|c| String::from_utf8_lossy(&c).contains("fork server for the process sandbox"))
-}
-
-/// Pids descending from `root`, with their depth below it.
-fn descendants(root: u32) -> Vec<(u32, usize)> {
-    let mut procs = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        let field = |name: &str| -> Option<u32> {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        };
-        let zombie = status
-            .lines()
-            .any(|l| l.starts_with("State:") && l.contains('Z'));
-        if let (Some(ppid), false) = (field("PPid:"), zombie) {
-            procs.push((pid, ppid));
-        }
-    }
-    let mut found = vec![(root, 0)];
-    let mut i = 0;
-    while i < found.len() {
-        let (parent, depth) = found[i];
-        for &(pid, ppid) in &procs {
-            if ppid == parent {
-                found.push((pid, depth + 1));
-            }
-        }
-        i += 1;
-    }
-    found.split_off(1)
-}
-
-/// A host killed with SIGKILL runs no cleanup code; the server sees its
-/// socket close and exits, and its runs die with it.
-#[test]
-fn runs_end_when_the_host_is_killed() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let program = dir.path().join("sleeper.py");
-    std::fs::write(&program, "import time\ntime.sleep(60)\n").expect("program");
-    let mut host = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
-        .args(["run", "--sandbox", "process", "--timeout", "60"])
-        .arg(&program)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("selfrepair run");
-    let start = std::time::Instant::now();
-    let run = loop {
-        // host -> fork server -> intermediate -> the run's pid 1
-        let jailed: Vec<u32> = descendants(host.id())
-            .into_iter()
-            .filter(|&(_, depth)| depth >= 3)
-            .map(|(pid, _)| pid)
-            .collect();
-        if !jailed.is_empty() {
-            break jailed;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "the run never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let family: Vec<u32> = descendants(host.id()).iter().map(|d| d.0).collect();
-    host.kill().expect("kill -9 the host");
-    host.wait().expect("reap the host");
-    let start = std::time::Instant::now();
-    loop {
-        let alive: Vec<u32> = family
-            .iter()
-            .copied()
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
-                    !s.lines()
-                        .any(|l| l.starts_with("State:") && l.contains('Z'))
-                })
-            })
-            .collect();
-        if alive.is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(5),
-            "still running 5 s after the host was killed: {alive:?} (the run: {run:?})"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }

@@ -1,7 +1,7 @@
 //! Transcripts and replay: record against the server, replay offline with
 //! the server gone, get identical outputs; a miss is an error.
 
-mod model_common;
+use super::model_common;
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The Anthropic Messages client against the scripted server.
 
-mod model_common;
+use super::model_common;
 
 use model_common::*;
 use selfrepair::model::{Client, FinishReason, Model, ModelError};

@@ -1,7 +1,7 @@
 //! Every HumanEval canonical solution passes in every sandbox, and broken
 //! variants fail with the right assertion and the actual and expected values.
 
-mod common;
+use super::common;
 
 use selfrepair::sandbox::{Guard, Limits, RunRequest, SandboxKind, Status, TestSpec};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Budgets stop a run cleanly, and nothing already paid for is lost.
 
-mod model_common;
+use super::model_common;
 
 use model_common::*;
 use selfrepair::model::{BudgetKind, Budgets, Limits, Model, ModelError, Scope};

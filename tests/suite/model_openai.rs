@@ -1,7 +1,7 @@
 //! The OpenAI-compatible client against the scripted server: happy path,
 //! request shape, and every fault.
 
-mod model_common;
+use super::model_common;
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,4 @@
 //! Helpers shared by the tests/model_*.rs suites.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;
