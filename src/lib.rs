@@ -15,4 +15,5 @@ pub mod eval;
 pub mod fix;
 pub mod mcp;
 pub mod metrics;
+pub mod syntax;
 pub mod tasks;

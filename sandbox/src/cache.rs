@@ -23,9 +23,12 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
-/// An exclusive advisory lock on a file, released on drop; serialises
-/// concurrent fetches and builds of the same artefact across processes.
-pub struct FileLock(std::fs::File);
+/// An exclusive advisory lock on a file, released when it is dropped (the
+/// file closes); serialises concurrent fetches and builds of the same
+/// artefact across processes.
+pub struct FileLock {
+    _file: std::fs::File,
+}
 
 impl FileLock {
     pub fn acquire(path: &std::path::Path) -> std::io::Result<FileLock> {
@@ -37,18 +40,7 @@ impl FileLock {
             .truncate(false)
             .write(true)
             .open(path)?;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(FileLock(f))
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&self.0), libc::LOCK_UN) };
+        f.lock()?;
+        Ok(FileLock { _file: f })
     }
 }

@@ -233,20 +233,7 @@ pub fn parse_compiled(text: &str) -> Option<serde_json::Value> {
 /// marker would let a program forge its result, so such a run does not run.
 pub fn new_token() -> Option<String> {
     let mut buf = [0u8; 16];
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: getrandom writes at most rest.len() bytes into rest.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n > 0 {
-            filled += n as usize;
-        } else if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-        {
-            continue;
-        } else {
-            return None;
-        }
-    }
+    getrandom::fill(&mut buf).ok()?;
     Some(format!("@@selfrepair:{}@@", hex::encode(buf)))
 }
 

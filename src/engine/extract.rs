@@ -3,7 +3,7 @@
 //! define the entry point; candidates that tamper with the tests are refused.
 
 use serde::{Deserialize, Serialize};
-use tree_sitter::{Node, Parser, Tree};
+use tree_sitter::{Node, Tree};
 
 /// How the program was found in the reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,9 +55,7 @@ pub enum Refusal {
 }
 
 pub fn parse(code: &str) -> Option<Tree> {
-    let mut p = Parser::new();
-    p.set_language(&tree_sitter_python::LANGUAGE.into()).ok()?;
-    p.parse(code, None)
+    crate::syntax::Lang::Python.parse(code)
 }
 
 /// True when `code` parses as Python without syntax errors.

@@ -6,30 +6,11 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::Path;
 
-use tree_sitter::{Language, Node, Parser, Tree};
+use tree_sitter::{Node, Tree};
 
 use super::failures::Failure;
 use super::patch::is_test_file;
 use crate::model::tokens;
-
-pub fn language_for(path: &str) -> Option<Language> {
-    let ext = Path::new(path).extension()?.to_str()?;
-    Some(match ext {
-        "py" => tree_sitter_python::LANGUAGE.into(),
-        "rs" => tree_sitter_rust::LANGUAGE.into(),
-        "js" | "mjs" | "cjs" | "jsx" => tree_sitter_javascript::LANGUAGE.into(),
-        "ts" => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
-        "tsx" => tree_sitter_typescript::LANGUAGE_TSX.into(),
-        "go" => tree_sitter_go::LANGUAGE.into(),
-        _ => return None,
-    })
-}
-
-pub fn parse(path: &str, text: &str) -> Option<Tree> {
-    let mut p = Parser::new();
-    p.set_language(&language_for(path)?).ok()?;
-    p.parse(text, None)
-}
 
 const DEF_KINDS: [&str; 10] = [
     "function_definition",
@@ -125,7 +106,7 @@ pub fn source_files(project: &Path) -> Vec<String> {
                 && let Ok(rel) = p.strip_prefix(project)
             {
                 let rel = rel.to_string_lossy().into_owned();
-                if language_for(&rel).is_some() {
+                if crate::syntax::Lang::for_path(&rel).is_some() {
                     out.push(rel);
                 }
             }
@@ -179,7 +160,7 @@ pub fn focus(project: &Path, failures: &[Failure]) -> Focus {
         .iter()
         .filter_map(|f| {
             let text = std::fs::read_to_string(project.join(f)).ok()?;
-            let tree = parse(f, &text)?;
+            let tree = crate::syntax::parse_path(f, &text)?;
             let d = defs(&tree, &text);
             Some((f.clone(), text, d))
         })
@@ -251,7 +232,7 @@ pub fn repo_map(project: &Path, budget: u64) -> String {
             continue;
         };
         let mut entry = format!("{f}\n");
-        if let Some(tree) = parse(&f, &text) {
+        if let Some(tree) = crate::syntax::parse_path(&f, &text) {
             for d in defs(&tree, &text).iter().filter(|d| d.depth <= 1) {
                 let first = text.lines().nth(d.start_line - 1).unwrap_or_default();
                 let _ = writeln!(entry, "  {:>4}: {}", d.start_line, first.trim_end());

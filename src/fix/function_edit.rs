@@ -36,7 +36,7 @@ pub fn parse(reply: &str, files: &[(String, String)]) -> Result<Vec<Edit>, Patch
         let Some(lang_file) = files.first().map(|(f, _)| f.as_str()) else {
             break;
         };
-        let Some(tree) = context::parse(lang_file, block) else {
+        let Some(tree) = crate::syntax::parse_path(lang_file, block) else {
             continue;
         };
         for new in context::defs(&tree, block)
@@ -58,7 +58,7 @@ pub fn parse(reply: &str, files: &[(String, String)]) -> Result<Vec<Edit>, Patch
             }
             let mut found = Vec::new();
             for (file, text) in files {
-                let Some(t) = context::parse(file, text) else {
+                let Some(t) = crate::syntax::parse_path(file, text) else {
                     continue;
                 };
                 for d in context::defs(&t, text) {

@@ -194,7 +194,8 @@ impl Iterator for Candidates {
             new_text.push_str(&e.text);
             new_text.push_str(&text[e.end..]);
             if new_text == *text
-                || context::parse(file, &new_text).is_none_or(|t| t.root_node().has_error())
+                || crate::syntax::parse_path(file, &new_text)
+                    .is_none_or(|t| t.root_node().has_error())
             {
                 continue;
             }
@@ -226,7 +227,7 @@ pub fn candidates(project: &Path, focus: &Focus, suspicion: Option<&Suspicion>) 
         let Ok(text) = std::fs::read_to_string(project.join(&file)) else {
             continue;
         };
-        let Some(tree) = context::parse(&file, &text) else {
+        let Some(tree) = crate::syntax::parse_path(&file, &text) else {
             continue;
         };
         let defs = context::defs(&tree, &text);

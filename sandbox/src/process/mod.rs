@@ -69,7 +69,6 @@ fn uid_lock_dir() -> Result<&'static Path, SandboxError> {
 /// Lease a free uid of the range, starting at an offset derived from this
 /// process's pid so that processes rarely probe the same uids.
 fn lease_uid() -> Result<UidLease, SandboxError> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let dir = uid_lock_dir()?;
     let start = std::process::id()
@@ -89,8 +88,7 @@ fn lease_uid() -> Result<UidLease, SandboxError> {
         else {
             continue;
         };
-        // SAFETY: a valid fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        if f.try_lock().is_ok() {
             return Ok(UidLease { uid, _lock: f });
         }
     }
