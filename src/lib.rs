@@ -15,5 +15,6 @@ pub mod eval;
 pub mod fix;
 pub mod mcp;
 pub mod metrics;
+pub mod prompts;
 pub mod syntax;
 pub mod tasks;

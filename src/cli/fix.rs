@@ -47,6 +47,10 @@ pub struct FixArgs {
     /// models, SEARCH/REPLACE for the others).
     #[arg(long, value_enum)]
     pub edit_format: Option<selfrepair::fix::EditFormat>,
+    /// Load the prompt templates from DIR (`fix/explain.txt`, `fix/patch.txt`,
+    /// `fix/patch-function.txt`, as in prompts/) instead of the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<std::path::PathBuf>,
     /// Let the tests use the network (off by default).
     #[arg(long)]
     pub allow_network: bool,
@@ -347,6 +351,7 @@ async fn fix_session(
     }
     opts.allow_test_edits = a.allow_test_edits;
     opts.edit_format = a.edit_format;
+    opts.prompts = a.prompts.clone();
     opts.keep_worktree = a.keep_worktree;
     opts.keep = a.keep;
     opts.runtime.progress = !json_quiet(&a);

@@ -445,7 +445,7 @@ async fn call(
         cfg.repair_temperature
     };
     let seed = seed_for(cfg.seed, &task.id, id);
-    let msgs = e.prompts.get(stage).render(vars);
+    let msgs = super::prompts::render(e.prompts.get(stage), vars);
     let req = ChatRequest::new(msgs)
         .with_params(SamplingParams {
             temperature: Some(temperature),

@@ -81,6 +81,8 @@ pub enum FixError {
     Sandbox(selfrepair_sandbox::SandboxError),
     #[error("model: {0}")]
     Model(ModelError),
+    #[error("{0}")]
+    Prompts(crate::prompts::PromptError),
     #[error("{}: {detail}", path.display())]
     NoSession { path: PathBuf, detail: String },
     #[error("refusing to apply: {} has uncommitted changes that the fix conflicts with; nothing was written. The fix stays on branch {branch} (see `selfrepair diff`)", file.display())]
@@ -106,6 +108,7 @@ impl FixError {
             FixError::Io { .. } => "io",
             FixError::Sandbox(_) => "sandbox",
             FixError::Model(_) => "model",
+            FixError::Prompts(_) => "prompts",
             FixError::NoSession { .. } => "no_session",
             FixError::ApplyConflict { .. } => "apply_conflict",
             FixError::UndoConflict { .. } => "undo_conflict",
@@ -167,6 +170,9 @@ pub struct FixOptions {
     pub edit_format: Option<EditFormat>,
     /// Where the provided pytest is fetched to and from.
     pub runtime: selfrepair_sandbox::runtime::RuntimeOptions,
+    /// Load the prompt templates from this directory (`fix/explain.txt`,
+    /// `fix/patch.txt`, `fix/patch-function.txt`) instead of the embedded ones.
+    pub prompts: Option<PathBuf>,
 }
 
 /// What a session does after the baseline test run.
@@ -220,6 +226,7 @@ impl FixOptions {
             mode: FixMode::Repair,
             edit_format: None,
             runtime: selfrepair_sandbox::runtime::RuntimeOptions::default(),
+            prompts: None,
         }
     }
 }
@@ -334,6 +341,8 @@ pub struct PythonPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct PromptInfo {
     pub name: String,
+    pub version: u32,
+    /// The first 12 hex digits of the file's sha256.
     pub hash: String,
 }
 
@@ -518,6 +527,13 @@ pub struct Session {
     cancel: CancellationToken,
 }
 
+/// What a session settled before its work copy existed.
+struct Setup {
+    command: TestCommand,
+    python: Option<PythonPlan>,
+    prompts: prompts::FixPrompts,
+}
+
 struct Progress<'a> {
     ws: &'a mut Workspace,
     runner: TestRunner,
@@ -534,6 +550,7 @@ struct Progress<'a> {
     failing: Vec<String>,
     tokens: u64,
     cost: f64,
+    prompts: prompts::FixPrompts,
 }
 
 impl Progress<'_> {
@@ -825,11 +842,24 @@ impl Session {
         };
         let mut runner_opts = self.opts.runner.clone();
         let python = self.python_for(&command, &mut runner_opts).await?;
+        // A bad template stops the session before anything is made.
+        let fix_prompts =
+            prompts::FixPrompts::load(self.opts.prompts.as_deref()).map_err(FixError::Prompts)?;
         let id = session_id();
         let mut ws = Workspace::create(path, &id)?;
         runner_opts.linked_ro = ws.ignored.linked.clone();
         let result = self
-            .run_in(&mut ws, command, &runner_opts, python, on_event, started)
+            .run_in(
+                &mut ws,
+                Setup {
+                    command,
+                    python,
+                    prompts: fix_prompts,
+                },
+                &runner_opts,
+                on_event,
+                started,
+            )
             .await;
         if !self.opts.keep_worktree
             && let Err(e) = ws.remove()
@@ -940,12 +970,16 @@ impl Session {
     async fn run_in(
         &self,
         ws: &mut Workspace,
-        command: TestCommand,
+        setup: Setup,
         runner_opts: &RunnerOptions,
-        python: Option<PythonPlan>,
         on_event: &(dyn Fn(&FixEvent) + Send + Sync),
         started: Instant,
     ) -> Result<Summary, FixError> {
+        let Setup {
+            command,
+            python,
+            prompts: fix_prompts,
+        } = setup;
         let runner = TestRunner::new(command.clone(), &ws.root, &ws.info.project_rel, runner_opts)?;
         let repairer = choose::describe(&self.repairer);
         let mut p = Progress {
@@ -960,6 +994,7 @@ impl Session {
             failing: Vec::new(),
             tokens: 0,
             cost: 0.0,
+            prompts: fix_prompts,
             ws,
         };
         p.emit(FixEvent::Plan {
@@ -973,11 +1008,14 @@ impl Session {
             repairer,
             max_attempts: self.opts.max_attempts,
             ignored: Box::new(p.ws.ignored.clone()),
-            prompts: prompts::ALL
-                .iter()
+            prompts: p
+                .prompts
+                .references()
+                .into_iter()
                 .map(|t| PromptInfo {
-                    name: t.name.into(),
-                    hash: t.hash(),
+                    name: t.name.clone(),
+                    version: t.version,
+                    hash: t.sha256.chars().take(12).collect(),
                 })
                 .collect(),
         });
@@ -1142,16 +1180,12 @@ impl Session {
                 let focus = context::focus(&project, &report.failed);
                 let code = context::render_snippets(&focus.snippets, self.opts.context_tokens);
                 let map = context::repo_map(&project, self.opts.map_tokens);
-                let explain = prompts::EXPLAIN.render(&[
+                let messages = p.prompts.explain.render(&[
                     ("command", &p.runner.command().command),
                     ("failures", &describe_failures(report)),
                     ("context", &code),
                     ("repo_map", &map),
                 ]);
-                let messages = [
-                    Message::system(prompts::SYSTEM.render(&[])),
-                    Message::user(explain),
-                ];
                 match self.ask(p, client, &messages).await? {
                     Some(t) => t,
                     None => return Ok(self.stop_reason(p)),
@@ -1325,8 +1359,8 @@ impl Session {
         let code = context::render_snippets(&focus.snippets, context_tokens);
         let map = context::repo_map(&project, map_tokens);
         let template = match format {
-            EditFormat::SearchReplace => &prompts::PATCH,
-            EditFormat::Function => &prompts::PATCH_FUNCTION,
+            EditFormat::SearchReplace => p.prompts.patch.clone(),
+            EditFormat::Function => p.prompts.patch_function.clone(),
         };
         let under_repair: Vec<(String, String)> = focus
             .snippets
@@ -1353,16 +1387,12 @@ impl Session {
             }
             model_attempts += 1;
             p.attempt += 1;
-            let explain = prompts::EXPLAIN.render(&[
+            let mut messages = p.prompts.explain.render(&[
                 ("command", &p.runner.command().command),
                 ("failures", &describe_failures(&report)),
                 ("context", &code),
                 ("repo_map", &map),
             ]);
-            let mut messages = vec![
-                Message::system(prompts::SYSTEM.render(&[])),
-                Message::user(explain),
-            ];
             let Some(explanation) = self.ask(p, client, &messages).await? else {
                 return Ok(self.stop_reason(p));
             };
@@ -1371,9 +1401,10 @@ impl Session {
                 text: explanation.clone(),
             });
             messages.push(Message::assistant(explanation));
-            messages.push(Message::user(
-                template.render(&[("test_files_rule", tests_rule), ("feedback", &feedback)]),
-            ));
+            messages.push(Message::user(template.render_user(&[
+                ("test_files_rule", tests_rule),
+                ("feedback", &feedback),
+            ])));
             let Some(reply) = self.ask(p, client, &messages).await? else {
                 return Ok(self.stop_reason(p));
             };

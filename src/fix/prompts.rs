@@ -1,65 +1,102 @@
-//! The fix prompts (files under `prompts/fix/`), filled in with `{{name}}`.
+//! The fix session's prompts: `prompts/fix/*.txt` in the shared template
+//! format ([`crate::prompts`]), or the same names under `--prompts DIR`
+//! (`DIR/fix/explain.txt`, …). The explanation is asked first (system +
+//! user); the patch request is a later user turn of the same conversation.
 
-use sha2::Digest;
+use std::path::Path;
 
-pub struct Template {
-    pub name: &'static str,
-    pub text: &'static str,
+use crate::prompts::{PromptError, Template, TemplateRef};
+
+/// What the fix loop fills in.
+pub const VARIABLES: &[&str] = &[
+    "command",
+    "failures",
+    "context",
+    "repo_map",
+    "test_files_rule",
+    "feedback",
+];
+
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "fix/explain.txt",
+        include_str!("../../prompts/fix/explain.txt"),
+    ),
+    ("fix/patch.txt", include_str!("../../prompts/fix/patch.txt")),
+    (
+        "fix/patch-function.txt",
+        include_str!("../../prompts/fix/patch-function.txt"),
+    ),
+];
+
+#[derive(Clone, Debug)]
+pub struct FixPrompts {
+    pub explain: Template,
+    /// The patch request for SEARCH/REPLACE blocks.
+    pub patch: Template,
+    /// The patch request for whole functions.
+    pub patch_function: Template,
 }
 
-pub const SYSTEM: Template = Template {
-    name: "fix/system",
-    text: include_str!("../../prompts/fix/system.md"),
-};
-pub const EXPLAIN: Template = Template {
-    name: "fix/explain",
-    text: include_str!("../../prompts/fix/explain.md"),
-};
-pub const PATCH: Template = Template {
-    name: "fix/patch",
-    text: include_str!("../../prompts/fix/patch.md"),
-};
-pub const PATCH_FUNCTION: Template = Template {
-    name: "fix/patch-function",
-    text: include_str!("../../prompts/fix/patch-function.md"),
-};
-
-impl Template {
-    /// First 12 hex digits of the template's SHA-256, recorded in the session log.
-    pub fn hash(&self) -> String {
-        hex::encode(sha2::Sha256::digest(self.text.as_bytes()))[..12].to_string()
+impl FixPrompts {
+    /// The embedded templates, or the same names under `dir`.
+    pub fn load(dir: Option<&Path>) -> Result<FixPrompts, PromptError> {
+        let get = |name: &str| Template::load(dir, name, EMBEDDED, VARIABLES);
+        Ok(FixPrompts {
+            explain: get("fix/explain.txt")?,
+            patch: get("fix/patch.txt")?,
+            patch_function: get("fix/patch-function.txt")?,
+        })
     }
 
-    /// The template without its version comment, placeholders filled.
-    pub fn render(&self, vars: &[(&str, &str)]) -> String {
-        let body = self.text.split_once("-->\n").map_or(self.text, |(_, b)| b);
-        let mut out = body.to_string();
-        for (k, v) in vars {
-            out = out.replace(&format!("{{{{{k}}}}}"), v);
-        }
-        out
+    pub fn references(&self) -> Vec<&TemplateRef> {
+        [&self.explain, &self.patch, &self.patch_function]
+            .into_iter()
+            .map(|t| &t.reference)
+            .collect()
     }
 }
-
-pub const ALL: [&Template; 4] = [&SYSTEM, &EXPLAIN, &PATCH, &PATCH_FUNCTION];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn templates_have_versions_and_fill() {
-        for t in ALL {
-            assert!(t.text.starts_with("<!-- selfrepair prompt: "), "{}", t.name);
-            assert!(t.text.contains("version "), "{}", t.name);
-            assert_eq!(t.hash().len(), 12);
-        }
-        let s = EXPLAIN.render(&[
+    fn embedded_templates_load_and_fill() {
+        let p = FixPrompts::load(None).expect("embedded templates are valid");
+        assert_eq!(p.references().len(), 3);
+        let m = p.explain.render(&[
             ("command", "pytest"),
             ("failures", "F"),
             ("context", "C"),
             ("repo_map", "M"),
         ]);
-        assert!(s.contains("Test command: pytest") && !s.contains("{{") && !s.contains("version"));
+        assert_eq!(m.len(), 2, "system, then user");
+        assert!(m[0].content.contains("careful software engineer"));
+        assert!(m[1].content.contains("Test command: pytest") && !m[1].content.contains("{{"));
+    }
+
+    #[test]
+    fn a_directory_overrides_and_is_validated() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("fix")).unwrap();
+        for (name, text) in EMBEDDED {
+            std::fs::write(d.path().join(name), text).unwrap();
+        }
+        std::fs::write(
+            d.path().join("fix/patch.txt"),
+            "version: 7\n--- user ---\nFix it. {{feedback}}",
+        )
+        .unwrap();
+        let p = FixPrompts::load(Some(d.path())).unwrap();
+        assert_eq!(p.patch.reference.version, 7);
+        std::fs::write(
+            d.path().join("fix/patch.txt"),
+            "version: 8\n--- user ---\n{{spec}}",
+        )
+        .unwrap();
+        let e = FixPrompts::load(Some(d.path())).unwrap_err();
+        assert!(e.to_string().contains("fix/patch.txt"), "{e}");
+        assert!(e.to_string().contains("unknown variable {{spec}}"), "{e}");
     }
 }

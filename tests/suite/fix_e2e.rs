@@ -240,6 +240,77 @@ async fn model_fixes_python_after_a_patch_that_does_not_apply() {
 /// The whole-function format: the model rewrites `balances_before` (the
 /// missing statement no mutant can add) and writes a test beside it, which
 /// is left out; the patch prompt asks for whole functions.
+/// `--prompts DIR` replaces the fix prompts: the model is asked with the
+/// directory's text, and the plan records its version; a template with a
+/// variable the fix loop does not fill stops the session before anything
+/// is made, naming the file.
+#[tokio::test]
+async fn fix_prompts_come_from_a_directory_and_are_validated() {
+    let (_t, dir) = example_repo("py-inventory");
+    let prompts = tempfile::tempdir().unwrap();
+    let fix = prompts.path().join("fix");
+    std::fs::create_dir(&fix).unwrap();
+    std::fs::write(
+        fix.join("explain.txt"),
+        "version: 4\n--- system ---\nBe terse.\n--- user ---\nCUSTOM-EXPLAIN {{command}}\n{{failures}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        fix.join("patch.txt"),
+        "version: 4\n--- user ---\nCUSTOM-PATCH {{test_files_rule}} {{feedback}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        fix.join("patch-function.txt"),
+        "version: 4\n--- user ---\nCUSTOM-FUNCTION {{feedback}}\n",
+    )
+    .unwrap();
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(format!("```\n{GOOD_PATCH}```\n")));
+    let mut opts = FixOptions::new(&dir);
+    opts.prompts = Some(prompts.path().to_path_buf());
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed, "{}", s.reason);
+    let reqs = server.requests();
+    let first = reqs[0].json().unwrap().to_string();
+    assert!(
+        first.contains("Be terse.") && first.contains("CUSTOM-EXPLAIN pytest"),
+        "{first}"
+    );
+    let second = reqs[1].last_user_message().unwrap();
+    assert!(
+        second.starts_with("CUSTOM-PATCH Test files are read-only"),
+        "{second}"
+    );
+    let Some(FixEvent::Plan {
+        prompts: recorded, ..
+    }) = events.first()
+    else {
+        panic!("no plan first: {events:?}");
+    };
+    assert!(recorded.iter().all(|p| p.version == 4), "{recorded:?}");
+
+    std::fs::write(
+        fix.join("patch.txt"),
+        "version: 5\n--- user ---\nFix {{spec}}\n",
+    )
+    .unwrap();
+    let before = branches(&dir);
+    let mut opts = FixOptions::new(&dir);
+    opts.prompts = Some(prompts.path().to_path_buf());
+    let (r, _) = run(opts, model(&server), CancellationToken::new()).await;
+    let e = r.expect_err("an unknown variable is an error");
+    assert_eq!(e.reason_code(), "prompts");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("fix/patch.txt") && msg.contains("{{spec}}"),
+        "{msg}"
+    );
+    assert_eq!(branches(&dir), before, "nothing was made");
+}
+
 /// A model that goes away after an attempt: the session ends with an
 /// `error` summary that still names the session, its failures, attempts
 /// and spend; the log keeps the attempt and the error; no branch is left.
