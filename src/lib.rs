@@ -12,6 +12,7 @@ pub use selfrepair_sandbox as sandbox;
 
 pub mod engine;
 pub mod eval;
+pub mod feedback;
 pub mod fix;
 pub mod mcp;
 pub mod metrics;

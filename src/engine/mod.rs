@@ -8,7 +8,6 @@
 
 pub mod estimate;
 pub mod extract;
-pub mod feedback;
 pub mod interval;
 pub mod plot;
 pub mod prompts;

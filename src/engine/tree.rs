@@ -10,10 +10,10 @@
 //! answered from it, so a resumed run repeats no paid call.
 
 use super::extract::{self, Refusal, Target};
-use super::feedback;
 use super::prompts::{PromptSet, Stage, Vars};
 use super::store::{Execution, Mode, Node, NodeKind, RunDir, StoreError, Tokens, Verdict, Visible};
 use crate::eval::Scorer;
+use crate::feedback;
 use crate::model::tokens;
 use crate::model::transcript::{RecordedCalls, TranscriptEntry, fingerprint, read_entries};
 use crate::model::{ChatRequest, Client, Completion, Model, ModelError, SamplingParams, Usage};

@@ -767,20 +767,6 @@ fn n_tests(n: usize) -> String {
 }
 
 /// Failing tests as prompt text: id, message, frames.
-fn describe_failures(report: &TestReport) -> String {
-    let mut s = String::new();
-    for f in &report.failed {
-        s.push_str(&format!("- {}\n", f.id));
-        for l in f.message.lines().take(12) {
-            s.push_str(&format!("    {l}\n"));
-        }
-        for fr in f.frames.iter().take(6) {
-            s.push_str(&format!("    at {}:{}\n", fr.file, fr.line));
-        }
-    }
-    s
-}
-
 fn session_id() -> String {
     format!("{}-{:04x}", workspace::now_stamp(), rand::random::<u16>())
 }
@@ -1182,7 +1168,7 @@ impl Session {
                 let map = context::repo_map(&project, self.opts.map_tokens);
                 let messages = p.prompts.explain.render(&[
                     ("command", &p.runner.command().command),
-                    ("failures", &describe_failures(report)),
+                    ("failures", &crate::feedback::render_report(report)),
                     ("context", &code),
                     ("repo_map", &map),
                 ]);
@@ -1193,7 +1179,7 @@ impl Session {
             }
             Repairer::Mutate => format!(
                 "No model is configured, so here is what the test run says:\n{}",
-                describe_failures(report)
+                crate::feedback::render_report(report)
             ),
         };
         p.emit(FixEvent::Explanation {
@@ -1389,7 +1375,7 @@ impl Session {
             p.attempt += 1;
             let mut messages = p.prompts.explain.render(&[
                 ("command", &p.runner.command().command),
-                ("failures", &describe_failures(&report)),
+                ("failures", &crate::feedback::render_report(&report)),
                 ("context", &code),
                 ("repo_map", &map),
             ]);

@@ -1,8 +1,14 @@
-//! The error string a model is shown for a failing program, built from the
-//! sandbox's structured results in the shape of Olausson et al.: the first
-//! failing test(s) as call, actual and expected; or the exception's type,
-//! line and message; or the limit that was hit. Values are cut at 300 chars.
+//! What a model is shown of a failure, for both repair loops:
+//! - [`render`]: a sandboxed program's failing tests (`bench`), in the shape
+//!   of Olausson et al.: the first failing test(s) as call, actual and
+//!   expected; or the exception's type, line and message; or the limit
+//!   that was hit;
+//! - [`render_report`]: a repository's failing tests (`fix`): each id, its
+//!   message and its innermost frames in the project.
+//!
+//! Both cut what they quote to the same caps.
 
+use crate::fix::failures::TestReport;
 use crate::sandbox::{Outcome, Status, TestRecord};
 
 /// Values longer than this are cut, as in the papers.
@@ -16,6 +22,27 @@ pub fn cap(s: &str) -> String {
     let mut out: String = s.chars().take(VALUE_CAP).collect();
     out.push_str("...");
     out
+}
+
+/// Lines of one failure's message, and frames, quoted from a repository's
+/// test report.
+pub const MESSAGE_LINES: usize = 12;
+pub const FRAMES: usize = 6;
+
+/// A repository's failing tests: `- id`, then each one's message (at most
+/// [`MESSAGE_LINES`] lines, each cut to [`VALUE_CAP`]) and innermost frames.
+pub fn render_report(report: &TestReport) -> String {
+    let mut s = String::new();
+    for f in &report.failed {
+        s.push_str(&format!("- {}\n", f.id));
+        for l in f.message.lines().take(MESSAGE_LINES) {
+            s.push_str(&format!("    {}\n", cap(l)));
+        }
+        for fr in f.frames.iter().take(FRAMES) {
+            s.push_str(&format!("    at {}:{}\n", fr.file, fr.line));
+        }
+    }
+    s
 }
 
 /// The feedback for `out`, showing at most `show` failing tests.
@@ -172,6 +199,33 @@ pub fn error_type(out: &Outcome) -> String {
 mod tests {
     use super::*;
     use crate::sandbox::{ErrorInfo, Limits, SandboxKind};
+
+    #[test]
+    fn a_report_is_quoted_within_the_caps() {
+        use crate::fix::failures::{Failure, Frame};
+        let mut f = Failure::new("tests/t.py::test_a", "");
+        f.message = (0..20)
+            .map(|i| format!("line {i} {}", "x".repeat(if i == 0 { 400 } else { 1 })))
+            .collect::<Vec<_>>()
+            .join("\n");
+        f.frames = (1..=9)
+            .map(|n| Frame {
+                file: "m.py".into(),
+                line: n,
+            })
+            .collect();
+        let report = TestReport {
+            failed: vec![f],
+            ..TestReport::default()
+        };
+        let text = render_report(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "- tests/t.py::test_a");
+        assert_eq!(lines.len(), 1 + MESSAGE_LINES + FRAMES, "{text}");
+        assert!(lines[1].ends_with("..."), "the long line is cut: {}", lines[1]);
+        assert_eq!(lines[1].chars().count(), 4 + VALUE_CAP + 3);
+        assert_eq!(lines.last(), Some(&"    at m.py:6"));
+    }
 
     fn outcome(status: Status, tests: Vec<TestRecord>) -> Outcome {
         let mut o = Outcome::new(status, SandboxKind::Process, &Limits::default(), vec![]);
