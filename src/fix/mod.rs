@@ -749,13 +749,15 @@ fn n_tests(n: usize) -> String {
     }
 }
 
-/// Failing tests as prompt text: id, message, frames.
+/// Failing tests as prompt text: id, message, frames. The same failure
+/// reads the same on every run (object addresses masked), so a session's
+/// prompts can be replayed from its transcript.
 fn describe_failures(report: &TestReport) -> String {
     let mut s = String::new();
     for f in &report.failed {
         s.push_str(&format!("- {}\n", f.id));
         for l in f.message.lines().take(12) {
-            s.push_str(&format!("    {l}\n"));
+            s.push_str(&format!("    {}\n", failures::mask_addresses(l)));
         }
         for fr in f.frames.iter().take(6) {
             s.push_str(&format!("    at {}:{}\n", fr.file, fr.line));
