@@ -500,6 +500,21 @@ pub fn log_entry(e: &FixEvent) -> serde_json::Value {
     v
 }
 
+/// What one model call gave: an answer, or why there is none. Typed so
+/// that a budget stop is never taken for a cancel, nor either for an answer.
+enum Asked {
+    Answer(String),
+    Stopped(Stop),
+}
+
+/// Why a model step stopped the session without an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// A budget is spent (the `rejected` event says which).
+    Budget,
+    Cancelled,
+}
+
 /// A test-run result with the session's bookkeeping.
 enum Verdict {
     Accepted,
@@ -1155,8 +1170,8 @@ impl Session {
                     Message::user(explain),
                 ];
                 match self.ask(p, client, &messages).await? {
-                    Some(t) => t,
-                    None => return Ok(self.stop_reason(p)),
+                    Asked::Answer(t) => t,
+                    Asked::Stopped(why) => return Ok(stop_reason(p, why)),
                 }
             }
             Repairer::Mutate => format!(
@@ -1365,8 +1380,9 @@ impl Session {
                 Message::system(prompts::SYSTEM.render(&[])),
                 Message::user(explain),
             ];
-            let Some(explanation) = self.ask(p, client, &messages).await? else {
-                return Ok(self.stop_reason(p));
+            let explanation = match self.ask(p, client, &messages).await? {
+                Asked::Answer(t) => t,
+                Asked::Stopped(why) => return Ok(stop_reason(p, why)),
             };
             p.emit(FixEvent::Explanation {
                 attempt: p.attempt,
@@ -1376,8 +1392,9 @@ impl Session {
             messages.push(Message::user(
                 template.render(&[("test_files_rule", tests_rule), ("feedback", &feedback)]),
             ));
-            let Some(reply) = self.ask(p, client, &messages).await? else {
-                return Ok(self.stop_reason(p));
+            let reply = match self.ask(p, client, &messages).await? {
+                Asked::Answer(t) => t,
+                Asked::Stopped(why) => return Ok(stop_reason(p, why)),
             };
             if !seen_replies.insert(reply.trim().to_string()) {
                 p.emit(FixEvent::Rejected {
@@ -1437,21 +1454,13 @@ impl Session {
         Ok(format!("no fix within {} attempts", self.opts.max_attempts))
     }
 
-    fn stop_reason(&self, p: &Progress<'_>) -> String {
-        if self.cancel.is_cancelled() {
-            "cancelled".into()
-        } else {
-            format!("budget reached after {} tokens (${:.4})", p.tokens, p.cost)
-        }
-    }
-
-    /// One model call; `None` when the budget is reached or we are cancelled.
+    /// One model call: its answer, or a budget or cancel stop.
     async fn ask(
         &self,
         p: &mut Progress<'_>,
         client: &Client,
         messages: &[Message],
-    ) -> Result<Option<String>, FixError> {
+    ) -> Result<Asked, FixError> {
         let req = ChatRequest::new(messages.to_vec()).with_task(p.ws.info.id.clone());
         match client.complete_with_cancel(&req, &self.cancel).await {
             Ok(c) => {
@@ -1461,17 +1470,25 @@ impl Session {
                     tokens: p.tokens,
                     cost_usd: p.cost,
                 });
-                Ok(Some(c.text().to_string()))
+                Ok(Asked::Answer(c.text().to_string()))
             }
-            Err(ModelError::Cancelled) => Ok(None),
+            Err(ModelError::Cancelled) => Ok(Asked::Stopped(Stop::Cancelled)),
             Err(e) if e.is_budget_exceeded() => {
                 p.emit(FixEvent::Rejected {
                     attempt: p.attempt,
                     reason: e.to_string(),
                 });
-                Ok(None)
+                Ok(Asked::Stopped(Stop::Budget))
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The session's reason for ending at a model step that stopped.
+fn stop_reason(p: &Progress<'_>, why: Stop) -> String {
+    match why {
+        Stop::Cancelled => "cancelled".into(),
+        Stop::Budget => format!("budget reached after {} tokens (${:.4})", p.tokens, p.cost),
     }
 }
