@@ -154,6 +154,7 @@ fn print_event(e: &FixEvent) {
             detected,
             python,
             repairer,
+            transcript,
             ignored,
             ..
         } => {
@@ -195,6 +196,15 @@ fn print_event(e: &FixEvent) {
                 );
             }
             eprintln!("repair:  {repairer}");
+            if let Some(t) = transcript {
+                // The state dir is what `replay:` is usually given.
+                let dir = t.parent().unwrap_or(t);
+                eprintln!(
+                    "record:  {}   (replay: --model replay:{})",
+                    t.display(),
+                    dir.display()
+                );
+            }
         }
         FixEvent::TestRunStarted { .. } => {}
         FixEvent::TestRunFinished {

@@ -138,6 +138,32 @@ pub enum Repairer {
     },
 }
 
+impl Repairer {
+    /// This repairer with its model's calls recorded into
+    /// `dir/transcript.jsonl` (a session's state dir, known only once the
+    /// session has an id); the mutation repairer calls no model.
+    fn recording_into(&self, dir: &Path) -> Result<Repairer, ModelError> {
+        Ok(match self {
+            Repairer::Mutate => Repairer::Mutate,
+            Repairer::Model {
+                client,
+                mutate_first,
+            } => Repairer::Model {
+                client: Arc::new(client.recording_into(dir)?),
+                mutate_first: *mutate_first,
+            },
+        })
+    }
+
+    /// Where the model's calls are recorded, if anywhere.
+    fn transcript_path(&self) -> Option<PathBuf> {
+        match self {
+            Repairer::Mutate => None,
+            Repairer::Model { client, .. } => client.transcript_path().map(Path::to_path_buf),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct FixOptions {
     /// The project directory (in a git repository or not).
@@ -240,6 +266,10 @@ pub enum FixEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         python: Option<Box<PythonPlan>>,
         repairer: String,
+        /// Every model call of the session, for `--model replay:<state
+        /// dir>` and for audit (None without a model).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transcript: Option<PathBuf>,
         max_attempts: usize,
         prompts: Vec<PromptInfo>,
         /// Ignored files of the user's tree copied into the work copy.
@@ -964,7 +994,11 @@ impl Session {
         started: Instant,
     ) -> Result<Summary, FixError> {
         let runner = TestRunner::new(command.clone(), &ws.root, &ws.info.project_rel, runner_opts)?;
-        let repairer = choose::describe(&self.repairer);
+        // The client was made before the session had an id; this session's
+        // calls go to its own transcript, beside its log.
+        let repairer = self.repairer.recording_into(ws.state_dir())?;
+        let transcript = repairer.transcript_path();
+        let repairer_name = choose::describe(&repairer);
         let mut p = Progress {
             runner,
             on_event,
@@ -987,7 +1021,8 @@ impl Session {
             reason: command.reason.clone(),
             detected: command.detected,
             python: python.clone().map(Box::new),
-            repairer,
+            repairer: repairer_name,
+            transcript,
             max_attempts: self.opts.max_attempts,
             ignored: Box::new(p.ws.ignored.clone()),
             prompts: prompts::ALL
@@ -1107,7 +1142,7 @@ impl Session {
             }
             FixMode::Explain => {
                 summary.outcome = Outcome::Reported;
-                summary.reason = self.explain(&mut p, &baseline.report).await?;
+                summary.reason = self.explain(&mut p, &repairer, &baseline.report).await?;
                 return Ok(self.finish(&mut p, summary, started));
             }
         }
@@ -1117,7 +1152,7 @@ impl Session {
             // The runner cannot select these: rerun everything.
             p.failing.clear();
         }
-        let reason = self.repair(&mut p, &baseline.report).await?;
+        let reason = self.repair(&mut p, &repairer, &baseline.report).await?;
         summary.reason = reason;
         summary.outcome = match (p.winner, self.cancel.is_cancelled()) {
             (Some(_), _) => Outcome::Fixed,
@@ -1151,9 +1186,14 @@ impl Session {
     /// returns why it stopped.
     /// Explain the (focused) failures: by the model's explain prompt, or,
     /// without a model, from the failures' messages and frames.
-    async fn explain(&self, p: &mut Progress<'_>, report: &TestReport) -> Result<String, FixError> {
+    async fn explain(
+        &self,
+        p: &mut Progress<'_>,
+        repairer: &Repairer,
+        report: &TestReport,
+    ) -> Result<String, FixError> {
         p.attempt += 1;
-        let text = match &self.repairer {
+        let text = match repairer {
             Repairer::Model { client, .. } => {
                 let project = p.ws.project_dir();
                 let focus = context::focus(&project, &report.failed);
@@ -1189,11 +1229,12 @@ impl Session {
     async fn repair(
         &self,
         p: &mut Progress<'_>,
+        repairer: &Repairer,
         baseline: &TestReport,
     ) -> Result<String, FixError> {
         let project = p.ws.project_dir();
         let focus = context::focus(&project, &baseline.failed);
-        let (mutants_cap, model) = match &self.repairer {
+        let (mutants_cap, model) = match repairer {
             Repairer::Mutate => (self.opts.max_attempts, None),
             Repairer::Model {
                 client,
@@ -1454,7 +1495,9 @@ impl Session {
         Ok(format!("no fix within {} attempts", self.opts.max_attempts))
     }
 
-    /// One model call: its answer, or a budget or cancel stop.
+    /// One model call: its answer, or a budget or cancel stop. The session
+    /// id tags the call for per-session budgets; it is not part of the
+    /// request's fingerprint, so a replay (a new session) finds it.
     async fn ask(
         &self,
         p: &mut Progress<'_>,
