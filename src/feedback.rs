@@ -4,11 +4,12 @@
 //!   expected; or the exception's type, line and message; or the limit
 //!   that was hit;
 //! - [`render_report`]: a repository's failing tests (`fix`): each id, its
-//!   message and its innermost frames in the project.
+//!   message (object addresses masked) and its innermost frames in the
+//!   project.
 //!
 //! Both cut what they quote to the same caps.
 
-use crate::fix::failures::TestReport;
+use crate::fix::failures::{TestReport, mask_addresses};
 use crate::sandbox::{Outcome, Status, TestRecord};
 
 /// Values longer than this are cut, as in the papers.
@@ -36,7 +37,9 @@ pub fn render_report(report: &TestReport) -> String {
     for f in &report.failed {
         s.push_str(&format!("- {}\n", f.id));
         for l in f.message.lines().take(MESSAGE_LINES) {
-            s.push_str(&format!("    {}\n", cap(l)));
+            // Object addresses masked: the same failure reads the same on
+            // every run, so a session's prompts replay from its transcript.
+            s.push_str(&format!("    {}\n", cap(&mask_addresses(l))));
         }
         for fr in f.frames.iter().take(FRAMES) {
             s.push_str(&format!("    at {}:{}\n", fr.file, fr.line));
@@ -222,7 +225,11 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "- tests/t.py::test_a");
         assert_eq!(lines.len(), 1 + MESSAGE_LINES + FRAMES, "{text}");
-        assert!(lines[1].ends_with("..."), "the long line is cut: {}", lines[1]);
+        assert!(
+            lines[1].ends_with("..."),
+            "the long line is cut: {}",
+            lines[1]
+        );
         assert_eq!(lines[1].chars().count(), 4 + VALUE_CAP + 3);
         assert_eq!(lines.last(), Some(&"    at m.py:6"));
     }

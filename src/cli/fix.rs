@@ -158,6 +158,7 @@ fn print_event(e: &FixEvent) {
             detected,
             python,
             repairer,
+            transcript,
             ignored,
             ..
         } => {
@@ -199,6 +200,15 @@ fn print_event(e: &FixEvent) {
                 );
             }
             eprintln!("repair:  {repairer}");
+            if let Some(t) = transcript {
+                // The state dir is what `replay:` is usually given.
+                let dir = t.parent().unwrap_or(t);
+                eprintln!(
+                    "record:  {}   (replay: --model replay:{})",
+                    t.display(),
+                    dir.display()
+                );
+            }
         }
         FixEvent::TestRunStarted { .. } => {}
         FixEvent::TestRunFinished {

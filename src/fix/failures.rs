@@ -97,6 +97,29 @@ impl TestReport {
     }
 }
 
+/// `text` with CPython's object addresses masked (`<Foo object at
+/// 0x7f3e26a88690>` becomes `<Foo object at 0x…>`): they change on every
+/// run, tell a model nothing, and would make a prompt that carries them
+/// impossible to replay from a transcript, which matches requests exactly.
+pub fn mask_addresses(text: &str) -> String {
+    const AT: &str = " at 0x";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(AT) {
+        let after = &rest[i + AT.len()..];
+        let hex = after.bytes().take_while(u8::is_ascii_hexdigit).count();
+        out.push_str(&rest[..i + AT.len()]);
+        if hex > 0 && after[hex..].starts_with('>') {
+            out.push('…');
+        } else {
+            out.push_str(&after[..hex]);
+        }
+        rest = &after[hex..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default().trim()
 }
@@ -203,6 +226,30 @@ mod tests {
                 ("m.py".to_string(), 9)
             ]
         );
+    }
+
+    #[test]
+    fn object_addresses_are_masked_and_nothing_else() {
+        assert_eq!(
+            mask_addresses(
+                "where f = <bound method I.f of <inventory.stock.I object at 0x7fad426ca9d0>>"
+            ),
+            "where f = <bound method I.f of <inventory.stock.I object at 0x…>>"
+        );
+        assert_eq!(
+            mask_addresses("<function g at 0xDEADbeef> and <h at 0x1>"),
+            "<function g at 0x…> and <h at 0x…>"
+        );
+        // Not a repr: a hex literal, an address not closed by `>`, a bare `at 0x`.
+        for kept in [
+            "mask = 0xff",
+            "jump at 0x7f00 then",
+            "at 0x>",
+            "look at 0x",
+            "é at 0xé",
+        ] {
+            assert_eq!(mask_addresses(kept), kept);
+        }
     }
 
     #[test]

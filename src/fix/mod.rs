@@ -141,6 +141,32 @@ pub enum Repairer {
     },
 }
 
+impl Repairer {
+    /// This repairer with its model's calls recorded into
+    /// `dir/transcript.jsonl` (a session's state dir, known only once the
+    /// session has an id); the mutation repairer calls no model.
+    fn recording_into(&self, dir: &Path) -> Result<Repairer, ModelError> {
+        Ok(match self {
+            Repairer::Mutate => Repairer::Mutate,
+            Repairer::Model {
+                client,
+                mutate_first,
+            } => Repairer::Model {
+                client: Arc::new(client.recording_into(dir)?),
+                mutate_first: *mutate_first,
+            },
+        })
+    }
+
+    /// Where the model's calls are recorded, if anywhere.
+    fn transcript_path(&self) -> Option<PathBuf> {
+        match self {
+            Repairer::Mutate => None,
+            Repairer::Model { client, .. } => client.transcript_path().map(Path::to_path_buf),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct FixOptions {
     /// The project directory (in a git repository or not).
@@ -247,6 +273,10 @@ pub enum FixEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         python: Option<Box<PythonPlan>>,
         repairer: String,
+        /// Every model call of the session, for `--model replay:<state
+        /// dir>` and for audit (None without a model).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transcript: Option<PathBuf>,
         max_attempts: usize,
         prompts: Vec<PromptInfo>,
         /// Ignored files of the user's tree copied into the work copy.
@@ -509,6 +539,21 @@ pub fn log_entry(e: &FixEvent) -> serde_json::Value {
     v
 }
 
+/// What one model call gave: an answer, or why there is none. Typed so
+/// that a budget stop is never taken for a cancel, nor either for an answer.
+enum Asked {
+    Answer(String),
+    Stopped(Stop),
+}
+
+/// Why a model step stopped the session without an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// A budget is spent (the `rejected` event says which).
+    Budget,
+    Cancelled,
+}
+
 /// A test-run result with the session's bookkeeping.
 enum Verdict {
     Accepted,
@@ -766,7 +811,6 @@ fn n_tests(n: usize) -> String {
     }
 }
 
-/// Failing tests as prompt text: id, message, frames.
 fn session_id() -> String {
     format!("{}-{:04x}", workspace::now_stamp(), rand::random::<u16>())
 }
@@ -967,7 +1011,11 @@ impl Session {
             prompts: fix_prompts,
         } = setup;
         let runner = TestRunner::new(command.clone(), &ws.root, &ws.info.project_rel, runner_opts)?;
-        let repairer = choose::describe(&self.repairer);
+        // The client was made before the session had an id; this session's
+        // calls go to its own transcript, beside its log.
+        let repairer = self.repairer.recording_into(ws.state_dir())?;
+        let transcript = repairer.transcript_path();
+        let repairer_name = choose::describe(&repairer);
         let mut p = Progress {
             runner,
             on_event,
@@ -991,7 +1039,8 @@ impl Session {
             reason: command.reason.clone(),
             detected: command.detected,
             python: python.clone().map(Box::new),
-            repairer,
+            repairer: repairer_name,
+            transcript,
             max_attempts: self.opts.max_attempts,
             ignored: Box::new(p.ws.ignored.clone()),
             prompts: p
@@ -1114,7 +1163,7 @@ impl Session {
             }
             FixMode::Explain => {
                 summary.outcome = Outcome::Reported;
-                summary.reason = self.explain(&mut p, &baseline.report).await?;
+                summary.reason = self.explain(&mut p, &repairer, &baseline.report).await?;
                 return Ok(self.finish(&mut p, summary, started));
             }
         }
@@ -1124,7 +1173,7 @@ impl Session {
             // The runner cannot select these: rerun everything.
             p.failing.clear();
         }
-        let reason = self.repair(&mut p, &baseline.report).await?;
+        let reason = self.repair(&mut p, &repairer, &baseline.report).await?;
         summary.reason = reason;
         summary.outcome = match (p.winner, self.cancel.is_cancelled()) {
             (Some(_), _) => Outcome::Fixed,
@@ -1158,9 +1207,14 @@ impl Session {
     /// returns why it stopped.
     /// Explain the (focused) failures: by the model's explain prompt, or,
     /// without a model, from the failures' messages and frames.
-    async fn explain(&self, p: &mut Progress<'_>, report: &TestReport) -> Result<String, FixError> {
+    async fn explain(
+        &self,
+        p: &mut Progress<'_>,
+        repairer: &Repairer,
+        report: &TestReport,
+    ) -> Result<String, FixError> {
         p.attempt += 1;
-        let text = match &self.repairer {
+        let text = match repairer {
             Repairer::Model { client, .. } => {
                 let project = p.ws.project_dir();
                 let focus = context::focus(&project, &report.failed);
@@ -1173,8 +1227,8 @@ impl Session {
                     ("repo_map", &map),
                 ]);
                 match self.ask(p, client, &messages).await? {
-                    Some(t) => t,
-                    None => return Ok(self.stop_reason(p)),
+                    Asked::Answer(t) => t,
+                    Asked::Stopped(why) => return Ok(stop_reason(p, why)),
                 }
             }
             Repairer::Mutate => format!(
@@ -1192,11 +1246,12 @@ impl Session {
     async fn repair(
         &self,
         p: &mut Progress<'_>,
+        repairer: &Repairer,
         baseline: &TestReport,
     ) -> Result<String, FixError> {
         let project = p.ws.project_dir();
         let focus = context::focus(&project, &baseline.failed);
-        let (mutants_cap, model) = match &self.repairer {
+        let (mutants_cap, model) = match repairer {
             Repairer::Mutate => (self.opts.max_attempts, None),
             Repairer::Model {
                 client,
@@ -1379,8 +1434,9 @@ impl Session {
                 ("context", &code),
                 ("repo_map", &map),
             ]);
-            let Some(explanation) = self.ask(p, client, &messages).await? else {
-                return Ok(self.stop_reason(p));
+            let explanation = match self.ask(p, client, &messages).await? {
+                Asked::Answer(t) => t,
+                Asked::Stopped(why) => return Ok(stop_reason(p, why)),
             };
             p.emit(FixEvent::Explanation {
                 attempt: p.attempt,
@@ -1391,8 +1447,9 @@ impl Session {
                 ("test_files_rule", tests_rule),
                 ("feedback", &feedback),
             ])));
-            let Some(reply) = self.ask(p, client, &messages).await? else {
-                return Ok(self.stop_reason(p));
+            let reply = match self.ask(p, client, &messages).await? {
+                Asked::Answer(t) => t,
+                Asked::Stopped(why) => return Ok(stop_reason(p, why)),
             };
             if !seen_replies.insert(reply.trim().to_string()) {
                 p.emit(FixEvent::Rejected {
@@ -1452,21 +1509,15 @@ impl Session {
         Ok(format!("no fix within {} attempts", self.opts.max_attempts))
     }
 
-    fn stop_reason(&self, p: &Progress<'_>) -> String {
-        if self.cancel.is_cancelled() {
-            "cancelled".into()
-        } else {
-            format!("budget reached after {} tokens (${:.4})", p.tokens, p.cost)
-        }
-    }
-
-    /// One model call; `None` when the budget is reached or we are cancelled.
+    /// One model call: its answer, or a budget or cancel stop. The session
+    /// id tags the call for per-session budgets; it is not part of the
+    /// request's fingerprint, so a replay (a new session) finds it.
     async fn ask(
         &self,
         p: &mut Progress<'_>,
         client: &Client,
         messages: &[Message],
-    ) -> Result<Option<String>, FixError> {
+    ) -> Result<Asked, FixError> {
         let req = ChatRequest::new(messages.to_vec()).with_task(p.ws.info.id.clone());
         match client.complete_with_cancel(&req, &self.cancel).await {
             Ok(c) => {
@@ -1476,17 +1527,25 @@ impl Session {
                     tokens: p.tokens,
                     cost_usd: p.cost,
                 });
-                Ok(Some(c.text().to_string()))
+                Ok(Asked::Answer(c.text().to_string()))
             }
-            Err(ModelError::Cancelled) => Ok(None),
+            Err(ModelError::Cancelled) => Ok(Asked::Stopped(Stop::Cancelled)),
             Err(e) if e.is_budget_exceeded() => {
                 p.emit(FixEvent::Rejected {
                     attempt: p.attempt,
                     reason: e.to_string(),
                 });
-                Ok(None)
+                Ok(Asked::Stopped(Stop::Budget))
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The session's reason for ending at a model step that stopped.
+fn stop_reason(p: &Progress<'_>, why: Stop) -> String {
+    match why {
+        Stop::Cancelled => "cancelled".into(),
+        Stop::Budget => format!("budget reached after {} tokens (${:.4})", p.tokens, p.cost),
     }
 }

@@ -390,6 +390,11 @@ impl Workspace {
         self.state_dir.join("log.jsonl")
     }
 
+    /// `.git/selfrepair/<session>/`: the log, session.json, the transcript.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
     pub fn save(&self) -> Result<(), FixError> {
         let p = self.state_dir.join("session.json");
         let json =

@@ -93,6 +93,25 @@ impl Client {
         })
     }
 
+    /// A client for the same provider, sharing this one's concurrency
+    /// slots, budget and cancel token, that records every call into
+    /// `dir/transcript.jsonl` with its own writer (instead of this one's).
+    /// For callers that learn where to record only after the client is
+    /// built, such as a fix session, whose state dir is named by its id.
+    pub fn recording_into(&self, dir: &Path) -> Result<Client, ModelError> {
+        Ok(Client {
+            inner: self.inner.clone(),
+            permits: self.permits.clone(),
+            timeout: self.timeout,
+            retry: self.retry,
+            budget: self.budget.clone(),
+            prices: self.prices.clone(),
+            defaults: self.defaults.clone(),
+            transcript: Some(TranscriptWriter::open(dir)?),
+            cancel: self.cancel.clone(),
+        })
+    }
+
     /// Cancelling this token ends every call in flight (and every later one)
     /// with [`ModelError::Cancelled`].
     pub fn cancel_token(&self) -> CancellationToken {

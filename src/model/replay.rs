@@ -21,6 +21,10 @@ pub struct Replay {
     /// a single model, else `replay`.
     model: String,
     models: Vec<String>,
+    /// Every call was answered by an in-process model; callers that shape
+    /// requests by [`Model::in_process`] (fix's edit format and context
+    /// size) must ask what they asked then, or nothing would match.
+    in_process: bool,
     calls: RecordedCalls,
 }
 
@@ -41,7 +45,10 @@ impl Replay {
         } else {
             path.to_path_buf()
         };
-        let calls = RecordedCalls::new(read_entries(&path)?);
+        let entries = read_entries(&path)?;
+        let in_process =
+            !entries.is_empty() && entries.iter().all(|e| e.provider == super::local::PROVIDER);
+        let calls = RecordedCalls::new(entries);
         let models: Vec<String> = calls.models().into_iter().collect();
         let model = match models.as_slice() {
             [only] => only.clone(),
@@ -51,6 +58,7 @@ impl Replay {
             path,
             model,
             models,
+            in_process,
             calls,
         })
     }
@@ -68,6 +76,9 @@ impl Model for Replay {
     }
     fn model(&self) -> &str {
         &self.model
+    }
+    fn in_process(&self) -> bool {
+        self.in_process
     }
     async fn complete(&self, req: &ChatRequest) -> Result<Completion, ModelError> {
         for m in &self.models {
@@ -90,5 +101,56 @@ impl Model for Replay {
             preview: req.last_content().chars().take(80).collect(),
             fingerprint: fingerprint(&self.model, req),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::transcript::{RecordedRequest, RecordedResponse, TranscriptEntry};
+    use crate::model::types::{Choice, FinishReason, SamplingParams};
+
+    fn entry(provider: &str) -> String {
+        let e = TranscriptEntry {
+            ts_ms: 0,
+            fingerprint: "f".into(),
+            key: String::new(),
+            task: None,
+            provider: provider.into(),
+            model: "m".into(),
+            request: RecordedRequest {
+                messages: Vec::new(),
+                params: SamplingParams::default(),
+            },
+            response: Some(RecordedResponse {
+                choices: vec![Choice {
+                    text: "x".into(),
+                    finish_reason: FinishReason::Stop,
+                }],
+            }),
+            usage: None,
+            cost_usd: 0.0,
+            priced: false,
+            latency_ms: 0.0,
+            attempts: 1,
+            error: None,
+        };
+        serde_json::to_string(&e).unwrap() + "\n"
+    }
+
+    /// A replay of an in-process model's calls is in-process too, so fix
+    /// asks it in the same edit format and with the same context.
+    #[test]
+    fn stands_in_for_an_in_process_model_only_when_every_call_was_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |lines: &[&str]| {
+            let text: String = lines.iter().map(|p| entry(p)).collect();
+            std::fs::write(dir.path().join(TRANSCRIPT_FILE), text).unwrap();
+            Replay::open(dir.path()).unwrap().in_process()
+        };
+        assert!(open(&["local", "local"]));
+        assert!(!open(&["local", "openai"]));
+        assert!(!open(&["openai"]));
+        assert!(!open(&[]));
     }
 }

@@ -325,6 +325,14 @@ async fn repairs_through_the_scripted_model_with_explanation_and_usage() {
     let reqs = s.requests();
     assert_eq!(reqs.len(), 2, "one explain and one patch call");
     assert!(reqs.iter().all(|q| q.header("authorization").is_none()));
+    // The turn's fix session recorded both calls beside its log.
+    let id = out["response"]["_meta"]["selfrepair"]["session"]
+        .as_str()
+        .expect("session id");
+    let transcript = r.join(".git/selfrepair").join(id).join("transcript.jsonl");
+    let entries = selfrepair::model::transcript::read_entries(&transcript).expect("the transcript");
+    assert_eq!(entries.len(), 2, "{}", transcript.display());
+    assert!(entries.iter().all(|e| e.task.as_deref() == Some(id)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

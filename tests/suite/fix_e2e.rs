@@ -794,6 +794,30 @@ async fn the_budget_stops_the_model() {
     assert_eq!(server.request_count(), 1);
 }
 
+/// A model call ended by the client's own cancel token (not the session's)
+/// stops the session as cancelled, never as a budget stop; the call is in
+/// the transcript with its error.
+#[tokio::test]
+async fn a_cancelled_model_call_is_not_a_budget_stop() {
+    let (_t, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.set_default(explain_reply());
+    let client = client(&server);
+    client.cancel_token().cancel();
+    let repairer = Repairer::Model {
+        client,
+        mutate_first: false,
+    };
+    let (r, _) = run(FixOptions::new(&dir), repairer, CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.reason, "cancelled");
+    assert_eq!((s.tokens, server.request_count()), (0, 0));
+    let t = state_dir(&dir, &s.session).join("transcript.jsonl");
+    let entries = selfrepair::model::transcript::read_entries(&t).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].error.as_deref(), Some("model call cancelled"));
+}
+
 #[tokio::test]
 async fn the_same_failure_twice_stops_the_loop() {
     let (_t, dir) = example_repo("py-inventory");
@@ -2507,4 +2531,146 @@ fn a_large_untracked_tree_stays_out_of_the_sessions_commits() {
     }
     // The user's tree still has it, untouched.
     assert!(dir.join("bigdata/part2099.txt").is_file());
+}
+
+// --- transcripts and replay ---
+
+/// `selfrepair fix <dir> --json <args>` with the shared cache; killed, and
+/// the test failed, if it outlasts `limit` (a replay must never hang).
+async fn fix_json_within(
+    dir: &Path,
+    args: &[&str],
+    limit: Duration,
+) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    let mut c = bin();
+    c.arg("fix").arg(dir).arg("--json").args(args);
+    c.env("SELFREPAIR_HOME", cache());
+    let mut c = tokio::process::Command::from(c);
+    c.kill_on_drop(true);
+    let out = tokio::time::timeout(limit, c.output())
+        .await
+        .unwrap_or_else(|_| panic!("`fix {args:?}` still running after {limit:?}"))
+        .unwrap();
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (
+        out.status.code(),
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A model session records each call in `transcript.jsonl` beside its log,
+/// and the plan says where. `fix --model replay:<state dir>` on a fresh
+/// copy of the repository, with the server gone, makes the same fix (a new
+/// session id and new paths do not change the requests' fingerprints).
+/// A transcript that lacks a call ends the replay with a `model` error
+/// naming the miss.
+#[tokio::test]
+async fn a_model_session_is_recorded_and_replays_offline_to_the_same_fix() {
+    use selfrepair::model::transcript::{TRANSCRIPT_FILE, read_entries};
+    let (tmp, dir) = example_repo("py-inventory");
+    let server = TestServer::start().await.unwrap();
+    server.enqueue(explain_reply());
+    // A patch that does not apply, so the second attempt's prompt carries
+    // feedback that must replay too.
+    server.enqueue(Reply::text(
+        "inventory/stock.py\n<<<<<<< SEARCH\n    no such text\n=======\n        return True\n>>>>>>> REPLACE\n",
+    ));
+    server.enqueue(explain_reply());
+    server.enqueue(Reply::text(format!("```\n{GOOD_PATCH}```\n")).with_usage(1000, 30));
+    let mut opts = FixOptions::new(&dir);
+    opts.max_attempts = 3;
+    let (r, events) = run(opts, model(&server), CancellationToken::new()).await;
+    let s = r.unwrap();
+    assert_eq!(s.outcome, Outcome::Fixed, "{}", s.reason);
+    assert_eq!(s.winning_attempt, Some(2));
+
+    let state = state_dir(&dir, &s.session);
+    let transcript = state.join(TRANSCRIPT_FILE);
+    let FixEvent::Plan {
+        transcript: planned,
+        ..
+    } = &events[0]
+    else {
+        panic!("the first event is not the plan: {:?}", events[0]);
+    };
+    assert_eq!(planned.as_deref(), Some(transcript.as_path()));
+    check_event(
+        &documented_schema(),
+        &serde_json::to_value(&events[0]).unwrap(),
+    );
+    assert!(
+        log_lines(&dir, &s.session)[0]["transcript"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("transcript.jsonl")),
+        "the log's plan names the transcript"
+    );
+
+    // One entry per call, in order, as the server saw them.
+    let sent = server.requests();
+    assert_eq!(sent.len(), 4);
+    let entries = read_entries(&transcript).unwrap();
+    assert_eq!(entries.len(), sent.len());
+    for (e, req) in entries.iter().zip(&sent) {
+        assert_eq!(e.task.as_deref(), Some(s.session.as_str()));
+        assert!(e.error.is_none(), "{:?}", e.error);
+        assert_eq!(
+            e.request.messages.last().map(|m| m.content.clone()),
+            req.last_user_message()
+        );
+    }
+    assert!(
+        entries[3].response.as_ref().unwrap().choices[0]
+            .text
+            .contains("<= self.reorder_level")
+    );
+    server.stop().await;
+
+    // Offline, on a fresh copy, through the CLI as a user would.
+    let limit = Duration::from_secs(300);
+    let (_t2, again) = example_repo("py-inventory");
+    let replay = format!("replay:{}", state.display());
+    let (code, ev, err) =
+        fix_json_within(&again, &["--model", &replay, "--max-attempts", "3"], limit).await;
+    assert_fixed(code, &ev, &err);
+    let done = event(&ev, "done");
+    assert_ne!(done["session"], s.session.as_str());
+    assert_eq!(done["diff"]["unified"], s.diff.unified.as_str(), "{done}");
+    assert_eq!(done["winning_attempt"], 2, "{done}");
+    assert_eq!(done["tokens"], s.tokens, "recorded usage replays: {done}");
+    // The replay is recorded too: the same requests, answered by replay.
+    let id = done["session"].as_str().unwrap();
+    let replayed = read_entries(&state_dir(&again, id).join(TRANSCRIPT_FILE)).unwrap();
+    assert_eq!(
+        replayed.iter().map(|e| &e.fingerprint).collect::<Vec<_>>(),
+        entries.iter().map(|e| &e.fingerprint).collect::<Vec<_>>()
+    );
+    assert!(replayed.iter().all(|e| e.provider == "replay"));
+
+    // A transcript without the last call (the good patch): the replay
+    // stops at that call with a `model` error naming the miss.
+    let partial = tmp.path().join("partial.jsonl");
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    let kept: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&partial, kept).unwrap();
+    let (_t3, third) = example_repo("py-inventory");
+    let replay = format!("replay:{}", partial.display());
+    let (code, ev, err) =
+        fix_json_within(&third, &["--model", &replay, "--max-attempts", "3"], limit).await;
+    assert_eq!(code, Some(2), "{ev:?}\n{err}");
+    let done = event(&ev, "done");
+    assert_eq!(done["outcome"], "error", "{done}");
+    assert_eq!(done["reason_code"], "model", "{done}");
+    let reason = done["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("replay miss: no recorded response for request")
+            && reason.contains(&entries[3].fingerprint),
+        "{reason}"
+    );
+    // Attempt 1 (the patch that did not apply) was made; attempt 2's patch
+    // was never answered.
+    assert_eq!(done["attempts"], 1, "{done}");
 }

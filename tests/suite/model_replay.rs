@@ -158,3 +158,37 @@ async fn a_crash_cut_final_line_is_skipped_but_other_damage_is_an_error() {
         Err(ModelError::Transcript { .. })
     ));
 }
+
+/// A client built without a transcript records into a dir named later (a
+/// fix session's): its own transcript, the same budget and cancel token.
+#[tokio::test]
+async fn a_recording_client_shares_budget_and_cancel_but_writes_its_own_transcript() {
+    let s = TestServer::start().await.unwrap();
+    s.set_default(Reply::text("ok").with_usage(10, 5));
+    let base = openai_client(&s, fast_opts(), None);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = base.recording_into(dir.path()).unwrap();
+    assert_eq!(base.transcript_path(), None);
+    assert_eq!(
+        rec.transcript_path(),
+        Some(dir.path().join("transcript.jsonl").as_path())
+    );
+    rec.complete(&ask("one").with_task("s1")).await.unwrap();
+    rec.complete(&ask("two").with_task("s1")).await.unwrap();
+    base.complete(&ask("not recorded")).await.unwrap();
+
+    let entries = read_entries(&dir.path().join("transcript.jsonl")).unwrap();
+    let asked: Vec<&str> = entries
+        .iter()
+        .map(|e| e.request.messages[1].content.as_str())
+        .collect();
+    assert_eq!(asked, ["one", "two"]);
+    assert_eq!(entries[0].task.as_deref(), Some("s1"));
+    // One budget: the recording client's spend is the base client's too.
+    assert_eq!(base.budget().run_spent().tokens, 45);
+    assert_eq!(base.budget().task_spent("s1").tokens, 30);
+    // One cancel token: cancelling the base ends the recording client's calls.
+    base.cancel_token().cancel();
+    let e = rec.complete(&ask("three")).await.unwrap_err();
+    assert!(matches!(e, ModelError::Cancelled), "{e:?}");
+}

@@ -25,6 +25,9 @@ use super::error::ModelError;
 use super::types::{ChatRequest, Choice, Completion, FinishReason, Timing, Usage};
 use crate::sandbox::SandboxError;
 
+/// The provider name of in-process models, in completions and transcripts.
+pub const PROVIDER: &str = "local";
+
 /// `--model local:…`: a known model's name, or a path to a GGUF file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocalModel {
@@ -307,7 +310,7 @@ fn load(m: &LocalModel, src: &Source) -> Result<Engine, String> {
 #[async_trait]
 impl Model for Local {
     fn provider(&self) -> &str {
-        "local"
+        PROVIDER
     }
 
     fn model(&self) -> &str {
@@ -370,7 +373,7 @@ impl Model for Local {
             cost_usd: 0.0,
             priced: false,
             latency: t.elapsed(),
-            provider: "local".into(),
+            provider: PROVIDER.into(),
             model: self.name.clone(),
         })
     }
