@@ -159,7 +159,9 @@ fn a_module_the_fast_sandbox_lacks_falls_back_and_says_so() {
             "    import csv\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for j, b in enumerate(numbers) if i != j)\n",
         )],
     );
-    let o = eval(&p, "humaneval", &[]);
+    // No time-based routing: on a loaded machine a slow start would move
+    // the run for another reason than the missing module.
+    let o = eval(&p, "humaneval", &["--heavy-ms", "0"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(dir.path().join("s.jsonl_results.jsonl")).expect("results");
     let l: serde_json::Value = serde_json::from_str(text.trim()).expect("line");
