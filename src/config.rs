@@ -132,6 +132,27 @@ macro_rules! settings {
                 ($show, show_value!(cfg.$field, [$($display)?], [$($default)?]), &cfg.$field.source),
             )*)*]
         }
+
+        /// One row of the table, for the tests that check the table itself.
+        #[cfg(test)]
+        struct SettingRow {
+            field: &'static str,
+            file_key: &'static str,
+            env: &'static str,
+            flag: &'static str,
+            show: &'static str,
+        }
+
+        #[cfg(test)]
+        const SETTINGS: &[SettingRow] = &[$($(
+            SettingRow {
+                field: stringify!($field),
+                file_key: concat!(stringify!($table), ".", stringify!($key)),
+                env: $env,
+                flag: $flag,
+                show: $show,
+            },
+        )*)*];
     };
 }
 
@@ -784,5 +805,119 @@ mod tests {
                 var: "OPENAI_API_KEY".into()
             }
         );
+    }
+
+    #[test]
+    fn every_setting_has_its_own_env_var_and_flag() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            model: ModelArgs,
+        }
+        type Column = fn(&SettingRow) -> &'static str;
+        let columns: [(&str, Column); 5] = [
+            ("field", |s| s.field),
+            ("file key", |s| s.file_key),
+            ("env var", |s| s.env),
+            ("flag", |s| s.flag),
+            ("config show name", |s| s.show),
+        ];
+        for (what, column) in columns {
+            let mut seen = std::collections::BTreeSet::new();
+            for s in SETTINGS {
+                assert!(
+                    seen.insert(column(s)),
+                    "{what} {} is listed twice",
+                    column(s)
+                );
+            }
+        }
+        let cmd = Cli::command();
+        for s in SETTINGS {
+            assert_eq!(
+                s.env,
+                format!("SELFREPAIR_{}", s.field.to_ascii_uppercase()),
+                "env var of {}",
+                s.field
+            );
+            // The flag named in the table is the one whose ModelArgs field is read.
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == s.field)
+                .unwrap_or_else(|| panic!("ModelArgs has no field {}", s.field));
+            assert_eq!(arg.get_long(), s.flag.strip_prefix("--"), "{}", s.field);
+        }
+        for a in cmd.get_arguments() {
+            assert!(
+                SETTINGS.iter().any(|s| a.get_id() == s.field),
+                "flag --{} has no row in the settings table",
+                a.get_id()
+            );
+        }
+    }
+
+    #[test]
+    fn config_show_pins_every_row() {
+        let user = tempfile::tempdir().unwrap();
+        let proj = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(user.path().join("selfrepair")).unwrap();
+        let user_file = user.path().join("selfrepair").join(CONFIG_FILE);
+        std::fs::write(
+            &user_file,
+            "[model]\nmodel = \"openai:gpt-4o\"\nseed = 1\nmax_retries = 2\n[budget]\nusd = 3.0\ntask_calls = 4\n[prices.\"user-ft\"]\ninput_per_mtok = 0.5\noutput_per_mtok = 1.5\n",
+        )
+        .unwrap();
+        let proj_file = proj.path().join(CONFIG_FILE);
+        std::fs::write(
+            &proj_file,
+            "[model]\ntemperature = 0.2\nseed = 5\n[prices.\"my-ft\"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n[sandbox]\nanything = 1\n",
+        )
+        .unwrap();
+        let env = |k: &str| {
+            let v = match k {
+                "SELFREPAIR_TOP_P" => "0.9",
+                "SELFREPAIR_CONCURRENCY" => "4",
+                "SELFREPAIR_TASK_BUDGET_USD" => "0.5",
+                "OPENAI_API_KEY" => "sk-test-secret",
+                _ => return None,
+            };
+            Some(v.to_string())
+        };
+        let flags = ModelArgs {
+            max_tokens: Some(512),
+            budget_calls: Some(20),
+            task_budget_tokens: Some(300),
+            ..ModelArgs::default()
+        };
+        let cfg = resolve(&inputs(proj.path(), Some(user.path().into()), &env, &flags)).unwrap();
+        let shown = render_config_show(&cfg)
+            .replace(&user_file.display().to_string(), "<user file>")
+            .replace(&proj_file.display().to_string(), "<project file>");
+        // As printed by `config show` before the settings table existed.
+        let expected = "\
+model               openai:gpt-4o                         (file <user file>)
+base_url            https://api.openai.com/v1 (preset)    (default)
+api_key             OPENAI_API_KEY (set)                  (default)
+temperature         0.2                                   (file <project file>)
+top_p               0.9                                   (env SELFREPAIR_TOP_P)
+max_tokens          512                                   (flag --max-tokens)
+seed                5                                     (file <project file>)
+concurrency         4                                     (env SELFREPAIR_CONCURRENCY)
+timeout_secs        120                                   (default)
+max_retries         2                                     (file <user file>)
+budget.tokens       (none)                                (default)
+budget.usd          3                                     (file <user file>)
+budget.calls        20                                    (flag --budget-calls)
+budget.task_tokens  300                                   (flag --task-budget-tokens)
+budget.task_usd     0.5                                   (env SELFREPAIR_TASK_BUDGET_USD)
+budget.task_calls   4                                     (file <user file>)
+price               my-ft: $1/Mtok in, $2/Mtok out        (file <project file>)
+price               user-ft: $0.5/Mtok in, $1.5/Mtok out  (file <user file>)
+config file: <user file>
+config file: <project file>
+prices: built-in table for OpenAI and Anthropic models; others cost 0 (unpriced)
+";
+        assert_eq!(shown, expected, "\n{shown}");
     }
 }
