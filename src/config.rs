@@ -64,30 +64,163 @@ pub struct Sourced<T> {
     pub source: Source,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct EffectiveConfig {
-    pub model: Sourced<Option<String>>,
-    pub base_url: Sourced<Option<String>>,
-    pub api_key_env: Sourced<Option<String>>,
-    pub temperature: Sourced<Option<f64>>,
-    pub top_p: Sourced<Option<f64>>,
-    pub max_tokens: Sourced<Option<u32>>,
-    pub seed: Sourced<Option<u64>>,
-    pub concurrency: Sourced<usize>,
-    pub timeout_secs: Sourced<u64>,
-    pub max_retries: Sourced<u32>,
-    pub budget_tokens: Sourced<Option<u64>>,
-    pub budget_usd: Sourced<Option<f64>>,
-    pub budget_calls: Sourced<Option<u64>>,
-    pub task_budget_tokens: Sourced<Option<u64>>,
-    pub task_budget_usd: Sourced<Option<f64>>,
-    pub task_budget_calls: Sourced<Option<u64>>,
-    /// Price overrides from files (the built-in table applies underneath).
-    pub prices: BTreeMap<String, Sourced<Price>>,
-    /// Config files that were found and read, lowest precedence first.
-    pub files: Vec<PathBuf>,
-    /// The key's env var and whether it is set; never the key.
-    pub key: KeyStatus,
+// The settings that layer the usual way (file key, then env var, then flag)
+// are listed once, in `settings!` below. It is a macro because each row
+// feeds several typed places at once: a field of `EffectiveConfig`, a field
+// of its file table (serde rejects unknown keys, with their line, only for
+// real struct fields), the `ModelArgs` field of the same name, and a
+// `config show` row. A runtime list could not hold the rows' types.
+macro_rules! settings {
+    (
+        $(#[$meta:meta])*
+        pub struct EffectiveConfig {
+            $( $(#[$extra_meta:meta])* pub $extra:ident: $extra_ty:ty, )*
+        }
+        $(
+            [$table:ident] $Table:ident {
+                $(
+                    $field:ident: $ty:ty $(= $default:expr)?,
+                    $key:ident, $env:literal, $flag:literal, $show:literal $(via $display:ident)?;
+                )*
+            }
+        )*
+    ) => {
+        $(#[$meta])*
+        pub struct EffectiveConfig {
+            $($( pub $field: Sourced<setting_type!($ty $(, $default)?)>, )*)*
+            $( $(#[$extra_meta])* pub $extra: $extra_ty, )*
+        }
+
+        $(
+            #[derive(Debug, Default, Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct $Table {
+                $( $key: Option<$ty>, )*
+            }
+        )*
+
+        /// The file tables the settings are read from.
+        const FILE_TABLES: &[&str] = &[$( stringify!($table) ),*];
+
+        /// The table's settings, resolved, before the hand-written fields of
+        /// `EffectiveConfig` (which depend on them) join them.
+        struct TableSettings {
+            $($( $field: Sourced<setting_type!($ty $(, $default)?)>, )*)*
+        }
+
+        impl TableSettings {
+            fn resolve(l: &Layers<'_>, flags: &ModelArgs) -> Result<Self, ConfigError> {
+                Ok(Self {
+                    $($( $field: or_default!(
+                        l.get(|c| c.$table.$key.as_ref(), $env, flags.$field.as_ref(), $flag)?
+                        $(, $default)?
+                    ), )*)*
+                })
+            }
+
+            fn into_config(self, $( $extra: $extra_ty ),*) -> EffectiveConfig {
+                EffectiveConfig {
+                    $($( $field: self.$field, )*)*
+                    $( $extra, )*
+                }
+            }
+        }
+
+        /// The settings' `config show` rows, in table order.
+        fn table_rows(cfg: &EffectiveConfig) -> Vec<(&'static str, String, &Source)> {
+            vec![$($(
+                ($show, show_value!(cfg.$field, [$($display)?], [$($default)?]), &cfg.$field.source),
+            )*)*]
+        }
+
+        /// One row of the table, for the tests that check the table itself.
+        #[cfg(test)]
+        struct SettingRow {
+            field: &'static str,
+            file_key: &'static str,
+            env: &'static str,
+            flag: &'static str,
+            show: &'static str,
+        }
+
+        #[cfg(test)]
+        const SETTINGS: &[SettingRow] = &[$($(
+            SettingRow {
+                field: stringify!($field),
+                file_key: concat!(stringify!($table), ".", stringify!($key)),
+                env: $env,
+                flag: $flag,
+                show: $show,
+            },
+        )*)*];
+    };
+}
+
+/// A setting without a default is an `Option` of its type.
+macro_rules! setting_type {
+    ($ty:ty) => { Option<$ty> };
+    ($ty:ty, $default:expr) => { $ty };
+}
+
+macro_rules! or_default {
+    ($sourced:expr) => {
+        $sourced
+    };
+    ($sourced:expr, $default:expr) => {
+        with_default($sourced, $default)
+    };
+}
+
+/// A `config show` value: the row's own function if it names one, else the
+/// value, with "(none)" for an unset optional one.
+macro_rules! show_value {
+    ($cfg:ident.$field:ident, [$display:ident], [$($default:expr)?]) => {
+        $display($cfg)
+    };
+    ($cfg:ident.$field:ident, [], []) => {
+        opt(&$cfg.$field.value)
+    };
+    ($cfg:ident.$field:ident, [], [$default:expr]) => {
+        $cfg.$field.value.to_string()
+    };
+}
+
+// Row: `field: type [= default], file key, env var, flag, name in config
+// show [via fn that renders the value]`. The order of the rows is that of
+// `config show` and of the keys an unknown-key error lists.
+settings! {
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct EffectiveConfig {
+        /// Price overrides from files (the built-in table applies underneath).
+        pub prices: BTreeMap<String, Sourced<Price>>,
+        /// Config files that were found and read, lowest precedence first.
+        pub files: Vec<PathBuf>,
+        /// The key's env var and whether it is set; never the key.
+        pub key: KeyStatus,
+    }
+
+    // field                type        file key      env var                          flag                    config show
+    [model] ModelTable {
+        model:              String,     model,        "SELFREPAIR_MODEL",              "--model",              "model";
+        base_url:           String,     base_url,     "SELFREPAIR_BASE_URL",           "--base-url",           "base_url" via base_url_display;
+        // Shown as the key's status (from `key`), never a key.
+        api_key_env:        String,     api_key_env,  "SELFREPAIR_API_KEY_ENV",        "--api-key-env",        "api_key" via key_display;
+        temperature:        f64,        temperature,  "SELFREPAIR_TEMPERATURE",        "--temperature",        "temperature";
+        top_p:              f64,        top_p,        "SELFREPAIR_TOP_P",              "--top-p",              "top_p";
+        max_tokens:         u32,        max_tokens,   "SELFREPAIR_MAX_TOKENS",         "--max-tokens",         "max_tokens";
+        seed:               u64,        seed,         "SELFREPAIR_SEED",               "--seed",               "seed";
+        concurrency:        usize = 8,  concurrency,  "SELFREPAIR_CONCURRENCY",        "--concurrency",        "concurrency";
+        timeout_secs:       u64 = 120,  timeout_secs, "SELFREPAIR_TIMEOUT_SECS",       "--timeout-secs",       "timeout_secs";
+        max_retries:        u32 = 5,    max_retries,  "SELFREPAIR_MAX_RETRIES",        "--max-retries",        "max_retries";
+    }
+    [budget] BudgetTable {
+        budget_tokens:      u64,        tokens,       "SELFREPAIR_BUDGET_TOKENS",      "--budget-tokens",      "budget.tokens";
+        budget_usd:         f64,        usd,          "SELFREPAIR_BUDGET_USD",         "--budget-usd",         "budget.usd";
+        budget_calls:       u64,        calls,        "SELFREPAIR_BUDGET_CALLS",       "--budget-calls",       "budget.calls";
+        task_budget_tokens: u64,        task_tokens,  "SELFREPAIR_TASK_BUDGET_TOKENS", "--task-budget-tokens", "budget.task_tokens";
+        task_budget_usd:    f64,        task_usd,     "SELFREPAIR_TASK_BUDGET_USD",    "--task-budget-usd",    "budget.task_usd";
+        task_budget_calls:  u64,        task_calls,   "SELFREPAIR_TASK_BUDGET_CALLS",  "--task-budget-calls",  "budget.task_calls";
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -145,32 +278,6 @@ struct FileConfig {
     prices: BTreeMap<String, Price>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModelTable {
-    model: Option<String>,
-    base_url: Option<String>,
-    api_key_env: Option<String>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    max_tokens: Option<u32>,
-    seed: Option<u64>,
-    concurrency: Option<usize>,
-    timeout_secs: Option<u64>,
-    max_retries: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BudgetTable {
-    tokens: Option<u64>,
-    usd: Option<f64>,
-    calls: Option<u64>,
-    task_tokens: Option<u64>,
-    task_usd: Option<f64>,
-    task_calls: Option<u64>,
-}
-
 /// What [`resolve`] reads; tests pass their own env and dirs.
 pub struct ConfigInputs<'a> {
     pub project_dir: &'a Path,
@@ -203,41 +310,22 @@ pub fn resolve(inputs: &ConfigInputs<'_>) -> Result<EffectiveConfig, ConfigError
             files.push((path, cfg));
         }
     }
-    let l = Layers {
+    let layers = Layers {
         files: &files,
         env: inputs.env,
     };
-    let f = inputs.flags;
-
-    let model = l.get(
-        |c| c.model.model.clone(),
-        "SELFREPAIR_MODEL",
-        f.model.clone(),
-        "--model",
-    )?;
-    let spec = match &model.value {
+    let table = TableSettings::resolve(&layers, inputs.flags)?;
+    let spec = match &table.model.value {
         Some(s) => Some(s.parse::<ModelSpec>().map_err(|e| ConfigError::Invalid {
-            source_: model.source.clone(),
+            source_: table.model.source.clone(),
             message: e.to_string(),
         })?),
         None => None,
     };
-    let base_url = l.get(
-        |c| c.model.base_url.clone(),
-        "SELFREPAIR_BASE_URL",
-        f.base_url.clone(),
-        "--base-url",
-    )?;
-    let api_key_env = l.get(
-        |c| c.model.api_key_env.clone(),
-        "SELFREPAIR_API_KEY_ENV",
-        f.api_key_env.clone(),
-        "--api-key-env",
-    )?;
     let key = key_status(
         spec.as_ref(),
-        &base_url.value,
-        &api_key_env.value,
+        &table.base_url.value,
+        &table.api_key_env.value,
         inputs.env,
     );
 
@@ -254,91 +342,7 @@ pub fn resolve(inputs: &ConfigInputs<'_>) -> Result<EffectiveConfig, ConfigError
         }
     }
 
-    let cfg = EffectiveConfig {
-        model,
-        base_url,
-        api_key_env,
-        temperature: l.get(
-            |c| c.model.temperature,
-            "SELFREPAIR_TEMPERATURE",
-            f.temperature,
-            "--temperature",
-        )?,
-        top_p: l.get(|c| c.model.top_p, "SELFREPAIR_TOP_P", f.top_p, "--top-p")?,
-        max_tokens: l.get(
-            |c| c.model.max_tokens,
-            "SELFREPAIR_MAX_TOKENS",
-            f.max_tokens,
-            "--max-tokens",
-        )?,
-        seed: l.get(|c| c.model.seed, "SELFREPAIR_SEED", f.seed, "--seed")?,
-        concurrency: with_default(
-            l.get(
-                |c| c.model.concurrency,
-                "SELFREPAIR_CONCURRENCY",
-                f.concurrency,
-                "--concurrency",
-            )?,
-            8,
-        ),
-        timeout_secs: with_default(
-            l.get(
-                |c| c.model.timeout_secs,
-                "SELFREPAIR_TIMEOUT_SECS",
-                f.timeout_secs,
-                "--timeout-secs",
-            )?,
-            120,
-        ),
-        max_retries: with_default(
-            l.get(
-                |c| c.model.max_retries,
-                "SELFREPAIR_MAX_RETRIES",
-                f.max_retries,
-                "--max-retries",
-            )?,
-            5,
-        ),
-        budget_tokens: l.get(
-            |c| c.budget.tokens,
-            "SELFREPAIR_BUDGET_TOKENS",
-            f.budget_tokens,
-            "--budget-tokens",
-        )?,
-        budget_usd: l.get(
-            |c| c.budget.usd,
-            "SELFREPAIR_BUDGET_USD",
-            f.budget_usd,
-            "--budget-usd",
-        )?,
-        budget_calls: l.get(
-            |c| c.budget.calls,
-            "SELFREPAIR_BUDGET_CALLS",
-            f.budget_calls,
-            "--budget-calls",
-        )?,
-        task_budget_tokens: l.get(
-            |c| c.budget.task_tokens,
-            "SELFREPAIR_TASK_BUDGET_TOKENS",
-            f.task_budget_tokens,
-            "--task-budget-tokens",
-        )?,
-        task_budget_usd: l.get(
-            |c| c.budget.task_usd,
-            "SELFREPAIR_TASK_BUDGET_USD",
-            f.task_budget_usd,
-            "--task-budget-usd",
-        )?,
-        task_budget_calls: l.get(
-            |c| c.budget.task_calls,
-            "SELFREPAIR_TASK_BUDGET_CALLS",
-            f.task_budget_calls,
-            "--task-budget-calls",
-        )?,
-        prices,
-        files: files.into_iter().map(|(p, _)| p).collect(),
-        key,
-    };
+    let cfg = table.into_config(prices, files.into_iter().map(|(p, _)| p).collect(), key);
     validate(&cfg)?;
     Ok(cfg)
 }
@@ -396,87 +400,7 @@ impl EffectiveConfig {
 /// One line per value, with its source. Keys appear only as the name of
 /// their env var and whether it is set.
 pub fn render_config_show(cfg: &EffectiveConfig) -> String {
-    fn opt<T: Display>(v: &Option<T>) -> String {
-        v.as_ref()
-            .map_or_else(|| "(none)".to_string(), ToString::to_string)
-    }
-    let mut rows: Vec<(&str, String, String)> = vec![
-        ("model", opt(&cfg.model.value), cfg.model.source.to_string()),
-        (
-            "base_url",
-            base_url_display(cfg),
-            cfg.base_url.source.to_string(),
-        ),
-    ];
-    let key = match &cfg.key {
-        KeyStatus::NotNeeded => "not needed".to_string(),
-        KeyStatus::Unknown => "(depends on model)".to_string(),
-        KeyStatus::Withheld { var } => {
-            format!("none ({var} is only sent to the provider's own host; use --api-key-env)")
-        }
-        KeyStatus::Var { var, set: true } => format!("{var} (set)"),
-        KeyStatus::Var { var, set: false } => format!("{var} (unset)"),
-    };
-    rows.push(("api_key", key, cfg.api_key_env.source.to_string()));
-    let mut push =
-        |name, value: String, source: &Source| rows.push((name, value, source.to_string()));
-    push(
-        "temperature",
-        opt(&cfg.temperature.value),
-        &cfg.temperature.source,
-    );
-    push("top_p", opt(&cfg.top_p.value), &cfg.top_p.source);
-    push(
-        "max_tokens",
-        opt(&cfg.max_tokens.value),
-        &cfg.max_tokens.source,
-    );
-    push("seed", opt(&cfg.seed.value), &cfg.seed.source);
-    push(
-        "concurrency",
-        cfg.concurrency.value.to_string(),
-        &cfg.concurrency.source,
-    );
-    push(
-        "timeout_secs",
-        cfg.timeout_secs.value.to_string(),
-        &cfg.timeout_secs.source,
-    );
-    push(
-        "max_retries",
-        cfg.max_retries.value.to_string(),
-        &cfg.max_retries.source,
-    );
-    push(
-        "budget.tokens",
-        opt(&cfg.budget_tokens.value),
-        &cfg.budget_tokens.source,
-    );
-    push(
-        "budget.usd",
-        opt(&cfg.budget_usd.value),
-        &cfg.budget_usd.source,
-    );
-    push(
-        "budget.calls",
-        opt(&cfg.budget_calls.value),
-        &cfg.budget_calls.source,
-    );
-    push(
-        "budget.task_tokens",
-        opt(&cfg.task_budget_tokens.value),
-        &cfg.task_budget_tokens.source,
-    );
-    push(
-        "budget.task_usd",
-        opt(&cfg.task_budget_usd.value),
-        &cfg.task_budget_usd.source,
-    );
-    push(
-        "budget.task_calls",
-        opt(&cfg.task_budget_calls.value),
-        &cfg.task_budget_calls.source,
-    );
+    let mut rows = table_rows(cfg);
     for (m, p) in &cfg.prices {
         rows.push((
             "price",
@@ -484,7 +408,7 @@ pub fn render_config_show(cfg: &EffectiveConfig) -> String {
                 "{m}: ${}/Mtok in, ${}/Mtok out",
                 p.value.input_per_mtok, p.value.output_per_mtok
             ),
-            p.source.to_string(),
+            &p.source,
         ));
     }
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
@@ -509,6 +433,23 @@ pub fn render_config_show(cfg: &EffectiveConfig) -> String {
         "prices: built-in table for OpenAI and Anthropic models; others cost 0 (unpriced)\n",
     );
     out
+}
+
+fn opt<T: Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "(none)".to_string(), ToString::to_string)
+}
+
+fn key_display(cfg: &EffectiveConfig) -> String {
+    match &cfg.key {
+        KeyStatus::NotNeeded => "not needed".to_string(),
+        KeyStatus::Unknown => "(depends on model)".to_string(),
+        KeyStatus::Withheld { var } => {
+            format!("none ({var} is only sent to the provider's own host; use --api-key-env)")
+        }
+        KeyStatus::Var { var, set: true } => format!("{var} (set)"),
+        KeyStatus::Var { var, set: false } => format!("{var} (unset)"),
+    }
 }
 
 fn base_url_display(cfg: &EffectiveConfig) -> String {
@@ -570,11 +511,12 @@ struct Layers<'a> {
 
 impl Layers<'_> {
     /// Highest-precedence value among flag, env and files.
-    fn get<T: FromStr>(
+    /// Takes references so that one generated call fits every setting type.
+    fn get<T: FromStr + Clone>(
         &self,
-        from_file: impl Fn(&FileConfig) -> Option<T>,
+        from_file: impl Fn(&FileConfig) -> Option<&T>,
         env_var: &str,
-        flag: Option<T>,
+        flag: Option<&T>,
         flag_name: &str,
     ) -> Result<Sourced<Option<T>>, ConfigError>
     where
@@ -582,7 +524,7 @@ impl Layers<'_> {
     {
         if let Some(v) = flag {
             return Ok(Sourced {
-                value: Some(v),
+                value: Some(v.clone()),
                 source: Source::Flag(flag_name.to_string()),
             });
         }
@@ -600,7 +542,7 @@ impl Layers<'_> {
         for (path, cfg) in self.files.iter().rev() {
             if let Some(v) = from_file(cfg) {
                 return Ok(Sourced {
-                    value: Some(v),
+                    value: Some(v.clone()),
                     source: Source::File(path.clone()),
                 });
             }
@@ -633,7 +575,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         message: e.message().to_string(),
     };
     let table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
-    for section in ["model", "budget"] {
+    for &section in FILE_TABLES {
         if let Some(toml::Value::Table(t)) = table.get(section) {
             for k in t.keys() {
                 let lower = k.to_ascii_lowercase();
@@ -863,5 +805,119 @@ mod tests {
                 var: "OPENAI_API_KEY".into()
             }
         );
+    }
+
+    #[test]
+    fn every_setting_has_its_own_env_var_and_flag() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            model: ModelArgs,
+        }
+        type Column = fn(&SettingRow) -> &'static str;
+        let columns: [(&str, Column); 5] = [
+            ("field", |s| s.field),
+            ("file key", |s| s.file_key),
+            ("env var", |s| s.env),
+            ("flag", |s| s.flag),
+            ("config show name", |s| s.show),
+        ];
+        for (what, column) in columns {
+            let mut seen = std::collections::BTreeSet::new();
+            for s in SETTINGS {
+                assert!(
+                    seen.insert(column(s)),
+                    "{what} {} is listed twice",
+                    column(s)
+                );
+            }
+        }
+        let cmd = Cli::command();
+        for s in SETTINGS {
+            assert_eq!(
+                s.env,
+                format!("SELFREPAIR_{}", s.field.to_ascii_uppercase()),
+                "env var of {}",
+                s.field
+            );
+            // The flag named in the table is the one whose ModelArgs field is read.
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == s.field)
+                .unwrap_or_else(|| panic!("ModelArgs has no field {}", s.field));
+            assert_eq!(arg.get_long(), s.flag.strip_prefix("--"), "{}", s.field);
+        }
+        for a in cmd.get_arguments() {
+            assert!(
+                SETTINGS.iter().any(|s| a.get_id() == s.field),
+                "flag --{} has no row in the settings table",
+                a.get_id()
+            );
+        }
+    }
+
+    #[test]
+    fn config_show_pins_every_row() {
+        let user = tempfile::tempdir().unwrap();
+        let proj = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(user.path().join("selfrepair")).unwrap();
+        let user_file = user.path().join("selfrepair").join(CONFIG_FILE);
+        std::fs::write(
+            &user_file,
+            "[model]\nmodel = \"openai:gpt-4o\"\nseed = 1\nmax_retries = 2\n[budget]\nusd = 3.0\ntask_calls = 4\n[prices.\"user-ft\"]\ninput_per_mtok = 0.5\noutput_per_mtok = 1.5\n",
+        )
+        .unwrap();
+        let proj_file = proj.path().join(CONFIG_FILE);
+        std::fs::write(
+            &proj_file,
+            "[model]\ntemperature = 0.2\nseed = 5\n[prices.\"my-ft\"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n[sandbox]\nanything = 1\n",
+        )
+        .unwrap();
+        let env = |k: &str| {
+            let v = match k {
+                "SELFREPAIR_TOP_P" => "0.9",
+                "SELFREPAIR_CONCURRENCY" => "4",
+                "SELFREPAIR_TASK_BUDGET_USD" => "0.5",
+                "OPENAI_API_KEY" => "sk-test-secret",
+                _ => return None,
+            };
+            Some(v.to_string())
+        };
+        let flags = ModelArgs {
+            max_tokens: Some(512),
+            budget_calls: Some(20),
+            task_budget_tokens: Some(300),
+            ..ModelArgs::default()
+        };
+        let cfg = resolve(&inputs(proj.path(), Some(user.path().into()), &env, &flags)).unwrap();
+        let shown = render_config_show(&cfg)
+            .replace(&user_file.display().to_string(), "<user file>")
+            .replace(&proj_file.display().to_string(), "<project file>");
+        // As printed by `config show` before the settings table existed.
+        let expected = "\
+model               openai:gpt-4o                         (file <user file>)
+base_url            https://api.openai.com/v1 (preset)    (default)
+api_key             OPENAI_API_KEY (set)                  (default)
+temperature         0.2                                   (file <project file>)
+top_p               0.9                                   (env SELFREPAIR_TOP_P)
+max_tokens          512                                   (flag --max-tokens)
+seed                5                                     (file <project file>)
+concurrency         4                                     (env SELFREPAIR_CONCURRENCY)
+timeout_secs        120                                   (default)
+max_retries         2                                     (file <user file>)
+budget.tokens       (none)                                (default)
+budget.usd          3                                     (file <user file>)
+budget.calls        20                                    (flag --budget-calls)
+budget.task_tokens  300                                   (flag --task-budget-tokens)
+budget.task_usd     0.5                                   (env SELFREPAIR_TASK_BUDGET_USD)
+budget.task_calls   4                                     (file <user file>)
+price               my-ft: $1/Mtok in, $2/Mtok out        (file <project file>)
+price               user-ft: $0.5/Mtok in, $1.5/Mtok out  (file <user file>)
+config file: <user file>
+config file: <project file>
+prices: built-in table for OpenAI and Anthropic models; others cost 0 (unpriced)
+";
+        assert_eq!(shown, expected, "\n{shown}");
     }
 }
