@@ -5,6 +5,7 @@
 //! knows about tasks, models, repair and the command line.
 
 pub mod acp;
+pub mod append_log;
 pub mod config;
 pub mod model;
 

@@ -8,7 +8,8 @@ use selfrepair::eval::Scorer;
 use selfrepair::model::cli::ModelArgs;
 use selfrepair::model::{ModelSpec, open};
 use selfrepair::sandbox::{self, SandboxKind};
-use selfrepair::tasks::{self, DataSource, LoadOptions, Manifest, Task};
+use selfrepair::tasks::select::{parse_shard, select};
+use selfrepair::tasks::{self, DataSource, LoadOptions, Manifest};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -85,43 +86,6 @@ pub struct BenchArgs {
     pub quiet: bool,
 }
 
-/// `0-19`, `3,7,10-12` → sorted unique indices.
-pub fn parse_ranges(spec: &str) -> anyhow::Result<Vec<usize>> {
-    let mut out = Vec::new();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.trim(), b.trim()),
-            None => (part, part),
-        };
-        let a: usize = a
-            .parse()
-            .with_context(|| format!("--tasks {spec}: '{part}' is not an index or a range"))?;
-        let b: usize = b
-            .parse()
-            .with_context(|| format!("--tasks {spec}: '{part}' is not an index or a range"))?;
-        if b < a {
-            bail!("--tasks {spec}: the range '{part}' is empty");
-        }
-        out.extend(a..=b);
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
-}
-
-fn parse_shard(s: &str) -> anyhow::Result<(u32, u32)> {
-    let bad = || anyhow::anyhow!("--shard {s}: expected I/N with 0 <= I < N, e.g. 0/4");
-    let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u32, u32) = (
-        i.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if n == 0 || i >= n {
-        return Err(bad());
-    }
-    Ok((i, n))
-}
-
 fn parse_frozen(s: &str) -> anyhow::Result<(u32, u32)> {
     let bad = || anyhow::anyhow!("--frozen {s}: expected NPxNFR with both at least 1, e.g. 50x25");
     let (a, b) = s.split_once(['x', 'X']).ok_or_else(bad)?;
@@ -133,43 +97,6 @@ fn parse_frozen(s: &str) -> anyhow::Result<(u32, u32)> {
         return Err(bad());
     }
     Ok((a, b))
-}
-
-/// The tasks this invocation runs: the selection, then the shard's share.
-pub fn select(
-    all: Vec<Task>,
-    ranges: Option<&str>,
-    shard: Option<(u32, u32)>,
-) -> anyhow::Result<Vec<Task>> {
-    let total = all.len();
-    let mut picked: Vec<Task> = match ranges {
-        Some(spec) => {
-            let idx = parse_ranges(spec)?;
-            if let Some(&bad) = idx.iter().find(|&&i| i >= total) {
-                bail!(
-                    "--tasks {spec}: index {bad} is out of range (the dataset has {total} tasks, 0-{})",
-                    total.saturating_sub(1)
-                );
-            }
-            idx.into_iter().map(|i| all[i].clone()).collect()
-        }
-        None => all,
-    };
-    if picked.is_empty() {
-        bail!("the task selection is empty");
-    }
-    if let Some((i, n)) = shard {
-        picked = picked
-            .into_iter()
-            .enumerate()
-            .filter(|(k, _)| *k as u32 % n == i)
-            .map(|(_, t)| t)
-            .collect();
-        if picked.is_empty() {
-            bail!("shard {i}/{n} has no tasks: the selection is smaller than {n}");
-        }
-    }
-    Ok(picked)
 }
 
 pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -353,18 +280,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranges() {
-        assert_eq!(parse_ranges("0-3").unwrap(), vec![0, 1, 2, 3]);
-        assert_eq!(parse_ranges("5,1-2,2").unwrap(), vec![1, 2, 5]);
-        assert!(
-            parse_ranges("3-1")
-                .unwrap_err()
-                .to_string()
-                .contains("empty")
-        );
-        assert!(parse_ranges("a").is_err());
-        assert_eq!(parse_shard("1/4").unwrap(), (1, 4));
-        assert!(parse_shard("4/4").is_err());
+    fn frozen() {
         assert_eq!(parse_frozen("50x25").unwrap(), (50, 25));
         assert!(parse_frozen("0x1").is_err());
     }

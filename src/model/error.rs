@@ -46,8 +46,8 @@ pub enum ModelError {
         preview: String,
         fingerprint: String,
     },
-    #[error("transcript {path}: {message}")]
-    Transcript { path: String, message: String },
+    #[error("transcript {0}")]
+    Transcript(#[from] crate::append_log::AppendLogError),
     /// The in-process model could not be fetched, loaded or run.
     #[error("local model: {0}")]
     Local(String),

@@ -1,22 +1,20 @@
-//! `transcript.jsonl`: one fsync'd JSON line per model call, and the request
-//! fingerprint that replay looks entries up by.
+//! `transcript.jsonl`: one fsync'd JSON line per model call (an
+//! [`AppendLog`]), and the request fingerprint that replay looks entries up by.
 //!
 //! Entries hold what was asked and answered, never credentials: auth lives
 //! only in the HTTP layer and [`super::secret::ApiKey`] cannot be serialised.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, mpsc};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
 
 use super::error::ModelError;
 use super::types::{ChatRequest, Choice, Completion, Message, SamplingParams, Usage};
+use crate::append_log::{self, AppendLog};
 
 pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
 
@@ -115,123 +113,42 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// Appends entries to `<run dir>/transcript.jsonl`.
-///
-/// A dedicated thread does the writing with group commit: lines that arrive
-/// while an fsync is in progress are written together and share the next
-/// fsync. Every call still returns only once its own line is on disk.
-#[derive(Clone)]
+/// Appends entries to `<run dir>/transcript.jsonl`. Calls finishing
+/// together share one fsync; each `append` returns once its line is on disk.
+#[derive(Clone, Debug)]
 pub struct TranscriptWriter {
-    path: PathBuf,
-    tx: mpsc::Sender<Job>,
-}
-
-struct Job {
-    line: String,
-    done: oneshot::Sender<Result<(), String>>,
-}
-
-impl std::fmt::Debug for TranscriptWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TranscriptWriter")
-            .field("path", &self.path)
-            .finish()
-    }
+    log: AppendLog<TranscriptEntry>,
 }
 
 impl TranscriptWriter {
-    /// Open (creating the run dir and file) for appending.
+    /// Open (creating the run dir and file) for appending; a torn last line
+    /// from a killed run is cut off first.
     pub fn open(run_dir: &Path) -> Result<Self, ModelError> {
         let path = run_dir.join(TRANSCRIPT_FILE);
-        let err = |e: std::io::Error| ModelError::Transcript {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(run_dir).map_err(err)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(err)?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("transcript-writer".into())
-            .spawn(move || write_loop(file, rx))
-            .map_err(err)?;
-        Ok(TranscriptWriter { path, tx })
+        std::fs::create_dir_all(run_dir).map_err(|source| {
+            ModelError::Transcript(append_log::AppendLogError::Io {
+                path: run_dir.to_path_buf(),
+                source,
+            })
+        })?;
+        let (log, _) = AppendLog::open(&path)?;
+        Ok(TranscriptWriter { log })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.log.path()
     }
 
     /// Write one line; returns once it has been fsync'd.
     pub async fn append(&self, entry: &TranscriptEntry) -> Result<(), ModelError> {
-        let mut line = serde_json::to_string(entry).map_err(|e| self.error(e.to_string()))?;
-        line.push('\n');
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Job { line, done })
-            .map_err(|_| self.error("writer thread has stopped".into()))?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(self.error(e)),
-            Err(_) => Err(self.error("writer thread has stopped".into())),
-        }
-    }
-
-    fn error(&self, message: String) -> ModelError {
-        ModelError::Transcript {
-            path: self.path.display().to_string(),
-            message,
-        }
+        Ok(self.log.append(entry).await?)
     }
 }
 
-/// Runs until every writer handle is dropped.
-fn write_loop(mut file: File, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 4096 {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        let buf: String = batch.iter().map(|j| j.line.as_str()).collect();
-        let res = file
-            .write_all(buf.as_bytes())
-            .and_then(|()| file.sync_data())
-            .map_err(|e| e.to_string());
-        for j in batch {
-            let _ = j.done.send(res.clone());
-        }
-    }
-}
-
-/// Read every entry. A final line without a newline is a write cut short by
-/// a crash and is skipped; any other unreadable line is an error.
+/// Every entry of a transcript. A final line without its newline (a write
+/// cut short by a crash) is skipped; any other unreadable line is an error.
 pub fn read_entries(path: &Path) -> Result<Vec<TranscriptEntry>, ModelError> {
-    let err = |message: String| ModelError::Transcript {
-        path: path.display().to_string(),
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|_| err("not valid UTF-8".into()))?;
-    let complete = text.ends_with('\n');
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<TranscriptEntry>(line) {
-            Ok(e) => out.push(e),
-            Err(_) if i + 1 == lines.len() && !complete => break,
-            Err(e) => return Err(err(format!("line {}: {e}", i + 1))),
-        }
-    }
-    Ok(out)
+    Ok(append_log::read_entries(path)?)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod groundtruth;
 pub mod humaneval;
 pub mod manifest;
 pub mod mbpp;
+pub mod select;
 
 use crate::sandbox::{Guard, Limits, RunRequest, SandboxKind, TestSpec};
 use serde::Serialize;
