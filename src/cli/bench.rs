@@ -274,14 +274,3 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frozen() {
-        assert_eq!(parse_frozen("50x25").unwrap(), (50, 25));
-        assert!(parse_frozen("0x1").is_err());
-    }
-}

@@ -606,6 +606,14 @@ async fn bad_input_is_a_named_error() {
             "budget of 0",
         ),
         (
+            args("humaneval", &base, &["--frozen", "0x1"]),
+            "--frozen 0x1: expected NPxNFR with both at least 1",
+        ),
+        (
+            args("humaneval", &base, &["--frozen", "fifty"]),
+            "--frozen fifty: expected NPxNFR",
+        ),
+        (
             args(
                 "humaneval",
                 dead,
