@@ -651,6 +651,21 @@ fn validate(cfg: &EffectiveConfig) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    /// A user config dir and a project dir, each holding a selfrepair.toml.
+    fn user_and_project(
+        user_text: &str,
+        proj_text: &str,
+    ) -> (tempfile::TempDir, tempfile::TempDir, PathBuf, PathBuf) {
+        let user = tempfile::tempdir().unwrap();
+        let proj = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(user.path().join("selfrepair")).unwrap();
+        let user_file = user.path().join("selfrepair").join(CONFIG_FILE);
+        std::fs::write(&user_file, user_text).unwrap();
+        let proj_file = proj.path().join(CONFIG_FILE);
+        std::fs::write(&proj_file, proj_text).unwrap();
+        (user, proj, user_file, proj_file)
+    }
+
     fn inputs<'a>(
         dir: &'a Path,
         user: Option<PathBuf>,
@@ -678,21 +693,10 @@ mod tests {
 
     #[test]
     fn layers_and_sources() {
-        let user = tempfile::tempdir().unwrap();
-        let proj = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(user.path().join("selfrepair")).unwrap();
-        let user_file = user.path().join("selfrepair").join(CONFIG_FILE);
-        std::fs::write(
-            &user_file,
+        let (user, proj, user_file, proj_file) = user_and_project(
             "[model]\nmodel = \"openai:gpt-4o\"\ntemperature = 0.5\nseed = 1\n[budget]\nusd = 3.0\n[sandbox]\nanything = 1\n",
-        )
-        .unwrap();
-        let proj_file = proj.path().join(CONFIG_FILE);
-        std::fs::write(
-            &proj_file,
             "[model]\ntemperature = 0.1\n[prices.\"my-ft\"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
-        )
-        .unwrap();
+        );
         let env = |k: &str| match k {
             "SELFREPAIR_SEED" => Some("42".to_string()),
             "OPENAI_API_KEY" => Some("sk-test-secret".to_string()),
@@ -859,21 +863,10 @@ mod tests {
 
     #[test]
     fn config_show_pins_every_row() {
-        let user = tempfile::tempdir().unwrap();
-        let proj = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(user.path().join("selfrepair")).unwrap();
-        let user_file = user.path().join("selfrepair").join(CONFIG_FILE);
-        std::fs::write(
-            &user_file,
+        let (user, proj, user_file, proj_file) = user_and_project(
             "[model]\nmodel = \"openai:gpt-4o\"\nseed = 1\nmax_retries = 2\n[budget]\nusd = 3.0\ntask_calls = 4\n[prices.\"user-ft\"]\ninput_per_mtok = 0.5\noutput_per_mtok = 1.5\n",
-        )
-        .unwrap();
-        let proj_file = proj.path().join(CONFIG_FILE);
-        std::fs::write(
-            &proj_file,
             "[model]\ntemperature = 0.2\nseed = 5\n[prices.\"my-ft\"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n[sandbox]\nanything = 1\n",
-        )
-        .unwrap();
+        );
         let env = |k: &str| {
             let v = match k {
                 "SELFREPAIR_TOP_P" => "0.9",
