@@ -767,7 +767,7 @@ async fn shaped_server(wrong_repair: fn(&str) -> bool) -> TestServer {
     s
 }
 
-/// `bench humaneval` on `tasks` with only `args` for the shape (no --nfr).
+/// `bench humaneval` on `tasks` against `base`, the shape given by `args`.
 async fn bench_shape(base: &str, out: &Path, tasks: &str, args: &[&str]) -> Output {
     let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
         .args([
