@@ -716,3 +716,295 @@ async fn mbpp_shows_one_assert_and_judges_on_all_three() {
         "a visible pass is not repaired"
     );
 }
+
+/// Which prompt a request is, from its last user message (chat or completion
+/// templates): an explanation only, a repair after an explanation, a joint
+/// explanation-plus-repair, or an initial program.
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Asked {
+    Explain,
+    Repair,
+    Joint,
+    Initial,
+}
+
+fn asked(msg: &str) -> Asked {
+    if msg.contains("### FIXED CODE") || msg.contains("### Good solution:") {
+        Asked::Repair
+    } else if msg.contains("### EXPLANATION AND FIXED CODE")
+        || msg.contains("What is wrong, then the good solution")
+    {
+        Asked::Joint
+    } else if msg.contains("### EXPLANATION") || msg.contains("What is wrong (in words") {
+        Asked::Explain
+    } else {
+        Asked::Initial
+    }
+}
+
+/// HumanEval/0..9 with a wrong first answer (`return None`); explanations
+/// are words; a repair is right unless `wrong_repair(message)` says so, in
+/// which case it is `return None  # still wrong`.
+async fn shaped_server(wrong_repair: fn(&str) -> bool) -> TestServer {
+    let s = TestServer::start().await.expect("server");
+    let script = Script::load();
+    s.respond_with(move |msg, _| {
+        let (prompt, body, _) = script
+            .tasks
+            .iter()
+            .find(|(p, _, _)| msg.contains(p.trim_end()))?;
+        let right = format!("```python\n{prompt}{body}```");
+        let wrong = format!("```python\n{prompt}    return None  # still wrong\n```");
+        Some(Reply::text(match asked(msg) {
+            Asked::Initial => format!("```python\n{prompt}    return None\n```"),
+            Asked::Explain => "The function returns None instead of the result.".to_string(),
+            Asked::Repair | Asked::Joint => {
+                let code = if wrong_repair(msg) { wrong } else { right };
+                format!("It returned None.\n{code}")
+            }
+        }))
+    });
+    s
+}
+
+/// `bench humaneval` on `tasks` against `base`, the shape given by `args`.
+async fn bench_shape(base: &str, out: &Path, tasks: &str, args: &[&str]) -> Output {
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args([
+            "bench",
+            "humaneval",
+            "--model",
+            "vllm:scripted",
+            "--base-url",
+        ])
+        .arg(base)
+        .args(["--tasks", tasks, "--quiet", "-j", "2", "--out"])
+        .arg(out)
+        .args(args)
+        .env("SELFREPAIR_DATA_DIR", common::data_dir())
+        .output()
+        .await
+        .expect("run selfrepair bench");
+    ok(&o);
+    o
+}
+
+fn kind_of<'a>(ns: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    ns.iter().filter(|n| n["kind"] == kind).collect()
+}
+
+fn children<'a>(ns: &'a [Value], parent: &Value) -> Vec<&'a Value> {
+    ns.iter()
+        .filter(|n| n["task"] == parent["task"] && n["parent"] == parent["id"])
+        .collect()
+}
+
+/// --nf 2 --nr 3: each failing initial program gets exactly 2 explanation
+/// (feedback) nodes, each with exactly 3 repairs below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nf_nr_give_nf_explanations_each_with_nr_repairs() {
+    let s = shaped_server(|_| false).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("nfnr");
+    bench_shape(
+        &s.openai_base(),
+        &run,
+        "0-1",
+        &["--np", "2", "--nf", "2", "--nr", "3"],
+    )
+    .await;
+    let ns = nodes(&run);
+    let initial = kind_of(&ns, "initial");
+    assert_eq!(initial.len(), 4, "2 tasks x n_p 2");
+    assert!(kind_of(&ns, "joint").is_empty(), "--nf is not joint");
+    for p in &initial {
+        assert_eq!(p["execution"]["hidden"]["passed"], false, "{p}");
+        let fbs = children(&ns, p);
+        assert_eq!(fbs.len(), 2, "n_f explanations below {}", p["id"]);
+        for f in fbs {
+            assert_eq!(f["kind"], "feedback", "{f}");
+            assert!(f["execution"].is_null(), "an explanation runs nothing");
+            assert_eq!(f["depth"], 1);
+            let rs = children(&ns, f);
+            assert_eq!(rs.len(), 3, "n_r repairs below {}", f["id"]);
+            for r in rs {
+                assert_eq!(r["kind"], "repair", "{r}");
+                assert_eq!(r["execution"]["hidden"]["passed"], true, "{r}");
+            }
+        }
+    }
+    assert_eq!(ns.len(), 4 + 4 * 2 + 4 * 2 * 3);
+    assert_eq!(results(&run)["totals"]["solved"], 2);
+    let explains = s
+        .requests()
+        .iter()
+        .filter_map(|r| r.last_user_message())
+        .filter(|m| asked(m) == Asked::Explain)
+        .count();
+    assert!(explains > 0, "explanations asked for separately");
+}
+
+/// --style completion: every request is one user message in the completion
+/// templates' shape (no system message), and the run still repairs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_style_sends_one_user_message_and_still_repairs() {
+    let s = shaped_server(|_| false).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("completion");
+    bench_shape(
+        &s.openai_base(),
+        &run,
+        "0-1",
+        &["--np", "1", "--nfr", "1", "--style", "completion"],
+    )
+    .await;
+    let reqs = s.requests();
+    assert!(!reqs.is_empty());
+    let mut joint = 0;
+    for r in &reqs {
+        let body = r.json().expect("JSON request");
+        let msgs = body["messages"].as_array().expect("messages");
+        assert_eq!(msgs.len(), 1, "one message: {body}");
+        assert_eq!(msgs[0]["role"], "user", "{body}");
+        let text = r.last_user_message().expect("user text");
+        assert!(!text.contains("### QUESTION"), "not the chat shape: {text}");
+        if text.contains("### Bad Solution:") {
+            assert!(
+                text.contains("### What is wrong, then the good solution:"),
+                "{text}"
+            );
+            joint += 1;
+        }
+    }
+    assert_eq!(joint, 2, "one joint repair per task");
+    let r = results(&run);
+    assert_eq!(r["totals"]["solved"], 2, "{r}");
+    let ns = nodes(&run);
+    let j = kind_of(&ns, "joint");
+    assert_eq!(j.len(), 2);
+    assert_eq!(j[0]["template"]["name"], "joint.completion.txt");
+}
+
+/// --depth 2: a repair that still fails is repaired again, a depth-2 node
+/// below a depth-1 node, and that one passes. At --depth 1 the task fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn depth_2_repairs_a_failed_repair() {
+    // The first repair is wrong; the repair of that repair is right.
+    let s = shaped_server(|m| !m.contains("# still wrong")).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("depth2");
+    bench_shape(
+        &s.openai_base(),
+        &run,
+        "0",
+        &["--np", "1", "--nfr", "1", "--depth", "2"],
+    )
+    .await;
+    let ns = nodes(&run);
+    assert_eq!(ns.len(), 3, "{ns:?}");
+    let d1 = ns
+        .iter()
+        .find(|n| n["depth"] == 1)
+        .expect("a depth-1 repair");
+    let d2 = ns
+        .iter()
+        .find(|n| n["depth"] == 2)
+        .expect("a depth-2 repair");
+    assert_eq!(d1["execution"]["hidden"]["passed"], false);
+    assert_eq!(d2["parent"], d1["id"]);
+    assert_eq!(d2["kind"], "joint");
+    assert_eq!(d2["execution"]["hidden"]["passed"], true);
+    assert_eq!(results(&run)["totals"]["solved"], 1);
+
+    let shallow = tmp.path().join("depth1");
+    bench_shape(
+        &s.openai_base(),
+        &shallow,
+        "0",
+        &["--np", "1", "--nfr", "1", "--depth", "1"],
+    )
+    .await;
+    assert_eq!(nodes(&shallow).len(), 2);
+    assert_eq!(results(&shallow)["totals"]["solved"], 0);
+}
+
+/// --mode sequential stops at the first pass: for the same script it calls
+/// the model less than batched and leaves the other initial programs unmade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_mode_stops_at_the_first_pass() {
+    let s = shaped_server(|_| false).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let shape = ["--np", "3", "--nfr", "1"];
+    let batched = tmp.path().join("batched");
+    bench_shape(&s.openai_base(), &batched, "0", &shape).await;
+    let batched_calls = s.request_count();
+    let b = nodes(&batched);
+    assert_eq!(b.len(), 6, "3 wrong programs, each repaired");
+
+    let seq = tmp.path().join("sequential");
+    let mut seq_args = shape.to_vec();
+    seq_args.extend(["--mode", "sequential"]);
+    bench_shape(&s.openai_base(), &seq, "0", &seq_args).await;
+    let seq_calls = s.request_count() - batched_calls;
+    let q = nodes(&seq);
+    // p0 fails, its repair passes: nothing more.
+    assert_eq!(q.len(), 2, "{q:?}");
+    assert!(
+        q.iter()
+            .any(|n| n["kind"] == "joint" && n["execution"]["hidden"]["passed"] == true)
+    );
+    assert!(
+        seq_calls < batched_calls,
+        "sequential {seq_calls} calls, batched {batched_calls}"
+    );
+    assert_eq!(results(&seq)["totals"]["solved"], 1);
+}
+
+/// --feedback-model: explanations are asked of the feedback model, programs
+/// and repairs of the main one (the request's `model`, and the node's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_model_writes_the_explanations_only() {
+    let s = shaped_server(|_| false).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("critic");
+    bench_shape(
+        &s.openai_base(),
+        &run,
+        "0-1",
+        &[
+            "--np",
+            "1",
+            "--nf",
+            "1",
+            "--nr",
+            "1",
+            "--feedback-model",
+            "vllm:critic",
+        ],
+    )
+    .await;
+    let mut seen = (0, 0);
+    for r in s.requests() {
+        let body = r.json().expect("JSON");
+        let text = r.last_user_message().expect("user text");
+        let model = body["model"].as_str().expect("model").to_string();
+        if asked(&text) == Asked::Explain {
+            assert_eq!(model, "critic", "explanations to the feedback model");
+            seen.0 += 1;
+        } else {
+            assert_eq!(model, "scripted", "{:?} to the main model", asked(&text));
+            seen.1 += 1;
+        }
+    }
+    assert_eq!(seen, (2, 4), "2 explanations; 2 programs and 2 repairs");
+    let ns = nodes(&run);
+    for n in &ns {
+        let m = n["model"].as_str().expect("model").to_string();
+        assert_eq!(m.contains("critic"), n["kind"] == "feedback", "{n}");
+    }
+    assert!(
+        results(&run)["feedback_model"]
+            .to_string()
+            .contains("critic")
+    );
+}

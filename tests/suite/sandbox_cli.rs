@@ -132,3 +132,44 @@ fn runs_end_when_the_host_is_killed() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `run --strict` (process sandbox) refuses to run where an isolation layer
+/// is missing, naming it, and otherwise runs as without it. Which case
+/// applies is read from the layers a non-strict run reports on this machine.
+#[test]
+fn strict_refuses_exactly_when_a_layer_is_missing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let prog = dir.path().join("p.py");
+    std::fs::write(&prog, "print('hi')\n").expect("write");
+    let p = prog.to_str().expect("p");
+    let out = selfrepair(&["run", p, "--sandbox", "process", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let layers = v["layers"].as_array().expect("layers");
+    assert!(!layers.is_empty());
+    let missing: Vec<&str> = layers
+        .iter()
+        .filter(|l| l["active"] == false)
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    let out = selfrepair(&["run", p, "--sandbox", "process", "--json", "--strict"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if missing.is_empty() {
+        assert_eq!(out.status.code(), Some(0), "all layers are active: {err}");
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(s["status"], v["status"]);
+    } else {
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "{missing:?} missing, yet it ran"
+        );
+        assert!(
+            missing
+                .iter()
+                .any(|m| err.contains(&format!("sandbox layer '{m}' is not available"))),
+            "names a missing layer of {missing:?}: {err}"
+        );
+        assert!(err.contains("--strict"), "{err}");
+    }
+}

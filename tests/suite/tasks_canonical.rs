@@ -77,3 +77,45 @@ async fn apps_selected150_loads() {
         "repeated ids get a suffix"
     );
 }
+
+/// APPS' permissive stdout cascade still judges a wrong answer wrong: a
+/// reference solution with an extra blank line passes, with an extra number
+/// printed it fails, and a constant answer fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn apps_wrong_stdout_is_judged_wrong() {
+    use selfrepair::eval::Sample;
+    let tasks = load("apps").await;
+    let t = tasks
+        .iter()
+        .find(|t| {
+            !t.canonical.is_empty()
+                && matches!(t.suites[0].tests, selfrepair::sandbox::TestSpec::Io { .. })
+        })
+        .expect("a standard-input APPS task");
+    let good = &t.canonical[0];
+    let codes = [
+        format!("{good}\nprint()\n"),
+        format!("{good}\nprint(987654321)\n"),
+        "print('selfrepair wrong answer')\n".to_string(),
+    ];
+    let pairs = codes
+        .iter()
+        .enumerate()
+        .map(|(index, code)| {
+            (
+                t.clone(),
+                Sample {
+                    index,
+                    line: index + 1,
+                    task_id: t.id.clone(),
+                    code: code.clone(),
+                    whole: true,
+                },
+            )
+        })
+        .collect();
+    let r = score_all(pairs).await;
+    assert!(r[0].passed, "blank lines are ignored: {:?}", r[0]);
+    assert!(!r[1].passed, "an extra token is wrong: {:?}", r[1]);
+    assert!(!r[2].passed, "a constant answer is wrong: {:?}", r[2]);
+}

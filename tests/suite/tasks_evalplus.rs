@@ -59,3 +59,34 @@ async fn find_zero_is_judged_by_the_poly_oracle() {
         other => panic!("expected a Call spec, got {other:?}"),
     }
 }
+
+/// evalplus' float rule on HumanEval/2 (atol 1e-6, rtol 1e-7): an answer
+/// off by 1e-8 passes base and plus, one off by 1e-3 is wrong in both.
+#[tokio::test(flavor = "multi_thread")]
+async fn float_answers_are_judged_by_the_tolerance() {
+    use selfrepair::eval::Sample;
+    let tasks = load("humaneval+mini").await;
+    let t = tasks
+        .iter()
+        .find(|t| t.id == "HumanEval/2")
+        .expect("HumanEval/2");
+    let sample = |index: usize, off: &str| {
+        (
+            t.clone(),
+            Sample {
+                index,
+                line: index + 1,
+                task_id: t.id.clone(),
+                code: format!(
+                    "def truncate_number(number: float) -> float:\n    return number - int(number) + {off}\n"
+                ),
+                whole: true,
+            },
+        )
+    };
+    let r = score_all(vec![sample(0, "1e-8"), sample(1, "1e-3")]).await;
+    assert!(r[0].passed, "inside the tolerance: {:?}", r[0]);
+    assert_eq!(r[0].base_passed, Some(true), "{:?}", r[0]);
+    assert!(!r[1].passed, "outside the tolerance: {:?}", r[1]);
+    assert_eq!(r[1].base_passed, Some(false), "{:?}", r[1]);
+}
