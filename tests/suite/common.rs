@@ -139,22 +139,24 @@ pub async fn score_all(pairs: Vec<(Task, Sample)>) -> Vec<ResultLine> {
     out
 }
 
+/// `code` as the whole-program sample number `index` of task `t`.
+pub fn whole_sample(t: &Task, index: usize, code: String) -> (Task, Sample) {
+    let sample = Sample {
+        index,
+        line: index + 1,
+        task_id: t.id.clone(),
+        code,
+        whole: true,
+    };
+    (t.clone(), sample)
+}
+
 /// Every reference solution of every task, as whole-program samples.
 pub fn canonical_samples(tasks: &[Task]) -> Vec<(Task, Sample)> {
     let mut pairs = Vec::new();
     for t in tasks {
         for code in &t.canonical {
-            let index = pairs.len();
-            pairs.push((
-                t.clone(),
-                Sample {
-                    index,
-                    line: index + 1,
-                    task_id: t.id.clone(),
-                    code: code.clone(),
-                    whole: true,
-                },
-            ));
+            pairs.push(whole_sample(t, pairs.len(), code.clone()));
         }
     }
     pairs

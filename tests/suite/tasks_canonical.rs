@@ -83,7 +83,6 @@ async fn apps_selected150_loads() {
 /// printed it fails, and a constant answer fails.
 #[tokio::test(flavor = "multi_thread")]
 async fn apps_wrong_stdout_is_judged_wrong() {
-    use selfrepair::eval::Sample;
     let tasks = load("apps").await;
     let t = tasks
         .iter()
@@ -99,20 +98,9 @@ async fn apps_wrong_stdout_is_judged_wrong() {
         "print('selfrepair wrong answer')\n".to_string(),
     ];
     let pairs = codes
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(index, code)| {
-            (
-                t.clone(),
-                Sample {
-                    index,
-                    line: index + 1,
-                    task_id: t.id.clone(),
-                    code: code.clone(),
-                    whole: true,
-                },
-            )
-        })
+        .map(|(index, code)| common::whole_sample(t, index, code))
         .collect();
     let r = score_all(pairs).await;
     assert!(r[0].passed, "blank lines are ignored: {:?}", r[0]);

@@ -64,25 +64,16 @@ async fn find_zero_is_judged_by_the_poly_oracle() {
 /// off by 1e-8 passes base and plus, one off by 1e-3 is wrong in both.
 #[tokio::test(flavor = "multi_thread")]
 async fn float_answers_are_judged_by_the_tolerance() {
-    use selfrepair::eval::Sample;
     let tasks = load("humaneval+mini").await;
     let t = tasks
         .iter()
         .find(|t| t.id == "HumanEval/2")
         .expect("HumanEval/2");
     let sample = |index: usize, off: &str| {
-        (
-            t.clone(),
-            Sample {
-                index,
-                line: index + 1,
-                task_id: t.id.clone(),
-                code: format!(
-                    "def truncate_number(number: float) -> float:\n    return number - int(number) + {off}\n"
-                ),
-                whole: true,
-            },
-        )
+        let code = format!(
+            "def truncate_number(number: float) -> float:\n    return number - int(number) + {off}\n"
+        );
+        common::whole_sample(t, index, code)
     };
     let r = score_all(vec![sample(0, "1e-8"), sample(1, "1e-3")]).await;
     assert!(r[0].passed, "inside the tolerance: {:?}", r[0]);
