@@ -121,10 +121,11 @@ fn project(path: &str) -> Result<PathBuf, ErrorData> {
     Ok(p)
 }
 
+/// A fix session's summary and events; an error comes with its summary.
 async fn session(
     opts: FixOptions,
     repairer: Repairer,
-) -> Result<(Summary, Vec<FixEvent>), fix::FixError> {
+) -> Result<(Summary, Vec<FixEvent>), (fix::FixError, Box<Summary>)> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     let on_event = move |e: &FixEvent| {
@@ -133,7 +134,7 @@ async fn session(
             .push(e.clone());
     };
     let s = fix::Session::new(opts, repairer, CancellationToken::new());
-    let summary = s.run(&on_event).await?;
+    let summary = s.run_reporting(&on_event).await?;
     let events = std::mem::take(&mut *events.lock().unwrap_or_else(|p| p.into_inner()));
     Ok((summary, events))
 }
@@ -173,7 +174,7 @@ impl SelfrepairMcp {
         }
         let (summary, events) = session(opts, Repairer::Mutate)
             .await
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            .map_err(|(e, _)| ErrorData::internal_error(e.to_string(), None))?;
         let run = events.iter().find_map(|e| match e {
             FixEvent::TestRunFinished { run, .. } => Some(run.clone()),
             _ => None,
@@ -231,7 +232,7 @@ impl SelfrepairMcp {
         // `fix --json` uses, not a protocol error.
         let s = match session(opts, repairer).await {
             Ok((s, _)) => s,
-            Err(e) => fix::Summary::error(e.reason_code(), e.to_string(), 0),
+            Err((_, s)) => *s,
         };
         let mut applied = Vec::new();
         if a.apply.unwrap_or(false) && s.outcome == fix::Outcome::Fixed {

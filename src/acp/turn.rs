@@ -213,7 +213,7 @@ pub(crate) async fn run(
     let on_event = move |e: &FixEvent| {
         let _ = tx.send(e.clone());
     };
-    let run = async move { session.run(&on_event).await };
+    let run = async move { session.run_reporting(&on_event).await };
     let forward = async {
         let mut tokens = 0u64;
         while let Some(e) = rx.recv().await {
@@ -223,14 +223,13 @@ pub(crate) async fn run(
     let (result, ()) = tokio::join!(run, forward);
     let summary = match result {
         Ok(s) => s,
-        Err(e) => {
+        Err((e, s)) => {
             up.say(format!("The fix session stopped: {e}"));
             let stop = if cancel.is_cancelled() {
                 StopReason::Cancelled
             } else {
                 StopReason::EndTurn
             };
-            let s = Summary::error(e.reason_code(), e.to_string(), 0);
             return TurnEnd::with_outcome(stop, &s);
         }
     };

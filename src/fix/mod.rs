@@ -343,6 +343,16 @@ impl Session {
         &self,
         on_event: &(dyn Fn(&FixEvent) + Send + Sync),
     ) -> Result<Summary, FixError> {
+        self.run_reporting(on_event).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Session::run`], with an error's summary too: the one its `done`
+    /// event carried, naming the session, failures, attempts and spend as
+    /// far as they got (front ends report every ending from a summary).
+    pub async fn run_reporting(
+        &self,
+        on_event: &(dyn Fn(&FixEvent) + Send + Sync),
+    ) -> Result<Summary, (FixError, Box<Summary>)> {
         let started = Instant::now();
         let seen = std::sync::Mutex::new(Summary::error("", "", 0));
         let observed = |e: &FixEvent| {
@@ -351,12 +361,14 @@ impl Session {
             }
             on_event(e);
         };
-        let result = self.run_to_end(&observed, &seen, started).await;
-        if let Err(e) = &result {
-            let s = error_summary(&seen, e, started);
-            on_event(&FixEvent::Done(Box::new(s)));
+        match self.run_to_end(&observed, &seen, started).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let s = Box::new(error_summary(&seen, &e, started));
+                on_event(&FixEvent::Done(s.clone()));
+                Err((e, s))
+            }
         }
-        result
     }
 
     async fn run_to_end(
