@@ -132,24 +132,35 @@ impl Template {
 
     /// The chat messages (system, if any, then user) with `vars` filled in.
     pub fn render(&self, vars: &[(&str, &str)]) -> Vec<Message> {
+        self.render_with(&|name| lookup(vars, name).to_string())
+    }
+
+    /// [`Template::render`] with each variable's value made by `value`, only
+    /// for the variables the template uses.
+    pub fn render_with(&self, value: &dyn Fn(&str) -> String) -> Vec<Message> {
         let mut msgs = Vec::with_capacity(2);
         if let Some(s) = &self.system {
-            msgs.push(Message::system(fill(s, vars)));
+            msgs.push(Message::system(fill(s, value)));
         }
-        msgs.push(Message::user(fill(&self.user, vars)));
+        msgs.push(Message::user(fill(&self.user, value)));
         msgs
     }
 
     /// The user section alone, filled (a later turn of a conversation).
     pub fn render_user(&self, vars: &[(&str, &str)]) -> String {
-        fill(&self.user, vars)
+        fill(&self.user, &|name| lookup(vars, name).to_string())
     }
 }
 
+/// A variable the caller did not pass is empty.
+fn lookup<'a>(vars: &[(&str, &'a str)], name: &str) -> &'a str {
+    vars.iter().find(|v| v.0 == name).map_or("", |v| v.1)
+}
+
 /// `{{name}}` replaced by its value. Loading checked every name against
-/// the loop's variables; a variable the caller did not pass is empty.
-fn fill(t: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(t.len() + vars.iter().map(|v| v.1.len()).sum::<usize>());
+/// the loop's variables.
+fn fill(t: &str, value: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(t.len());
     let mut rest = t;
     while let Some(at) = rest.find("{{") {
         out.push_str(&rest[..at]);
@@ -159,8 +170,7 @@ fn fill(t: &str, vars: &[(&str, &str)]) -> String {
             rest = "";
             break;
         };
-        let name = after[..end].trim();
-        out.push_str(vars.iter().find(|v| v.0 == name).map_or("", |v| v.1));
+        out.push_str(&value(after[..end].trim()));
         rest = &after[end + 2..];
     }
     out.push_str(rest);

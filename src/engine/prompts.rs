@@ -104,18 +104,10 @@ pub struct Vars<'a> {
     pub explanation: &'a str,
 }
 
-impl Vars<'_> {
-    /// The template variables, derived ones (`*_commented`) included.
-    fn pairs(&self) -> Vec<(&'static str, String)> {
-        VARIABLES.iter().map(|n| (*n, value(n, self))).collect()
-    }
-}
-
-/// The chat messages of `t` for `vars`.
+/// The chat messages of `t` for `vars` (derived variables, such as
+/// `code_commented`, made only when the template uses them).
 pub fn render(t: &Template, vars: &Vars) -> Vec<Message> {
-    let pairs = vars.pairs();
-    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    t.render(&refs)
+    t.render_with(&|name| value(name, vars))
 }
 
 fn value(name: &str, v: &Vars) -> String {
