@@ -706,6 +706,8 @@ def _encode(answer):
 
 
 def _value(case, key):
+    if key + "_m" in case:  # our own marshal data (evalplus ground truth)
+        return marshal.loads(binascii.a2b_base64(case[key + "_m"]))
     if key + "_py" in case:
         return eval(case[key + "_py"], {"inf": float("inf"), "nan": float("nan"), "__builtins__": {}})
     return case.get(key)
@@ -774,6 +776,92 @@ def _plain(value):
     return True
 
 
+def value_digest(value):
+    """sha256 (hex) of a form of `value` that two values share exactly when
+    they are equal (==), where one of them is made only of None, bool, int,
+    str, bytes, lists and tuples: what a digest stands in for when an
+    expected output is too big to ship (HumanEval/15's strings, /139's
+    integers). As == has it, a bool, an integral float and a complex number
+    with no imaginary part count as that integer; any other value gets a
+    form no such value has. Iterative: no recursion limit to trip."""
+    import hashlib
+
+    h = hashlib.sha256()
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        if t is complex and x.imag == 0:
+            x, t = x.real, float
+        if t is float and x == x and x - x == 0 and x.is_integer():
+            x, t = int(x), int
+        if x is None:
+            h.update(b"N")
+        elif t is bool or t is int:
+            x = int(x)
+            data = x.to_bytes((x.bit_length() + 8) // 8, "little", signed=True)
+            h.update(b"I%d:" % len(data))
+            h.update(data)
+        elif t is str or t is bytes:
+            data = x.encode("utf-8", "surrogatepass") if t is str else x
+            h.update(b"S%d:" % len(data) if t is str else b"B%d:" % len(data))
+            h.update(data)
+        elif t is list or t is tuple:
+            h.update(b"L%d:" % len(x) if t is list else b"T%d:" % len(x))
+            stack.extend(reversed(x))
+        else:
+            h.update(b"O")  # equal to no value a digest stands for
+    return h.hexdigest()
+
+
+def digestible(value, max_nodes=2_000_000):
+    """Whether [`value_digest`] may stand in for `value` as an expected
+    output: made of what it covers, and small enough in items that a
+    program's run digests its own answer in about a second (Mbpp/255's
+    1.6M tuples of 77 strings are not)."""
+    stack = [value]
+    nodes = 0
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        nodes += 1
+        if nodes > max_nodes:
+            return False
+        if t is list or t is tuple:
+            stack.extend(x)
+        elif not (x is None or t in (bool, int, str, bytes)):
+            return False
+    return True
+
+
+def value_head(value, cap=200):
+    """A short repr of a plain value that may be huge, without building all of it."""
+    t = type(value)
+    if t is str or t is bytes:
+        text = repr(value[:cap])
+        return text if len(value) <= cap else "%s... (%d long)" % (text, len(value))
+    if t is int and value.bit_length() > 8 * cap:
+        return "<an int of %d bits>" % value.bit_length()
+    if t is list or t is tuple:
+        parts = []
+        for x in value[:8]:
+            parts.append(value_head(x, cap // 2))
+            if sum(map(len, parts)) > cap:
+                break
+        more = ", ... (%d items)" % len(value) if len(parts) < len(value) else ""
+        return ("[%s%s]" if t is list else "(%s%s)") % (", ".join(parts), more)
+    return _short(value, cap)
+
+
+def _digest_answer(value):
+    """A returned value as its digest (compute side), for a case whose
+    expected output is a digest; a value that is not plain data is answered
+    as usual, and equals nothing."""
+    if not _plain(value):
+        return _answer(value)
+    return _encode(("d", value_digest(value), value_head(value)))
+
+
 class _Opaque:
     """An answer that is not plain data: it equals nothing. Its `handle`
     names the object the compute run kept, so the tests can pass it back to
@@ -831,7 +919,9 @@ def _replay_answer(text, tag=None):
         a = marshal.loads(binascii.a2b_base64(text)) if type(text) is str else None
     except Exception:
         a = None
-    if type(a) is not tuple or not a or not _plain(a) or type(a[0]) is not str:
+    # The host checked that these bytes are plain data (answers.rs): no
+    # second walk over a large answer here.
+    if type(a) is not tuple or not a or type(a[0]) is not str:
         raise _program_exception("HarnessError", "the program's answer is not readable data", None)
     kind = a[0]
     if kind == "t":
@@ -859,7 +949,27 @@ def _replay_answer(text, tag=None):
             return collections.defaultdict(None, items) if a[1] == "defaultdict" else getattr(collections, a[1])(items)
     if kind == "o" and len(a) == 5 and type(a[1]) is str:
         return _Opaque(a[1], str(a[2]), a[3], a[4] if type(a[4]) is str else None)
+    if kind == "d" and len(a) == 3 and type(a[1]) is str and type(a[2]) is str:
+        return _Digest(a[1], a[2])
     raise _program_exception("HarnessError", "the program's answer is not readable data", None)
+
+
+class _Digest:
+    """An answer given as its [`value_digest`]: it can only be compared with
+    an expected digest, and shows as the head of the value."""
+
+    __slots__ = ("hex", "head")
+
+    def __init__(self, hex, head):
+        self.hex, self.head = hex, head
+
+    def __eq__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        return self.head
 
 
 def _canon(value, depth=0):
@@ -1092,12 +1202,14 @@ class Runner:
         # at its first failing assert would have.
         deadline = (req.get("tests") or {}).get("deadline")
         self.deadline_at = time.perf_counter() + deadline if deadline else None
-        if self.test_timeout or deadline:  # signal imports enum: not for runs without a limit
+        if self.test_timeout or deadline:
+            # The C module: `signal` imports enum and wraps every call in it,
+            # a cost per test case.
             try:
-                import signal
+                import _signal
 
-                if hasattr(signal, "setitimer"):
-                    self._alarm = signal
+                if hasattr(_signal, "setitimer"):
+                    self._alarm = _signal
             except ImportError:
                 pass
 
@@ -1346,8 +1458,6 @@ class Runner:
             self.error["message"] = "cannot find %s: %s" % (fn_name, self.error["message"])
             return
         limits = spec.get("time_limits") or []
-        import copy
-
         for i, case in enumerate(spec.get("cases") or ()):
             try:
                 args = _value(case, "args")
@@ -1358,16 +1468,24 @@ class Runner:
             t0 = time.perf_counter()
             self._timer(limit)
             try:
-                answer = _answer(target(*copy.deepcopy(args)))
+                # `args` is loaded afresh for this call alone and shares
+                # nothing mutable (evalplus deep-copies its inputs for that).
+                result = target(*args)
+                elapsed = time.perf_counter() - t0
+                # Writing the answer down is ours, not the call's time (a
+                # digest of Mbpp/255's 1.6M tuples takes seconds).
+                self._untimer()
+                answer = _digest_answer(result) if case.get("digest") else _answer(result)
             except TestTimeout:
                 answer = _TIMED_OUT
+                elapsed = time.perf_counter() - t0
             except OutputLimit:
                 raise
             except BaseException as e:
+                elapsed = time.perf_counter() - t0
                 answer = self._raised(e)
             finally:
                 self._untimer()
-            elapsed = time.perf_counter() - t0
             slow = bool(limit) and elapsed > limit
             if slow:
                 # Without signals (wasm) a slow call cannot be interrupted, only judged.
@@ -1481,7 +1599,7 @@ class Runner:
             except Exception as e:
                 self.error = {"type": "HarnessError", "message": "bad test case %d: %s" % (i + 1, e), "line": None, "traceback": []}
                 return
-            call = "%s(%s)" % (fn_name, ", ".join(_short(a, 200) for a in args))
+            call = "%s(%s)" % (fn_name, ", ".join(value_head(a) for a in args))
             base["source"] = call
             if i >= len(answers):
                 self.error = {"type": "HarnessError", "message": "no answer for case %d" % (i + 1), "line": None, "traceback": []}
@@ -1503,7 +1621,11 @@ class Runner:
                 if self.fast_fail:
                     return
                 continue
-            if oracle == "poly_root":
+            if "expected_digest" in case:
+                # Only a digest answer can match; its head stands for it.
+                good = type(out) is _Digest and out.hex == case["expected_digest"]
+                expected = _Digest("", str(case.get("expected_head") or "<a digest>"))
+            elif oracle == "poly_root":
                 xs = args[0]
                 try:
                     good = abs(sum(c * out ** k for k, c in enumerate(xs))) <= (atol or 1e-6)

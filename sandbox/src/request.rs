@@ -93,8 +93,10 @@ pub struct CallSpec {
     /// Call the method on `ClassName()` (APPS `class Solution` starters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_name: Option<String>,
-    /// Each case: `args` (JSON list) or `args_py` (Python literal), and
-    /// `expected` or `expected_py`.
+    /// Each case: `args` (JSON list), `args_py` (Python literal) or `args_m`
+    /// (base64 of marshal data), and `expected`, `expected_py` or
+    /// `expected_m`, or `expected_digest` and `expected_head` with `digest`
+    /// (the program's run answers with its answer's digest).
     pub cases: Vec<serde_json::Value>,
     pub compare: CallRule,
     #[serde(default)]

@@ -134,6 +134,23 @@ impl Scorer {
             .is_ok_and(|h| h.get(&key).is_some_and(|n| *n >= SLOW_RUNS))
     }
 
+    /// Why `suite` goes to the jail before any run: its reference solution
+    /// alone, at the fast sandbox's [`crate::tasks::slowdown`], would run past
+    /// the budget (a wasted run there first would cost the budget again).
+    fn heavy_reference(&self, suite: &Suite) -> Option<String> {
+        let budget = self.budget?;
+        let native = suite.reference_time?;
+        let in_wasm = native.mul_f64(crate::tasks::slowdown(SandboxKind::Wasm));
+        (in_wasm > budget).then(|| {
+            format!(
+                "compute-heavy suite: its reference solution computes for {} ms natively, about {} ms in the fast sandbox, past its {} ms budget",
+                native.as_millis(),
+                in_wasm.as_millis(),
+                budget.as_millis()
+            )
+        })
+    }
+
     fn note_cut(&self, key: u64) {
         if let Ok(mut h) = self.slow_runs.lock() {
             *h.entry(key).or_default() += 1;
@@ -190,6 +207,12 @@ impl Scorer {
         route: Option<u64>,
     ) -> (SuiteResult, Outcome) {
         let key = route.filter(|_| self.routing());
+        if key.is_some()
+            && let Some(why) = self.heavy_reference(suite)
+            && let Some(judged) = self.in_jail(suite, program, None, &why).await
+        {
+            return judged;
+        }
         if let Some(k) = key
             && self.is_heavy(k)
             && let Some(judged) = self

@@ -82,6 +82,7 @@ fn suite(tests: TestSpec) -> Suite {
         // its (scaled) limit in wasm is re-timed there.
         confirm_in: Some(crate::sandbox::SandboxKind::Process),
         rule: format!("{rule}; 4 s per test, 10 s per problem"),
+        reference_time: None,
     }
 }
 

