@@ -123,7 +123,9 @@ fn marshal_value(v: &serde_json::Value, out: &mut Vec<u8>) {
     }
 }
 
-/// Instrumented tests, keyed by the hash of their compile request.
+/// What the harness derived from a suite's trusted tests alone, keyed by
+/// the hash of the request that made it: instrumented tests, or the calls a
+/// walk found ([`crate::judge`]).
 ///
 /// Instrumenting a test suite (parse, rewrite the asserts, compile) is most
 /// of a short run's time, and benchmarks run the same suite for many
@@ -137,21 +139,44 @@ fn marshal_value(v: &serde_json::Value, out: &mut Vec<u8>) {
 /// name pins (the fast component's hash): a second eval of a dataset starts
 /// warm. Entries are written whole (temp file, then rename); a file that
 /// does not parse is a miss.
-#[derive(Default)]
 pub struct CompiledTests {
     map: Mutex<HashMap<String, Arc<serde_json::Value>>>,
     dir: Option<std::path::PathBuf>,
+    /// What a file on disk must look like to be an entry.
+    valid: fn(&str) -> Option<serde_json::Value>,
+}
+
+impl Default for CompiledTests {
+    fn default() -> Self {
+        CompiledTests {
+            map: Mutex::default(),
+            dir: None,
+            valid: parse_compiled,
+        }
+    }
 }
 
 /// Entries kept before the cache starts over (a few KiB each).
 const MAX_COMPILED: usize = 4096;
 
 impl CompiledTests {
-    /// A cache that also keeps its entries in `dir`.
+    /// A cache of instrumented tests that also keeps its entries in `dir`.
     pub fn on_disk(dir: std::path::PathBuf) -> Self {
         CompiledTests {
-            map: Mutex::default(),
             dir: Some(dir),
+            ..CompiledTests::default()
+        }
+    }
+
+    /// A cache of walks (each a JSON array of calls) kept in `dir`.
+    pub fn walks_on_disk(dir: std::path::PathBuf) -> Self {
+        CompiledTests {
+            dir: Some(dir),
+            valid: |text| {
+                let v: serde_json::Value = serde_json::from_str(text).ok()?;
+                v.as_array()?.iter().all(|c| c.is_object()).then_some(v)
+            },
+            ..CompiledTests::default()
         }
     }
 
@@ -160,7 +185,7 @@ impl CompiledTests {
             return Some(v);
         }
         let path = self.dir.as_ref()?.join(format!("{key}.json"));
-        let v = Arc::new(parse_compiled(&std::fs::read_to_string(path).ok()?)?);
+        let v = Arc::new((self.valid)(&std::fs::read_to_string(path).ok()?)?);
         self.remember(key.to_string(), v.clone());
         Some(v)
     }

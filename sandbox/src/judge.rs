@@ -79,7 +79,17 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
         };
         crate::answers::sanitise(&mut answers);
         let judge = judge_request(req, keyed(code_tests, &calls, answers), false);
-        let mut judged = sb.run_trusted(&judge).await;
+        let memo = code_tests.then(|| judged_key(sb.kind(), &judge)).flatten();
+        let mut judged = match memo.as_deref().and_then(recall_judged) {
+            Some(out) => out,
+            None => {
+                let out = sb.run_trusted(&judge).await;
+                if let Some(key) = memo {
+                    remember_judged(key, &out);
+                }
+                out
+            }
+        };
         spent += judged.duration_ms;
         if judged.exchange.incomplete {
             let needed = std::mem::take(&mut judged.exchange.needed);
@@ -119,13 +129,18 @@ async fn walk<S: Sandbox + ?Sized>(
     req: &RunRequest,
 ) -> Result<Arc<Vec<serde_json::Value>>, Outcome> {
     let suite = serde_json::to_string(&req.tests).unwrap_or_default();
-    let key = format!(
-        "{}:{}",
-        sb.kind(),
-        crate::fetch::sha256_bytes(format!("{suite}\0{}", top_level_defs(&req.program)).as_bytes())
-    );
+    let hash =
+        crate::fetch::sha256_bytes(format!("{suite}\0{}", top_level_defs(&req.program)).as_bytes());
+    let key = format!("{}:{hash}", sb.kind());
     if let Some(found) = WALKED.lock().ok().and_then(|m| m.get(&key).cloned()) {
         return Ok(found);
+    }
+    if let Some(found) = sb
+        .walks()
+        .and_then(|w| w.get(&hash))
+        .and_then(|v| v.as_array().cloned())
+    {
+        return Ok(remember_walk(key, found));
     }
     let out = sb.run_trusted(&judge_request(req, Vec::new(), true)).await;
     // A suite that cannot be walked (it does not parse, its context raises)
@@ -136,16 +151,71 @@ async fn walk<S: Sandbox + ?Sized>(
     {
         return Err(refuse_pass(out));
     }
-    let found = Arc::new(out.exchange.needed);
-    if out.status != Status::Unavailable
-        && let Ok(mut m) = WALKED.lock()
+    if out.status == Status::Unavailable {
+        return Ok(Arc::new(out.exchange.needed));
+    }
+    // Only a walk that ran to its end is kept on disk: one cut short would
+    // cost every later run a round per call it missed.
+    if matches!(out.status, Status::Passed | Status::Failed | Status::Error)
+        && let Some(w) = sb.walks()
     {
+        w.insert(
+            hash,
+            Arc::new(serde_json::Value::from(out.exchange.needed.clone())),
+        );
+    }
+    Ok(remember_walk(key, out.exchange.needed))
+}
+
+/// Verdicts of judge runs, by their whole request: a judge runs only our
+/// tests on plain data (random seeded), so the same request is the same
+/// verdict. Samples that answer alike (the same program drawn twice, at
+/// N = 20 often) are judged once.
+static JUDGED: LazyLock<Mutex<HashMap<String, Outcome>>> = LazyLock::new(Mutex::default);
+
+/// Judge requests remembered before the map starts over.
+const MAX_JUDGED: usize = 4096;
+
+/// The memo key of a judge request of code tests (small: the suite, the
+/// program's text and its answers); `None` if it cannot be written.
+fn judged_key(kind: crate::SandboxKind, judge: &RunRequest) -> Option<String> {
+    let text = serde_json::to_string(judge).ok()?;
+    Some(crate::fetch::sha256_bytes(
+        format!("{kind}\0{text}").as_bytes(),
+    ))
+}
+
+/// A remembered verdict, as a run that took no time.
+fn recall_judged(key: &str) -> Option<Outcome> {
+    let mut out = JUDGED.lock().ok()?.get(key).cloned()?;
+    out.duration_ms = 0.0;
+    Some(out)
+}
+
+/// Remember a judge run's verdict if it is one: a run that ended on its own
+/// (passed or failed), not one cut by a limit or asking for more answers.
+fn remember_judged(key: String, out: &Outcome) {
+    if out.exchange.incomplete || !matches!(out.status, Status::Passed | Status::Failed) {
+        return;
+    }
+    if let Ok(mut m) = JUDGED.lock() {
+        if m.len() >= MAX_JUDGED {
+            m.clear();
+        }
+        m.insert(key, out.clone());
+    }
+}
+
+/// Keep a suite's walk for this process's later runs.
+fn remember_walk(key: String, found: Vec<serde_json::Value>) -> Arc<Vec<serde_json::Value>> {
+    let found = Arc::new(found);
+    if let Ok(mut m) = WALKED.lock() {
         if m.len() >= MAX_WALKED {
             m.clear();
         }
         m.insert(key, Arc::clone(&found));
     }
-    Ok(found)
+    found
 }
 
 /// The functions and classes a program defines at its top level, as a

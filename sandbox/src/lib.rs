@@ -107,6 +107,11 @@ pub trait Sandbox: Send + Sync {
     fn warm_up(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+    /// Where this sandbox keeps its suites' walks across invocations, if it
+    /// does (the directory is pinned to its interpreter and harness).
+    fn walks(&self) -> Option<&harness::CompiledTests> {
+        None
+    }
 }
 
 /// Build a sandbox of the given kind, fetching or compiling its runtime if needed.

@@ -379,3 +379,65 @@ fn forged_verdicts_fail_in_every_sandbox() {
     // second each here): a slice of the tasks, every family.
     forgeries_fail("humaneval", "wasm-full", &all, 12);
 }
+
+/// Walks (the calls each suite makes) are kept on disk beside the fast
+/// sandbox's instrumented tests, so a second eval does not walk again. What
+/// is on disk only saves time: a walk file that does not parse is walked
+/// again and rewritten, and one that lists no calls costs a round, never a
+/// verdict. Samples that answer alike are judged once (the judge's verdict
+/// is remembered by its whole request), which must not blur a wrong sample
+/// into a right one beside it.
+#[test]
+fn walks_on_disk_save_time_but_never_decide() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let right = "    for i, a in enumerate(numbers):\n        for j, b in enumerate(numbers):\n            if i != j and abs(a - b) < threshold:\n                return True\n    return False\n";
+    let wrong = "    return False\n";
+    let lines: Vec<String> = [right, wrong, right, wrong]
+        .iter()
+        .map(|c| sample("HumanEval/0", c))
+        .collect();
+    let verdicts = |name: &str| -> Vec<bool> {
+        let p = write(dir.path(), name, &lines);
+        let o = eval(&p, "humaneval", &["--sandbox", "wasm", "-j", "2"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(dir.path().join(format!("{name}_results.jsonl")))
+            .expect("results");
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("line")["passed"] == true)
+            .collect()
+    };
+    assert_eq!(verdicts("first.jsonl"), [true, false, true, false]);
+    // HumanEval/0's walk: the file that names its function.
+    let home = selfrepair::sandbox::cache::home().join("compiled");
+    let walk = std::fs::read_dir(&home)
+        .expect("compiled dir")
+        .flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with("walks-"))
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"has_close_elements\"")))
+        .expect("HumanEval/0's walk on disk");
+    let kept = std::fs::read_to_string(&walk).expect("walk");
+    let restore = scopeguard(&walk, &kept);
+    std::fs::write(&walk, "not json").expect("garble");
+    assert_eq!(verdicts("garbled.jsonl"), [true, false, true, false]);
+    let again = std::fs::read_to_string(&walk).expect("walk");
+    assert!(
+        again.starts_with('[') && again.contains("has_close_elements"),
+        "{again}"
+    );
+    std::fs::write(&walk, "[]").expect("empty");
+    assert_eq!(verdicts("empty.jsonl"), [true, false, true, false]);
+    drop(restore);
+}
+
+/// Puts `text` back into `path` when dropped, even if an assert failed.
+fn scopeguard<'a>(path: &'a Path, text: &'a str) -> impl Drop + 'a {
+    struct Restore<'a>(&'a Path, &'a str);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0, self.1);
+        }
+    }
+    Restore(path, text)
+}

@@ -36,6 +36,7 @@ impl WasiView for FastState {
 pub struct FastSandbox {
     pre: InstancePre<FastState>,
     compiled: Arc<CompiledTests>,
+    walks: Arc<CompiledTests>,
     warm: Arc<Mutex<Vec<Warm>>>,
 }
 
@@ -85,14 +86,16 @@ impl FastSandbox {
             })?;
         // Instrumented suites persist per component: its hash pins the
         // interpreter and the harness that made them.
-        let suites = opts
-            .home
-            .join("compiled")
-            .join(format!("tests-{}", &rt.sha256[..rt.sha256.len().min(16)]));
+        let pinned = |what: &str| {
+            opts.home
+                .join("compiled")
+                .join(format!("{what}-{}", &rt.sha256[..rt.sha256.len().min(16)]))
+        };
         warm_slots(&pre).await;
         Ok(FastSandbox {
             pre,
-            compiled: Arc::new(CompiledTests::on_disk(suites)),
+            compiled: Arc::new(CompiledTests::on_disk(pinned("tests"))),
+            walks: Arc::new(CompiledTests::walks_on_disk(pinned("walks"))),
             warm: Arc::default(),
         })
     }
@@ -406,6 +409,7 @@ impl FastSandbox {
         let me = FastSandbox {
             pre: self.pre.clone(),
             compiled: self.compiled.clone(),
+            walks: self.walks.clone(),
             warm: self.warm.clone(),
         };
         let req = req.clone();
@@ -430,5 +434,8 @@ impl Sandbox for FastSandbox {
     fn run_trusted<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
         // Only a judge request may meet a warm instance.
         self.spawn(req, matches!(req.tests, crate::TestSpec::Judge(_)))
+    }
+    fn walks(&self) -> Option<&CompiledTests> {
+        Some(&self.walks)
     }
 }
