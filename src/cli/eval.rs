@@ -58,7 +58,7 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     if !a.samples.is_file() {
         bail!("{}: no such samples file", a.samples.display());
     }
-    let all_tasks = tasks::load(ds, &opts).await?;
+    let all_tasks = Arc::new(tasks::load(ds, &opts).await?);
     let samples = eval::samples::read(&a.samples, &all_tasks, &ds.name)?;
     let mut results = ResultsFile::open(&eval::results_path(&a.samples), &ds.name)?;
     let pending = results.pending(&samples);
@@ -101,7 +101,7 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         );
         bar.set_message(format!("{} in {}", ds.name, a.sandbox));
         let scored = results
-            .score(scorer, &all_tasks, pending, a.jobs, |got, passed| {
+            .score(scorer, all_tasks.clone(), pending, a.jobs, |got, passed| {
                 bar.inc(got);
                 bar.set_message(format!("{} in {}: {passed} passed", ds.name, a.sandbox));
             })

@@ -71,7 +71,7 @@ impl ResultsFile {
     pub async fn score(
         &mut self,
         scorer: Arc<Scorer>,
-        tasks: &[Task],
+        tasks: Arc<Vec<Task>>,
         pending: Vec<Sample>,
         jobs: usize,
         mut progress: impl FnMut(u64, u64),
@@ -84,8 +84,14 @@ impl ResultsFile {
                 log
             }
         };
-        let by_id: Arc<HashMap<String, Task>> =
-            Arc::new(tasks.iter().map(|t| (t.id.clone(), t.clone())).collect());
+        // Shared, not copied: HumanEval+'s tasks hold ~100 MB of inputs.
+        let by_id: Arc<HashMap<String, usize>> = Arc::new(
+            tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.clone(), i))
+                .collect(),
+        );
         let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, ResultLine)>(256);
         // Runs start in the samples' order (a permit first, then the run),
@@ -101,9 +107,10 @@ impl ResultsFile {
                     return;
                 };
                 let (scorer, by_id, tx) = (scorer.clone(), by_id.clone(), tx.clone());
+                let tasks = tasks.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    if let Some(task) = by_id.get(&s.task_id) {
+                    if let Some(task) = by_id.get(&s.task_id).map(|&i| &tasks[i]) {
                         let r = scorer.score(task, &s).await;
                         let _ = tx.send((seq, r)).await;
                     }
