@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Time `selfrepair eval --dataset humaneval+` against evalplus'
-# `evalplus.evaluate` on the same samples (the 164 HumanEval+ canonical
-# solutions in solution format, REPEAT times each), side by side in one run:
+# Time `selfrepair eval --dataset humaneval+` (or `mbpp+` with DATASET=mbpp+)
+# against evalplus' `evalplus.evaluate` on the same samples (the 164
+# HumanEval+ or 378 MBPP+ canonical solutions in solution format, REPEAT
+# times each), side by side in one run:
 # wall time, peak RSS, verdict agreement (evalplus' plus verdict: base and
 # plus both pass) and the ratio.
 #
@@ -19,26 +20,34 @@ bin=${SELFREPAIR_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/selfrepair}
 evalplus=${EVALPLUS:-evalplus.evaluate}
 jobs=${JOBS:-2}
 repeat=${REPEAT:-1}
+dataset=${DATASET:-humaneval+}
+case $dataset in
+    humaneval+) src=humanevalplus/HumanEvalPlus.jsonl.gz ep_name=humaneval override=HUMANEVAL_OVERRIDE_PATH ;;
+    mbpp+) src=mbppplus/MbppPlus.jsonl.gz ep_name=mbpp override=MBPP_OVERRIDE_PATH ;;
+    *) echo "DATASET is humaneval+ or mbpp+" >&2; exit 2 ;;
+esac
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 
-python3 - "$data/humanevalplus/HumanEvalPlus.jsonl.gz" "$out" "$repeat" <<'PY'
+python3 - "$data/$src" "$out" "$repeat" "$dataset" <<'PY'
 import gzip, json, sys
-src, out, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with open(out + "/HumanEvalPlus.jsonl", "w") as plus, open(out + "/samples.jsonl", "w") as s:
+src, out, repeat, dataset = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+with open(out + "/dataset.jsonl", "w") as plus, open(out + "/samples.jsonl", "w") as s:
     for line in gzip.open(src, "rt"):
         p = json.loads(line)
         plus.write(json.dumps(p) + "\n")
+        # MBPP+'s canonical solution is a whole program; HumanEval+'s follows its prompt.
+        code = p["canonical_solution"] if dataset == "mbpp+" else p["prompt"] + p["canonical_solution"]
         for _ in range(repeat):
-            s.write(json.dumps({"task_id": p["task_id"], "solution": p["prompt"] + p["canonical_solution"]}) + "\n")
+            s.write(json.dumps({"task_id": p["task_id"], "solution": code}) + "\n")
 PY
 echo "samples: $(wc -l < "$out/samples.jsonl") in $out/samples.jsonl"
 
 . "$here/scripts/measure.sh"
 
-export HUMANEVAL_OVERRIDE_PATH="$out/HumanEvalPlus.jsonl"
-ep=("$evalplus" --dataset humaneval --parallel "$jobs" --i-just-wanna-run --samples)
-sr=(env SELFREPAIR_DATA_DIR="$data" "$bin" eval --dataset humaneval+ -j "$jobs" --quiet)
+export "$override=$out/dataset.jsonl"
+ep=("$evalplus" --dataset "$ep_name" --parallel "$jobs" --i-just-wanna-run --samples)
+sr=(env SELFREPAIR_DATA_DIR="$data" "$bin" eval --dataset "$dataset" -j "$jobs" --quiet)
 cp "$out/samples.jsonl" "$out/warm-ep.jsonl"
 cp "$out/samples.jsonl" "$out/warm-sr.jsonl"
 "${ep[@]}" "$out/warm-ep.jsonl" > /dev/null 2>&1
