@@ -107,14 +107,16 @@ async fn big_outputs_are_judged_by_their_digest() {
         plus.cases.iter().all(|c| c.to_string().len() < 1 << 20),
         "a case still carries its whole output"
     );
-    for id in ["HumanEval/100"] {
-        let t = tasks.iter().find(|t| t.id == id).expect(id);
-        assert!(
-            !t.suites[1].rule.contains("left out"),
-            "{id}: {}",
-            t.suites[1].rule
-        );
-    }
+    // make_a_pile's 8 MiB list of ints was left out before it had a digest.
+    let pile = tasks
+        .iter()
+        .find(|t| t.id == "HumanEval/100")
+        .expect("HumanEval/100");
+    assert!(
+        !pile.suites[1].rule.contains("left out"),
+        "{}",
+        pile.suites[1].rule
+    );
     let wrong_when_big = "def string_sequence(n: int) -> str:\n    return ' '.join(str(i) for i in range(n + 1 if n < 20000 else n))\n";
     let pairs = vec![
         common::whole_sample(t, 0, t.canonical[0].clone()),
