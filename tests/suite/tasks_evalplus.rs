@@ -3,6 +3,7 @@
 
 use super::common;
 use common::*;
+use selfrepair::tasks::Task;
 
 async fn canonical_base_and_plus(name: &str, tasks_expected: usize) {
     let tasks = load(name).await;
@@ -17,6 +18,21 @@ async fn canonical_base_and_plus(name: &str, tasks_expected: usize) {
         "+ sets report base separately"
     );
     assert_all_passed(name, &r, tasks_expected);
+}
+
+fn task<'a>(tasks: &'a [Task], id: &str) -> &'a Task {
+    tasks
+        .iter()
+        .find(|t| t.id == id)
+        .unwrap_or_else(|| panic!("{id} not loaded"))
+}
+
+/// A task's plus suite, which evalplus tasks hold as calls.
+fn plus_call(t: &Task) -> &selfrepair::sandbox::request::CallSpec {
+    match &t.suites[1].tests {
+        selfrepair::sandbox::TestSpec::Call(c) => c,
+        other => panic!("{}: expected a Call spec, got {other:?}", t.id),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,20 +60,13 @@ async fn humaneval_plus_full_canonical_pass_base_and_plus() {
 #[tokio::test(flavor = "multi_thread")]
 async fn find_zero_is_judged_by_the_poly_oracle() {
     let tasks = load("humaneval+mini").await;
-    let t = tasks
-        .iter()
-        .find(|t| t.id == "HumanEval/32")
-        .expect("HumanEval/32");
-    match &t.suites[1].tests {
-        selfrepair::sandbox::TestSpec::Call(c) => {
-            assert_eq!(c.oracle.as_deref(), Some("poly_root"));
-            assert!(
-                c.time_limits.iter().all(|&l| l >= 4.0),
-                "max(4 s, 4x ground truth)"
-            );
-        }
-        other => panic!("expected a Call spec, got {other:?}"),
-    }
+    let t = task(&tasks, "HumanEval/32");
+    let c = plus_call(t);
+    assert_eq!(c.oracle.as_deref(), Some("poly_root"));
+    assert!(
+        c.time_limits.iter().all(|&l| l >= 4.0),
+        "max(4 s, 4x ground truth)"
+    );
 }
 
 /// evalplus' float rule on HumanEval/2 (atol 1e-6, rtol 1e-7): an answer
@@ -65,10 +74,7 @@ async fn find_zero_is_judged_by_the_poly_oracle() {
 #[tokio::test(flavor = "multi_thread")]
 async fn float_answers_are_judged_by_the_tolerance() {
     let tasks = load("humaneval+mini").await;
-    let t = tasks
-        .iter()
-        .find(|t| t.id == "HumanEval/2")
-        .expect("HumanEval/2");
+    let t = task(&tasks, "HumanEval/2");
     let sample = |index: usize, off: &str| {
         let code = format!(
             "def truncate_number(number: float) -> float:\n    return number - int(number) + {off}\n"
@@ -90,13 +96,8 @@ async fn float_answers_are_judged_by_the_tolerance() {
 #[tokio::test(flavor = "multi_thread")]
 async fn big_outputs_are_judged_by_their_digest() {
     let tasks = load("humaneval+mini").await;
-    let t = tasks
-        .iter()
-        .find(|t| t.id == "HumanEval/15")
-        .expect("HumanEval/15");
-    let selfrepair::sandbox::TestSpec::Call(plus) = &t.suites[1].tests else {
-        panic!("expected a Call spec")
-    };
+    let t = task(&tasks, "HumanEval/15");
+    let plus = plus_call(t);
     let digests = plus
         .cases
         .iter()
@@ -108,10 +109,7 @@ async fn big_outputs_are_judged_by_their_digest() {
         "a case still carries its whole output"
     );
     // make_a_pile's 8 MiB list of ints was left out before it had a digest.
-    let pile = tasks
-        .iter()
-        .find(|t| t.id == "HumanEval/100")
-        .expect("HumanEval/100");
+    let pile = task(&tasks, "HumanEval/100");
     assert!(
         !pile.suites[1].rule.contains("left out"),
         "{}",
