@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Time `selfrepair eval --dataset humaneval+` (or `mbpp+` with DATASET=mbpp+)
+# Time `selfrepair eval --dataset humaneval+` (or `mbpp+` with DATASET=mbpp+;
+# MIXED=1 adds wrong samples, see below)
 # against evalplus' `evalplus.evaluate` on the same samples (the 164
 # HumanEval+ or 378 MBPP+ canonical solutions in solution format, REPEAT
 # times each), side by side in one run:
@@ -29,17 +30,29 @@ esac
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 
-python3 - "$data/$src" "$out" "$repeat" "$dataset" <<'PY'
+python3 - "$data/$src" "$out" "$repeat" "$dataset" "${MIXED:-0}" "$data/humaneval/HumanEval.jsonl.gz" <<'PY'
 import gzip, json, sys
-src, out, repeat, dataset = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+src, out, repeat, dataset, mixed, original = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1", sys.argv[6]
+# MIXED=1 adds wrong samples beside each canonical one: a function that
+# returns None, and for HumanEval+ HumanEval's own canonical solution, which
+# falls short of HumanEval+ on some 20 tasks (wrong answers, timeouts).
+first = {}
+if mixed and dataset == "humaneval+":
+    first = {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in map(json.loads, gzip.open(original, "rt"))}
 with open(out + "/dataset.jsonl", "w") as plus, open(out + "/samples.jsonl", "w") as s:
     for line in gzip.open(src, "rt"):
         p = json.loads(line)
         plus.write(json.dumps(p) + "\n")
         # MBPP+'s canonical solution is a whole program; HumanEval+'s follows its prompt.
         code = p["canonical_solution"] if dataset == "mbpp+" else p["prompt"] + p["canonical_solution"]
+        codes = [code]
+        if mixed:
+            codes.append("def %s(*args, **kwargs):\n    return None\n" % p["entry_point"])
+            if p["task_id"] in first:
+                codes.append(first[p["task_id"]])
         for _ in range(repeat):
-            s.write(json.dumps({"task_id": p["task_id"], "solution": code}) + "\n")
+            for c in codes:
+                s.write(json.dumps({"task_id": p["task_id"], "solution": c}) + "\n")
 PY
 echo "samples: $(wc -l < "$out/samples.jsonl") in $out/samples.jsonl"
 
