@@ -20,7 +20,9 @@
 
 use crate::Sandbox;
 use crate::outcome::{Layer, Outcome, Status};
-use crate::request::{ComputeSpec, Guard, JudgeSpec, Limits, RunRequest, TestSpec};
+use crate::request::{
+    CallCase, CallSpec, ComputeSpec, Guard, JudgeSpec, Limits, RunRequest, TestSpec,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -253,14 +255,15 @@ fn is_new(calls: &[serde_json::Value], call: &serde_json::Value) -> bool {
 fn compute_spec(tests: &TestSpec, calls: &[serde_json::Value]) -> ComputeSpec {
     match tests {
         TestSpec::Call(c) => {
-            let mut call = c.clone();
-            for case in &mut call.cases {
-                if let Some(m) = case.as_object_mut() {
-                    m.retain(|k, _| !k.starts_with("expected"));
-                }
-            }
-            call.oracle = None;
-            call.atol = 0.0;
+            let call = CallSpec {
+                fn_name: c.fn_name.clone(),
+                class_name: c.class_name.clone(),
+                cases: c.cases.iter().map(CallCase::inputs_only).collect(),
+                compare: c.compare,
+                atol: 0.0,
+                oracle: None,
+                time_limits: c.time_limits.clone(),
+            };
             ComputeSpec {
                 call: Some(call),
                 ..ComputeSpec::default()

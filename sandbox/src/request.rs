@@ -93,11 +93,7 @@ pub struct CallSpec {
     /// Call the method on `ClassName()` (APPS `class Solution` starters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_name: Option<String>,
-    /// Each case: `args` (JSON list), `args_py` (Python literal) or `args_m`
-    /// (base64 of marshal data), and `expected`, `expected_py` or
-    /// `expected_m`, or `expected_digest` and `expected_head` with `digest`
-    /// (the program's run answers with its answer's digest).
-    pub cases: Vec<serde_json::Value>,
+    pub cases: Vec<CallCase>,
     pub compare: CallRule,
     #[serde(default)]
     pub atol: f64,
@@ -107,6 +103,51 @@ pub struct CallSpec {
     /// Per-case limits in seconds (evalplus: max(4 s, 4x ground truth)).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub time_limits: Vec<f64>,
+}
+
+/// One call of a [`CallSpec`]: its arguments in one of three forms, and its
+/// expected value in one of three forms or as a digest. Typed rather than a
+/// JSON object: HumanEval+ holds 120,000 of them, and a map apiece tripled
+/// their memory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct CallCase {
+    /// A JSON list of arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<serde_json::Value>,
+    /// A Python literal of the argument list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_py: Option<String>,
+    /// Base64 of CPython marshal data of the argument list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_m: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_py: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_m: Option<String>,
+    /// The harness's `value_digest` of the expected value, with a short head
+    /// of it for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_head: Option<String>,
+    /// Ask the program's run for its answer's digest (set with `expected_digest`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest: bool,
+}
+
+impl CallCase {
+    /// The case as a compute run gets it: the inputs, never the expectation.
+    pub fn inputs_only(&self) -> CallCase {
+        CallCase {
+            args: self.args.clone(),
+            args_py: self.args_py.clone(),
+            args_m: self.args_m.clone(),
+            digest: self.digest,
+            ..CallCase::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

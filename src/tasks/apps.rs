@@ -5,7 +5,7 @@
 
 use super::data::{jsonl, read_text};
 use super::{Source, Suite, Task, TaskError};
-use crate::sandbox::request::{CallRule, CallSpec, IoCase, StdoutRule};
+use crate::sandbox::request::{CallCase, CallRule, CallSpec, IoCase, StdoutRule};
 use crate::sandbox::{Guard, Limits, TestSpec};
 use serde_json::Value;
 use std::path::Path;
@@ -106,7 +106,11 @@ fn tests_from_io(io: &Value, starter: &str) -> Result<TestSpec, String> {
                 .iter()
                 .zip(outputs)
                 .map(|(i, o)| match i {
-                    Value::Array(_) => Ok(serde_json::json!({"args": i, "expected": o})),
+                    Value::Array(_) => Ok(CallCase {
+                        args: Some(i.clone()),
+                        expected: Some(o.clone()),
+                        ..CallCase::default()
+                    }),
                     _ => Err("a call-based input is not an argument list".to_string()),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -304,9 +308,11 @@ pub fn load_selected(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError>
                     cases: pairs
                         .iter()
                         .map(|(i, o)| match i {
-                            Value::String(s) => {
-                                Ok(serde_json::json!({"args_py": s, "expected": o}))
-                            }
+                            Value::String(s) => Ok(CallCase {
+                                args_py: Some(s.clone()),
+                                expected: Some(o.clone()),
+                                ..CallCase::default()
+                            }),
                             _ => Err(bad("a call-based input is not a literal string")),
                         })
                         .collect::<Result<_, _>>()?,

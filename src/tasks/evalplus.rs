@@ -6,7 +6,7 @@
 use super::data::{field_str, jsonl, read_text};
 use super::groundtruth::{Expected, GroundTruth, GtCase};
 use super::{Format, Source, Suite, Task, TaskError};
-use crate::sandbox::request::{CallRule, CallSpec};
+use crate::sandbox::request::{CallCase, CallRule, CallSpec};
 use crate::sandbox::{Guard, Limits, TestSpec};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -154,11 +154,19 @@ fn suite(name: &str, rec: &Record, format: Format, cases: Vec<GtCase>, skipped: 
     let cases = cases
         .into_iter()
         .map(|c| match c.expected {
-            Expected::Value(e) => serde_json::json!({"args_m": c.args, "expected_m": e}),
+            Expected::Value(e) => CallCase {
+                args_m: Some(c.args),
+                expected_m: Some(e),
+                ..CallCase::default()
+            },
             // `digest` asks the program's run for its answer's digest.
-            Expected::Digest { digest, head } => serde_json::json!({
-                "args_m": c.args, "expected_digest": digest, "expected_head": head, "digest": true,
-            }),
+            Expected::Digest { digest, head } => CallCase {
+                args_m: Some(c.args),
+                expected_digest: Some(digest),
+                expected_head: Some(head),
+                digest: true,
+                ..CallCase::default()
+            },
         })
         .collect();
     let skipped = if skipped > 0 {
