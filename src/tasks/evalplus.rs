@@ -3,7 +3,7 @@
 //! `base` and `plus` as two sandbox runs (evalplus uses two processes), each a
 //! Call spec with evalplus' comparison, per-input limits and fast-fail.
 
-use super::data::{field_str, jsonl, read_text};
+use super::data::{field_str, read_text};
 use super::groundtruth::{Expected, GroundTruth, GtCase};
 use super::{Format, Source, Suite, Task, TaskError};
 use crate::sandbox::request::{CallCase, CallRule, CallSpec};
@@ -84,11 +84,53 @@ impl Record {
     }
 }
 
+/// One line's fields, the input lists only checked for their shape (they
+/// stay text: the ground-truth script reads them in Python). Parsed as JSON
+/// trees, HumanEval+'s 7.7 MB of inputs held over 100 MiB at once.
+fn fields(
+    path: &Path,
+    line: usize,
+    text: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, TaskError> {
+    let raw: std::collections::HashMap<String, &serde_json::value::RawValue> =
+        serde_json::from_str(text)
+            .map_err(|e| TaskError::malformed(path, line, format!("invalid JSON object: {e}")))?;
+    let mut m = serde_json::Map::new();
+    for (key, value) in raw {
+        let v = if key == "base_input" || key == "plus_input" {
+            let t = value.get().trim();
+            // A stand-in with the shape: a list, `{}`, or anything else.
+            if t.starts_with('[') {
+                serde_json::Value::Array(Vec::new())
+            } else if t
+                .strip_prefix('{')
+                .and_then(|r| r.strip_suffix('}'))
+                .is_some_and(|r| r.trim().is_empty())
+            {
+                serde_json::Value::Object(serde_json::Map::new())
+            } else {
+                serde_json::Value::Null
+            }
+        } else {
+            serde_json::from_str(value.get())
+                .map_err(|e| TaskError::malformed(path, line, format!("field '{key}': {e}")))?
+        };
+        m.insert(key, v);
+    }
+    Ok(m)
+}
+
 /// Read and check every record (inputs stay JSON; ground truth evaluates them).
 pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
     let text = read_text(path)?;
     let mut out = Vec::new();
-    for (line, m) in jsonl(path, &text)? {
+    for (i, raw_line) in text.lines().enumerate() {
+        if raw_line.trim().is_empty() {
+            continue;
+        }
+        let line = i + 1;
+        let raw = super::data::nonstandard_floats(raw_line);
+        let m = fields(path, line, &raw)?;
         for key in ["base_input", "plus_input"] {
             match m.get(key) {
                 Some(serde_json::Value::Array(_)) => {}
@@ -127,8 +169,7 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
             prompt: field_str(path, line, &m, "prompt")?.to_string(),
             entry_point: field_str(path, line, &m, "entry_point")?.to_string(),
             canonical_solution: field_str(path, line, &m, "canonical_solution")?.to_string(),
-            raw: super::data::nonstandard_floats(text.lines().nth(line - 1).unwrap_or_default())
-                .into_owned(),
+            raw: raw.into_owned(),
             atol,
             // The Mini variant has no original tests.
             original_tests: match m.get(tests_key) {
@@ -267,4 +308,53 @@ pub fn build(
         });
     }
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_lines(lines: &[&str]) -> Result<Vec<Record>, TaskError> {
+        let dir = tempfile::tempdir().map_err(|e| TaskError::io(Path::new("."), e))?;
+        let path = dir.path().join("plus.jsonl");
+        std::fs::write(&path, lines.join("\n")).map_err(|e| TaskError::io(&path, e))?;
+        read(&path, Format::EvalplusHumanEval)
+    }
+
+    const GOOD: &str = r#"{"task_id": "T/0", "prompt": "def f(x):\n", "entry_point": "f", "canonical_solution": "    return x\n", "base_input": [[1], [NaN]], "plus_input": {}, "atol": 0, "test": "def check(c): pass"}"#;
+
+    #[test]
+    fn inputs_stay_text_and_only_their_shape_is_checked() -> Result<(), TaskError> {
+        let r = read_lines(&["", GOOD])?;
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].line, 2);
+        assert!(
+            r[0].raw.contains("[[1], [\"\\u0001sr:nan\"]]"),
+            "{}",
+            r[0].raw
+        );
+        assert_eq!(r[0].original_tests, "def check(c): pass");
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_line_names_its_file_line_and_field() {
+        let not_list = GOOD.replace(r#""plus_input": {}"#, r#""plus_input": 3"#);
+        let missing = GOOD.replace(r#""base_input": [[1], [NaN]], "#, "");
+        for (line, reason) in [
+            (not_list.as_str(), "field 'plus_input' is not a list"),
+            (missing.as_str(), "missing field 'base_input'"),
+            ("[1, 2]", "invalid JSON object"),
+            ("{\"task_id\": ", "invalid JSON object"),
+        ] {
+            match read_lines(&[GOOD, line]) {
+                Err(TaskError::Malformed {
+                    line: 2, reason: r, ..
+                }) => {
+                    assert!(r.contains(reason), "{r}")
+                }
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+    }
 }
