@@ -793,7 +793,7 @@ def value_digest(value):
         t = type(x)
         if t is complex and x.imag == 0:
             x, t = x.real, float
-        if t is float and x == x and x - x == 0 and x.is_integer():
+        if t is float and x.is_integer():  # never nan or inf
             x, t = int(x), int
         if x is None:
             h.update(b"N")
@@ -1466,26 +1466,26 @@ class Runner:
                 return
             limit = limits[i] if i < len(limits) else self.test_timeout
             t0 = time.perf_counter()
+            returned = None
             self._timer(limit)
             try:
                 # `args` is loaded afresh for this call alone and shares
                 # nothing mutable (evalplus deep-copies its inputs for that).
                 result = target(*args)
-                elapsed = time.perf_counter() - t0
-                # Writing the answer down is ours, not the call's time (a
-                # digest of Mbpp/255's 1.6M tuples takes seconds).
-                self._untimer()
+                returned = time.perf_counter()
+                # The call's time ends when it returns: writing its answer
+                # down is not counted, though it stays under the timer (a
+                # generator or a repr runs the program's code).
                 answer = _digest_answer(result) if case.get("digest") else _answer(result)
             except TestTimeout:
                 answer = _TIMED_OUT
-                elapsed = time.perf_counter() - t0
             except OutputLimit:
                 raise
             except BaseException as e:
-                elapsed = time.perf_counter() - t0
                 answer = self._raised(e)
             finally:
                 self._untimer()
+            elapsed = (returned or time.perf_counter()) - t0
             slow = bool(limit) and elapsed > limit
             if slow:
                 # Without signals (wasm) a slow call cannot be interrupted, only judged.
