@@ -134,20 +134,25 @@ impl Scorer {
             .is_ok_and(|h| h.get(&key).is_some_and(|n| *n >= SLOW_RUNS))
     }
 
-    /// Why `suite` goes to the jail before any run: its reference solution
-    /// alone, at the fast sandbox's [`crate::tasks::slowdown`], would run past
-    /// the budget (a wasted run there first would cost the budget again).
-    fn heavy_reference(&self, suite: &Suite) -> Option<String> {
+    /// Why suite `key` goes to the jail before any run in the fast sandbox,
+    /// if it does: its reference solution alone, at the fast sandbox's
+    /// [`crate::tasks::slowdown`], would run past the budget, or earlier
+    /// programs did (either way a run there first would waste the budget).
+    fn jail_first(&self, key: u64, suite: &Suite) -> Option<String> {
         let budget = self.budget?;
-        let native = suite.reference_time?;
-        let in_wasm = native.mul_f64(crate::tasks::slowdown(SandboxKind::Wasm));
-        (in_wasm > budget).then(|| {
-            format!(
-                "compute-heavy suite: its reference solution computes for {} ms natively, about {} ms in the fast sandbox, past its {} ms budget",
-                native.as_millis(),
-                in_wasm.as_millis(),
-                budget.as_millis()
-            )
+        if let Some(native) = suite.reference_time {
+            let in_wasm = native.mul_f64(crate::tasks::slowdown(SandboxKind::Wasm));
+            if in_wasm > budget {
+                return Some(format!(
+                    "compute-heavy suite: its reference solution computes for {} ms natively, about {} ms in the fast sandbox, past its {} ms budget",
+                    native.as_millis(),
+                    in_wasm.as_millis(),
+                    budget.as_millis()
+                ));
+            }
+        }
+        self.is_heavy(key).then(|| {
+            "compute-heavy suite: earlier programs ran past the fast sandbox's budget".to_string()
         })
     }
 
@@ -207,22 +212,8 @@ impl Scorer {
         route: Option<u64>,
     ) -> (SuiteResult, Outcome) {
         let key = route.filter(|_| self.routing());
-        if key.is_some()
-            && let Some(why) = self.heavy_reference(suite)
+        if let Some(why) = key.and_then(|k| self.jail_first(k, suite))
             && let Some(judged) = self.in_jail(suite, program, None, &why).await
-        {
-            return judged;
-        }
-        if let Some(k) = key
-            && self.is_heavy(k)
-            && let Some(judged) = self
-                .in_jail(
-                    suite,
-                    program,
-                    None,
-                    "compute-heavy suite: earlier programs ran past the fast sandbox's budget",
-                )
-                .await
         {
             return judged;
         }
