@@ -84,40 +84,43 @@ impl Record {
     }
 }
 
-/// One line's fields, the input lists only checked for their shape (they
-/// stay text: the ground-truth script reads them in Python). Parsed as JSON
-/// trees, HumanEval+'s 7.7 MB of inputs held over 100 MiB at once.
+/// The inputs' fields: checked for their shape only, never parsed. They stay
+/// text (the ground-truth script reads them in Python); as JSON trees,
+/// HumanEval+'s 7.7 MB of inputs held over 100 MiB at once.
+const INPUTS: [&str; 2] = ["base_input", "plus_input"];
+
+/// One line's fields but the inputs, whose shape is checked: a list, or
+/// `{}` (MBPP+ v0.2.0 stores Mbpp/793's empty plus inputs so).
 fn fields(
     path: &Path,
     line: usize,
     text: &str,
 ) -> Result<serde_json::Map<String, serde_json::Value>, TaskError> {
+    let bad = |reason: String| TaskError::malformed(path, line, reason);
     let raw: std::collections::HashMap<String, &serde_json::value::RawValue> =
-        serde_json::from_str(text)
-            .map_err(|e| TaskError::malformed(path, line, format!("invalid JSON object: {e}")))?;
-    let mut m = serde_json::Map::new();
-    for (key, value) in raw {
-        let v = if key == "base_input" || key == "plus_input" {
-            let t = value.get().trim();
-            // A stand-in with the shape: a list, `{}`, or anything else.
-            if t.starts_with('[') {
-                serde_json::Value::Array(Vec::new())
-            } else if t
-                .strip_prefix('{')
-                .and_then(|r| r.strip_suffix('}'))
-                .is_some_and(|r| r.trim().is_empty())
-            {
-                serde_json::Value::Object(serde_json::Map::new())
-            } else {
-                serde_json::Value::Null
-            }
-        } else {
-            serde_json::from_str(value.get())
-                .map_err(|e| TaskError::malformed(path, line, format!("field '{key}': {e}")))?
-        };
-        m.insert(key, v);
+        serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON object: {e}")))?;
+    for key in INPUTS {
+        let t = raw
+            .get(key)
+            .ok_or_else(|| bad(format!("missing field '{key}'")))?
+            .get()
+            .trim();
+        let empty_object = t
+            .strip_prefix('{')
+            .and_then(|r| r.strip_suffix('}'))
+            .is_some_and(|r| r.trim().is_empty());
+        if !t.starts_with('[') && !empty_object {
+            return Err(bad(format!("field '{key}' is not a list")));
+        }
     }
-    Ok(m)
+    raw.into_iter()
+        .filter(|(key, _)| !INPUTS.contains(&key.as_str()))
+        .map(|(key, value)| {
+            let v = serde_json::from_str(value.get())
+                .map_err(|e| bad(format!("field '{key}': {e}")))?;
+            Ok((key, v))
+        })
+        .collect()
 }
 
 /// Read and check every record (inputs stay JSON; ground truth evaluates them).
@@ -131,27 +134,6 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
         let line = i + 1;
         let raw = super::data::nonstandard_floats(raw_line);
         let m = fields(path, line, &raw)?;
-        for key in ["base_input", "plus_input"] {
-            match m.get(key) {
-                Some(serde_json::Value::Array(_)) => {}
-                // MBPP+ v0.2.0 stores Mbpp/793's empty plus inputs as `{}`.
-                Some(serde_json::Value::Object(o)) if o.is_empty() => {}
-                Some(_) => {
-                    return Err(TaskError::malformed(
-                        path,
-                        line,
-                        format!("field '{key}' is not a list"),
-                    ));
-                }
-                None => {
-                    return Err(TaskError::malformed(
-                        path,
-                        line,
-                        format!("missing field '{key}'"),
-                    ));
-                }
-            }
-        }
         let atol = match m.get("atol") {
             Some(v) => v
                 .as_f64()

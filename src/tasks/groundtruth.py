@@ -168,8 +168,8 @@ def literal(v, cap=CAP):
 
 
 def data(value):
-    """`value` as base64 of marshal data, which the harness loads ~20x faster
-    than it evaluates a literal. `value` comes from evaluating a literal, so
+    """`value` as base64 of marshal data, which the harness loads several
+    times faster than it evaluates a literal. `value` comes from evaluating a literal, so
     it shares no mutable parts, as evalplus' inputs (fresh from JSON) do not."""
     return binascii.b2a_base64(marshal.dumps(value, 4), newline=False).decode()
 
@@ -207,7 +207,7 @@ def main():
                     else:
                         exp = {"digest": harness["value_digest"](res), "head": harness["value_head"](res)}
                 except TooBig:
-                    skipped.append("%s input %d: expected output over %d bytes" % (part, i, CAP))
+                    skipped.append("%s input %d: expected output over %d bytes, with no digest" % (part, i, CAP))
                     continue
             except NoLiteral as e:
                 raise NoLiteral("%s input %d: %s" % (part, i, e))
