@@ -106,9 +106,9 @@ pub struct CallSpec {
 }
 
 /// One call of a [`CallSpec`]: its arguments in one of three forms, and its
-/// expected value in one of three forms or as a digest. Typed rather than a
-/// JSON object: HumanEval+ holds 120,000 of them, and a map apiece tripled
-/// their memory.
+/// expected value in one of three forms or as a digest. Typed, so that what
+/// a compute run may see ([`CallCase::inputs_only`]) is a field list, not a
+/// key prefix.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 pub struct CallCase {
     /// A JSON list of arguments.

@@ -44,8 +44,7 @@ fn config() -> Config {
         .max_core_instance_size(4 << 20)
         // Reused slots keep their first 16 MiB resident (zeroed/reset, not
         // unmapped): this avoids copy-on-write faults and TLB shootdowns on
-        // every run. 64 MiB was no faster and kept that much per slot used
-        // (HumanEval+ peaked at 345 MiB; see docs/performance.md).
+        // every run. 64 MiB was no faster (docs/performance.md).
         .linear_memory_keep_resident(16 << 20)
         .table_keep_resident(1 << 20);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
