@@ -124,6 +124,8 @@ pub struct Plan {
     /// namespace's pid 1 when a byte arrives or the host's end closes.
     pub kill_fd: Option<libc::c_int>,
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    /// `cgroup.procs` of the run's own pids cgroup, joined first thing.
+    pub pids_cgroup: Option<CString>,
     pub landlock: bool,
     pub ro_paths: Vec<PathBuf>,
     pub rw_files: Vec<PathBuf>,
@@ -331,6 +333,15 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
         "all dropped: bounding, effective, permitted, inheritable, ambient; root gains none on exec",
     ));
     let nproc = plan.rlimits.iter().any(|(r, _)| *r == libc::RLIMIT_NPROC);
+    if s.root && plan.uid.is_none() {
+        v.push(match super::cgroup::base() {
+            Ok(_) => Layer::on(
+                "pids-cgroup",
+                "the run's own pids cgroup caps its tasks (the kernel never applies RLIMIT_NPROC to uid 0)",
+            ),
+            Err(e) => Layer::off("pids-cgroup", e.clone()),
+        });
+    }
     v.push(Layer::on(
         "rlimits",
         if nproc {
@@ -497,6 +508,14 @@ pub unsafe fn apply(plan: &Plan) -> io::Result<()> {
         // and kills on timeout; the intermediate leaves it (below) so that it
         // survives the kill, reaps pid 1, and no zombie is left behind.
         let parent_group = libc::getpgrp();
+        if let Some(procs) = &plan.pids_cgroup {
+            // Before anything forks, so that every task of the run counts.
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            check(fd.min(0), "open the run's pids cgroup")?;
+            let n = libc::write(fd, c"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            check(if n == 1 { 0 } else { -1 }, "join the run's pids cgroup")?;
+        }
         check(libc::setpgid(0, 0), "setpgid")?;
         if plan.ns_flags != 0 {
             check(libc::unshare(plan.ns_flags), "unshare")?;

@@ -2,6 +2,7 @@
 //! command), in fresh namespaces with rlimits, a dedicated uid, Landlock and
 //! seccomp. A timeout kills the whole process group and pid namespace.
 
+mod cgroup;
 mod forkserver;
 pub mod layers;
 
@@ -265,6 +266,8 @@ struct Prepared {
     lent: Option<u32>,
     /// The run's dedicated uid, held until the run is over.
     _lease: Option<UidLease>,
+    /// The run's pids cgroup (kept-uid runs as root), removed after it.
+    _pids_cgroup: Option<cgroup::PidsCgroup>,
 }
 
 /// Reads the harness's code object from the head of stdin (a length line,
@@ -377,6 +380,7 @@ impl ProcessSandbox {
             hide,
             kill_fd: None,
             rlimits: Vec::new(),
+            pids_cgroup: None,
             landlock: s.landlock_abi.is_ok(),
             ro_paths: ro,
             rw_files: ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
@@ -431,18 +435,34 @@ impl ProcessSandbox {
         // run; in a user namespace (Linux >= 5.14) the count is per
         // namespace. Only a caller with neither would count its own
         // processes outside the run, so it goes without. (The kernel never
-        // applies RLIMIT_NPROC to uid 0 itself: a kept-uid run as root is
-        // bounded by its pid namespace and the CPU and memory limits.)
+        // applies RLIMIT_NPROC to uid 0 itself: a kept-uid run as root gets
+        // a pids cgroup of its own instead, where the machine has one.)
         if plan.uid.is_some() || plan.user_ns || self.support.root {
             plan.rlimits.push((libc::RLIMIT_NPROC, self.cfg.nproc));
         }
+        let mut layers = layers::describe(&plan, self.support);
+        let pids_cgroup = if self.support.root && plan.uid.is_none() {
+            // Its pid-1 supervisor is a task of the run too.
+            match cgroup::PidsCgroup::new(self.cfg.nproc + 1) {
+                Ok(cg) => {
+                    plan.pids_cgroup = Some(cg.procs().clone());
+                    Some(cg)
+                }
+                Err(e) => {
+                    layers.retain(|l| l.name != "pids-cgroup");
+                    layers.push(Layer::off("pids-cgroup", e));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // Without a private tmpfs the work dir itself must belong to the run's
         // uid; it is given back to the caller when the run ends.
         let lent = plan.tmpfs_bytes.is_none().then_some(plan.uid).flatten();
         if let Some(uid) = lent {
             chown_tree(&workdir, uid, uid)?;
         }
-        let layers = layers::describe(&plan, self.support);
         Ok(Prepared {
             plan,
             layers,
@@ -450,6 +470,7 @@ impl ProcessSandbox {
             workdir,
             lent,
             _lease: lease,
+            _pids_cgroup: pids_cgroup,
         })
     }
 
@@ -475,6 +496,7 @@ impl ProcessSandbox {
             workdir,
             lent,
             _lease,
+            _pids_cgroup,
         } = self.prepare(spec.workdir.as_deref(), &spec.limits)?;
         // The intermediate kills pid 1 (and so the namespace) on a byte here.
         let (kill_r, mut kill_w) =

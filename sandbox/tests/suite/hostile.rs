@@ -978,6 +978,75 @@ async fn the_kept_uid_jail_has_no_capabilities() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n64\n");
 }
 
+/// The kernel never applies RLIMIT_NPROC to uid 0, so a kept-uid run as
+/// root gets a pids cgroup of its own. Judged from the host: while the run
+/// tries to start 200 sleepers, at most `nproc` of them exist, and none
+/// outlives the run. A few do start (positive control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kept_uid_jail_caps_its_processes() {
+    let _one = common::PROCESS_JAIL.lock().await;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the kept uid is root's only when running as root");
+        return;
+    }
+    let sb = Arc::new(
+        ProcessSandbox::new(ProcessConfig {
+            keep_uid: true,
+            nproc: 32,
+            ..ProcessConfig::default()
+        })
+        .unwrap(),
+    );
+    let layer = sb
+        .layers_preview()
+        .into_iter()
+        .find(|l| l.name == "pids-cgroup")
+        .expect("a pids-cgroup layer for a kept-uid run as root");
+    if !layer.active {
+        eprintln!("skipped: {}", layer.detail);
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let script = "import subprocess, time\nn = 0\nfor i in range(200):\n    try:\n        subprocess.Popen(['/bin/sleep', '31.25'])\n        n += 1\n    except OSError:\n        pass\nopen('spawned', 'w').write(str(n))\ntime.sleep(30)\n";
+    let mut spec = sh(
+        "exec /usr/bin/python3 -c \"$SCRIPT\"",
+        work.path(),
+        Duration::from_secs(15),
+    );
+    spec.env.push(("SCRIPT".into(), script.into()));
+    let run = tokio::spawn({
+        let sb = sb.clone();
+        async move { sb.exec(spec).await.unwrap() }
+    });
+    let sleepers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"/bin/sleep\x0031.25\x00")
+            })
+            .count()
+    };
+    let spawned = work.path().join("spawned");
+    let mut most = 0;
+    for _ in 0..300 {
+        most = most.max(sleepers());
+        if spawned.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    most = most.max(sleepers());
+    assert!(spawned.exists(), "the run never finished spawning");
+    assert!(most > 0, "no sleeper ever started");
+    assert!(most <= 32, "{most} sleepers at once under a cap of 32");
+    let out = run.await.unwrap();
+    assert!(out.timed_out);
+    assert!(out.layers.iter().any(|l| l.name == "pids-cgroup" && l.active));
+    assert_eq!(sleepers(), 0, "sleepers outlived the run");
+}
+
 /// Concurrent runs each lease a uid of their own (an flock per uid, which
 /// every selfrepair process honours), inside the sandbox uid range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
