@@ -115,7 +115,10 @@ fn find() -> Result<(PathBuf, bool), String> {
         })
     };
     let join = |(root, point): (String, String), path: String| {
-        let rel = path.strip_prefix(&root).unwrap_or(&path).trim_start_matches('/');
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap_or(&path)
+            .trim_start_matches('/');
         PathBuf::from(point).join(rel)
     };
     if let (Some(path), Some(m)) = (

@@ -7,6 +7,7 @@
 
 pub mod fast;
 pub mod full;
+mod tmpfs;
 
 use crate::error::SandboxError;
 use crate::outcome::Layer;
@@ -160,12 +161,11 @@ pub async fn compile_cached<T: Send + 'static>(
 pub const TMP_BYTES: u64 = 64 << 20;
 pub const TMP_INODES: u64 = 16 << 10;
 
-/// A wasm run's preopened /tmp. As root, a private tmpfs that exists only
-/// as a file descriptor (fsopen/fsmount, never attached to any mount
-/// namespace): capped in bytes and inodes, with no host path, and gone with
-/// its last descriptor on every exit path, `kill -9` included. Elsewhere a
-/// host temp dir under a per-process parent that the next start sweeps if
-/// this process died without removing it (no byte cap there).
+/// A wasm run's preopened /tmp: a private tmpfs that exists only as a file
+/// descriptor (see [`tmpfs`]), made by root directly and by anyone else in
+/// a user namespace. Where neither can mount (Linux < 5.2, user namespaces
+/// off), a host temp dir under a per-process parent that the next start
+/// sweeps if this process died without removing it (no byte cap there).
 pub enum RunTmp {
     Private(std::os::fd::OwnedFd),
     Host(tempfile::TempDir),
@@ -173,9 +173,8 @@ pub enum RunTmp {
 
 impl RunTmp {
     pub fn new() -> std::io::Result<RunTmp> {
-        static PRIVATE: OnceLock<bool> = OnceLock::new();
-        if *PRIVATE.get_or_init(|| private_tmpfs().is_ok())
-            && let Ok(fd) = private_tmpfs()
+        if private_tmp_works()
+            && let Ok(fd) = tmpfs::make(TMP_BYTES, TMP_INODES)
         {
             return Ok(RunTmp::Private(fd));
         }
@@ -200,66 +199,10 @@ impl RunTmp {
     }
 }
 
-/// A new detached tmpfs (needs CAP_SYS_ADMIN and Linux >= 5.2).
-fn private_tmpfs() -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    const FSOPEN_CLOEXEC: libc::c_uint = 1;
-    const FSCONFIG_SET_STRING: libc::c_uint = 1;
-    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    const MOUNT_ATTR_NOSUID: libc::c_uint = 2;
-    const MOUNT_ATTR_NODEV: libc::c_uint = 4;
-    const MOUNT_ATTR_NOEXEC: libc::c_uint = 8;
-    let err = std::io::Error::last_os_error;
-    // SAFETY: plain syscalls on C strings that outlive them; fds are owned below.
-    unsafe {
-        let fs = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC);
-        if fs < 0 {
-            return Err(err());
-        }
-        let fs = std::os::fd::OwnedFd::from_raw_fd(fs as i32);
-        use std::os::fd::AsRawFd;
-        let bytes = std::ffi::CString::new(TMP_BYTES.to_string()).unwrap_or_default();
-        let inodes = std::ffi::CString::new(TMP_INODES.to_string()).unwrap_or_default();
-        for (k, v) in [
-            (c"size", bytes.as_c_str()),
-            (c"nr_inodes", inodes.as_c_str()),
-            (c"mode", c"0777"),
-        ] {
-            if libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                FSCONFIG_SET_STRING,
-                k.as_ptr(),
-                v.as_ptr(),
-                0,
-            ) < 0
-            {
-                return Err(err());
-            }
-        }
-        if libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_char>(),
-            0,
-        ) < 0
-        {
-            return Err(err());
-        }
-        let mnt = libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        );
-        if mnt < 0 {
-            return Err(err());
-        }
-        Ok(std::os::fd::OwnedFd::from_raw_fd(mnt as i32))
-    }
+/// Whether this process can make private tmpfs mounts (tried once).
+fn private_tmp_works() -> bool {
+    static PRIVATE: OnceLock<bool> = OnceLock::new();
+    *PRIVATE.get_or_init(|| tmpfs::make(TMP_BYTES, TMP_INODES).is_ok())
 }
 
 /// `$TMPDIR/selfrepair-wasm-<pid>`: this process's wasm temp dirs. On first
@@ -338,7 +281,11 @@ pub fn wasm_layers(memory_mb: u64) -> Vec<Layer> {
         Layer::on("no-network", "no sockets are granted"),
         Layer::on(
             "filesystem",
-            "one preopened temp dir (as root: a private 64 MiB, 16384-inode tmpfs with no host path), nothing else",
+            if private_tmp_works() {
+                "one preopened temp dir, a private 64 MiB, 16384-inode tmpfs with no host path; nothing else"
+            } else {
+                "one preopened host temp dir (no byte cap: this kernel lets selfrepair mount no private tmpfs); nothing else"
+            },
         ),
         Layer::on("env", "empty environment"),
         Layer::on("memory", format!("{memory_mb} MiB linear memory")),

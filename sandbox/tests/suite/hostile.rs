@@ -1024,7 +1024,8 @@ async fn the_kept_uid_jail_caps_its_processes() {
             .unwrap()
             .flatten()
             .filter(|e| {
-                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"/bin/sleep\x0031.25\x00")
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == b"/bin/sleep\x0031.25\x00")
             })
             .count()
     };
@@ -1043,7 +1044,11 @@ async fn the_kept_uid_jail_caps_its_processes() {
     assert!(most <= 32, "{most} sleepers at once under a cap of 32");
     let out = run.await.unwrap();
     assert!(out.timed_out);
-    assert!(out.layers.iter().any(|l| l.name == "pids-cgroup" && l.active));
+    assert!(
+        out.layers
+            .iter()
+            .any(|l| l.name == "pids-cgroup" && l.active)
+    );
     assert_eq!(sleepers(), 0, "sleepers outlived the run");
 }
 
@@ -1085,6 +1090,98 @@ fn find_named(dir: &Path, name: &str, depth: usize, out: &mut Vec<std::path::Pat
             find_named(&p, name, depth - 1, out);
         }
     }
+}
+
+/// A wasm run's /tmp is a private tmpfs for every caller, not only root:
+/// another uid gets one through a user namespace. Judged by the probe's
+/// writes: they stop at the 64 MiB cap, and the host's temp dir holds
+/// nothing of them.
+#[test]
+fn wasm_tmp_is_private_for_every_caller() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: becoming another uid needs root");
+        return;
+    }
+    let host_tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(host_tmp.path(), Some(65534), Some(65534)).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "suite::hostile::wasm_tmp_probe",
+            "--ignored",
+            "--nocapture",
+        ])
+        .args(["--test-threads", "1"])
+        .env("TMPDIR", host_tmp.path())
+        .uid(65534)
+        .gid(65534)
+        .output();
+    let out = match out {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("skipped: uid 65534 cannot run this test binary: {e}");
+            return;
+        }
+        r => r.unwrap(),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("PROBE ").map(|(_, r)| r))
+        .unwrap_or_else(|| {
+            panic!(
+                "no probe report: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    if line.contains("private=false") {
+        // Only a machine that gives other uids no user namespace may say so.
+        let userns = std::process::Command::new("unshare")
+            .args(["-Urm", "true"])
+            .uid(65534)
+            .gid(65534)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(!userns, "user namespaces work, yet no private /tmp: {line}");
+        eprintln!("skipped: no user namespaces for other uids here");
+        return;
+    }
+    let wrote: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("wrote="))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(wrote <= 64 << 20, "wrote {wrote} bytes: {line}");
+    assert!(
+        wrote >= 60 << 20,
+        "the cap is 64 MiB, yet only {wrote} bytes: {line}"
+    );
+    let mut left = Vec::new();
+    find_named(host_tmp.path(), "probe-big", 4, &mut left);
+    assert!(left.is_empty(), "left on the host: {left:?}");
+}
+
+/// Run by `wasm_tmp_is_private_for_every_caller` as another uid.
+#[test]
+#[ignore = "a probe that wasm_tmp_is_private_for_every_caller runs as another uid"]
+fn wasm_tmp_probe() {
+    use std::io::Write;
+    let tmp = selfrepair_sandbox::wasm::RunTmp::new().unwrap();
+    let mut f = std::fs::File::create(tmp.path().join("probe-big")).unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    let mut wrote = 0u64;
+    for _ in 0..100 {
+        match f.write(&chunk) {
+            Ok(n) if n > 0 => wrote += n as u64,
+            _ => break,
+        }
+    }
+    println!(
+        "PROBE private={} wrote={wrote} path={}",
+        tmp.is_private(),
+        tmp.path().display()
+    );
 }
 
 /// The wasm sandboxes' /tmp is capped (64 MiB as root: a private tmpfs
