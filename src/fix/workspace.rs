@@ -19,7 +19,6 @@ use git2::{
 use serde::{Deserialize, Serialize};
 
 use super::FixError;
-use super::patch;
 use super::runner::SCRATCH_DIR;
 
 /// What a session is, saved in `<git dir>/selfrepair/<id>/session.json`.
@@ -1124,36 +1123,11 @@ pub fn apply(path: &Path, s: &SessionInfo, diff: &FinalDiff) -> Result<Vec<Strin
     Ok(writes.into_iter().map(|w| w.path).collect())
 }
 
-/// The fix's hunks replayed on a file the user changed since; `None` on conflict.
+/// The fix merged into a file the user changed since (a three-way merge
+/// with the session's starting text as the base); `None` on conflict.
 fn rebase_change(f: &FileChange, current: Option<&str>) -> Option<String> {
     let (old, new, current) = (f.old.as_deref()?, f.new.as_deref()?, current?);
-    let edits = hunks_as_edits(&f.path, old, new);
-    patch::apply(&edits, true, |_| Some(current.to_string()))
-        .ok()?
-        .remove(&f.path)
-}
-
-/// Changed line runs of old → new as search/replace edits with one line of context.
-fn hunks_as_edits(path: &str, old: &str, new: &str) -> Vec<patch::Edit> {
-    let a: Vec<&str> = old.split_inclusive('\n').collect();
-    let b: Vec<&str> = new.split_inclusive('\n').collect();
-    let pre = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let suf = a[pre..]
-        .iter()
-        .rev()
-        .zip(b[pre..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let lo = pre.saturating_sub(1);
-    let (ahi, bhi) = (
-        (a.len() - suf + 1).min(a.len()),
-        (b.len() - suf + 1).min(b.len()),
-    );
-    vec![patch::Edit {
-        file: path.to_string(),
-        search: a[lo..ahi].concat(),
-        replace: b[lo..bhi].concat(),
-    }]
+    diffy::merge(old, current, new).ok()
 }
 
 fn write_changes(
@@ -1475,6 +1449,21 @@ mod tests {
             Some("x\na\nb\nC\nd\ne\n")
         );
         assert_eq!(rebase_change(&f, Some("a\nb\nzz\nd\ne\n")), None);
+        // A user edit between two changed regions is kept, not a conflict.
+        let f = FileChange {
+            path: "a.py".into(),
+            old: Some("a\nb\nc\nd\ne\nf\ng\n".into()),
+            new: Some("a\nB\nc\nd\ne\nF\ng\n".into()),
+        };
+        assert_eq!(
+            rebase_change(&f, Some("a\nb\nc\nD\ne\nf\ng\n")).as_deref(),
+            Some("a\nB\nc\nD\ne\nF\ng\n")
+        );
+        // The same change made by both sides is no conflict either.
+        assert_eq!(
+            rebase_change(&f, Some("a\nB\nc\nd\ne\nf\ng\n")).as_deref(),
+            Some("a\nB\nc\nd\ne\nF\ng\n")
+        );
     }
 
     #[test]
