@@ -720,23 +720,16 @@ fn big_untracked(
 /// [`UNTRACKED_DIR_BYTES`] bytes (links not followed; stops at the cap).
 fn exceeds_caps(dir: &Path) -> bool {
     let (mut files, mut bytes) = (0usize, 0u64);
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                files += 1;
-                bytes += m.len();
-                if files > UNTRACKED_DIR_FILES || bytes > UNTRACKED_DIR_BYTES {
-                    return true;
-                }
+    let walk = ignore::WalkBuilder::new(dir)
+        .standard_filters(false)
+        .follow_links(false)
+        .build();
+    for e in walk.flatten() {
+        if e.file_type().is_some_and(|t| !t.is_dir()) {
+            files += 1;
+            bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+            if files > UNTRACKED_DIR_FILES || bytes > UNTRACKED_DIR_BYTES {
+                return true;
             }
         }
     }
@@ -918,19 +911,37 @@ fn snapshot_plain(dir: &Path, snap: &Path) -> Result<(), FixError> {
     Ok(())
 }
 
+/// Copy a plain directory's files (not its links) into `to`: what its own
+/// `.gitignore` and `.ignore` files leave in, and never the directories of
+/// [`NEVER_COPIED`] (dependency trees, build output, caches).
 fn copy_tree(from: &Path, to: &Path) -> Result<(), FixError> {
-    for entry in std::fs::read_dir(from).map_err(|e| FixError::io(from, e))? {
-        let entry = entry.map_err(|e| FixError::io(from, e))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let ft = entry.file_type().map_err(|e| FixError::io(&src, e))?;
-        if entry.file_name() == ".git" || ft.is_symlink() {
+    let walk = ignore::WalkBuilder::new(from)
+        .standard_filters(false)
+        .git_ignore(true)
+        .ignore(true)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(|e| {
+            e.depth() == 0
+                || !(e.file_type().is_some_and(|t| t.is_dir())
+                    && NEVER_COPIED.contains(&e.file_name().to_string_lossy().as_ref()))
+        })
+        .build();
+    for entry in walk {
+        let entry = entry.map_err(|e| FixError::io(from, std::io::Error::other(e.to_string())))?;
+        let src = entry.path();
+        let Ok(rel) = src.strip_prefix(from) else {
             continue;
-        }
-        if ft.is_dir() {
-            std::fs::create_dir_all(&dst).map_err(|e| FixError::io(&dst, e))?;
-            copy_tree(&src, &dst)?;
-        } else if ft.is_file() {
-            std::fs::copy(&src, &dst).map_err(|e| FixError::io(&src, e))?;
+        };
+        let dst = to.join(rel);
+        match entry.file_type() {
+            Some(t) if t.is_dir() => {
+                std::fs::create_dir_all(&dst).map_err(|e| FixError::io(&dst, e))?;
+            }
+            Some(t) if t.is_file() => {
+                std::fs::copy(src, &dst).map_err(|e| FixError::io(src, e))?;
+            }
+            _ => {}
         }
     }
     Ok(())

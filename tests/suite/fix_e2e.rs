@@ -556,6 +556,18 @@ async fn a_plain_directory_is_fixed_on_a_copy() {
     let home = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("inv");
     copy_tree(&example("py-inventory"), &dir);
+    // Dependency trees, build output and what the directory's own
+    // .gitignore leaves out are never snapshotted.
+    for junk in [
+        "node_modules/left-pad/index.js",
+        "target/debug/junk",
+        "notes/scratch.log",
+    ] {
+        let p = dir.join(junk);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "junk").unwrap();
+    }
+    std::fs::write(dir.join(".gitignore"), "*.log\n").unwrap();
     let before = snapshot(&dir);
     let out = bin()
         .arg("fix")
@@ -571,6 +583,18 @@ async fn a_plain_directory_is_fixed_on_a_copy() {
     );
     assert_eq!(snapshot(&dir), before);
     assert!(!dir.join(".git").exists());
+    let snap: Vec<String> = snapshot(&home.path().join("plain"))
+        .into_keys()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == ".git"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert!(snap.iter().any(|p| p.ends_with(STOCK)), "{snap:?}");
+    for junk in ["left-pad", "junk", "scratch.log"] {
+        assert!(
+            !snap.iter().any(|p| p.contains(junk)),
+            "{junk} snapshotted: {snap:?}"
+        );
+    }
     let diff = bin()
         .arg("diff")
         .arg(&dir)
