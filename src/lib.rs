@@ -6,6 +6,7 @@
 
 pub mod acp;
 pub mod append_log;
+pub mod choice;
 pub mod config;
 pub mod model;
 

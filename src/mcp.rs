@@ -225,9 +225,8 @@ impl SelfrepairMcp {
         if let Some(n) = a.max_attempts {
             opts.max_attempts = n.max(1);
         }
-        let repairer =
-            fix::choose::configured(&path, &crate::model::cli::ModelArgs::default(), false)
-                .map_err(|e| bad(e.to_string()))?;
+        let repairer = fix::choose::configured(&path, &crate::config::ModelFlags::default(), false)
+            .map_err(|e| bad(e.to_string()))?;
         // A session that cannot run is the tool's answer, in the words
         // `fix --json` uses, not a protocol error.
         let s = match session(opts, repairer).await {

@@ -170,14 +170,14 @@ pub(crate) async fn run(
         Intent::Fix { focus } => (focus, false),
         Intent::Explain { focus } => (focus, true),
     };
-    let repairer =
-        match fix::choose::configured(cwd, &crate::model::cli::ModelArgs::default(), false) {
-            Ok(r) => r,
-            Err(e) => {
-                up.say(format!("I cannot start: {e}"));
-                return StopReason::EndTurn.into();
-            }
-        };
+    let repairer = match fix::choose::configured(cwd, &crate::config::ModelFlags::default(), false)
+    {
+        Ok(r) => r,
+        Err(e) => {
+            up.say(format!("I cannot start: {e}"));
+            return StopReason::EndTurn.into();
+        }
+    };
     let repairer_name = fix::choose::describe(&repairer);
     let mut steps = vec![
         (

@@ -1,11 +1,11 @@
 //! `selfrepair bench DATASET --model M`: grow repair trees for a dataset's
 //! tasks into a run dir, then report pass@k / pass@t.
 
+use super::model_args::ModelArgs;
 use anyhow::{Context, bail};
 use selfrepair::engine::prompts::{PromptSet, Style};
 use selfrepair::engine::{Engine, Mode, RunConfig, RunDir, Shape, TaskResult, Visible};
 use selfrepair::eval::Scorer;
-use selfrepair::model::cli::ModelArgs;
 use selfrepair::model::{ModelSpec, open};
 use selfrepair::sandbox::{self, SandboxKind};
 use selfrepair::tasks::select::{parse_shard, select};
@@ -44,7 +44,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "NPxNFR")]
     pub frozen: Option<String>,
     /// batched: all initial programs, then repairs of the failures; sequential: depth first, stop at the first pass.
-    #[arg(long, value_enum, default_value = "batched")]
+    #[arg(long, value_parser = super::choice::<Mode>(), default_value = "batched")]
     pub mode: Mode,
     /// Tasks by 0-based index in the dataset: `0-19`, `3,7,10-12`.
     #[arg(long)]
@@ -64,7 +64,7 @@ pub struct BenchArgs {
     /// Load the prompt templates from DIR instead of the built-in ones.
     #[arg(long, value_name = "DIR")]
     pub prompts: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "chat")]
+    #[arg(long, value_parser = super::choice::<Style>(), default_value = "chat")]
     pub style: Style,
     /// Temperature of repairs and explanations (initial programs: --temperature, default 0.8).
     #[arg(long, default_value_t = 0.8)]
@@ -73,7 +73,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub feedback_tests: usize,
     /// protocol: MBPP shows 1 of 3 asserts, APPS the sample I/O; hidden: the hidden tests give feedback.
-    #[arg(long, value_enum, default_value = "protocol")]
+    #[arg(long, value_parser = super::choice::<Visible>(), default_value = "protocol")]
     pub visible: Visible,
     #[arg(long, default_value = "wasm")]
     pub sandbox: SandboxKind,
@@ -102,7 +102,7 @@ fn parse_frozen(s: &str) -> anyhow::Result<(u32, u32)> {
 pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::builtin()?;
     let ds = manifest.get(&a.dataset)?;
-    let cfg = selfrepair::config::load(std::path::Path::new("."), &a.model)
+    let cfg = selfrepair::config::load(std::path::Path::new("."), &a.model.flags())
         .context("reading the model configuration")?;
     let settings = cfg.model_settings().context(
         "bench needs a model: pass --model PROVIDER:MODEL (or set it in selfrepair.toml)",

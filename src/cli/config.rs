@@ -1,7 +1,7 @@
 //! `selfrepair config show`: the effective configuration and where each value came from.
 
+use super::model_args::ModelArgs;
 use anyhow::Context;
-use selfrepair::model::cli::ModelArgs;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -26,7 +26,7 @@ pub enum ConfigAction {
 pub async fn run(a: ConfigArgs) -> anyhow::Result<ExitCode> {
     match a.action {
         ConfigAction::Show { dir, model } => {
-            let cfg = selfrepair::config::load(&dir, &model)
+            let cfg = selfrepair::config::load(&dir, &model.flags())
                 .with_context(|| format!("reading the configuration for {}", dir.display()))?;
             print!("{}", selfrepair::config::render_config_show(&cfg));
         }

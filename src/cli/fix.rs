@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::model_args::ModelArgs;
 use anyhow::Context;
 use clap::Args;
 use selfrepair::fix::runner::{RunStatus, RunnerOptions};
@@ -12,7 +13,6 @@ use selfrepair::fix::workspace;
 use selfrepair::fix::{
     FixError, FixEvent, FixOptions, Outcome, Repairer, Session, Summary, cap_list,
 };
-use selfrepair::model::cli::ModelArgs;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -45,7 +45,7 @@ pub struct FixArgs {
     pub allow_test_edits: bool,
     /// How the model writes patches (default: whole functions for local
     /// models, SEARCH/REPLACE for the others).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::choice::<selfrepair::fix::EditFormat>())]
     pub edit_format: Option<selfrepair::fix::EditFormat>,
     /// Load the prompt templates from DIR (`fix/explain.txt`, `fix/patch.txt`,
     /// `fix/patch-function.txt`, as in prompts/) instead of the built-in ones.
@@ -136,7 +136,7 @@ fn parse_age(s: &str) -> Result<Duration, String> {
 
 /// Build the repairer: `mutate` when asked or when no model is configured.
 fn repairer(a: &FixArgs) -> anyhow::Result<Repairer> {
-    let mut flags = a.model.clone();
+    let mut flags = a.model.flags();
     if a.budget.is_some() {
         flags.budget_usd = a.budget;
     }

@@ -7,12 +7,15 @@ mod config;
 mod editor;
 mod eval;
 mod fix;
+mod model_args;
 mod report;
 mod run;
 mod setup;
 mod tasks;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
+use selfrepair::choice::Choice;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -114,6 +117,17 @@ pub enum Command {
         after_help = "Examples:\n  selfrepair prune .                      # every finished session\n  selfrepair prune . --older-than 30d --dry-run"
     )]
     Prune(fix::PruneArgs),
+}
+
+/// A flag's parser for a library enum: its names as possible values, with
+/// their help.
+pub fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(
+        T::ALL
+            .iter()
+            .map(|(_, name, help)| PossibleValue::new(*name).help(*help)),
+    )
+    .try_map(|s| T::from_name(&s).ok_or("not one of the possible values"))
 }
 
 pub fn init_logging(verbose: u8) {

@@ -32,7 +32,7 @@ impl Stage {
 
 /// Chat (system + user, fenced answer) or completion style (one message the
 /// model continues, CYCLE-like).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Style {
     #[default]
@@ -42,11 +42,23 @@ pub enum Style {
 
 impl Style {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Style::Chat => "chat",
-            Style::Completion => "completion",
-        }
+        crate::choice::Choice::name(self)
     }
+}
+
+impl crate::choice::Choice for Style {
+    const ALL: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Style::Chat,
+            "chat",
+            "system + user messages, a fenced answer",
+        ),
+        (
+            Style::Completion,
+            "completion",
+            "one message the model continues (CYCLE-like)",
+        ),
+    ];
 }
 
 const VARIABLES: &[&str] = &[

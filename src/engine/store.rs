@@ -42,7 +42,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 
 /// Batched: all initial programs, then repairs of the failures, level by
 /// level. Sequential: depth first, stopping at the first pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     #[default]
@@ -51,7 +51,7 @@ pub enum Mode {
 }
 
 /// Which tests give feedback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Visible {
     /// The dataset's protocol: MBPP one assert, APPS sample I/O, else the hidden tests.
@@ -59,6 +59,36 @@ pub enum Visible {
     Protocol,
     /// The hidden tests give feedback too (Olausson's setting).
     Hidden,
+}
+
+impl crate::choice::Choice for Mode {
+    const ALL: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Mode::Batched,
+            "batched",
+            "all initial programs, then repairs of the failures, level by level",
+        ),
+        (
+            Mode::Sequential,
+            "sequential",
+            "depth first, stopping at the first pass",
+        ),
+    ];
+}
+
+impl crate::choice::Choice for Visible {
+    const ALL: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Visible::Protocol,
+            "protocol",
+            "the dataset's protocol: MBPP one assert, APPS sample I/O, else the hidden tests",
+        ),
+        (
+            Visible::Hidden,
+            "hidden",
+            "the hidden tests give feedback too (Olausson's setting)",
+        ),
+    ];
 }
 
 /// The tree shape: n_p initial programs; per failing program n_f feedbacks

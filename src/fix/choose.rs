@@ -2,8 +2,8 @@
 //! (the same resolution as every other command), else the mutation repairer.
 
 use super::Repairer;
+use crate::config::ModelFlags;
 use crate::config::{self, ConfigError};
-use crate::model::cli::ModelArgs;
 use crate::model::{self, ModelError, ModelSpec, local};
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ pub enum ChooseError {
 /// repairer before a model.
 pub fn configured(
     path: &Path,
-    flags: &ModelArgs,
+    flags: &ModelFlags,
     mutate_first: bool,
 ) -> Result<Repairer, ChooseError> {
     let cfg = config::load(path, flags)?;

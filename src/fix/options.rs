@@ -96,12 +96,27 @@ pub enum FixMode {
 }
 
 /// How a model writes a patch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EditFormat {
     /// SEARCH/REPLACE blocks (or a unified diff).
     SearchReplace,
     /// Each changed function in full ([`function_edit`]).
     Function,
+}
+
+impl crate::choice::Choice for EditFormat {
+    const ALL: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            EditFormat::SearchReplace,
+            "search-replace",
+            "SEARCH/REPLACE blocks (or a unified diff)",
+        ),
+        (
+            EditFormat::Function,
+            "function",
+            "each changed function in full",
+        ),
+    ];
 }
 
 impl EditFormat {

@@ -8,7 +8,6 @@
 
 pub mod anthropic;
 pub mod budget;
-pub mod cli;
 pub mod client;
 pub mod error;
 pub mod factory;

@@ -734,6 +734,54 @@ async fn cancelling_kills_the_running_tests() {
     assert!(gone.await.unwrap(), "a test process outlived the cancel");
 }
 
+/// Every layered setting has its flag on each command that takes model
+/// flags, and parses there; a key never does (keys come from env vars only).
+#[test]
+fn every_setting_is_a_flag_and_no_key_is() {
+    for cmd in [&["config", "show"][..], &["fix"], &["bench"]] {
+        let out = bin().args(cmd).arg("--help").output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        for (field, flag) in selfrepair::config::FLAGS {
+            assert!(
+                help.contains(&format!("{flag} ")),
+                "`selfrepair {}` has no {flag} for {field}",
+                cmd.join(" ")
+            );
+        }
+    }
+    let home = tempfile::tempdir().unwrap();
+    let show = |args: &[&str]| {
+        bin()
+            .args(["config", "show", "--dir"])
+            .arg(home.path())
+            .args(args)
+            .env("SELFREPAIR_HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    let out = show(&[
+        "--budget-usd",
+        "2.5",
+        "--task-budget-calls",
+        "10",
+        "--base-url",
+        "http://gpu-box:8000/v1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in ["2.5", "10", "gpu-box"] {
+        assert!(text.contains(want), "{want} missing: {text}");
+    }
+    let out = show(&["--api-key", "sk-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sk-1"));
+}
+
 /// Each command's help ends with an `Example(s):` section of runnable
 /// lines, one at least of the command itself (clap's own usage line,
 /// `Usage: selfrepair fix [OPTIONS]`, is not one).

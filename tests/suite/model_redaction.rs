@@ -8,8 +8,8 @@
 use super::model_common;
 
 use model_common::FAKE_KEY;
+use selfrepair::config::ModelFlags;
 use selfrepair::config::{ConfigInputs, render_config_show, resolve};
-use selfrepair::model::cli::ModelArgs;
 use selfrepair::model::{ChatRequest, Message, Model, ModelSettings, open};
 use selfrepair_testkit::{Reply, TestServer};
 
@@ -78,9 +78,9 @@ fn keys_never_leak_with_keys_set() {
         assert!(outputs[2].contains("[REDACTED]"), "{}", outputs[2]);
 
         // config show, with the key's var set.
-        let flags = ModelArgs {
+        let flags = ModelFlags {
             model: Some("openai:gpt-4o".into()),
-            ..ModelArgs::default()
+            ..ModelFlags::default()
         };
         let env = |k: &str| std::env::var(k).ok();
         let cfg = resolve(&ConfigInputs {

@@ -1,12 +1,14 @@
-//! `ModelArgs`: the model flags, for any subcommand to `#[command(flatten)]`.
+//! `ModelArgs`: the model flags, for any subcommand to `#[command(flatten)]`;
+//! [`ModelArgs::flags`] hands them to the library's config layers.
 //!
 //! Every field is optional: unset flags fall through to env, config files
 //! and defaults (see [`crate::config`]). There is deliberately no flag for a
 //! key itself: keys are read from env vars only, so they never sit in argv.
 
 use clap::Args;
+use selfrepair::config::ModelFlags;
 
-#[derive(Args, Clone, Debug, Default, PartialEq)]
+#[derive(Args, Clone, Debug, Default)]
 pub struct ModelArgs {
     /// Model as PROVIDER:MODEL (openai:gpt-4o-mini, anthropic:claude-sonnet-4-20250514,
     /// ollama:qwen2.5-coder:7b, vllm:…, llamacpp:…, lmstudio:…, openrouter:…),
@@ -72,38 +74,28 @@ pub struct ModelArgs {
     pub task_budget_calls: Option<u64>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        model: ModelArgs,
-    }
-
-    #[test]
-    fn parses_flags() {
-        let c = Cli::try_parse_from([
-            "x",
-            "--model",
-            "openai:Qwen/Qwen2.5-Coder-32B-Instruct",
-            "--base-url",
-            "http://gpu-box:8000/v1",
-            "--budget-usd",
-            "2.5",
-            "--task-budget-calls",
-            "10",
-        ])
-        .unwrap();
-        assert_eq!(
-            c.model.model.as_deref(),
-            Some("openai:Qwen/Qwen2.5-Coder-32B-Instruct")
-        );
-        assert_eq!(c.model.base_url.as_deref(), Some("http://gpu-box:8000/v1"));
-        assert_eq!(c.model.budget_usd, Some(2.5));
-        assert_eq!(c.model.task_budget_calls, Some(10));
-        assert!(Cli::try_parse_from(["x", "--api-key", "sk-1"]).is_err());
+impl ModelArgs {
+    /// The flags as the config layers read them (every field, so a flag
+    /// added here and not there does not compile unread).
+    pub fn flags(&self) -> ModelFlags {
+        let a = self.clone();
+        ModelFlags {
+            model: a.model,
+            base_url: a.base_url,
+            api_key_env: a.api_key_env,
+            temperature: a.temperature,
+            top_p: a.top_p,
+            max_tokens: a.max_tokens,
+            seed: a.seed,
+            concurrency: a.concurrency,
+            timeout_secs: a.timeout_secs,
+            max_retries: a.max_retries,
+            budget_tokens: a.budget_tokens,
+            budget_usd: a.budget_usd,
+            budget_calls: a.budget_calls,
+            task_budget_tokens: a.task_budget_tokens,
+            task_budget_usd: a.task_budget_usd,
+            task_budget_calls: a.task_budget_calls,
+        }
     }
 }
