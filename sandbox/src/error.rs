@@ -36,6 +36,8 @@ pub enum SandboxError {
     },
     #[error("wasmtime: {0}")]
     Wasmtime(String),
+    #[error(transparent)]
+    Store(#[from] selfrepair_store::StoreError),
 }
 
 impl SandboxError {

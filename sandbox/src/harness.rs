@@ -233,7 +233,7 @@ pub fn compile_request(tests: &TestSpec) -> Option<(String, String)> {
     }
     matches!(tests, TestSpec::Check { .. } | TestSpec::Asserts { .. }).then(|| {
         let request = serde_json::json!({"compile_tests": true, "tests": tests}).to_string();
-        (crate::fetch::sha256_bytes(request.as_bytes()), request)
+        (selfrepair_store::sha256_bytes(request.as_bytes()), request)
     })
 }
 

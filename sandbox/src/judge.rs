@@ -131,8 +131,9 @@ async fn walk<S: Sandbox + ?Sized>(
     req: &RunRequest,
 ) -> Result<Arc<Vec<serde_json::Value>>, Outcome> {
     let suite = serde_json::to_string(&req.tests).unwrap_or_default();
-    let hash =
-        crate::fetch::sha256_bytes(format!("{suite}\0{}", top_level_defs(&req.program)).as_bytes());
+    let hash = selfrepair_store::sha256_bytes(
+        format!("{suite}\0{}", top_level_defs(&req.program)).as_bytes(),
+    );
     let key = format!("{}:{hash}", sb.kind());
     if let Some(found) = WALKED.lock().ok().and_then(|m| m.get(&key).cloned()) {
         return Ok(found);
@@ -182,7 +183,7 @@ const MAX_JUDGED: usize = 4096;
 /// program's text and its answers); `None` if it cannot be written.
 fn judged_key(kind: crate::SandboxKind, judge: &RunRequest) -> Option<String> {
     let text = serde_json::to_string(judge).ok()?;
-    Some(crate::fetch::sha256_bytes(
+    Some(selfrepair_store::sha256_bytes(
         format!("{kind}\0{text}").as_bytes(),
     ))
 }

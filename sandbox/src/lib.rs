@@ -10,9 +10,7 @@
 //! nothing about models or benchmarks.
 
 pub mod answers;
-pub mod cache;
 pub mod error;
-pub mod fetch;
 pub mod harness;
 pub mod judge;
 pub mod outcome;

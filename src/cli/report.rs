@@ -39,13 +39,13 @@ pub fn write_report(dir: &Path, want: Option<(u32, u32)>) -> anyhow::Result<Stri
         .with_context(|| format!("cannot report on {}", dir.display()))?;
     let table = report::render(&results);
     let json = serde_json::to_string_pretty(&results)? + "\n";
-    selfrepair::sandbox::cache::write_atomic(&dir.join("results.json"), json.as_bytes())
+    selfrepair_store::write_atomic(&dir.join("results.json"), json.as_bytes())
         .with_context(|| format!("cannot write {}", dir.join("results.json").display()))?;
     let md = format!(
         "# selfrepair report\n\n{table}\n![pass@t](pass_at_t.svg)\n\nRecompute with `selfrepair report {}`.\n",
         dir.display()
     );
-    selfrepair::sandbox::cache::write_atomic(&dir.join("report.md"), md.as_bytes())
+    selfrepair_store::write_atomic(&dir.join("report.md"), md.as_bytes())
         .with_context(|| format!("cannot write {}", dir.join("report.md").display()))?;
     plot::write(&results, dir)?;
     Ok(table)

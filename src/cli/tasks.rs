@@ -162,7 +162,7 @@ pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
                     );
                 };
                 let dest = root.join(&d.dir).join(file);
-                if dest.is_file() && selfrepair::sandbox::fetch::sha256_file(&dest)? == *sha {
+                if dest.is_file() && selfrepair_store::sha256_file(&dest)? == *sha {
                     println!("{}: already in {}", d.name, dest.display());
                     continue;
                 }
@@ -170,7 +170,7 @@ pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
                     Some(m) => format!("{}/{}/{file}", m.trim_end_matches('/'), d.dir),
                     None => d.url.clone(),
                 };
-                selfrepair::sandbox::fetch::download(
+                selfrepair_store::download(
                     &url,
                     &dest,
                     sha,

@@ -284,7 +284,7 @@ impl RunDir {
                 path: cfg_path.clone(),
                 reason: e.to_string(),
             })?;
-            crate::sandbox::cache::write_atomic(&cfg_path, text.as_bytes()).map_err(|e| {
+            selfrepair_store::write_atomic(&cfg_path, text.as_bytes()).map_err(|e| {
                 StoreError::Config {
                     path: cfg_path.clone(),
                     reason: e.to_string(),
@@ -423,7 +423,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<(RunConfig, usize), Store
             count += 1;
         }
     }
-    crate::sandbox::cache::write_atomic(&out.join(NODES_FILE), body.as_bytes()).map_err(|e| {
+    selfrepair_store::write_atomic(&out.join(NODES_FILE), body.as_bytes()).map_err(|e| {
         StoreError::Config {
             path: out.join(NODES_FILE),
             reason: e.to_string(),
@@ -438,7 +438,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<(RunConfig, usize), Store
             transcript.push(b'\n');
         }
     }
-    crate::sandbox::cache::write_atomic(
+    selfrepair_store::write_atomic(
         &out.join(crate::model::transcript::TRANSCRIPT_FILE),
         &transcript,
     )
@@ -446,7 +446,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<(RunConfig, usize), Store
         path: out.to_path_buf(),
         reason: e.to_string(),
     })?;
-    crate::sandbox::cache::write_atomic(&out.join(CONFIG_FILE), text.as_bytes()).map_err(|e| {
+    selfrepair_store::write_atomic(&out.join(CONFIG_FILE), text.as_bytes()).map_err(|e| {
         StoreError::Config {
             path: out.join(CONFIG_FILE),
             reason: e.to_string(),

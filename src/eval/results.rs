@@ -163,7 +163,7 @@ impl ResultsFile {
             }
             // The log's file is replaced: later appends need a fresh open.
             self.log = None;
-            crate::sandbox::cache::write_atomic(&self.path, text.as_bytes()).map_err(|e| {
+            selfrepair_store::write_atomic(&self.path, text.as_bytes()).map_err(|e| {
                 EvalError::Io {
                     path: self.path.clone(),
                     source: e,

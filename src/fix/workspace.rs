@@ -118,7 +118,7 @@ fn signature() -> Result<Signature<'static>, FixError> {
 fn plain_repo_dir(dir: &Path) -> PathBuf {
     use sha2::Digest;
     let h = sha2::Sha256::digest(dir.to_string_lossy().as_bytes());
-    selfrepair_sandbox::cache::home()
+    selfrepair_store::home()
         .join("plain")
         .join(&hex::encode(h)[..16])
 }

@@ -16,7 +16,7 @@ impl DataSource {
     pub fn new(data_dir: Option<PathBuf>) -> Self {
         DataSource {
             data_dir,
-            cache: crate::sandbox::cache::home(),
+            cache: selfrepair_store::home(),
         }
     }
 
@@ -53,9 +53,9 @@ impl DataSource {
 }
 
 pub fn sha256(path: &Path) -> Result<String, TaskError> {
-    crate::sandbox::fetch::sha256_file(path).map_err(|e| match e {
-        crate::sandbox::SandboxError::Io { path, source } => TaskError::Io { path, source },
-        other => TaskError::Sandbox(other),
+    selfrepair_store::sha256_file(path).map_err(|e| match e {
+        selfrepair_store::StoreError::Io { path, source } => TaskError::Io { path, source },
+        other => TaskError::Store(other),
     })
 }
 

@@ -111,7 +111,7 @@ pub async fn get(
     let io = |e| TaskError::io(&path, e);
     serde_json::to_writer(&mut enc, &gt).map_err(|e| io(e.into()))?;
     let bytes = enc.finish().map_err(io)?;
-    crate::sandbox::cache::write_atomic(&path, &bytes).map_err(io)?;
+    selfrepair_store::write_atomic(&path, &bytes).map_err(io)?;
     Ok(gt)
 }
 

@@ -60,6 +60,8 @@ pub enum TaskError {
     GroundTruth { task: String, reason: String },
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    Store(selfrepair_store::StoreError),
 }
 
 impl TaskError {

@@ -409,7 +409,7 @@ fn walks_on_disk_save_time_but_never_decide() {
     assert_eq!(verdicts("first.jsonl"), [true, false, true, false]);
     // HumanEval/0's walks: the files that name its function (one per set of
     // top-level names a program defines; other tests may have added some).
-    let home = selfrepair::sandbox::cache::home().join("compiled");
+    let home = selfrepair_store::home().join("compiled");
     let walks: Vec<std::path::PathBuf> = std::fs::read_dir(&home)
         .expect("compiled dir")
         .flatten()

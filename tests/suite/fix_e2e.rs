@@ -1116,7 +1116,7 @@ fn venv(base: &Path, at: &Path) {
 
 /// The cache the test process uses, so runs share one provided pytest.
 fn cache() -> OsString {
-    selfrepair::sandbox::cache::home().into_os_string()
+    selfrepair_store::home().into_os_string()
 }
 
 /// PATH without the caller's tools (pyenv shims, venvs), plus `first`.
@@ -1341,16 +1341,14 @@ fn an_activated_virtualenv_is_the_interpreter() {
 fn uv() -> PathBuf {
     const WHEEL: &str = "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
     const SHA: &str = "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19";
-    use selfrepair::sandbox::fetch;
-    let dir = selfrepair::sandbox::cache::home().join("test-tools/uv-0.13.9/bin");
+    use selfrepair_store as fetch;
+    let dir = selfrepair_store::home().join("test-tools/uv-0.13.9/bin");
     let exe = dir.join("uv");
     if exe.is_file() {
         return dir;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let wheel = selfrepair::sandbox::cache::home()
-        .join("downloads")
-        .join(WHEEL);
+    let wheel = selfrepair_store::home().join("downloads").join(WHEEL);
     rt.block_on(async {
         if !(wheel.is_file() && fetch::sha256_file(&wheel).unwrap() == SHA) {
             let url = fetch::pypi_file_url("https://pypi.org", "uv", "0.13.9", WHEEL)

