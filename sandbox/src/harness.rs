@@ -6,8 +6,13 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// The harness source, embedded so the binary is self-contained.
-pub const HARNESS_PY: &str = include_str!("../python/harness.py");
+/// The harness source, embedded so the binary is self-contained: the
+/// reference harnesses' rules (`python/semantics.py`), then the harness.
+pub const HARNESS_PY: &str = concat!(
+    include_str!("../python/semantics.py"),
+    "\n\n",
+    include_str!("../python/harness.py")
+);
 
 /// The harness's JSON result (see `python/harness.py`).
 #[derive(Debug, Deserialize, Default)]

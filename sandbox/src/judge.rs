@@ -20,9 +20,8 @@
 
 use crate::Sandbox;
 use crate::outcome::{Layer, Outcome, Status};
-use crate::request::{
-    CallCase, CallSpec, ComputeSpec, Guard, JudgeSpec, Limits, RunRequest, TestSpec,
-};
+use crate::request::{CallCase, CallSpec, ComputeSpec, JudgeSpec, Limits, RunRequest, TestSpec};
+use crate::semantics::Guard;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;

@@ -6,8 +6,11 @@
 //! - `process`: `python3 -I -S` in namespaces, rlimits, Landlock and seccomp.
 //!
 //! Every run goes through the same Python harness (`python/harness.py`), so
-//! results look the same whichever sandbox produced them. This crate knows
-//! nothing about models or benchmarks.
+//! results look the same whichever sandbox produced them. Verdicts are
+//! decided inside the sandbox, so this crate also carries the reference
+//! harnesses' rules for a pass (comparisons, guards, oracles: [`semantics`]
+//! and `python/semantics.py`). It knows nothing of models, prompts or
+//! datasets; the tasks layer picks the rule for each benchmark.
 
 pub mod answers;
 pub mod error;
@@ -17,11 +20,13 @@ pub mod outcome;
 pub mod process;
 pub mod request;
 pub mod runtime;
+pub mod semantics;
 pub mod wasm;
 
 pub use error::SandboxError;
 pub use outcome::{ErrorInfo, Frame, Layer, Outcome, Status, TestRecord};
-pub use request::{Guard, Limits, RunRequest, TestSpec};
+pub use request::{Limits, RunRequest, TestSpec};
+pub use semantics::Guard;
 
 use std::future::Future;
 use std::pin::Pin;

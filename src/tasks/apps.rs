@@ -5,7 +5,8 @@
 
 use super::data::{jsonl, read_text};
 use super::{Source, Suite, Task, TaskError};
-use crate::sandbox::request::{CallCase, CallRule, CallSpec, IoCase, StdoutRule};
+use crate::sandbox::request::{CallCase, CallSpec, IoCase};
+use crate::sandbox::semantics::{CallRule, StdoutRule};
 use crate::sandbox::{Guard, Limits, TestSpec};
 use serde_json::Value;
 use std::path::Path;

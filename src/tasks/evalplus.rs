@@ -6,7 +6,8 @@
 use super::data::{field_str, read_text};
 use super::groundtruth::{Expected, GroundTruth, GtCase};
 use super::{Format, Source, Suite, Task, TaskError};
-use crate::sandbox::request::{CallCase, CallRule, CallSpec};
+use crate::sandbox::request::{CallCase, CallSpec};
+use crate::sandbox::semantics::CallRule;
 use crate::sandbox::{Guard, Limits, TestSpec};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
