@@ -10,6 +10,7 @@
 //! form of the events is documented in docs/fix-json.md.
 
 pub mod baseline;
+mod blocking;
 pub mod choose;
 pub mod context;
 pub mod detect;

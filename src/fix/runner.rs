@@ -626,15 +626,17 @@ impl HostProbe {
         args: &[&str],
         extra: &[(&str, &str)],
     ) -> std::io::Result<String> {
-        let out = std::process::Command::new(program)
-            .args(args)
-            .current_dir(PROBE_DIR)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .envs(extra.iter().copied())
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .output()?;
+        let out = super::blocking::blocking(|| {
+            std::process::Command::new(program)
+                .args(args)
+                .current_dir(PROBE_DIR)
+                .env_clear()
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
+                .envs(extra.iter().copied())
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+        })?;
         let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() && !s.is_empty() {
             Ok(s)
