@@ -54,7 +54,7 @@ pub fn check(answer: &str) -> Result<(), AnswerError> {
 }
 
 /// Check marshal bytes: one plain value and nothing after it.
-pub fn check_marshal(bytes: &[u8]) -> Result<(), AnswerError> {
+pub(crate) fn check_marshal(bytes: &[u8]) -> Result<(), AnswerError> {
     let mut r = Reader {
         bytes,
         at: 0,
@@ -73,7 +73,7 @@ pub fn check_marshal(bytes: &[u8]) -> Result<(), AnswerError> {
 /// Replace every answer that is not plain data (a string of checked
 /// marshal data) with `null`, which the judge reports as "the program's
 /// answer is not readable data".
-pub fn sanitise(answers: &mut [serde_json::Value]) {
+pub(crate) fn sanitise(answers: &mut [serde_json::Value]) {
     for a in answers {
         if a.as_str().is_none_or(|s| check(s).is_err()) {
             *a = serde_json::Value::Null;

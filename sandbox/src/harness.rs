@@ -43,12 +43,12 @@ pub struct HarnessResult {
 }
 
 /// Encode a request for the harness. `token` marks the result line on stdout.
-pub fn encode_request(req: &RunRequest, token: &str) -> String {
+pub(crate) fn encode_request(req: &RunRequest, token: &str) -> String {
     request_value(req, token).to_string()
 }
 
 /// A request as a JSON value, for callers that add to it.
-pub fn request_value(req: &RunRequest, token: &str) -> serde_json::Value {
+pub(crate) fn request_value(req: &RunRequest, token: &str) -> serde_json::Value {
     let mut v = serde_json::json!({
         "token": token,
         "program": req.program,
@@ -67,7 +67,7 @@ pub fn request_value(req: &RunRequest, token: &str) -> serde_json::Value {
 /// A request (from [`request_value`]) as a NUL byte (never the start of
 /// JSON text), then CPython's `marshal` bytes, for process runs: the harness reads them with the
 /// built-in `marshal.loads` instead of importing json.
-pub fn marshal_request(value: &serde_json::Value) -> Vec<u8> {
+pub(crate) fn marshal_request(value: &serde_json::Value) -> Vec<u8> {
     let mut out = vec![0u8];
     marshal_value(value, &mut out);
     out
@@ -232,7 +232,7 @@ fn write_whole(dir: &std::path::Path, key: &str, value: &serde_json::Value) -> s
 /// for the kinds whose tests are code; `None` for the others. Returns
 /// `(key, request)`: the key is the request's sha256, as [`CompiledTests`]
 /// files the answer.
-pub fn compile_request(tests: &TestSpec) -> Option<(String, String)> {
+pub(crate) fn compile_request(tests: &TestSpec) -> Option<(String, String)> {
     if let TestSpec::Judge(j) = tests {
         return compile_request(&j.tests);
     }
@@ -245,7 +245,7 @@ pub fn compile_request(tests: &TestSpec) -> Option<(String, String)> {
 /// The instrumented tests a process run wrote before its program ran (the
 /// first line marked `<token>compiled:`; the harness always writes one when
 /// asked, so a later one, the program's, is never read).
-pub fn find_compiled(stdout: &str, token: &str) -> Option<serde_json::Value> {
+pub(crate) fn find_compiled(stdout: &str, token: &str) -> Option<serde_json::Value> {
     let mark = format!("{token}compiled:");
     let at = stdout.find(&mark)?;
     parse_compiled(stdout[at + mark.len()..].lines().next()?)
@@ -253,7 +253,7 @@ pub fn find_compiled(stdout: &str, token: &str) -> Option<serde_json::Value> {
 
 /// The answer to a compile request, if it is one: marshalled code and the
 /// assertion sites, passed back as a later request's `tests_compiled`.
-pub fn parse_compiled(text: &str) -> Option<serde_json::Value> {
+pub(crate) fn parse_compiled(text: &str) -> Option<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     (v["code"].is_string() && v["sites"].is_array()).then_some(v)
 }
@@ -261,18 +261,18 @@ pub fn parse_compiled(text: &str) -> Option<serde_json::Value> {
 /// A fresh random token, so a program cannot guess the result marker; `None`
 /// when the kernel gives no randomness. There is no fallback: a guessable
 /// marker would let a program forge its result, so such a run does not run.
-pub fn new_token() -> Option<String> {
+pub(crate) fn new_token() -> Option<String> {
     let mut buf = [0u8; 16];
     getrandom::fill(&mut buf).ok()?;
     Some(format!("@@selfrepair:{}@@", hex::encode(buf)))
 }
 
 /// Why a run without a token did not start.
-pub const NO_RANDOMNESS: &str =
+pub(crate) const NO_RANDOMNESS: &str =
     "no randomness from the kernel (getrandom failed): a run needs an unguessable result marker";
 
 /// Find the harness result after `token` in captured stdout (the last one wins).
-pub fn find_result(stdout: &str, token: &str) -> Option<HarnessResult> {
+pub(crate) fn find_result(stdout: &str, token: &str) -> Option<HarnessResult> {
     let at = stdout.rfind(token)?;
     let rest = &stdout[at + token.len()..];
     let line = rest.lines().next()?;
@@ -280,7 +280,7 @@ pub fn find_result(stdout: &str, token: &str) -> Option<HarnessResult> {
 }
 
 /// Parse a harness result given as the whole text (the component returns it directly).
-pub fn parse_result(text: &str) -> Option<HarnessResult> {
+pub(crate) fn parse_result(text: &str) -> Option<HarnessResult> {
     serde_json::from_str(text).ok()
 }
 

