@@ -35,7 +35,7 @@ use crate::model::spec::ModelSpec;
 use crate::model::types::SamplingParams;
 use crate::model::{ModelSettings, http::host_is};
 
-pub const CONFIG_FILE: &str = "selfrepair.toml";
+pub(crate) const CONFIG_FILE: &str = "selfrepair.toml";
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq)]

@@ -13,7 +13,7 @@ use crate::fix::failures::{TestReport, mask_addresses};
 use crate::sandbox::{Outcome, Status, TestRecord};
 
 /// Values longer than this are cut, as in the papers.
-pub const VALUE_CAP: usize = 300;
+pub(crate) const VALUE_CAP: usize = 300;
 
 /// Cut `s` to `VALUE_CAP` characters.
 pub fn cap(s: &str) -> String {
@@ -27,12 +27,12 @@ pub fn cap(s: &str) -> String {
 
 /// Lines of one failure's message, and frames, quoted from a repository's
 /// test report.
-pub const MESSAGE_LINES: usize = 12;
-pub const FRAMES: usize = 6;
+pub(crate) const MESSAGE_LINES: usize = 12;
+pub(crate) const FRAMES: usize = 6;
 
 /// A repository's failing tests: `- id`, then each one's message (at most
 /// [`MESSAGE_LINES`] lines, each cut to [`VALUE_CAP`]) and innermost frames.
-pub fn render_report(report: &TestReport) -> String {
+pub(crate) fn render_report(report: &TestReport) -> String {
     let mut s = String::new();
     for f in &report.failed {
         s.push_str(&format!("- {}\n", f.id));
@@ -174,7 +174,7 @@ fn program_level(out: &Outcome) -> String {
 }
 
 /// A short category for the error-type breakdown.
-pub fn error_type(out: &Outcome) -> String {
+pub(crate) fn error_type(out: &Outcome) -> String {
     match out.status {
         Status::Passed => "passed".into(),
         Status::Timeout => "timeout".into(),

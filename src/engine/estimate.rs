@@ -16,8 +16,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Olausson et al.'s seed and replicate count.
-pub const BOOTSTRAP_SEED: u64 = 2023;
-pub const BOOTSTRAP_SAMPLES: usize = 1000;
+pub(crate) const BOOTSTRAP_SEED: u64 = 2023;
+pub(crate) const BOOTSTRAP_SAMPLES: usize = 1000;
 
 /// A program in a task's tree, with the branches grown from it.
 #[derive(Clone, Debug)]
@@ -493,7 +493,7 @@ pub fn trees(nodes: &[Node]) -> Vec<(String, Tree)> {
 /// mode: what the bootstrap over tasks resamples. A point's estimate is the
 /// mean of these over tasks.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct TaskMeans {
+pub(crate) struct TaskMeans {
     pub pass: Vec<f64>,
     pub tokens: Vec<f64>,
     pub prompt: Vec<f64>,
@@ -537,7 +537,14 @@ impl TaskMeans {
 
 /// The tree bootstrap of Olausson et al. for (np, nf, nr) in `mode`: `reps`
 /// replicates, each one draw per task, seeded with [`BOOTSTRAP_SEED`].
-pub fn replicate(trees: &[&Tree], mode: Mode, np: u32, nf: u32, nr: u32, reps: usize) -> TaskMeans {
+pub(crate) fn replicate(
+    trees: &[&Tree],
+    mode: Mode,
+    np: u32,
+    nf: u32,
+    nr: u32,
+    reps: usize,
+) -> TaskMeans {
     let mut rng = Xoshiro::seed_from_u64(BOOTSTRAP_SEED);
     let n = trees.len();
     let mut m = TaskMeans::new(n);
@@ -564,7 +571,12 @@ pub fn replicate(trees: &[&Tree], mode: Mode, np: u32, nf: u32, nr: u32, reps: u
 /// the first visible pass, judged on the hidden tests). One draw of max_k
 /// programs serves every k as its prefix, which has the distribution of a
 /// draw of k, so the curve costs one pass instead of max_k.
-pub fn baseline_replicates(trees: &[&Tree], mode: Mode, max_k: u32, reps: usize) -> Vec<TaskMeans> {
+pub(crate) fn baseline_replicates(
+    trees: &[&Tree],
+    mode: Mode,
+    max_k: u32,
+    reps: usize,
+) -> Vec<TaskMeans> {
     let k_max = max_k as usize;
     let n = trees.len();
     let mut rng = Xoshiro::seed_from_u64(BOOTSTRAP_SEED);
@@ -673,7 +685,7 @@ pub struct BaselinePoint {
 /// The baseline's pass rate at `tokens` on a curve of (tokens, pass rate)
 /// by increasing k, interpolated linearly, and from (0, 0) below k = 1;
 /// None beyond its largest budget (the paper's O.O.B.).
-pub fn interpolate(curve: &[(f64, f64)], tokens: f64) -> Option<f64> {
+pub(crate) fn interpolate(curve: &[(f64, f64)], tokens: f64) -> Option<f64> {
     let &(t1, p1) = curve.first()?;
     if tokens <= t1 {
         return Some(p1 * (tokens / t1.max(1e-9)).min(1.0));
@@ -689,7 +701,7 @@ pub fn interpolate(curve: &[(f64, f64)], tokens: f64) -> Option<f64> {
 }
 
 /// The baseline's pass rate at `tokens`.
-pub fn baseline_at(base: &[BaselinePoint], tokens: f64) -> Option<f64> {
+pub(crate) fn baseline_at(base: &[BaselinePoint], tokens: f64) -> Option<f64> {
     let curve: Vec<(f64, f64)> = base.iter().map(|b| (b.tokens, b.pass_rate)).collect();
     interpolate(&curve, tokens)
 }
@@ -999,7 +1011,7 @@ pub struct ErrorCount {
     pub repaired: u64,
 }
 
-pub fn error_breakdown(nodes: &[Node]) -> BTreeMap<String, ErrorCount> {
+pub(crate) fn error_breakdown(nodes: &[Node]) -> BTreeMap<String, ErrorCount> {
     let mut children: BTreeMap<(&str, &str), Vec<&Node>> = BTreeMap::new();
     for n in nodes {
         if let Some(p) = &n.parent {

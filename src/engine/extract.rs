@@ -131,7 +131,7 @@ fn block_text(code: &str) -> String {
 
 /// Fenced code blocks (```python, ```py, ``` …), the last one possibly
 /// unterminated (a reply cut at max_tokens), and the text outside them.
-pub fn fenced_blocks(reply: &str) -> (Vec<String>, String) {
+pub(crate) fn fenced_blocks(reply: &str) -> (Vec<String>, String) {
     let (fences, prose) = scan(reply);
     let blocks = fences
         .iter()
@@ -363,7 +363,7 @@ const TEST_BUILTINS: &[&str] = &[
 ];
 
 /// Refuse programs that rebind what the tests use instead of solving the task.
-pub fn check_tampering(code: &str, target: &Target) -> Result<(), Refusal> {
+pub(crate) fn check_tampering(code: &str, target: &Target) -> Result<(), Refusal> {
     let Some(tree) = parse(code) else {
         return Ok(());
     };

@@ -13,11 +13,11 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 /// Task resamples per interval.
-pub const TASK_RESAMPLES: usize = 1000;
+pub(crate) const TASK_RESAMPLES: usize = 1000;
 /// Seeded apart from the tree bootstrap's 2023 so the two draws are unrelated.
-pub const TASK_SEED: u64 = 2024;
+pub(crate) const TASK_SEED: u64 = 2024;
 /// Two-sided coverage of every interval we report.
-pub const LEVEL: f64 = 0.95;
+pub(crate) const LEVEL: f64 = 0.95;
 
 /// A percentile interval.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -34,7 +34,7 @@ impl Interval {
 
 /// `b` resamples of `n` tasks with replacement, as how often each task was drawn.
 #[derive(Clone, Debug)]
-pub struct Resamples {
+pub(crate) struct Resamples {
     counts: Vec<Vec<u32>>,
     n: usize,
 }
@@ -57,10 +57,6 @@ impl Resamples {
 
     pub fn len(&self) -> usize {
         self.counts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
     }
 
     /// The mean of per-task values `x` in each resample.

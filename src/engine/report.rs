@@ -17,7 +17,7 @@ const NF_GRID: &[u32] = &[1, 3, 5, 10];
 const BASELINE_ROWS: &[u32] = &[1, 2, 5, 10, 25, 50];
 
 /// How incomplete trees enter the estimates.
-pub const INCOMPLETE_RULE: &str = "an incomplete tree is left out of every estimate (the bootstrap, the baseline and the observed point) and counted in the totals";
+pub(crate) const INCOMPLETE_RULE: &str = "an incomplete tree is left out of every estimate (the bootstrap, the baseline and the observed point) and counted in the totals";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -168,7 +168,7 @@ pub fn compute(
 }
 
 /// [`compute`] with `reps` tree-bootstrap replicates per point.
-pub fn compute_with(
+pub(crate) fn compute_with(
     cfg: &RunConfig,
     nodes: &[Node],
     want: Option<(u32, u32)>,

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-pub const CONFIG_FILE: &str = "config.toml";
-pub const NODES_FILE: &str = "nodes.jsonl";
+pub(crate) const CONFIG_FILE: &str = "config.toml";
+pub(crate) const NODES_FILE: &str = "nodes.jsonl";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -344,7 +344,7 @@ pub fn read_config(dir: &Path) -> Result<RunConfig, StoreError> {
 
 /// Every node in `path` (a torn last line is left out; any other bad line
 /// is an error naming it).
-pub fn read_nodes(path: &Path) -> Result<Vec<Node>, StoreError> {
+pub(crate) fn read_nodes(path: &Path) -> Result<Vec<Node>, StoreError> {
     Ok(append_log::read_entries(path)?)
 }
 
@@ -456,7 +456,7 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<(RunConfig, usize), Store
 }
 
 /// Sort key for task ids: `HumanEval/10` after `HumanEval/9`.
-pub fn task_order(id: &str) -> (String, u64, String) {
+pub(crate) fn task_order(id: &str) -> (String, u64, String) {
     let digits: String = id
         .chars()
         .rev()
@@ -468,7 +468,7 @@ pub fn task_order(id: &str) -> (String, u64, String) {
 }
 
 /// Sort key for node ids: by path components, numerically.
-pub fn node_order(id: &str) -> Vec<(char, u64)> {
+pub(crate) fn node_order(id: &str) -> Vec<(char, u64)> {
     id.split('.')
         .map(|part| {
             let mut chars = part.chars();

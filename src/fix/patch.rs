@@ -169,7 +169,7 @@ fn parse_unified(reply: &str) -> Vec<Edit> {
 }
 
 /// Whether a path looks like a test file (read-only unless allowed).
-pub fn is_test_file(path: &str) -> bool {
+pub(crate) fn is_test_file(path: &str) -> bool {
     let p = Path::new(path);
     let in_test_dir = p.parent().is_some_and(|d| {
         d.components().any(|c| {
@@ -214,7 +214,7 @@ const TEST_CONFIG_FILES: &[&str] = &[
 /// package.json's test scripts and runner settings, jest/vitest/mocha
 /// configs, a Makefile's `test` rule. A file that no longer parses counts
 /// as changed.
-pub fn test_config_change(path: &str, old: Option<&str>, new: &str) -> Option<String> {
+pub(crate) fn test_config_change(path: &str, old: Option<&str>, new: &str) -> Option<String> {
     let name = Path::new(path)
         .file_name()
         .and_then(|n| n.to_str())

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::prompts::{PromptError, Template, TemplateRef};
 
 /// What the fix loop fills in.
-pub const VARIABLES: &[&str] = &[
+pub(crate) const VARIABLES: &[&str] = &[
     "command",
     "failures",
     "context",
@@ -30,7 +30,7 @@ const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 #[derive(Clone, Debug)]
-pub struct FixPrompts {
+pub(crate) struct FixPrompts {
     pub explain: Template,
     /// The patch request for SEARCH/REPLACE blocks.
     pub patch: Template,

@@ -20,7 +20,7 @@ use super::{junit, textparse};
 
 /// Scratch space inside the work copy (and so inside the jail's one
 /// writable directory): reports, caches, build output. Never committed.
-pub const SCRATCH_DIR: &str = ".selfrepair";
+pub(crate) const SCRATCH_DIR: &str = ".selfrepair";
 
 #[derive(Clone, Debug)]
 pub struct RunnerOptions {
@@ -511,7 +511,7 @@ impl TestRunner {
 /// or of a world-writable directory above it can be found from there) with an
 /// allow-listed environment, and rustup is pinned to the host's default
 /// toolchain, resolved by us.
-pub struct HostProbe {
+pub(crate) struct HostProbe {
     env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     /// `RUSTUP_TOOLCHAIN` for rustc: `None` without rustup; `Some(Err)`
     /// when rustup is installed but no toolchain could be pinned (then
@@ -544,7 +544,7 @@ const PROBE_ENV: &[&str] = &[
 ];
 
 /// The directory host probes run in.
-pub const PROBE_DIR: &str = "/";
+pub(crate) const PROBE_DIR: &str = "/";
 
 impl HostProbe {
     pub fn new() -> Self {
@@ -707,7 +707,7 @@ fn module_ids_to_paths(report: &mut TestReport, project: &Path) {
     }
 }
 
-pub fn sh_quote(s: &str) -> String {
+pub(crate) fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 

@@ -16,9 +16,9 @@ use super::tokens::estimate_usage;
 use super::types::{ChatRequest, Choice, Completion, FinishReason, Role, Usage};
 use super::{Model, fan_out};
 
-pub const API_VERSION: &str = "2023-06-01";
+pub(crate) const API_VERSION: &str = "2023-06-01";
 /// The API requires `max_tokens`; used when the caller sets none.
-pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+pub(crate) const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 #[derive(Debug)]
 pub struct Anthropic {

@@ -13,7 +13,7 @@ use super::secret::ApiKey;
 
 /// A client tuned for many small concurrent calls. Proxies are bypassed for
 /// loopback URLs so local servers (and tests) never go through one.
-pub fn build_client(base_url: &str) -> Result<reqwest::Client, ModelError> {
+pub(crate) fn build_client(base_url: &str) -> Result<reqwest::Client, ModelError> {
     let url = reqwest::Url::parse(base_url)
         .map_err(|e| ModelError::Config(format!("invalid base URL {base_url:?}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -45,7 +45,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 
 /// True when `base_url` points at `host` (used to decide whether a default
 /// key may be sent: a vendor's key goes only to that vendor).
-pub fn host_is(base_url: &str, host: &str) -> bool {
+pub(crate) fn host_is(base_url: &str, host: &str) -> bool {
     reqwest::Url::parse(base_url)
         .ok()
         .and_then(|u| u.host_str().map(|h| h.eq_ignore_ascii_case(host)))
@@ -53,7 +53,7 @@ pub fn host_is(base_url: &str, host: &str) -> bool {
 }
 
 /// POST `body` as JSON; return the response text on 2xx.
-pub async fn post_json<B: serde::Serialize + ?Sized>(
+pub(crate) async fn post_json<B: serde::Serialize + ?Sized>(
     client: &reqwest::Client,
     provider: &str,
     url: &str,
@@ -92,7 +92,7 @@ pub async fn post_json<B: serde::Serialize + ?Sized>(
 }
 
 /// Decode a 2xx body, telling a truncated body from a wrong one.
-pub fn parse_json<T: DeserializeOwned>(provider: &str, text: &str) -> Result<T, ModelError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(provider: &str, text: &str) -> Result<T, ModelError> {
     serde_json::from_str(text).map_err(|e| {
         let detail = e.to_string();
         if e.is_eof() {

@@ -41,19 +41,19 @@ impl fmt::Display for ApiKey {
 /// Env vars that hold provider keys by default. A sandbox must remove these
 /// (and any custom `--api-key-env` name) from the environment it hands to
 /// untrusted code.
-pub const DEFAULT_KEY_VARS: &[&str] =
+pub(crate) const DEFAULT_KEY_VARS: &[&str] =
     &["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"];
 
 /// Read a key from `var` via `env` (a lookup so tests need not mutate the
 /// process environment). Empty values count as unset.
-pub fn key_from_env(var: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<ApiKey> {
+pub(crate) fn key_from_env(var: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<ApiKey> {
     env(var)
         .filter(|v| !v.trim().is_empty())
         .map(|v| ApiKey(v.trim().to_string()))
 }
 
 /// The process environment, as a lookup for [`key_from_env`].
-pub fn process_env(var: &str) -> Option<String> {
+pub(crate) fn process_env(var: &str) -> Option<String> {
     std::env::var(var).ok()
 }
 

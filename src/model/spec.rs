@@ -92,8 +92,8 @@ impl Preset {
     }
 }
 
-pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
-pub const ANTHROPIC_KEY_ENV: &str = "ANTHROPIC_API_KEY";
+pub(crate) const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+pub(crate) const ANTHROPIC_KEY_ENV: &str = "ANTHROPIC_API_KEY";
 
 /// Which model answers, parsed from `--model`.
 #[derive(Clone, Debug, PartialEq, Eq)]

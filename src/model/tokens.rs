@@ -18,7 +18,7 @@ use super::types::{Choice, Message, Usage};
 /// Counts the tokens of generated text. The seam for tokenizers this crate
 /// does not embed (a local GGUF model's own vocabulary): implement it and
 /// return it from [`for_model`].
-pub trait TokenCounter: Send + Sync {
+pub(crate) trait TokenCounter: Send + Sync {
     fn count(&self, text: &str) -> u64;
     /// Which tokenizer, and whether it is the model's own.
     fn counted_by(&self) -> CountedBy;
@@ -44,7 +44,7 @@ pub struct CountedBy {
 
 /// A tiktoken BPE.
 #[derive(Clone, Copy, Debug)]
-pub struct Tiktoken(CountedBy);
+pub(crate) struct Tiktoken(CountedBy);
 
 impl TokenCounter for Tiktoken {
     fn count(&self, text: &str) -> u64 {
@@ -66,7 +66,7 @@ impl TokenCounter for Tiktoken {
 /// The counter for `model` (`gpt-4o-2024-08-06`, `openai:gpt-4.1`,
 /// `openrouter:openai/gpt-4o`, …): its own tokenizer when tiktoken knows
 /// the name, else cl100k_base marked as an estimate.
-pub fn for_model(model: &str) -> Tiktoken {
+pub(crate) fn for_model(model: &str) -> Tiktoken {
     let name = model.rsplit([':', '/']).next().unwrap_or(model);
     let own = match get_tokenizer(name) {
         Some(Tokenizer::O200kBase) => Some(Bpe::O200kBase),
@@ -81,7 +81,7 @@ pub fn for_model(model: &str) -> Tiktoken {
 
 /// The counter for the model a node names: a local model's own tokenizer
 /// when its file is here, else [`for_model`].
-pub fn counter_for(model: &str) -> std::sync::Arc<dyn TokenCounter> {
+pub(crate) fn counter_for(model: &str) -> std::sync::Arc<dyn TokenCounter> {
     match super::local::token_counter(model) {
         Some(c) => c,
         None => std::sync::Arc::new(for_model(model)),
@@ -109,7 +109,7 @@ pub fn count(text: &str) -> u64 {
 
 /// Prompt tokens as OpenAI counts chat input: per message 3 framing tokens
 /// plus role and content, plus 3 to prime the reply.
-pub fn count_prompt(messages: &[Message]) -> u64 {
+pub(crate) fn count_prompt(messages: &[Message]) -> u64 {
     messages
         .iter()
         .map(|m| 3 + count(m.role.as_str()) + count(&m.content))
@@ -117,7 +117,7 @@ pub fn count_prompt(messages: &[Message]) -> u64 {
         + 3
 }
 
-pub fn estimate_usage(messages: &[Message], choices: &[Choice]) -> Usage {
+pub(crate) fn estimate_usage(messages: &[Message], choices: &[Choice]) -> Usage {
     Usage {
         prompt_tokens: count_prompt(messages),
         completion_tokens: choices.iter().map(|c| count(&c.text)).sum(),

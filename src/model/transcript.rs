@@ -116,7 +116,7 @@ fn canonical(v: &Value, out: &mut String) {
 /// Appends entries to `<run dir>/transcript.jsonl`. Calls finishing
 /// together share one fsync; each `append` returns once its line is on disk.
 #[derive(Clone, Debug)]
-pub struct TranscriptWriter {
+pub(crate) struct TranscriptWriter {
     log: AppendLog<TranscriptEntry>,
 }
 
@@ -182,7 +182,7 @@ mod tests {
 /// once, in recorded order (a run that asked the same question twice gets
 /// both answers back). Replay answers from it; a resumed run reuses it.
 #[derive(Debug, Default)]
-pub struct RecordedCalls {
+pub(crate) struct RecordedCalls {
     entries: Mutex<HashMap<String, VecDeque<TranscriptEntry>>>,
 }
 

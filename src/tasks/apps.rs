@@ -14,10 +14,10 @@ use std::time::Duration;
 
 /// The imports APPS' `testing_util` prepends to every solution (numpy left
 /// out: no sandbox ships it, and `np` is unused by the solutions we run).
-pub const HEADER: &str = "import sys\nimport time\nimport itertools\nfrom itertools import accumulate, product, permutations, combinations\nimport collections\nfrom collections import Counter, OrderedDict, deque, defaultdict, ChainMap\nfrom functools import lru_cache\nimport math\nfrom math import sqrt, sin, cos, tan, ceil, fabs, floor, gcd, exp, log, log2\nimport fractions\nfrom typing import List, Tuple\nimport random\nimport heapq\nfrom heapq import *\n";
+pub(crate) const HEADER: &str = "import sys\nimport time\nimport itertools\nfrom itertools import accumulate, product, permutations, combinations\nimport collections\nfrom collections import Counter, OrderedDict, deque, defaultdict, ChainMap\nfrom functools import lru_cache\nimport math\nfrom math import sqrt, sin, cos, tan, ceil, fabs, floor, gcd, exp, log, log2\nimport fractions\nfrom typing import List, Tuple\nimport random\nimport heapq\nfrom heapq import *\n";
 
-pub const TEST_TIMEOUT: f64 = 4.0;
-pub const PROBLEM_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TEST_TIMEOUT: f64 = 4.0;
+pub(crate) const PROBLEM_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn limits() -> Limits {
     Limits {
@@ -158,7 +158,7 @@ fn parse_json(path: &Path, text: &str) -> Result<Value, TaskError> {
 
 /// The original layout: `DIR/NNNN/{question.txt, input_output.json,
 /// solutions.json, metadata.json, starter_code.py}`.
-pub fn load_dir(dir: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
+pub(crate) fn load_dir(dir: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
     let mut dirs: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| TaskError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -248,7 +248,7 @@ pub fn load_dir(dir: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
 /// MapCoder's `selected150.jsonl`: `test_list`/`sample_io` hold
 /// `{input, output}` items; call-based inputs are Python-literal argument
 /// lists, evaluated by the harness.
-pub fn load_selected(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
+pub(crate) fn load_selected(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
     let text = read_text(path)?;
     let mut seen = std::collections::HashMap::<String, usize>::new();
     let mut tasks = Vec::new();

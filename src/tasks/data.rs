@@ -60,7 +60,7 @@ pub fn sha256(path: &Path) -> Result<String, TaskError> {
 }
 
 /// A file's text, gunzipped when it ends in `.gz`.
-pub fn read_text(path: &Path) -> Result<String, TaskError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, TaskError> {
     let bytes = std::fs::read(path).map_err(|e| TaskError::io(path, e))?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
@@ -79,7 +79,7 @@ pub fn read_text(path: &Path) -> Result<String, TaskError> {
 }
 
 /// A JSON object as parsed from one record.
-pub type Object = serde_json::Map<String, serde_json::Value>;
+pub(crate) type Object = serde_json::Map<String, serde_json::Value>;
 
 /// Non-empty JSONL lines as (1-based line number, parsed object).
 pub fn jsonl(path: &Path, text: &str) -> Result<Vec<(usize, Object)>, TaskError> {
@@ -102,12 +102,12 @@ pub fn jsonl(path: &Path, text: &str) -> Result<Vec<(usize, Object)>, TaskError>
 /// (`NaN`, `Infinity`, `-Infinity`, found in MBPP+ inputs). serde_json rejects
 /// them, so they become these strings, which the ground-truth script turns
 /// back into floats.
-pub const NAN: &str = "\u{1}sr:nan";
-pub const INF: &str = "\u{1}sr:inf";
-pub const NEG_INF: &str = "\u{1}sr:-inf";
+pub(crate) const NAN: &str = "\u{1}sr:nan";
+pub(crate) const INF: &str = "\u{1}sr:inf";
+pub(crate) const NEG_INF: &str = "\u{1}sr:-inf";
 
 /// Replace bare NaN/Infinity tokens (outside strings) with marker strings.
-pub fn nonstandard_floats(line: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn nonstandard_floats(line: &str) -> std::borrow::Cow<'_, str> {
     if !line.contains("NaN") && !line.contains("Infinity") {
         return std::borrow::Cow::Borrowed(line);
     }
@@ -151,7 +151,7 @@ pub fn nonstandard_floats(line: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A required string field.
-pub fn field_str<'a>(
+pub(crate) fn field_str<'a>(
     path: &Path,
     line: usize,
     m: &'a serde_json::Map<String, serde_json::Value>,
@@ -173,7 +173,7 @@ pub fn field_str<'a>(
 }
 
 /// A required list of strings.
-pub fn field_strings(
+pub(crate) fn field_strings(
     path: &Path,
     line: usize,
     m: &serde_json::Map<String, serde_json::Value>,

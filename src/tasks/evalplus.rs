@@ -14,14 +14,15 @@ use std::path::Path;
 use std::time::Duration;
 
 /// evalplus' per-input limit: max(4 s, 4 x the ground truth's time).
-pub const MIN_TIME_LIMIT: f64 = 4.0;
-pub const GT_TIME_FACTOR: f64 = 4.0;
+pub(crate) const MIN_TIME_LIMIT: f64 = 4.0;
+pub(crate) const GT_TIME_FACTOR: f64 = 4.0;
 /// evalplus' cap on one process: min(60, sum of limits) + 1.
-pub const MAX_TASK_TIME: f64 = 60.0;
+pub(crate) const MAX_TASK_TIME: f64 = 60.0;
 
 /// evalplus' MBPP output oracles, by entry point (evalplus.eval.__init__).
-pub const MBPP_OUTPUT_NOT_NONE: [&str; 3] = ["check_str", "text_match_three", "text_starta_endb"];
-pub const MBPP_OUTPUT_SET_EQ: [&str; 8] = [
+pub(crate) const MBPP_OUTPUT_NOT_NONE: [&str; 3] =
+    ["check_str", "text_match_three", "text_starta_endb"];
+pub(crate) const MBPP_OUTPUT_SET_EQ: [&str; 8] = [
     "similar_elements",
     "find_char_long",
     "common_in_nested_lists",

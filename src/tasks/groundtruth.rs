@@ -75,7 +75,7 @@ pub struct GroundTruth {
 }
 
 /// The cache file for a dataset file's ground truth.
-pub fn cache_path(home: &std::path::Path, dataset: &str, sha: &str) -> PathBuf {
+pub(crate) fn cache_path(home: &std::path::Path, dataset: &str, sha: &str) -> PathBuf {
     let safe: String = dataset
         .chars()
         .map(|c| {

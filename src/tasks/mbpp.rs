@@ -61,7 +61,7 @@ fn task_id(path: &Path, line: usize, v: Option<&serde_json::Value>) -> Result<u6
 }
 
 /// `mbpp.jsonl`: 974 tasks; challenge tests are kept apart, unscored.
-pub fn load_full(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
+pub(crate) fn load_full(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
     let text = read_text(path)?;
     let mut tasks = Vec::new();
     for (line, m) in super::data::jsonl(path, &text)? {
@@ -103,7 +103,7 @@ pub fn load_full(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
 }
 
 /// `sanitized-mbpp.json`: a JSON array of 427 tasks; `test_imports` is the setup.
-pub fn load_sanitized(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
+pub(crate) fn load_sanitized(path: &Path, dataset: &str) -> Result<Vec<Task>, TaskError> {
     let text = read_text(path)?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| TaskError::malformed(path, e.line(), format!("invalid JSON: {e}")))?;

@@ -107,7 +107,7 @@ pub struct Suite {
 /// How much slower than a native CPython a sandbox runs Python code, measured
 /// on loops, dicts and sorting (wasm ~2.5x, wasm-full ~7x), rounded up so a
 /// correct but slow solution is not judged a timeout only for the sandbox.
-pub fn slowdown(kind: SandboxKind) -> f64 {
+pub(crate) fn slowdown(kind: SandboxKind) -> f64 {
     match kind {
         SandboxKind::Process => 1.0,
         SandboxKind::Wasm => 3.0,

@@ -185,7 +185,7 @@ fn state_root(repo: &Repository) -> PathBuf {
 /// git dir's link back and `core.worktree` are checked against what they
 /// were at creation. A change stops the session with
 /// [`FixError::WorkCopyTampered`].
-pub struct Workspace {
+pub(crate) struct Workspace {
     pub info: SessionInfo,
     /// The worktree's root: the sandbox work dir.
     pub root: PathBuf,

@@ -41,7 +41,7 @@ pub enum Finish {
 
 /// What to generate.
 #[derive(Clone, Debug)]
-pub struct Generate {
+pub(crate) struct Generate {
     /// `(role, content)` in order.
     pub messages: Vec<(String, String)>,
     /// 0 (or none) is greedy.
@@ -264,7 +264,7 @@ struct Job<T> {
 /// one token of every live sample of every request through the model at
 /// once, so concurrent requests share the cost of reading the weights.
 /// `T` is whatever the caller needs back with a finished request.
-pub struct Batch<'e, T> {
+pub(crate) struct Batch<'e, T> {
     engine: &'e Engine,
     rows: Vec<Row>,
     jobs: Vec<Option<Job<T>>>,

@@ -153,7 +153,7 @@ pub fn installed(home: &Path) -> Option<&'static catalog::Known> {
 }
 
 /// Counts tokens with a local model's own tokenizer (for pass@t's parts).
-pub struct OwnTokens(tokenizers::Tokenizer);
+pub(crate) struct OwnTokens(tokenizers::Tokenizer);
 
 impl super::tokens::TokenCounter for OwnTokens {
     fn count(&self, text: &str) -> u64 {
@@ -172,7 +172,7 @@ impl super::tokens::TokenCounter for OwnTokens {
 
 /// The token counter of the local model named `name` (as completions name
 /// it), if it is one whose file is here; read once per process.
-pub fn token_counter(name: &str) -> Option<Arc<OwnTokens>> {
+pub(crate) fn token_counter(name: &str) -> Option<Arc<OwnTokens>> {
     static COUNTERS: Mutex<Option<HashMap<PathBuf, Arc<OwnTokens>>>> = Mutex::new(None);
     if name.is_empty() {
         return None;

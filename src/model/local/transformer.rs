@@ -72,7 +72,7 @@ struct Layer {
     down: QMatMul,
 }
 
-pub struct Weights {
+pub(crate) struct Weights {
     pub shape: Shape,
     /// Token embeddings, quantized; rows are dequantized as they are looked up.
     embed: QMatMul,
@@ -90,7 +90,7 @@ pub struct Weights {
 /// New positions are written in place, so a cache is never cloned: samples
 /// that share a prompt get their own copy from [`Cache::widen`].
 #[derive(Default)]
-pub struct Cache {
+pub(crate) struct Cache {
     kv: Vec<(Tensor, Tensor)>,
     /// Positions already in the cache.
     pub len: usize,
