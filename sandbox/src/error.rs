@@ -6,20 +6,6 @@ use std::path::PathBuf;
 pub enum SandboxError {
     #[error("{0}")]
     Config(String),
-    #[error("cannot fetch {what} from {url}: {reason}")]
-    Fetch {
-        what: String,
-        url: String,
-        reason: String,
-    },
-    #[error(
-        "checksum mismatch for {path}: expected sha256 {expected}, got {actual}; the file was not used"
-    )]
-    Checksum {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
     #[error("runtime {path} is unusable: {reason}")]
     Runtime { path: PathBuf, reason: String },
     #[error("cannot build the fast runtime: {0}")]

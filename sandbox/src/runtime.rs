@@ -160,13 +160,14 @@ impl RuntimeOptions {
                     sha256: sha,
                 });
             }
-            return Err(SandboxError::Checksum {
+            return Err(store::StoreError::Checksum {
                 path: dest,
                 expected: FULL_PYTHON.member_sha256.into(),
                 actual: format!(
                     "{sha} (delete the file and run `selfrepair setup` to fetch it again)"
                 ),
-            });
+            }
+            .into());
         }
         if self.offline {
             return Err(SandboxError::Runtime {

@@ -77,7 +77,13 @@ async fn corrupt_cached_runtime_is_refused_by_checksum() {
         .await
         .err()
         .expect("must refuse");
-    assert!(matches!(err, SandboxError::Checksum { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SandboxError::Store(selfrepair_store::StoreError::Checksum { .. })
+        ),
+        "{err}"
+    );
     let msg = err.to_string();
     assert!(
         msg.contains("python-3.12.0-wasi.wasm") && msg.contains("e5dc5a39"),
