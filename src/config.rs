@@ -366,12 +366,19 @@ impl EffectiveConfig {
                     source_: self.model.source.clone(),
                     message: e.to_string(),
                 })?;
+        Ok(self.settings_for(spec))
+    }
+
+    /// Settings for `spec` with everything else from this config (sampling,
+    /// timeouts, retries, budgets, prices): for a model chosen by selfrepair
+    /// itself, such as `fix`'s local fallback.
+    pub fn settings_for(&self, spec: ModelSpec) -> ModelSettings {
         let overrides: BTreeMap<String, Price> = self
             .prices
             .iter()
             .map(|(k, v)| (k.clone(), v.value))
             .collect();
-        Ok(ModelSettings {
+        ModelSettings {
             spec,
             base_url: self.base_url.value.clone(),
             api_key_env: self.api_key_env.value.clone(),
@@ -402,7 +409,7 @@ impl EffectiveConfig {
                 },
             },
             prices: PriceTable::builtin().with_overrides(&overrides),
-        })
+        }
     }
 }
 

@@ -25,7 +25,7 @@ pub fn configured(
 ) -> Result<Repairer, ChooseError> {
     let cfg = config::load(path, flags)?;
     let settings = match cfg.model_settings() {
-        Err(ConfigError::NoModel) => return Ok(local_fallback().unwrap_or(Repairer::Mutate)),
+        Err(ConfigError::NoModel) => return Ok(local_fallback(&cfg).unwrap_or(Repairer::Mutate)),
         r => r?,
     };
     if settings.spec == ModelSpec::Mutate {
@@ -41,15 +41,16 @@ pub fn configured(
 /// With no model configured: the mutation repairer, then the default local
 /// model if it is installed (`selfrepair setup --model local`). Only the
 /// default model: the small ones are for tests and would rarely help.
-/// `--model mutate` keeps the mutation repairer alone.
-fn local_fallback() -> Option<Repairer> {
+/// `--model mutate` keeps the mutation repairer alone. The rest of the
+/// configuration (sampling, budgets) applies to it as to any model.
+fn local_fallback(cfg: &config::EffectiveConfig) -> Option<Repairer> {
     let home = crate::sandbox::runtime::RuntimeOptions::default().home;
     let known = local::catalog::find(local::catalog::DEFAULT)?;
     if !local::fetch::installed(&home, known) {
         return None;
     }
     let spec = ModelSpec::Local(local::LocalModel::Known(known));
-    let client = model::open(&model::ModelSettings::new(spec), None).ok()?;
+    let client = model::open(&cfg.settings_for(spec), None).ok()?;
     Some(Repairer::Model {
         client: Arc::new(client),
         mutate_first: true,

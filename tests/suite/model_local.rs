@@ -363,3 +363,79 @@ fn qwen_05b_solves_a_humaneval_task() {
     let transcript = std::fs::read_to_string(run.join("transcript.jsonl")).unwrap();
     assert!(transcript.contains("\"estimated\":false"), "{transcript}");
 }
+
+/// With no model configured, `fix` starts with the mutation repairer and,
+/// when no mutant passes and the default local model is installed, goes on
+/// with it (explain, then patch), says so in its plan line, and applies the
+/// configuration (here `--max-tokens`) to it. The installed "default model"
+/// is SmolLM2's real weights under the 1.5B's file name, its hash remembered
+/// as the cache remembers a verified file (the 1.5B itself is 1.1 GB). The
+/// rest of the cache is the real one, linked.
+#[test]
+fn fix_goes_on_with_the_installed_local_model_when_no_mutant_passes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let small = rt
+        .block_on(local::ensure(
+            &LocalModel::parse("smollm2-135m").unwrap(),
+            &Source::default(),
+        ))
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let real_home = selfrepair_store::home();
+    for e in std::fs::read_dir(&real_home).unwrap().flatten() {
+        if !["models", "plain"].contains(&e.file_name().to_str().unwrap_or("")) {
+            std::os::unix::fs::symlink(e.path(), home.path().join(e.file_name())).unwrap();
+        }
+    }
+    let default = catalog::find(catalog::DEFAULT).unwrap();
+    let installed = local::fetch::model_path(home.path(), default);
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::copy(&small, &installed).unwrap();
+    let meta = std::fs::metadata(&installed).unwrap();
+    let mtime = meta
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::fs::write(
+        installed.with_extension("gguf.sha256"),
+        format!("{} {} {mtime}\n", default.sha256, meta.len()),
+    )
+    .unwrap();
+    assert!(local::fetch::installed(home.path(), default));
+
+    let (_t, dir) = super::fix_common::example_repo("py-ledger");
+    let before = super::fix_common::snapshot(&dir);
+    let out = super::fix_common::bin()
+        .args(["fix", "--json", "--max-attempts", "1", "--max-tokens", "16"])
+        .arg(&dir)
+        .env("SELFREPAIR_HOME", home.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let of = |kind: &'static str| events.iter().filter(move |e| e["event"] == kind);
+    let plan = of("plan").next().expect("a plan");
+    assert_eq!(
+        plan["repairer"],
+        "mutate, then local:qwen2.5-coder-1.5b (in-process) if no mutant passes"
+    );
+    // The mutants came first, and none passed.
+    let patches: Vec<&serde_json::Value> = of("patch").collect();
+    assert!(patches.len() > 1, "{stdout}");
+    let explained = of("explanation").next().expect("the local model explained");
+    assert!(explained["attempt"].as_u64() > patches[0]["attempt"].as_u64());
+    // It read the prompt with its own tokenizer and stopped at 16 tokens a reply.
+    let tokens = of("usage").last().unwrap()["tokens"].as_u64().unwrap();
+    assert!(tokens > 100, "{tokens}");
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["outcome"], "not_fixed", "{stdout}");
+    // A completion is at most 16 tokens: two turns read ~850 prompt tokens each.
+    assert!(tokens < 2 * 1200, "{tokens}: --max-tokens was not applied");
+    assert_eq!(super::fix_common::snapshot(&dir), before);
+}
