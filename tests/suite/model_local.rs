@@ -430,7 +430,7 @@ fn fix_goes_on_with_the_installed_local_model_when_no_mutant_passes() {
     let explained = of("explanation").next().expect("the local model explained");
     assert!(explained["attempt"].as_u64() > patches[0]["attempt"].as_u64());
     // It read the prompt with its own tokenizer and stopped at 16 tokens a reply.
-    let tokens = of("usage").last().unwrap()["tokens"].as_u64().unwrap();
+    let tokens = of("usage").next_back().unwrap()["tokens"].as_u64().unwrap();
     assert!(tokens > 100, "{tokens}");
     let done = events.last().unwrap();
     assert_eq!(done["event"], "done");
