@@ -439,3 +439,43 @@ fn fix_goes_on_with_the_installed_local_model_when_no_mutant_passes() {
     assert!(tokens < 2 * 1200, "{tokens}: --max-tokens was not applied");
     assert_eq!(super::fix_common::snapshot(&dir), before);
 }
+
+/// Qwen2.5-Coder-0.5B fixes a repository bug that no mutant fixes
+/// (tasks/examples/py-greet: a missing `.capitalize()`): `fix` with the
+/// mutation repairer gives up; with the local model, greedy, one explain
+/// and one patch turn make the tests pass.
+#[test]
+fn qwen_05b_fixes_what_no_mutant_can() {
+    let (_t, dir) = super::fix_common::example_repo("py-greet");
+    let run = |args: &[&str]| {
+        let out = super::fix_common::bin()
+            .arg("fix")
+            .arg("--json")
+            .args(args)
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let done: serde_json::Value = stdout
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
+        (done, stdout)
+    };
+    let (done, stdout) = run(&["--model", "mutate"]);
+    assert_eq!(done["outcome"], "not_fixed", "{stdout}");
+    let (done, stdout) = run(&[
+        "--model",
+        "local:qwen2.5-coder-0.5b",
+        "--temperature",
+        "0",
+        "--max-attempts",
+        "1",
+        "--max-tokens",
+        "160",
+    ]);
+    assert_eq!(done["outcome"], "fixed", "{stdout}");
+    assert_eq!(done["diff"]["files"][0]["path"], "greet/hello.py");
+    assert!(stdout.contains("\"event\":\"explanation\""), "{stdout}");
+}

@@ -1,0 +1,1 @@
+from greet.hello import greeting
