@@ -1077,6 +1077,12 @@ fn fix_json(
 ) -> (Option<i32>, Vec<serde_json::Value>, String) {
     let mut c = bin();
     c.arg("fix").arg(dir).arg("--json").args(args);
+    if !args.contains(&"--model") {
+        // The shared cache may hold the default local model (`setup --model
+        // local`), which `fix` goes on with after the mutants; these runs
+        // are about the mutation repairer.
+        c.args(["--model", "mutate"]);
+    }
     for (k, v) in env {
         c.env(k, v);
     }

@@ -6,7 +6,9 @@
 //! Root makes them directly. Any other caller asks a helper process, forked
 //! once, that lives in a user and mount namespace of its own (where it may
 //! mount) and answers each request on a socket with a new mount's
-//! descriptor. The helper dies with its parent.
+//! descriptor. The helper dies with its parent. It is forked at the first
+//! wasm run, closes every descriptor but its socket, and touches none of
+//! the memory it shares copy-on-write with its parent.
 
 use std::ffi::CString;
 use std::io;
