@@ -174,7 +174,7 @@ pub enum RunTmp {
 impl RunTmp {
     pub fn new() -> std::io::Result<RunTmp> {
         if private_tmp_works()
-            && let Ok(fd) = tmpfs::make(TMP_BYTES, TMP_INODES)
+            && let Ok(fd) = tmpfs::make()
         {
             return Ok(RunTmp::Private(fd));
         }
@@ -202,7 +202,7 @@ impl RunTmp {
 /// Whether this process can make private tmpfs mounts (tried once).
 fn private_tmp_works() -> bool {
     static PRIVATE: OnceLock<bool> = OnceLock::new();
-    *PRIVATE.get_or_init(|| tmpfs::make(TMP_BYTES, TMP_INODES).is_ok())
+    *PRIVATE.get_or_init(|| tmpfs::make().is_ok())
 }
 
 /// `$TMPDIR/selfrepair-wasm-<pid>`: this process's wasm temp dirs. On first

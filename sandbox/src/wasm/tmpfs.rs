@@ -15,29 +15,31 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Mutex, OnceLock};
 
-/// The fsconfig strings for one mount, made before any fork.
+/// The fsconfig strings of a wasm run's /tmp ([`super::TMP_BYTES`],
+/// [`super::TMP_INODES`]), made before any fork.
 struct Options {
     size: CString,
     inodes: CString,
 }
 
 impl Options {
-    fn new(bytes: u64, inodes: u64) -> Options {
+    fn new() -> Options {
         Options {
-            size: CString::new(bytes.to_string()).unwrap_or_default(),
-            inodes: CString::new(inodes.to_string()).unwrap_or_default(),
+            size: CString::new(super::TMP_BYTES.to_string()).unwrap_or_default(),
+            inodes: CString::new(super::TMP_INODES.to_string()).unwrap_or_default(),
         }
     }
 }
 
-/// A new detached tmpfs, through the helper when not root.
-pub fn make(bytes: u64, inodes: u64) -> io::Result<OwnedFd> {
+/// A new detached tmpfs for a wasm run's /tmp, through the helper when not
+/// root.
+pub fn make() -> io::Result<OwnedFd> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
-        return mount(&Options::new(bytes, inodes));
+        return mount(&Options::new());
     }
     static HELPER: OnceLock<Result<Helper, String>> = OnceLock::new();
-    match HELPER.get_or_init(|| Helper::start(Options::new(bytes, inodes))) {
+    match HELPER.get_or_init(|| Helper::start(Options::new())) {
         Ok(h) => h.request(),
         Err(e) => Err(io::Error::other(e.clone())),
     }
