@@ -44,9 +44,8 @@ pub fn configured(
 /// `--model mutate` keeps the mutation repairer alone. The rest of the
 /// configuration (sampling, budgets) applies to it as to any model.
 fn local_fallback(cfg: &config::EffectiveConfig) -> Option<Repairer> {
-    let home = crate::sandbox::runtime::RuntimeOptions::default().home;
     let known = local::catalog::find(local::catalog::DEFAULT)?;
-    if !local::fetch::installed(&home, known) {
+    if !local::fetch::installed(&selfrepair_store::home(), known) {
         return None;
     }
     let spec = ModelSpec::Local(local::LocalModel::Known(known));
