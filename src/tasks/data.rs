@@ -84,18 +84,24 @@ pub(crate) type Object = serde_json::Map<String, serde_json::Value>;
 /// Non-empty JSONL lines as (1-based line number, parsed object).
 pub fn jsonl(path: &Path, text: &str) -> Result<Vec<(usize, Object)>, TaskError> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&nonstandard_floats(line))
-            .map_err(|e| TaskError::malformed(path, i + 1, format!("invalid JSON: {e}")))?;
+    for (line, record) in records(text) {
+        let v: serde_json::Value = serde_json::from_str(&record)
+            .map_err(|e| TaskError::malformed(path, line, format!("invalid JSON: {e}")))?;
         match v {
-            serde_json::Value::Object(m) => out.push((i + 1, m)),
-            _ => return Err(TaskError::malformed(path, i + 1, "expected a JSON object")),
+            serde_json::Value::Object(m) => out.push((line, m)),
+            _ => return Err(TaskError::malformed(path, line, "expected a JSON object")),
         }
     }
     Ok(out)
+}
+
+/// A JSONL text's non-empty lines, 1-based, with [`nonstandard_floats`]
+/// made standard; unparsed, for readers that parse only part of a line.
+pub(crate) fn records(text: &str) -> impl Iterator<Item = (usize, std::borrow::Cow<'_, str>)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, nonstandard_floats(l)))
 }
 
 /// Markers for the non-standard JSON numbers Python's `json` writes

@@ -129,12 +129,7 @@ fn fields(
 pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
     let text = read_text(path)?;
     let mut out = Vec::new();
-    for (i, raw_line) in text.lines().enumerate() {
-        if raw_line.trim().is_empty() {
-            continue;
-        }
-        let line = i + 1;
-        let raw = super::data::nonstandard_floats(raw_line);
+    for (line, raw) in super::data::records(&text) {
         let m = fields(path, line, &raw)?;
         let atol = match m.get("atol") {
             Some(v) => v
