@@ -1,10 +1,12 @@
 """Reference speed: llama.cpp (the xllamacpp wheel) on a GGUF, greedy.
 
 Usage: python xllamacpp_speed.py MODEL.gguf THREADS PROMPT_FILE MAX_TOKENS
-Prints one JSON object: load time, prompt tokens, prefill and decode tok/s.
+Prints one JSON object: load time, prompt tokens, prefill and decode tok/s,
+and the process's peak resident set.
 Run with OMP_WAIT_POLICY=PASSIVE so its threads do not spin under load.
 """
 import json
+import resource
 import sys
 import time
 
@@ -36,5 +38,6 @@ print(json.dumps({
     "prefill_tok_s": tm.get("prompt_per_second"),
     "completion_tokens": tm.get("predicted_n"),
     "decode_tok_s": tm.get("predicted_per_second"),
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "text": r["choices"][0]["message"]["content"],
 }))

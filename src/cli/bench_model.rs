@@ -66,8 +66,9 @@ pub async fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
         a.rounds
     );
     let engine = Local::open(&LocalModel::File(path.clone()), &src);
-    // Load (and first-use repacking) outside the timings.
+    // Load outside the timings.
     engine.complete(&greedy("Hi", 2)).await?;
+    let mut reference_rss = 0.0f64;
     println!("| prompt | tokens | engine | prefill tok/s | decode tok/s |");
     println!("|---|---|---|---|---|");
     for (name, text) in prompts() {
@@ -84,16 +85,25 @@ pub async fn run(a: BenchModelArgs) -> anyhow::Result<ExitCode> {
         );
         if let Some(py) = &a.reference {
             let r = reference(py, &path, threads, &text, a.max_tokens, a.rounds)?;
+            reference_rss = reference_rss.max(r.peak_rss_mb);
             println!(
                 "| {name} | {} | llama.cpp (xllamacpp) | {:.1} | {:.1} |",
-                r.2, r.0, r.1
+                r.prompt_tokens, r.prefill, r.decode
             );
             println!(
                 "| {name} | | ratio | {:.2}x | {:.2}x |",
-                best.0 / r.0.max(1e-9),
-                best.1 / r.1.max(1e-9)
+                best.0 / r.prefill.max(1e-9),
+                best.1 / r.decode.max(1e-9)
             );
         }
+    }
+    // Before the concurrent round, whose caches are not part of one request.
+    if let Some(mb) = peak_rss_mb() {
+        print!("\npeak RSS: selfrepair {mb:.0} MB");
+        if a.reference.is_some() {
+            print!(", llama.cpp {reference_rss:.0} MB");
+        }
+        println!();
     }
     if a.concurrent > 1 {
         let reqs: Vec<ChatRequest> = (0..a.concurrent)
@@ -125,8 +135,29 @@ fn candle_threads() -> usize {
     candle_core::utils::get_num_threads()
 }
 
-/// Best prefill and decode tok/s of llama.cpp over `rounds`, and its prompt
-/// token count.
+/// This process's peak resident set (`VmHWM`), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// What llama.cpp did on one prompt: its best prefill and decode tok/s over
+/// the rounds, the prompt's length in its tokens, and its peak resident set.
+struct Reference {
+    prefill: f64,
+    decode: f64,
+    prompt_tokens: u64,
+    peak_rss_mb: f64,
+}
+
 fn reference(
     py: &std::path::Path,
     gguf: &std::path::Path,
@@ -134,11 +165,16 @@ fn reference(
     prompt: &str,
     max_tokens: u32,
     rounds: usize,
-) -> anyhow::Result<(f64, f64, u64)> {
+) -> anyhow::Result<Reference> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/xllamacpp_speed.py");
     let file = tempfile::NamedTempFile::new()?;
     std::fs::write(file.path(), prompt)?;
-    let mut best = (0.0f64, 0.0f64, 0u64);
+    let mut best = Reference {
+        prefill: 0.0,
+        decode: 0.0,
+        prompt_tokens: 0,
+        peak_rss_mb: 0.0,
+    };
     for _ in 0..rounds {
         let out = std::process::Command::new(py)
             .arg(&script)
@@ -159,11 +195,13 @@ fn reference(
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)
             .with_context(|| format!("{} printed no JSON", script.display()))?;
-        best = (
-            best.0.max(v["prefill_tok_s"].as_f64().unwrap_or(0.0)),
-            best.1.max(v["decode_tok_s"].as_f64().unwrap_or(0.0)),
-            v["prompt_tokens"].as_u64().unwrap_or(0),
-        );
+        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+        best = Reference {
+            prefill: best.prefill.max(f("prefill_tok_s")),
+            decode: best.decode.max(f("decode_tok_s")),
+            prompt_tokens: v["prompt_tokens"].as_u64().unwrap_or(0),
+            peak_rss_mb: best.peak_rss_mb.max(f("peak_rss_mb")),
+        };
     }
     Ok(best)
 }

@@ -243,7 +243,10 @@ async fn smollm2_answers_through_the_client() {
 
     // max_tokens ends a reply with `length`.
     let long = c
-        .complete(&ask("Count from one to one hundred in words.", greedy(5)))
+        .complete(&ask(
+            "Write a poem of twenty lines about the sea.",
+            greedy(5),
+        ))
         .await
         .unwrap();
     assert_eq!(long.usage.completion_tokens, 5);
