@@ -459,7 +459,13 @@ impl<'e, T> Batch<'e, T> {
                 .iter_mut()
                 .map(|r| std::mem::take(&mut r.cache))
                 .collect();
+            let t0 = Instant::now();
             let logits = e.weights.forward(&feed, &mut caches)?;
+            tracing::debug!(
+                rows = feed.len(),
+                ms = t0.elapsed().as_millis() as u64,
+                "decode step"
+            );
             for (i, (row, cache)) in live.iter_mut().zip(caches).enumerate() {
                 row.cache = cache;
                 if let Some(job) = self.jobs[row.job].as_ref() {

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod engine;
 pub mod fetch;
+mod kernels;
 pub mod transformer;
 
 use std::collections::HashMap;

@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use super::kernels;
+
 use candle_core::quantized::{GgmlType, QMatMul, QStorage, QTensor, gguf_file};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, IndexOp, Layout, Module, Result, Tensor};
 
@@ -24,9 +26,9 @@ pub struct Shape {
 
 /// Rows from which a product uses candle's tiled kernels on a packed copy
 /// (see [`Mat`]). Packing the 1.5B model's matrices costs about 1.6 s per
-/// forward pass on 2 cores; its tiles then run about 47 rows/s against 25 on
-/// the file's blocks, so they meet near 85 rows.
-const TILED_ROWS: usize = 96;
+/// forward pass on 2 cores; its tiles then run about 41 rows/s against 33
+/// from the blocks ([`kernels`]), so they meet near 280 rows.
+const TILED_ROWS: usize = 256;
 
 /// A matrix of `n` output rows over `k` inputs, as the GGUF stores it.
 ///
@@ -34,10 +36,13 @@ const TILED_ROWS: usize = 96;
 /// `QMatMul` would repack each into wider tiles on first use and keep the
 /// file's copy too, for the life of the process: the 1.5B model took 2.4 GB
 /// (AVX2) to 4.0 GB (AVX-512 and AMX) that way instead of 1.4. So:
-/// - a few rows (decode, a short prompt) are multiplied straight from the
-///   blocks by candle's dot-product kernels (`k_quants::matmul`); decode
-///   reads every weight once per token and is bound by memory bandwidth,
-///   where the compact blocks cost least;
+/// - one row (a decode step) is multiplied straight from the blocks by
+///   candle's dot-product kernels (`k_quants::matmul`): it reads every
+///   weight once and is bound by memory bandwidth, where the compact blocks
+///   cost least;
+/// - a few rows (a short prompt, a batch of decode steps) go to
+///   [`kernels`], which unpack each Q4_K or Q6_K block once for up to 8 rows
+///   (other block types to candle's dot products);
 /// - a long prompt gets candle's tiled kernels on a copy of the matrix that
 ///   is packed for this one product and dropped after it.
 ///
@@ -103,6 +108,8 @@ impl CustomOp1 for Mat {
             G::Q8_0 => blocks_matmul::<kq::BlockQ8_0>(mkn, x, &data, &mut out)?,
             G::Q2K => blocks_matmul::<kq::BlockQ2K>(mkn, x, &data, &mut out)?,
             G::Q3K => blocks_matmul::<kq::BlockQ3K>(mkn, x, &data, &mut out)?,
+            G::Q4K if m > 1 && kernels::q4k(mkn, x, blocks(&data, n, k)?, &mut out) => {}
+            G::Q6K if m > 1 && kernels::q6k(mkn, x, blocks(&data, n, k)?, &mut out) => {}
             G::Q4K => blocks_matmul::<kq::BlockQ4K>(mkn, x, &data, &mut out)?,
             G::Q5K => blocks_matmul::<kq::BlockQ5K>(mkn, x, &data, &mut out)?,
             G::Q6K => blocks_matmul::<kq::BlockQ6K>(mkn, x, &data, &mut out)?,
@@ -116,13 +123,8 @@ impl CustomOp1 for Mat {
     }
 }
 
-/// `out = x · wᵀ` for `w` given as the raw bytes of `n × k / BLCK_SIZE` blocks.
-fn blocks_matmul<T: GgmlType>(
-    (m, k, n): (usize, usize, usize),
-    x: &[f32],
-    w: &[u8],
-    out: &mut [f32],
-) -> Result<()> {
+/// The `n × k / BLCK_SIZE` blocks of type `T` in a matrix's raw bytes.
+fn blocks<T: GgmlType>(w: &[u8], n: usize, k: usize) -> Result<&[T]> {
     let count = n * k / T::BLCK_SIZE;
     if !k.is_multiple_of(T::BLCK_SIZE)
         || w.len() != count * std::mem::size_of::<T>()
@@ -137,8 +139,18 @@ fn blocks_matmul<T: GgmlType>(
     // SAFETY: candle's block types are `repr(C)` structs of integers and
     // f16s, for which any bytes are a value; length and alignment are checked
     // above, and the slice borrows `w`.
-    let w = unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<T>(), count) };
-    candle_core::quantized::k_quants::matmul((m, k, n), x, w, out)
+    Ok(unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<T>(), count) })
+}
+
+/// `out = x · wᵀ` by candle's dot-product kernels, for `w` given as the raw
+/// bytes of its blocks.
+fn blocks_matmul<T: GgmlType>(
+    (m, k, n): (usize, usize, usize),
+    x: &[f32],
+    w: &[u8],
+    out: &mut [f32],
+) -> Result<()> {
+    candle_core::quantized::k_quants::matmul((m, k, n), x, blocks::<T>(w, n, k)?, out)
 }
 
 struct Layer {
@@ -500,7 +512,7 @@ mod tests {
             let q = Arc::new(QTensor::quantize(&w, dtype)?);
             let mat = Mat::new(q.clone())?;
             assert!(matches!(mat, Mat::Blocks(_)), "{dtype:?} stays in blocks");
-            for rows in [1, 3, TILED_ROWS + 1] {
+            for rows in [1, 3, 9, TILED_ROWS + 1] {
                 let x = Tensor::randn(0f32, 1.0, (1, rows, k), dev)?;
                 let exact = x.broadcast_matmul(&q.dequantize(dev)?.t()?)?;
                 let candle = QMatMul::from_arc(q.clone())?.forward(&x)?;
