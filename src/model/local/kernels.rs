@@ -76,39 +76,37 @@ pub(super) fn available() -> bool {
 /// `out = x · wᵀ` for `x` of `m × k` and a Q4_K matrix of `n × k`.
 /// Returns false, leaving `out` alone, where [`available`] is false.
 pub(super) fn q4k(mkn: (usize, usize, usize), x: &[f32], w: &[BlockQ4K], out: &mut [f32]) -> bool {
-    // SAFETY: `Q4K` mirrors `BlockQ4K`'s layout (size and alignment checked
-    // above), and any bytes are a value of either.
-    let w = unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<Q4K>(), w.len()) };
-    #[cfg(target_arch = "x86_64")]
-    if available() {
-        product(mkn, x, w, out, |w, xs, out| unsafe {
-            avx2::q4k(w, xs, out)
-        });
-        return true;
-    }
-    let _ = (mkn, x, w, out);
-    false
+    // SAFETY: `Q4K` mirrors `BlockQ4K` (checked above).
+    unsafe { multiply::<_, Q4K>(mkn, x, w, out) }
 }
 
 /// `out = x · wᵀ` for a Q6_K matrix; see [`q4k`].
 pub(super) fn q6k(mkn: (usize, usize, usize), x: &[f32], w: &[BlockQ6K], out: &mut [f32]) -> bool {
-    // SAFETY: as in `q4k`.
-    let w = unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<Q6K>(), w.len()) };
-    #[cfg(target_arch = "x86_64")]
-    if available() {
-        product(mkn, x, w, out, |w, xs, out| unsafe {
-            avx2::q6k(w, xs, out)
-        });
-        return true;
-    }
-    let _ = (mkn, x, w, out);
-    false
+    // SAFETY: `Q6K` mirrors `BlockQ6K` (checked above).
+    unsafe { multiply::<_, Q6K>(mkn, x, w, out) }
 }
 
-/// Dot products of a group of up to [`COLUMNS`] weight columns (their
-/// blocks, column after column) with up to [`ROWS`] quantized input rows:
-/// `out[c][r]` for column `c` and row `r`.
-type Kernel<B> = fn(&[B], &[&[Q8K]], &mut [[f32; ROWS]; COLUMNS]);
+/// # Safety
+/// `B` has `T`'s layout, and any bytes are a value of either.
+#[cfg(target_arch = "x86_64")]
+unsafe fn multiply<T, B: avx2::Block + Sync>(
+    mkn: (usize, usize, usize),
+    x: &[f32],
+    w: &[T],
+    out: &mut [f32],
+) -> bool {
+    if !available() {
+        return false;
+    }
+    let w = unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<B>(), w.len()) };
+    product(mkn, x, w, out);
+    true
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn multiply<T, B>(_: (usize, usize, usize), _: &[f32], _: &[T], _: &mut [f32]) -> bool {
+    false
+}
 
 /// Bytes of quantized input rows a pass over the matrix works on: small
 /// enough to stay in a core's L2 while the columns stream past.
@@ -118,12 +116,11 @@ const PASS_BYTES: usize = 192 << 10;
 /// [`PASS_BYTES`] at a time, hands groups of [`COLUMNS`] columns to candle's
 /// thread pool; each group meets the rows [`ROWS`] at a time.
 #[cfg(target_arch = "x86_64")]
-fn product<B: Sync>(
+fn product<B: avx2::Block + Sync>(
     (m, k, n): (usize, usize, usize),
     x: &[f32],
     w: &[B],
     out: &mut [f32],
-    kernel: Kernel<B>,
 ) {
     let blocks = k / QK_K;
     assert!(
@@ -154,7 +151,9 @@ fn product<B: Sync>(
                 let cols = COLUMNS.min(n - first_col);
                 let columns = &w[first_col * blocks..(first_col + cols) * blocks];
                 for (tile, xs) in rows.chunks(ROWS).enumerate() {
-                    kernel(columns, xs, &mut dots);
+                    // SAFETY: `available()`; a group of at most `COLUMNS`
+                    // columns, each of `blocks` blocks as every row has.
+                    unsafe { avx2::by_rows(columns, xs, &mut dots) };
                     let first_row = pass * per_pass + tile * ROWS;
                     for (c, dots) in dots[..cols].iter().enumerate() {
                         for (r, dot) in dots[..xs.len()].iter().enumerate() {
@@ -178,22 +177,9 @@ mod avx2 {
     use super::{COLUMNS, Q4K, Q6K, Q8K, QK_K, ROWS};
     use std::arch::x86_64::*;
 
-    /// # Safety
-    /// The CPU has AVX2 and FMA; `columns` holds at most [`COLUMNS`]
-    /// columns of as many blocks as each row of `xs` (1 to [`ROWS`] rows).
-    pub(super) unsafe fn q4k(columns: &[Q4K], xs: &[&[Q8K]], out: &mut [[f32; ROWS]; COLUMNS]) {
-        unsafe { by_rows(columns, xs, out) }
-    }
-
-    /// # Safety
-    /// As for [`q4k`].
-    pub(super) unsafe fn q6k(columns: &[Q6K], xs: &[&[Q8K]], out: &mut [[f32; ROWS]; COLUMNS]) {
-        unsafe { by_rows(columns, xs, out) }
-    }
-
     /// A weight block type and its product with one block of each of `R`
     /// quantized rows, added to one float accumulator per row.
-    trait Block: Sized {
+    pub(super) trait Block: Sized {
         /// # Safety
         /// The CPU has AVX2 and FMA.
         unsafe fn dot<const R: usize>(&self, ys: &[&Q8K; R], acc: &mut [__m256; R]);
@@ -213,9 +199,20 @@ mod avx2 {
         }
     }
 
-    /// Dispatches on the number of rows so each block product's integer
-    /// sums are a fixed-size array the compiler keeps in registers.
-    unsafe fn by_rows<B: Block>(columns: &[B], xs: &[&[Q8K]], out: &mut [[f32; ROWS]; COLUMNS]) {
+    /// `out[c][r]`, the dot product of column `c` of `columns` (at most
+    /// [`COLUMNS`] columns, their blocks column after column) with row `r`
+    /// of `xs` (1 to [`ROWS`] rows). Dispatches on the number of rows so
+    /// each block product's integer sums are a fixed-size array the
+    /// compiler keeps in registers.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; every column has as many blocks as each
+    /// row.
+    pub(super) unsafe fn by_rows<B: Block>(
+        columns: &[B],
+        xs: &[&[Q8K]],
+        out: &mut [[f32; ROWS]; COLUMNS],
+    ) {
         unsafe {
             match xs.len() {
                 1 => rows::<B, 1>(columns, xs, out),
