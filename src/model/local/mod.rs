@@ -9,7 +9,6 @@
 pub mod catalog;
 pub mod engine;
 pub mod fetch;
-mod kernels;
 pub mod transformer;
 
 use std::collections::HashMap;

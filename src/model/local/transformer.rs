@@ -9,8 +9,6 @@
 
 use std::sync::Arc;
 
-use super::kernels;
-
 use candle_core::quantized::{GgmlType, QMatMul, QStorage, QTensor, gguf_file};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, IndexOp, Layout, Module, Result, Tensor};
 
@@ -27,7 +25,7 @@ pub struct Shape {
 /// Rows from which a product uses candle's tiled kernels on a packed copy
 /// (see [`Mat`]). Packing the 1.5B model's matrices costs about 1.6 s per
 /// forward pass on 2 cores; its tiles then run about 41 rows/s against 33
-/// from the blocks ([`kernels`]), so they meet near 280 rows.
+/// from the blocks ([`selfrepair_kernels`]), so they meet near 280 rows.
 const TILED_ROWS: usize = 256;
 
 /// A matrix of `n` output rows over `k` inputs, as the GGUF stores it.
@@ -41,7 +39,7 @@ const TILED_ROWS: usize = 256;
 ///   weight once and is bound by memory bandwidth, where the compact blocks
 ///   cost least;
 /// - a few rows (a short prompt, a batch of decode steps) go to
-///   [`kernels`], which unpack each Q4_K or Q6_K block once for up to 8 rows
+///   [`selfrepair_kernels`], which unpack each Q4_K or Q6_K block once for up to 8 rows
 ///   (other block types to candle's dot products);
 /// - a long prompt gets candle's tiled kernels on a copy of the matrix that
 ///   is packed for this one product and dropped after it.
@@ -108,8 +106,8 @@ impl CustomOp1 for Mat {
             G::Q8_0 => blocks_matmul::<kq::BlockQ8_0>(mkn, x, &data, &mut out)?,
             G::Q2K => blocks_matmul::<kq::BlockQ2K>(mkn, x, &data, &mut out)?,
             G::Q3K => blocks_matmul::<kq::BlockQ3K>(mkn, x, &data, &mut out)?,
-            G::Q4K if m > 1 && kernels::q4k(mkn, x, blocks(&data, n, k)?, &mut out) => {}
-            G::Q6K if m > 1 && kernels::q6k(mkn, x, blocks(&data, n, k)?, &mut out) => {}
+            G::Q4K if m > 1 && selfrepair_kernels::q4k(mkn, x, blocks(&data, n, k)?, &mut out) => {}
+            G::Q6K if m > 1 && selfrepair_kernels::q6k(mkn, x, blocks(&data, n, k)?, &mut out) => {}
             G::Q4K => blocks_matmul::<kq::BlockQ4K>(mkn, x, &data, &mut out)?,
             G::Q5K => blocks_matmul::<kq::BlockQ5K>(mkn, x, &data, &mut out)?,
             G::Q6K => blocks_matmul::<kq::BlockQ6K>(mkn, x, &data, &mut out)?,

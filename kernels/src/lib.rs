@@ -9,6 +9,9 @@
 //! model holds. The arithmetic is ggml's (activations quantized to Q8_K, 8-bit
 //! products summed in 32-bit integers, one float scale per block), so results
 //! match candle's kernels up to the order of float additions.
+//!
+//! A crate of its own so that it is optimised in test builds too: the
+//! real-model tests run it, and unoptimised SIMD code is many times slower.
 
 use candle_core::quantized::GgmlType;
 use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K, BlockQ8K};
@@ -60,7 +63,7 @@ const _: () = {
 };
 
 /// Whether this CPU runs the kernels; without them callers use candle's.
-pub(super) fn available() -> bool {
+pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -75,13 +78,13 @@ pub(super) fn available() -> bool {
 
 /// `out = x · wᵀ` for `x` of `m × k` and a Q4_K matrix of `n × k`.
 /// Returns false, leaving `out` alone, where [`available`] is false.
-pub(super) fn q4k(mkn: (usize, usize, usize), x: &[f32], w: &[BlockQ4K], out: &mut [f32]) -> bool {
+pub fn q4k(mkn: (usize, usize, usize), x: &[f32], w: &[BlockQ4K], out: &mut [f32]) -> bool {
     // SAFETY: `Q4K` mirrors `BlockQ4K` (checked above).
     unsafe { multiply::<_, Q4K>(mkn, x, w, out) }
 }
 
 /// `out = x · wᵀ` for a Q6_K matrix; see [`q4k`].
-pub(super) fn q6k(mkn: (usize, usize, usize), x: &[f32], w: &[BlockQ6K], out: &mut [f32]) -> bool {
+pub fn q6k(mkn: (usize, usize, usize), x: &[f32], w: &[BlockQ6K], out: &mut [f32]) -> bool {
     // SAFETY: `Q6K` mirrors `BlockQ6K` (checked above).
     unsafe { multiply::<_, Q6K>(mkn, x, w, out) }
 }
