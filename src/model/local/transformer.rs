@@ -39,8 +39,8 @@ const TILED_ROWS: usize = 256;
 ///   weight once and is bound by memory bandwidth, where the compact blocks
 ///   cost least;
 /// - a few rows (a short prompt, a batch of decode steps) go to
-///   [`selfrepair_kernels`], which unpack each Q4_K or Q6_K block once for up to 8 rows
-///   (other block types to candle's dot products);
+///   [`selfrepair_kernels`], which unpack each Q4_K or Q6_K block once for
+///   up to 8 rows (other block types to candle's dot products);
 /// - a long prompt gets candle's tiled kernels on a copy of the matrix that
 ///   is packed for this one product and dropped after it.
 ///
