@@ -47,6 +47,7 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
     };
     let mut calls = Vec::new();
     let mut spent = 0.0;
+    let started = std::time::Instant::now();
     if code_tests {
         match walk(sb, req).await {
             Ok(found) => calls = found.as_ref().clone(),
@@ -67,7 +68,9 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
             },
             ..req.clone()
         };
+        let walked = started.elapsed();
         let mut computed = sb.run_unjudged(&compute).await;
+        let computed_at = started.elapsed();
         spent += computed.duration_ms;
         let answers = computed.exchange.answers.take();
         let Some(mut answers) = answers.filter(|_| computed.status != Status::OutputLimit) else {
@@ -92,6 +95,12 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
             }
         };
         spent += judged.duration_ms;
+        tracing::debug!(
+            walk_ms = walked.as_secs_f64() * 1e3,
+            compute_ms = (computed_at - walked).as_secs_f64() * 1e3,
+            judge_ms = (started.elapsed() - computed_at).as_secs_f64() * 1e3,
+            "judged round"
+        );
         if judged.exchange.incomplete {
             let needed = std::mem::take(&mut judged.exchange.needed);
             if !needed.is_empty() && needed.iter().all(|c| is_new(&calls, c)) {

@@ -58,7 +58,7 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     if !a.samples.is_file() {
         bail!("{}: no such samples file", a.samples.display());
     }
-    let all_tasks = Arc::new(tasks::load(ds, &opts).await?);
+    let mut all_tasks = tasks::load(ds, &opts).await?;
     let samples = eval::samples::read(&a.samples, &all_tasks, &ds.name)?;
     let mut results = ResultsFile::open(&eval::results_path(&a.samples), &ds.name)?;
     let pending = results.pending(&samples);
@@ -71,6 +71,16 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let fallback = match a.fallback.as_str() {
+        "none" => None,
+        other => Some(other.parse::<SandboxKind>()?),
+    };
+    let routing =
+        a.heavy_ms > 0 && a.sandbox == SandboxKind::Wasm && fallback == Some(SandboxKind::Process);
+    if !pending.is_empty() && routing {
+        tasks::timing::annotate(ds, &mut all_tasks, &opts).await;
+    }
+    let all_tasks = Arc::new(all_tasks);
     if !pending.is_empty() {
         let rt = sandbox::runtime::RuntimeOptions::default();
         let primary: Arc<dyn sandbox::Sandbox> = Arc::from(
@@ -78,10 +88,6 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot open the {} sandbox", a.sandbox))?,
         );
-        let fallback = match a.fallback.as_str() {
-            "none" => None,
-            other => Some(other.parse::<SandboxKind>()?),
-        };
         let scorer = Arc::new(
             Scorer::new(primary, fallback, rt)
                 .route_heavy(std::time::Duration::from_millis(a.heavy_ms)),

@@ -94,15 +94,22 @@ impl ResultsFile {
         );
         let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, ResultLine)>(256);
-        // Runs start in the samples' order (a permit first, then the run),
-        // so which programs meet a cold suite or the run budget first does
+        // Runs start in a fixed order (a permit first, then the run), so
+        // which programs meet a cold suite or the run budget first does
         // not depend on task scheduling.
-        let pending: Vec<Sample> = pending
+        let mut pending: Vec<(usize, Sample)> = pending
             .into_iter()
             .filter(|s| by_id.contains_key(&s.task_id))
+            .enumerate()
             .collect();
+        // The slowest first, where the reference solutions' times are known
+        // (longest processing time first): a heavy sample started last would
+        // run alone at the end while the other workers idle.
+        pending.sort_by_key(|(_, s)| {
+            std::cmp::Reverse(by_id.get(&s.task_id).map(|&i| tasks[i].reference_time()))
+        });
         tokio::spawn(async move {
-            for (seq, s) in pending.into_iter().enumerate() {
+            for (seq, s) in pending {
                 let Ok(permit) = sem.clone().acquire_owned().await else {
                     return;
                 };

@@ -141,10 +141,10 @@ impl Scorer {
     fn jail_first(&self, key: u64, suite: &Suite) -> Option<String> {
         let budget = self.budget?;
         if let Some(native) = suite.reference_time {
-            let in_wasm = native.mul_f64(crate::tasks::slowdown(SandboxKind::Wasm));
-            if in_wasm > budget {
+            let in_wasm = in_wasm(native);
+            if in_wasm > budget * JAIL_FIRST {
                 return Some(format!(
-                    "compute-heavy suite: its reference solution computes for {} ms natively, about {} ms in the fast sandbox, past its {} ms budget",
+                    "compute-heavy suite: its reference solution computes for {} ms natively, about {} ms in the fast sandbox, over {JAIL_FIRST}x its {} ms budget",
                     native.as_millis(),
                     in_wasm.as_millis(),
                     budget.as_millis()
@@ -218,7 +218,14 @@ impl Scorer {
             return judged;
         }
         let mut req = suite.request(program.to_string(), self.primary.kind());
-        req.budget = key.and(self.budget);
+        // A suite known to compute for a while gets the time its reference
+        // solution needs there, twice over: a run cut at the budget would be
+        // wasted, and below JAIL_FIRST budgets the jail's own start-up per
+        // run (a walk, a compute and a judge process) costs as much.
+        let known = suite
+            .reference_time
+            .map_or(Duration::ZERO, |t| in_wasm(t) * 2);
+        req.budget = key.and(self.budget).map(|b| b.max(known));
         let mut out = self.primary.run(&req).await;
         if out.over_budget
             && let Some(k) = key
@@ -318,6 +325,15 @@ impl Scorer {
             suites,
         }
     }
+}
+
+/// A suite whose reference solution would compute for more than this many
+/// budgets in the fast sandbox goes to the process jail first.
+const JAIL_FIRST: u32 = 4;
+
+/// About how long `native` compute time takes in the fast sandbox.
+fn in_wasm(native: Duration) -> Duration {
+    native.mul_f64(crate::tasks::slowdown(SandboxKind::Wasm))
 }
 
 /// Slow wasm runs after which a suite goes to the process jail.

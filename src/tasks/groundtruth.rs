@@ -75,7 +75,19 @@ pub struct GroundTruth {
 }
 
 /// The cache file for a dataset file's ground truth.
-pub(crate) fn cache_path(home: &std::path::Path, dataset: &str, sha: &str) -> PathBuf {
+fn cache_path(home: &std::path::Path, dataset: &str, sha: &str) -> PathBuf {
+    derived_path(home, "groundtruth", dataset, sha, VERSION)
+}
+
+/// `<home>/<kind>/<dataset>-<sha prefix>-v<version>.json.gz`: what is
+/// computed once from a dataset file and kept.
+pub(crate) fn derived_path(
+    home: &std::path::Path,
+    kind: &str,
+    dataset: &str,
+    sha: &str,
+    version: u32,
+) -> PathBuf {
     let safe: String = dataset
         .chars()
         .map(|c| {
@@ -86,8 +98,8 @@ pub(crate) fn cache_path(home: &std::path::Path, dataset: &str, sha: &str) -> Pa
             }
         })
         .collect();
-    home.join("groundtruth").join(format!(
-        "{safe}-{}-v{VERSION}.json.gz",
+    home.join(kind).join(format!(
+        "{safe}-{}-v{version}.json.gz",
         &sha[..16.min(sha.len())]
     ))
 }
@@ -100,31 +112,54 @@ pub async fn get(
     opts: &LoadOptions,
 ) -> Result<GroundTruth, TaskError> {
     let path = cache_path(&opts.source.cache, dataset, sha);
-    if let Some(gt) = read_cache(&path)
+    if let Some(gt) = read_cache::<GroundTruth>(&path)
         && gt.version == VERSION
         && gt.sha256 == sha
     {
         return Ok(gt);
     }
     let gt = compute(dataset, sha, records, opts).await?;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let io = |e| TaskError::io(&path, e);
-    serde_json::to_writer(&mut enc, &gt).map_err(|e| io(e.into()))?;
-    let bytes = enc.finish().map_err(io)?;
-    selfrepair_store::write_atomic(&path, &bytes).map_err(io)?;
+    write_cache(&path, &gt)?;
     Ok(gt)
 }
 
-fn read_cache(path: &std::path::Path) -> Option<GroundTruth> {
+/// A bar for `len` steps of work on a dataset, hidden unless `opts` asks for one.
+pub(crate) fn progress_bar(opts: &LoadOptions, len: usize, msg: String) -> indicatif::ProgressBar {
+    let bar = if opts.progress {
+        indicatif::ProgressBar::new(len as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(msg);
+    bar
+}
+
+/// Keep `value` at `path`, gzipped JSON, atomically.
+pub(crate) fn write_cache<T: Serialize>(
+    path: &std::path::Path,
+    value: &T,
+) -> Result<(), TaskError> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let io = |e| TaskError::io(path, e);
+    serde_json::to_writer(&mut enc, value).map_err(|e| io(e.into()))?;
+    let bytes = enc.finish().map_err(io)?;
+    selfrepair_store::write_atomic(path, &bytes).map_err(io)
+}
+
+/// What [`write_cache`] kept at `path`; None (with a warning if the file
+/// exists) when it cannot be read back.
+pub(crate) fn read_cache<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Option<T> {
     let f = std::fs::File::open(path).ok()?;
     let r = std::io::BufReader::new(flate2::read::GzDecoder::new(f));
     match serde_json::from_reader(r) {
-        Ok(gt) => Some(gt),
+        Ok(v) => Some(v),
         Err(e) => {
-            tracing::warn!(
-                "ignoring unreadable ground-truth cache {}: {e}",
-                path.display()
-            );
+            tracing::warn!("ignoring unreadable cache file {}: {e}", path.display());
             None
         }
     }
@@ -144,17 +179,7 @@ async fn compute(
     let cfg = ProcessConfig::default();
     let python = cfg.python.display().to_string();
     let jail = ProcessSandbox::new(cfg.clone())?;
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(records.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("ground truth for {dataset}"));
+    let bar = progress_bar(opts, records.len(), format!("ground truth for {dataset}"));
     let jobs = opts.jobs.max(1);
     let results: Vec<Result<(String, GtTask), TaskError>> =
         futures_util::stream::iter(records.iter().map(|rec| {
@@ -199,6 +224,26 @@ async fn run_one(
         "not_none": rec.not_none(format),
         "harness": crate::sandbox::harness::HARNESS_PY,
     });
+    let fail = |reason: String| TaskError::GroundTruth {
+        task: rec.task_id.clone(),
+        reason,
+    };
+    let stdout = run_script(jail, python, SCRIPT, req.to_string().into_bytes(), 600)
+        .await?
+        .map_err(|why| fail(format!("the canonical solution {why}")))?;
+    serde_json::from_slice(&stdout).map_err(|e| fail(format!("unreadable output: {e}")))
+}
+
+/// Run `script` (trusted, ours) with `stdin` in the process jail, with
+/// `timeout_s` for the whole run; its stdout, or why there is none (it ran
+/// past the limit, or failed: its last line of stderr).
+pub(crate) async fn run_script(
+    jail: &ProcessSandbox,
+    python: &std::path::Path,
+    script: &str,
+    stdin: Vec<u8>,
+    timeout_s: u64,
+) -> Result<Result<Vec<u8>, String>, TaskError> {
     let spec = CommandSpec {
         program: python.to_path_buf(),
         args: vec![
@@ -206,41 +251,29 @@ async fn run_one(
             "-S".into(),
             "-B".into(),
             "-c".into(),
-            SCRIPT.into(),
+            script.into(),
         ],
         workdir: None,
         env: vec![
             ("LANG".into(), "C.UTF-8".into()),
             ("PYTHONIOENCODING".into(), "utf-8".into()),
         ],
-        stdin: req.to_string().into_bytes(),
+        stdin,
         limits: Limits {
-            timeout: Duration::from_secs(600),
+            timeout: Duration::from_secs(timeout_s),
             memory_mb: 4096,
             max_output: 1 << 30,
             test_timeout: None,
         },
     };
-    let fail = |reason: String| TaskError::GroundTruth {
-        task: rec.task_id.clone(),
-        reason,
-    };
     let out = jail.exec(spec).await?;
     if out.timed_out {
-        return Err(fail("the canonical solution ran past 600 s".into()));
+        return Ok(Err(format!("ran past {timeout_s} s")));
     }
     if out.code != Some(0) {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .trim()
-            .lines()
-            .last()
-            .unwrap_or("no message")
-            .to_string();
-        return Err(fail(format!(
-            "the canonical solution failed (exit {:?}): {last}",
-            out.code
-        )));
+        let last = err.trim().lines().last().unwrap_or("no message");
+        return Ok(Err(format!("failed (exit {:?}): {last}", out.code)));
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| fail(format!("unreadable output: {e}")))
+    Ok(Ok(out.stdout))
 }

@@ -14,6 +14,7 @@ pub mod humaneval;
 pub mod manifest;
 pub mod mbpp;
 pub mod select;
+pub mod timing;
 
 use crate::sandbox::{Guard, Limits, RunRequest, SandboxKind, TestSpec};
 use serde::Serialize;
@@ -58,6 +59,8 @@ pub enum TaskError {
     },
     #[error("ground truth for {task}: {reason}")]
     GroundTruth { task: String, reason: String },
+    #[error("reference times: {0}")]
+    Timing(String),
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
     #[error(transparent)]
@@ -203,6 +206,12 @@ pub struct Task {
 }
 
 impl Task {
+    /// How long its reference solution computes on its hidden suites, as
+    /// far as measured (zero where not).
+    pub fn reference_time(&self) -> Duration {
+        self.suites.iter().filter_map(|s| s.reference_time).sum()
+    }
+
     /// The program for a sample: a `completion` goes after the code prompt,
     /// a `solution` is already whole.
     pub fn program(&self, code: &str, whole: bool) -> String {

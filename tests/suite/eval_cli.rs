@@ -225,6 +225,65 @@ fn a_compute_heavy_suite_moves_to_the_process_jail() {
     }
 }
 
+/// HumanEval's canonical solutions are timed once, natively, and cached: a
+/// task whose reference solution would compute far past the fast sandbox's
+/// budget goes to the jail first, and is started first, while results keep
+/// the samples' order.
+#[test]
+fn a_heavy_reference_solution_sends_its_task_to_the_jail_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let problems = common::data_dir().join("humaneval/HumanEval.jsonl.gz");
+    let text = std::io::read_to_string(flate2::read::GzDecoder::new(
+        std::fs::File::open(&problems).expect("HumanEval"),
+    ))
+    .expect("read HumanEval");
+    let canonical: std::collections::HashMap<String, String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("task");
+            (
+                v["task_id"].as_str().unwrap_or_default().to_string(),
+                v["canonical_solution"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let ids = ["HumanEval/0", "HumanEval/75", "HumanEval/2"];
+    let lines: Vec<String> = ids.iter().map(|id| sample(id, &canonical[*id])).collect();
+    let p = write(dir.path(), "heavy.jsonl", &lines);
+    let o = eval(&p, "humaneval", &["-j", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text =
+        std::fs::read_to_string(dir.path().join("heavy.jsonl_results.jsonl")).expect("results");
+    let got: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    assert_eq!(got.len(), 3);
+    for (l, id) in got.iter().zip(ids) {
+        assert_eq!(l["task_id"], id, "{l}");
+        assert_eq!(l["passed"], true, "{l}");
+    }
+    assert_eq!(got[0]["sandbox"], "wasm", "{}", got[0]);
+    assert_eq!(got[2]["sandbox"], "wasm", "{}", got[2]);
+    assert_eq!(got[1]["sandbox"], "process", "{}", got[1]);
+    let why = got[1]["suites"][0]["fallback_reason"]
+        .as_str()
+        .unwrap_or("");
+    assert!(why.contains("its reference solution computes for"), "{why}");
+    let cache = selfrepair::tasks::DataSource::new(None)
+        .cache
+        .join("timing");
+    assert!(
+        std::fs::read_dir(&cache).is_ok_and(|mut d| d
+            .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("humaneval-")))),
+        "no reference times kept under {}",
+        cache.display()
+    );
+}
+
 #[test]
 fn results_come_back_in_the_samples_order_when_slow_samples_come_first() {
     let dir = tempfile::tempdir().expect("tempdir");
