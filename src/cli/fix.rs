@@ -58,6 +58,10 @@ pub struct FixArgs {
     /// the baseline plus 3 s, when that is shorter.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
+    /// The most the work copy may hold while the tests run, build output and
+    /// caches included; a run that writes past it is stopped.
+    #[arg(long, value_name = "MB", default_value_t = selfrepair::fix::runner::DISK_MB)]
+    pub disk_mb: u64,
     /// Keep the work tree afterwards (it is removed by default; commits stay).
     #[arg(long)]
     pub keep_worktree: bool,
@@ -369,6 +373,10 @@ async fn fix_session(
         python: a.python.clone(),
         timeout: Duration::from_secs(a.timeout.max(1)),
         allow_network: a.allow_network,
+        disk: selfrepair::sandbox::process::DiskCap {
+            bytes: a.disk_mb.max(1) << 20,
+            ..RunnerOptions::default().disk
+        },
         ..RunnerOptions::default()
     };
     let cancel = CancellationToken::new();

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use selfrepair_sandbox::Limits;
 use selfrepair_sandbox::process::{
-    CommandSpec, ProcessConfig, ProcessSandbox, default_python, interpreter_prefix,
+    CommandSpec, DiskCap, ProcessConfig, ProcessSandbox, default_python, interpreter_prefix,
     others_can_reach,
 };
 
@@ -35,10 +35,17 @@ pub struct RunnerOptions {
     pub timeout: Duration,
     pub allow_network: bool,
     pub memory_mb: u64,
+    /// The most the work copy may hold while the tests run (their build
+    /// output and caches included): bytes and inodes.
+    pub disk: DiskCap,
     /// The user's directories the work copy links to (`node_modules`),
     /// exposed read-only.
     pub linked_ro: Vec<PathBuf>,
 }
+
+/// The work copy's default cap: room for a large project's build output.
+pub const DISK_MB: u64 = 10 << 10;
+const DISK_INODES: u64 = 1_000_000;
 
 impl Default for RunnerOptions {
     fn default() -> Self {
@@ -50,6 +57,10 @@ impl Default for RunnerOptions {
             timeout: Duration::from_secs(300),
             allow_network: false,
             memory_mb: 8192,
+            disk: DiskCap {
+                bytes: DISK_MB << 20,
+                inodes: DISK_INODES,
+            },
             linked_ro: Vec::new(),
         }
     }
@@ -230,6 +241,7 @@ impl TestRunner {
             shm_mb: 64,
             // Tests that serve and call 127.0.0.1 work; nothing else is reachable.
             loopback: true,
+            disk: Some(opts.disk),
             ..ProcessConfig::default()
         };
         let sandbox = ProcessSandbox::new(cfg).map_err(FixError::Sandbox)?;
@@ -450,7 +462,7 @@ impl TestRunner {
             module_ids_to_paths(&mut report, &self.root.join(&self.project_rel));
         }
         report.locate_frames(&text, &self.root.join(&self.project_rel));
-        let status = if out.stopped {
+        let mut status = if out.stopped {
             RunStatus::Cancelled
         } else if out.timed_out {
             RunStatus::TimedOut
@@ -486,6 +498,13 @@ impl TestRunner {
                 &project,
                 self.limits.timeout,
             )];
+        }
+        if let Some(why) = &out.disk_full {
+            // Whatever else it printed, the run was stopped for what it wrote.
+            status = RunStatus::Failed;
+            let why = format!("stopped: {why} (selfrepair fix --disk-mb)");
+            text.push_str(&format!("\n--- selfrepair\n{why}\n"));
+            report.failed = vec![Failure::new("suite", why)];
         }
         if status == RunStatus::Failed && report.failed.is_empty() {
             // Nothing parseable: the suite as a whole failed.

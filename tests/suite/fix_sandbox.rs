@@ -325,3 +325,84 @@ for addr in [('127.0.0.1', {port}), ('1.1.1.1', 53)]:
     let code = default_jail_code("import socket; socket.socket()", dir.path()).await;
     assert_ne!(code, Some(0), "an inet socket without loopback");
 }
+
+/// A run in a work dir with a disk cap: bytes and inodes past the cap stop
+/// it, judged from the host (its flag, and what the dir holds afterwards);
+/// a run that stays under the cap is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_dir_past_its_disk_cap_stops_the_run() {
+    use selfrepair::sandbox::process::DiskCap;
+    let cfg = ProcessConfig {
+        disk: Some(DiskCap {
+            bytes: 32 << 20,
+            inodes: 2000,
+        }),
+        fsize_mb: 64,
+        ..ProcessConfig::default()
+    };
+    let held = |dir: &Path| -> (u64, u64) {
+        let mut bytes = 0;
+        let mut inodes = 0;
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let m = e.as_ref().unwrap().metadata().unwrap();
+                bytes += m.blocks() * 512;
+                inodes += 1;
+                if m.is_dir() {
+                    stack.push(e.unwrap().path());
+                }
+            }
+        }
+        (bytes, inodes)
+    };
+    // Positive control: 4 MiB and 100 files, well under the cap.
+    let dir = tempfile::tempdir().unwrap();
+    let small = "import os\nfor i in range(100):\n    open(f'f{i}', 'wb').write(os.urandom(40 << 10))\nprint('done')\n";
+    let out = python_in(cfg.clone(), small, dir.path()).await.unwrap();
+    assert_eq!(out.disk_full, None);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.layers.iter().any(|l| l.name == "disk"),
+        "{:?}",
+        out.layers
+    );
+    // Bytes: 4 MiB files up to 1.5 GiB, unless stopped.
+    let dir = tempfile::tempdir().unwrap();
+    let big = "import os\nb = os.urandom(4 << 20)\nfor i in range(384):\n    with open(f'big{i}', 'wb') as f:\n        f.write(b)\n        f.flush()\n        os.fsync(f.fileno())\nprint('never stopped')\n";
+    let started = Instant::now();
+    let out = python_in(cfg.clone(), big, dir.path()).await.unwrap();
+    let why = out.disk_full.clone().unwrap_or_default();
+    assert!(
+        why.contains("past its cap of 32 MiB"),
+        "{why:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never stopped"));
+    let (bytes, _) = held(dir.path());
+    assert!(
+        bytes < 1 << 30,
+        "the run wrote {} MiB before it was stopped",
+        bytes >> 20
+    );
+    // Inodes: empty files, no bytes at all.
+    let dir = tempfile::tempdir().unwrap();
+    let many = "import os, time\nos.mkdir('d')\nfor i in range(200000):\n    open(f'd/{i}', 'wb').close()\nprint('never stopped')\n";
+    let out = python_in(cfg, many, dir.path()).await.unwrap();
+    let why = out.disk_full.clone().unwrap_or_default();
+    assert!(
+        why.contains("files and directories, past its cap of 2000"),
+        "{why:?}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never stopped"));
+    let (_, inodes) = held(dir.path());
+    assert!(
+        inodes < 200_000,
+        "the run made {inodes} files before it was stopped"
+    );
+}

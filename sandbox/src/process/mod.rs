@@ -3,6 +3,7 @@
 //! seccomp. A timeout kills the whole process group and pid namespace.
 
 mod cgroup;
+mod disk;
 mod forkserver;
 pub(crate) mod layers;
 
@@ -11,6 +12,7 @@ use crate::harness::{self, HARNESS_PY};
 use crate::outcome::{Layer, Outcome, Status};
 use crate::request::{Limits, RunRequest, TestSpec};
 use crate::{BoxFuture, Sandbox, SandboxKind};
+pub use disk::DiskCap;
 use layers::{Plan, Support};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -128,6 +130,9 @@ pub struct ProcessConfig {
     /// own (inet sockets, `lo` up in the run's empty net namespace), so a
     /// test server on 127.0.0.1 works; nothing beyond it is reachable.
     pub loopback: bool,
+    /// A cap on a writable work dir's bytes and inodes ([`disk`]); a run
+    /// past it is stopped and says so in [`CommandOutput::disk_full`].
+    pub disk: Option<DiskCap>,
 }
 
 impl Default for ProcessConfig {
@@ -144,6 +149,7 @@ impl Default for ProcessConfig {
             fork_server: std::env::var_os("SELFREPAIR_FORK_SERVER").is_none_or(|v| v != "0"),
             shm_mb: 0,
             loopback: false,
+            disk: None,
         }
     }
 }
@@ -229,6 +235,8 @@ pub struct CommandOutput {
     pub output_overflow: bool,
     /// Ended by the caller's `stop` future ([`ProcessSandbox::exec_until`]).
     pub stopped: bool,
+    /// Stopped because its work dir grew past [`ProcessConfig::disk`]: why.
+    pub disk_full: Option<String>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub duration: Duration,
@@ -547,11 +555,24 @@ impl ProcessSandbox {
         let mut timed_out = false;
         let mut output_overflow = false;
         let mut stopped = false;
+        let mut disk_full = None;
+        let cap = self.cfg.disk.filter(|_| !fresh);
+        let mut layers = layers;
+        if let Some(c) = cap {
+            layers.push(Layer::on("disk", c.describe()));
+        }
+        let disk = async {
+            match cap {
+                Some(c) => disk::exceeded(workdir.clone(), c).await,
+                None => std::future::pending().await,
+            }
+        };
         let status = tokio::select! {
             s = child.wait() => s.ok(),
             _ = tokio::time::sleep(l.timeout) => { timed_out = true; None }
             Some(()) = overflow.recv() => { output_overflow = true; None }
             () = stop => { stopped = true; None }
+            why = disk => { disk_full = Some(why); None }
         };
         let status = match status {
             Some(s) => Some(s),
@@ -583,6 +604,7 @@ impl ProcessSandbox {
             timed_out,
             output_overflow,
             stopped,
+            disk_full,
             stdout,
             stderr,
             duration: started.elapsed(),
@@ -820,6 +842,7 @@ impl ProcessSandbox {
             timed_out,
             output_overflow,
             stopped: false,
+            disk_full: None,
             stdout: finish_read(out_task).await,
             stderr: finish_read(err_task).await,
             duration: started.elapsed(),
