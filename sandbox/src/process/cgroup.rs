@@ -51,7 +51,19 @@ impl PidsCgroup {
 
 impl Drop for PidsCgroup {
     fn drop(&mut self) {
-        remove(&self.dir, self.v2);
+        if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+            return;
+        }
+        // Emptying it can take a while, and the caller is an async worker:
+        // the rest goes to a thread of its own (the next start sweeps what
+        // a process that exits first leaves behind).
+        let (dir, v2) = (self.dir.clone(), self.v2);
+        let spawned = std::thread::Builder::new()
+            .name("selfrepair-cgroup".into())
+            .spawn(move || remove(&dir, v2));
+        if spawned.is_err() {
+            remove(&self.dir, self.v2);
+        }
     }
 }
 
