@@ -18,7 +18,9 @@ const SCRIPT: &str = include_str!("timing.py");
 /// Bump when the cached format or how it is computed changes.
 const VERSION: u32 = 1;
 /// A canonical solution still running after this is recorded as unknown.
-const LIMIT_S: f64 = 10.0;
+const LIMIT_S: f64 = if cfg!(test) { 1.0 } else { 10.0 };
+/// The most one timing run (a share of the tasks) may take.
+const RUN_LIMIT_S: u64 = 120;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Timing {
@@ -99,7 +101,9 @@ async fn get(ds: &Dataset, tasks: &mut [Task], opts: &LoadOptions) -> Result<Tim
             let (jail, python, bar) = (&jail, &python, &bar);
             async move {
                 let req = serde_json::json!({ "limit": LIMIT_S, "tasks": part });
-                let timeout = (part.len() as f64 * LIMIT_S) as u64 + 60;
+                // A dataset whose solutions swallow the per-task alarm must
+                // not hold an eval for long: routing goes on without times.
+                let timeout = ((part.len() as f64 * LIMIT_S) as u64 + 10).min(RUN_LIMIT_S);
                 let out = run_script(jail, python, SCRIPT, req.to_string().into_bytes(), timeout)
                     .await?
                     .map_err(|why| TaskError::Timing(format!("the timing run {why}")))?;
@@ -125,4 +129,66 @@ async fn get(ds: &Dataset, tasks: &mut [Task], opts: &LoadOptions) -> Result<Tim
         tracing::warn!("cannot keep reference times: {e}");
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Times come from the jail for solutions that pass; one that never
+    /// ends or fails its tests has none, and the rest are still timed.
+    #[tokio::test]
+    async fn canonical_solutions_are_timed_in_the_jail_and_kept() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let cache = tempfile::tempdir().expect("tempdir");
+        let mut ds = crate::tasks::Manifest::builtin()
+            .expect("manifest")
+            .get("humaneval")
+            .expect("humaneval")
+            .clone();
+        ds.sha256 = None;
+        let line = |id: &str, body: &str, test: &str| {
+            serde_json::json!({"task_id": id, "prompt": "def f(x):\n", "canonical_solution": body,
+                "test": test, "entry_point": "f"})
+            .to_string()
+        };
+        let check = "def check(c):\n    assert c(3) == 3\n";
+        let lines = [
+            line("T/0", "    return x\n", check),
+            line("T/1", "    return x\nwhile True:\n    pass\n", check),
+            line("T/2", "    return x + 1\n", check),
+            line("T/3", "    return sum(range(x * 100000)) and x\n", check),
+        ];
+        let path = data.path().join(ds.rel_path());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, (lines.join("\n") + "\n").as_bytes()).expect("gzip");
+        std::fs::write(&path, gz.finish().expect("gzip")).expect("write");
+        let opts = LoadOptions {
+            source: crate::tasks::DataSource {
+                data_dir: Some(data.path().to_path_buf()),
+                cache: cache.path().to_path_buf(),
+            },
+            jobs: 2,
+            progress: false,
+        };
+        let mut tasks = crate::tasks::load(&ds, &opts).await.expect("load");
+        annotate(&ds, &mut tasks, &opts).await;
+        let times: Vec<Option<Duration>> =
+            tasks.iter().map(|t| t.suites[0].reference_time).collect();
+        assert!(
+            times[0].is_some_and(|t| t < Duration::from_millis(100)),
+            "{times:?}"
+        );
+        assert_eq!(times[1], None, "a solution that never ends");
+        assert_eq!(times[2], None, "a solution that fails its tests");
+        assert!(
+            times[3].is_some_and(|t| t > times[0].unwrap_or_default()),
+            "{times:?}"
+        );
+        let kept = std::fs::read_dir(cache.path().join("timing"))
+            .expect("timing dir")
+            .count();
+        assert_eq!(kept, 1);
+    }
 }
