@@ -406,3 +406,47 @@ async fn a_work_dir_past_its_disk_cap_stops_the_run() {
         "the run made {inodes} files before it was stopped"
     );
 }
+
+/// What `fix` makes of a test run stopped at the work copy's disk cap: a
+/// failing run whose one failure says why and names the flag that raises it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_run_past_the_disk_cap_fails_with_the_reason() {
+    use selfrepair::fix::detect::TestCommand;
+    use selfrepair::fix::runner::{RunStatus, RunnerOptions, TestRunner};
+    use selfrepair::sandbox::process::DiskCap;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("fill.py"),
+        "import os\nb = os.urandom(4 << 20)\nfor i in range(256):\n    with open(f'f{i}', 'wb') as f:\n        f.write(b)\n        os.fsync(f.fileno())\nprint('never stopped')\n",
+    )
+    .unwrap();
+    let opts = RunnerOptions {
+        disk: DiskCap {
+            bytes: 32 << 20,
+            inodes: 100_000,
+        },
+        ..RunnerOptions::default()
+    };
+    let runner = TestRunner::new(
+        TestCommand::custom("python3 fill.py"),
+        work.path(),
+        Path::new(""),
+        &opts,
+    )
+    .unwrap();
+    let run = runner
+        .run(&[], &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed, "{}", run.output);
+    assert!(!run.output.contains("never stopped"), "{}", run.output);
+    let failed = &run.report.failed;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].id, "suite");
+    assert!(
+        failed[0].message.contains("past its cap of 32 MiB")
+            && failed[0].message.contains("--disk-mb"),
+        "{}",
+        failed[0].message
+    );
+}
