@@ -227,31 +227,20 @@ fn a_compute_heavy_suite_moves_to_the_process_jail() {
 
 /// HumanEval's canonical solutions are timed once, natively, and cached: a
 /// task whose reference solution would compute far past the fast sandbox's
-/// budget goes to the jail first, and is started first, while results keep
-/// the samples' order.
+/// budget goes to the jail first, while results keep the samples' order.
 #[test]
 fn a_heavy_reference_solution_sends_its_task_to_the_jail_first() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let problems = common::data_dir().join("humaneval/HumanEval.jsonl.gz");
-    let text = std::io::read_to_string(flate2::read::GzDecoder::new(
-        std::fs::File::open(&problems).expect("HumanEval"),
-    ))
-    .expect("read HumanEval");
-    let canonical: std::collections::HashMap<String, String> = text
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("task");
-            (
-                v["task_id"].as_str().unwrap_or_default().to_string(),
-                v["canonical_solution"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .collect();
+    let he = common::humaneval();
+    let canonical = |id: &str| {
+        he.iter()
+            .find(|t| t["task_id"] == id)
+            .and_then(|t| t["canonical_solution"].as_str())
+            .unwrap_or_else(|| panic!("{id} in HumanEval"))
+            .to_string()
+    };
     let ids = ["HumanEval/0", "HumanEval/75", "HumanEval/2"];
-    let lines: Vec<String> = ids.iter().map(|id| sample(id, &canonical[*id])).collect();
+    let lines: Vec<String> = ids.iter().map(|id| sample(id, &canonical(id))).collect();
     let p = write(dir.path(), "heavy.jsonl", &lines);
     let o = eval(&p, "humaneval", &["-j", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
