@@ -52,6 +52,16 @@ impl DataSource {
     }
 }
 
+/// The sha256 of `ds`'s file at `path` (from [`DataSource::locate`]): its
+/// pinned value, which `locate` checked, so a pinned file is hashed once;
+/// else the file's own hash.
+pub fn dataset_sha256(ds: &Dataset, path: &Path) -> Result<String, TaskError> {
+    match &ds.sha256 {
+        Some(pinned) => Ok(pinned.clone()),
+        None => sha256(path),
+    }
+}
+
 pub fn sha256(path: &Path) -> Result<String, TaskError> {
     selfrepair_store::sha256_file(path).map_err(|e| match e {
         selfrepair_store::StoreError::Io { path, source } => TaskError::Io { path, source },

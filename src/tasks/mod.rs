@@ -242,7 +242,7 @@ pub async fn load(ds: &Dataset, opts: &LoadOptions) -> Result<Vec<Task>, TaskErr
         Format::MbppSanitized => mbpp::load_sanitized(&path, &ds.name),
         Format::EvalplusHumanEval | Format::EvalplusMbpp => {
             let records = evalplus::read(&path, ds.format)?;
-            let sha = data::sha256(&path)?;
+            let sha = data::dataset_sha256(ds, &path)?;
             let gt = groundtruth::get(&ds.name, &sha, &records, opts).await?;
             evalplus::build(records, gt, &ds.name, ds.format)
         }

@@ -30,9 +30,10 @@ struct Timing {
     seconds: BTreeMap<String, Option<f64>>,
 }
 
-/// The code-test suite of `task` that has no reference time yet, if any.
-fn untimed(task: &mut Task) -> Option<&mut super::Suite> {
-    task.suites.first_mut().filter(|s| {
+/// The code-test suite of `task` that has no reference time yet, if any
+/// (its first: HumanEval and MBPP have one).
+fn untimed(task: &Task) -> Option<&super::Suite> {
+    task.suites.first().filter(|s| {
         s.reference_time.is_none()
             && matches!(s.tests, TestSpec::Check { .. } | TestSpec::Asserts { .. })
     })
@@ -43,15 +44,16 @@ fn untimed(task: &mut Task) -> Option<&mut super::Suite> {
 /// be measured (no jail here, the script failed), the tasks stay untimed and
 /// a warning says why.
 pub async fn annotate(ds: &Dataset, tasks: &mut [Task], opts: &LoadOptions) {
-    if !tasks.iter_mut().any(|t| untimed(t).is_some()) {
+    if !tasks.iter().any(|t| untimed(t).is_some()) {
         return;
     }
     match get(ds, tasks, opts).await {
         Ok(t) => {
             for task in tasks.iter_mut() {
                 let s = t.seconds.get(&task.id).copied().flatten();
-                if let (Some(s), Some(suite)) = (s, untimed(task)) {
-                    suite.reference_time = Some(Duration::from_secs_f64(s.clamp(0.0, LIMIT_S)));
+                if let Some(s) = s.filter(|_| untimed(task).is_some()) {
+                    task.suites[0].reference_time =
+                        Some(Duration::from_secs_f64(s.clamp(0.0, LIMIT_S)));
                 }
             }
         }
@@ -59,8 +61,9 @@ pub async fn annotate(ds: &Dataset, tasks: &mut [Task], opts: &LoadOptions) {
     }
 }
 
-async fn get(ds: &Dataset, tasks: &mut [Task], opts: &LoadOptions) -> Result<Timing, TaskError> {
-    let sha = data::sha256(&opts.source.locate(ds)?)?;
+async fn get(ds: &Dataset, tasks: &[Task], opts: &LoadOptions) -> Result<Timing, TaskError> {
+    let path = opts.source.locate(ds)?;
+    let sha = data::dataset_sha256(ds, &path)?;
     let path = derived_path(&opts.source.cache, "timing", &ds.name, &sha, VERSION);
     if let Some(t) = read_cache::<Timing>(&path)
         && t.version == VERSION
@@ -69,26 +72,24 @@ async fn get(ds: &Dataset, tasks: &mut [Task], opts: &LoadOptions) -> Result<Tim
         return Ok(t);
     }
     let mut requests = Vec::new();
-    for task in tasks.iter_mut() {
-        let (Some(program), id) = (task.canonical.first().cloned(), task.id.clone()) else {
-            continue;
-        };
-        let Some(suite) = untimed(task) else {
+    for task in tasks {
+        let (Some(program), Some(suite)) = (task.canonical.first(), untimed(task)) else {
             continue;
         };
         let (setup, tests, entry_point) = match &suite.tests {
             TestSpec::Check {
                 code, entry_point, ..
-            } => (String::new(), code.clone(), entry_point.clone()),
-            TestSpec::Asserts { setup, asserts } => (setup.clone(), asserts.join("\n"), None),
+            } => ("", code.clone(), entry_point.as_deref()),
+            TestSpec::Asserts { setup, asserts } => (setup.as_str(), asserts.join("\n"), None),
             _ => continue,
         };
         requests.push(serde_json::json!({
-            "id": id, "program": program, "setup": setup, "tests": tests, "entry_point": entry_point,
+            "id": task.id, "program": program, "setup": setup, "tests": tests, "entry_point": entry_point,
         }));
     }
-    let jail = ProcessSandbox::new(ProcessConfig::default())?;
-    let python = ProcessConfig::default().python;
+    let cfg = ProcessConfig::default();
+    let python = cfg.python.clone();
+    let jail = ProcessSandbox::new(cfg)?;
     let jobs = opts.jobs.max(1);
     let chunk = requests.len().div_ceil(jobs).max(1);
     let bar = progress_bar(
