@@ -54,6 +54,8 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
             Err(out) => return out,
         }
     }
+    // For the debug line of each round (its walk is the suite's, once).
+    let walk_time = started.elapsed();
     for _ in 0..MAX_ROUNDS {
         // The program gets the whole limit to compute, and stops itself at
         // it; the sandbox's hard limit comes a little later, for the report.
@@ -68,9 +70,9 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
             },
             ..req.clone()
         };
-        let walked = started.elapsed();
+        let round = std::time::Instant::now();
         let mut computed = sb.run_unjudged(&compute).await;
-        let computed_at = started.elapsed();
+        let compute_time = round.elapsed();
         spent += computed.duration_ms;
         let answers = computed.exchange.answers.take();
         let Some(mut answers) = answers.filter(|_| computed.status != Status::OutputLimit) else {
@@ -96,9 +98,9 @@ pub async fn run<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Outcome {
         };
         spent += judged.duration_ms;
         tracing::debug!(
-            walk_ms = walked.as_secs_f64() * 1e3,
-            compute_ms = (computed_at - walked).as_secs_f64() * 1e3,
-            judge_ms = (started.elapsed() - computed_at).as_secs_f64() * 1e3,
+            walk_ms = walk_time.as_secs_f64() * 1e3,
+            compute_ms = compute_time.as_secs_f64() * 1e3,
+            judge_ms = (round.elapsed() - compute_time).as_secs_f64() * 1e3,
             "judged round"
         );
         if judged.exchange.incomplete {
