@@ -57,12 +57,12 @@ pub(crate) async fn exceeded(dir: PathBuf, cap: DiskCap) -> String {
         }
         let grown = watch_fs(&dir, cap, held).await;
         let d = dir.clone();
-        match tokio::task::spawn_blocking(move || walk(&d)).await {
-            // Others wrote to the filesystem: the dir itself is under its cap.
-            Ok(Some(now)) if over(now, cap).is_none() => held = now,
-            Ok(Some(now)) => return over(now, cap).unwrap_or(grown),
+        // A dir under its cap means others wrote to the filesystem: watch
+        // again from there.
+        held = match tokio::task::spawn_blocking(move || walk(&d)).await {
+            Ok(Some(now)) => now,
             _ => return grown,
-        }
+        };
     }
 }
 
@@ -115,6 +115,7 @@ async fn watch_fs(dir: &Path, cap: DiskCap, held: Usage) -> String {
 /// What the filesystem holding `dir` has in use.
 fn fs_used(dir: &Path) -> Option<Usage> {
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs is plain integers, for which all zeroes is a value.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid C string and `s` a writable statvfs.
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
