@@ -438,8 +438,9 @@ fn forged_verdicts_fail_in_every_sandbox() {
     forgeries_fail("humaneval", "wasm-full", &all, 12);
 }
 
-/// Walks (the calls each suite makes) are kept on disk beside the fast
-/// sandbox's instrumented tests, so a second eval does not walk again. What
+/// Walks (the calls each suite makes) are kept on disk, beside the fast
+/// sandbox's instrumented tests and, for the process jail, in a directory
+/// pinned to its interpreter, so a second eval does not walk again. What
 /// is on disk only saves time: a walk file that does not parse is walked
 /// again and rewritten, and one that lists no calls costs a round, never a
 /// verdict. Samples that answer alike are judged once (the judge's verdict
@@ -447,6 +448,15 @@ fn forged_verdicts_fail_in_every_sandbox() {
 /// into a right one beside it.
 #[test]
 fn walks_on_disk_save_time_but_never_decide() {
+    walks_on_disk_only_save_time("wasm", |name| {
+        name.starts_with("walks-") && !name.starts_with("walks-process-")
+    });
+    walks_on_disk_only_save_time("process", |name| name.starts_with("walks-process-"));
+}
+
+/// [`walks_on_disk_save_time_but_never_decide`] in one sandbox, whose walk
+/// directories are the ones `ours` names.
+fn walks_on_disk_only_save_time(sandbox: &str, ours: fn(&str) -> bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let right = "    for i, a in enumerate(numbers):\n        for j, b in enumerate(numbers):\n            if i != j and abs(a - b) < threshold:\n                return True\n    return False\n";
     let wrong = "    return False\n";
@@ -456,7 +466,7 @@ fn walks_on_disk_save_time_but_never_decide() {
         .collect();
     let verdicts = |name: &str| -> Vec<bool> {
         let p = write(dir.path(), name, &lines);
-        let o = eval(&p, "humaneval", &["--sandbox", "wasm", "-j", "2"]);
+        let o = eval(&p, "humaneval", &["--sandbox", sandbox, "-j", "2"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let text = std::fs::read_to_string(dir.path().join(format!("{name}_results.jsonl")))
             .expect("results");
@@ -471,12 +481,15 @@ fn walks_on_disk_save_time_but_never_decide() {
     let walks: Vec<std::path::PathBuf> = std::fs::read_dir(&home)
         .expect("compiled dir")
         .flatten()
-        .filter(|d| d.file_name().to_string_lossy().starts_with("walks-"))
+        .filter(|d| ours(&d.file_name().to_string_lossy()))
         .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
         .map(|f| f.path())
         .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"has_close_elements\"")))
         .collect();
-    assert!(!walks.is_empty(), "no walk of HumanEval/0 on disk");
+    assert!(
+        !walks.is_empty(),
+        "{sandbox}: no walk of HumanEval/0 on disk"
+    );
     let _restore: Vec<_> = walks
         .iter()
         .map(|p| Restore(p.clone(), std::fs::read_to_string(p).expect("walk")))
@@ -491,7 +504,7 @@ fn walks_on_disk_save_time_but_never_decide() {
     assert!(
         walks.iter().any(|p| std::fs::read_to_string(p)
             .is_ok_and(|t| t.starts_with('[') && t.contains("has_close_elements"))),
-        "the garbled walk was not walked again and rewritten"
+        "{sandbox}: the garbled walk was not walked again and rewritten"
     );
     rewrite("[]");
     assert_eq!(verdicts("empty.jsonl"), [true, false, true, false]);

@@ -133,6 +133,9 @@ pub struct ProcessConfig {
     /// A cap on a writable work dir's bytes and inodes ([`disk`]); a run
     /// past it is stopped and says so in [`CommandOutput::disk_full`].
     pub disk: Option<DiskCap>,
+    /// Where to keep the suites' walks across invocations (a directory per
+    /// interpreter and harness is made under it); None: this process only.
+    pub walks_dir: Option<PathBuf>,
 }
 
 impl Default for ProcessConfig {
@@ -150,8 +153,27 @@ impl Default for ProcessConfig {
             shm_mb: 0,
             loopback: false,
             disk: None,
+            walks_dir: None,
         }
     }
+}
+
+/// What a walk made by `python` depends on: the interpreter file (its real
+/// path, size, inode and change time, so an upgrade in place is a new pin)
+/// and the harness. None if the interpreter cannot be found.
+fn interpreter_pin(python: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(python).ok()?;
+    let m = std::fs::metadata(&real).ok()?;
+    let id = format!(
+        "{}\0{}\0{}\0{}.{}\0{HARNESS_PY}",
+        real.display(),
+        m.len(),
+        m.ino(),
+        m.ctime(),
+        m.ctime_nsec()
+    );
+    Some(selfrepair_store::sha256_bytes(id.as_bytes())[..16].to_string())
 }
 
 /// `SELFREPAIR_PYTHON`, else the system python3 (not a shim in $HOME).
@@ -254,6 +276,8 @@ pub struct ProcessSandbox {
     compiled: crate::harness::CompiledTests,
     /// The fork server for Python runs, started on first use.
     server: tokio::sync::Mutex<Server>,
+    /// The suites' walks on disk, if [`ProcessConfig::walks_dir`] is set.
+    walks: Option<crate::harness::CompiledTests>,
 }
 
 enum Server {
@@ -292,6 +316,12 @@ impl ProcessSandbox {
             Ok(()) => layers::seccomp_filters(cfg.allow_network || cfg.loopback),
             Err(e) => Err(e.clone()),
         };
+        let walks = cfg.walks_dir.as_deref().and_then(|base| {
+            let pin = interpreter_pin(&cfg.python)?;
+            Some(crate::harness::CompiledTests::walks_on_disk(
+                base.join(format!("walks-process-{pin}")),
+            ))
+        });
         let sb = ProcessSandbox {
             cfg,
             seccomp,
@@ -299,6 +329,7 @@ impl ProcessSandbox {
             harness_code: tokio::sync::OnceCell::new(),
             compiled: Default::default(),
             server: tokio::sync::Mutex::new(Server::NotStarted),
+            walks,
         };
         if sb.cfg.strict {
             for layer in sb.layers_preview() {
@@ -1102,5 +1133,8 @@ impl Sandbox for ProcessSandbox {
     }
     fn run_unjudged<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
         Box::pin(self.run_inner(req))
+    }
+    fn walks(&self) -> Option<&crate::harness::CompiledTests> {
+        self.walks.as_ref()
     }
 }

@@ -234,9 +234,11 @@ impl FastSandbox {
         let mut request = harness::request_value(req, "");
         // Below the run's own limit, the budget cuts only the program's run.
         let budget = req.budget.filter(|b| *b < limits.timeout);
+        let mut made = None;
         let ended = {
             let run = async {
                 let inst = self.pre.instantiate_async(&mut store).await?;
+                made = Some(started.elapsed());
                 let f = inst.get_typed_func::<(String,), (String,)>(&mut store, "run")?;
                 // Still pristine: no program has run in this instance.
                 if let Some(c) = self.compiled_tests(req, &mut store, &f).await? {
@@ -258,8 +260,20 @@ impl FastSandbox {
             tokio::time::timeout(limits.timeout + Duration::from_millis(200), run).await
         };
         let hit = store.data().cap.hit;
+        let called = started.elapsed();
         drop(store);
         out.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        // Dropping the store resets its pooled memory slot (a copy of every
+        // page the run dirtied), so it is timed on its own.
+        tracing::debug!(
+            setup_ms = made.unwrap_or_default().as_secs_f64() * 1e3,
+            run_ms = called
+                .saturating_sub(made.unwrap_or_default())
+                .as_secs_f64()
+                * 1e3,
+            reset_ms = out.duration_ms - called.as_secs_f64() * 1e3,
+            "fast run"
+        );
         let cut = matches!(&ended, Ok(Err(e)) if e.is::<OverBudget>());
         if let Some(budget) = budget.filter(|_| cut && !hit) {
             out.over_budget = true;
