@@ -3,25 +3,26 @@
 
 use super::*;
 
-/// Untracked (not ignored) directories that are dependency trees or too big
-/// to snapshot: never copied nor committed; `node_modules` is linked in
-/// place. Their paths, relative to the root.
-pub(super) fn big_untracked(
+/// Copy staged, unstaged and untracked (not ignored) changes into the work
+/// tree. Untracked directories that are dependency trees or too big to
+/// snapshot are neither copied nor walked (`node_modules` is linked in
+/// place); their paths, relative to the root, are returned.
+///
+/// One status pass that does not enter untracked directories, then one
+/// inside each directory that is copied, so a large untracked tree is
+/// never walked whole.
+pub(super) fn copy_uncommitted(
     repo: &Repository,
     user_root: &Path,
     root: &Path,
     out: &mut IgnoredFiles,
 ) -> Result<Vec<String>, FixError> {
-    let mut o = StatusOptions::new();
-    o.include_untracked(true)
-        .recurse_untracked_dirs(false)
-        .include_ignored(false)
-        .exclude_submodules(true);
-    let st = repo.statuses(Some(&mut o)).map_err(git_err("status"))?;
-    let mut big = Vec::new();
+    let st = uncommitted(repo, None)?;
+    let (mut big, mut dirs) = (Vec::new(), Vec::new());
     for e in st.iter() {
         let Ok(rel) = e.path() else { continue };
         let Some(dir) = rel.strip_suffix('/') else {
+            copy_change(user_root, root, rel)?;
             continue;
         };
         let src = user_root.join(dir);
@@ -33,6 +34,7 @@ pub(super) fn big_untracked(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if !NEVER_COPIED.contains(&name.as_str()) && !exceeds_caps(&src) {
+            dirs.push(dir.to_string());
             continue;
         }
         if name == "node_modules" {
@@ -43,7 +45,53 @@ pub(super) fn big_untracked(
         ));
         big.push(dir.to_string());
     }
+    for dir in dirs {
+        for e in uncommitted(repo, Some(&dir))?.iter() {
+            if let Ok(rel) = e.path() {
+                copy_change(user_root, root, rel)?;
+            }
+        }
+    }
     Ok(big)
+}
+
+/// The uncommitted changes, ignored files left out: the whole tree with
+/// untracked directories as one entry each, or everything under `dir`.
+fn uncommitted<'r>(
+    repo: &'r Repository,
+    dir: Option<&str>,
+) -> Result<git2::Statuses<'r>, FixError> {
+    let mut o = StatusOptions::new();
+    o.include_untracked(true)
+        .recurse_untracked_dirs(dir.is_some())
+        .include_ignored(false)
+        .exclude_submodules(true);
+    if let Some(d) = dir {
+        o.pathspec(format!("{d}/")).disable_pathspec_match(true);
+    }
+    repo.statuses(Some(&mut o)).map_err(git_err("status"))
+}
+
+/// Bring one changed path of the user's tree into the work tree: a link
+/// stays a link (never the file or directory behind it), a file is copied,
+/// a deleted file is deleted.
+fn copy_change(user_root: &Path, root: &Path, rel: &str) -> Result<(), FixError> {
+    let (src, dst) = (user_root.join(rel), root.join(rel));
+    if let Ok(target) = std::fs::read_link(&src) {
+        let _ = std::fs::remove_file(&dst);
+        if let Some(d) = dst.parent() {
+            std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+        }
+        std::os::unix::fs::symlink(&target, &dst).map_err(|e| FixError::io(&dst, e))?;
+    } else if src.is_file() {
+        if let Some(d) = dst.parent() {
+            std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
+        }
+        std::fs::copy(&src, &dst).map_err(|e| FixError::io(&src, e))?;
+    } else if !src.exists() && dst.is_file() {
+        std::fs::remove_file(&dst).map_err(|e| FixError::io(&dst, e))?;
+    }
+    Ok(())
 }
 
 /// Whether a directory holds more than [`UNTRACKED_DIR_FILES`] files or
@@ -77,45 +125,6 @@ fn link_in_place(src: &Path, dst: &Path, out: &mut IgnoredFiles) -> Result<(), F
     }
     std::os::unix::fs::symlink(src, dst).map_err(|e| FixError::io(dst, e))?;
     out.linked.push(src.to_path_buf());
-    Ok(())
-}
-
-/// Copy staged, unstaged and untracked (not ignored) changes into the work
-/// tree, but nothing under `skip` (see [`big_untracked`]).
-pub(super) fn copy_uncommitted(
-    repo: &Repository,
-    user_root: &Path,
-    root: &Path,
-    skip: &[String],
-) -> Result<(), FixError> {
-    let mut o = StatusOptions::new();
-    o.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(true);
-    let st = repo.statuses(Some(&mut o)).map_err(git_err("status"))?;
-    for e in st.iter() {
-        let Ok(rel) = e.path() else { continue };
-        if skip.iter().any(|d| Path::new(rel).starts_with(d)) {
-            continue;
-        }
-        let (src, dst) = (user_root.join(rel), root.join(rel));
-        if let Ok(target) = std::fs::read_link(&src) {
-            // A link stays a link (never the file or directory behind it).
-            let _ = std::fs::remove_file(&dst);
-            if let Some(d) = dst.parent() {
-                std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
-            }
-            std::os::unix::fs::symlink(&target, &dst).map_err(|e| FixError::io(&dst, e))?;
-        } else if src.is_file() {
-            if let Some(d) = dst.parent() {
-                std::fs::create_dir_all(d).map_err(|e| FixError::io(d, e))?;
-            }
-            std::fs::copy(&src, &dst).map_err(|e| FixError::io(&src, e))?;
-        } else if !src.exists() && dst.is_file() {
-            std::fs::remove_file(&dst).map_err(|e| FixError::io(&dst, e))?;
-        }
-    }
     Ok(())
 }
 
@@ -275,4 +284,76 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), FixError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    /// Every kind of uncommitted change reaches the work tree; ignored files
+    /// and big untracked trees do not, and a dependency tree is linked.
+    #[test]
+    fn uncommitted_changes_are_copied_and_big_trees_left_in_place() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let (user, root) = (t.path().join("user"), t.path().join("root"));
+        let repo = Repository::init(&user).expect("init");
+        for (rel, text) in [
+            ("a.txt", "a\n"),
+            ("sub/b.txt", "b\n"),
+            (".gitignore", "*.log\n"),
+        ] {
+            put(&user, rel, text);
+            put(&root, rel, text);
+        }
+        let mut idx = repo.index().expect("index");
+        idx.add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
+        idx.write().expect("write index");
+        let tree = repo
+            .find_tree(idx.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = Signature::now("t", "t@example.com").expect("sig");
+        repo.commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
+            .expect("commit");
+
+        put(&user, "a.txt", "a, edited\n");
+        std::fs::remove_file(user.join("sub/b.txt")).expect("rm");
+        put(&user, "staged.txt", "s\n");
+        idx.add_path(Path::new("staged.txt")).expect("stage");
+        idx.write().expect("write index");
+        put(&user, "top.txt", "t\n");
+        put(&user, "new/deep/c.txt", "c\n");
+        put(&user, "new/deep/y.log", "ignored\n");
+        put(&user, "x.log", "ignored\n");
+        put(&user, "node_modules/dep/index.js", "1\n");
+        for i in 0..=UNTRACKED_DIR_FILES {
+            put(&user, &format!("bigdata/{i}.txt"), "x\n");
+        }
+
+        let mut out = IgnoredFiles::default();
+        let big = copy_uncommitted(&repo, &user, &root, &mut out).expect("copy");
+        assert_eq!(big, ["bigdata", "node_modules"]);
+        assert_eq!(out.left_out.len(), 2, "{:?}", out.left_out);
+        let read = |rel: &str| std::fs::read_to_string(root.join(rel)).ok();
+        assert_eq!(read("a.txt").as_deref(), Some("a, edited\n"));
+        assert_eq!(read("sub/b.txt"), None, "a deleted file stays deleted");
+        assert_eq!(read("staged.txt").as_deref(), Some("s\n"));
+        assert_eq!(read("top.txt").as_deref(), Some("t\n"));
+        assert_eq!(read("new/deep/c.txt").as_deref(), Some("c\n"));
+        assert_eq!(
+            read("new/deep/y.log"),
+            None,
+            "ignored files are not uncommitted changes"
+        );
+        assert_eq!(read("x.log"), None);
+        assert!(!root.join("bigdata").exists());
+        let link = std::fs::read_link(root.join("node_modules")).expect("node_modules linked");
+        assert_eq!(link, user.join("node_modules"));
+    }
 }

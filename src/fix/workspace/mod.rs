@@ -26,7 +26,7 @@ mod copy;
 mod history;
 
 pub use apply::{Undone, apply, is_applied, undo};
-use copy::{big_untracked, copy_ignored, copy_uncommitted, snapshot_plain};
+use copy::{copy_ignored, copy_uncommitted, snapshot_plain};
 pub use history::{
     AttemptRef, PruneEntry, PruneReport, attempts, now_stamp, prune, session, session_diff,
     sessions, stamp_at,
@@ -309,8 +309,7 @@ impl Workspace {
             };
             if !store.plain {
                 let mut ignored = IgnoredFiles::default();
-                let big = big_untracked(&repo, &store.user_root, &root, &mut ignored)?;
-                copy_uncommitted(&repo, &store.user_root, &root, &big)?;
+                let big = copy_uncommitted(&repo, &store.user_root, &root, &mut ignored)?;
                 ws.ignored = copy_ignored(&repo, &store.user_root, &root)?;
                 ws.ignored.left_out.extend(ignored.left_out);
                 ws.ignored.linked.extend(ignored.linked);
