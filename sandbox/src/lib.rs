@@ -126,7 +126,7 @@ pub async fn open(
         SandboxKind::Wasm => Box::new(wasm::fast::FastSandbox::open(opts).await?),
         SandboxKind::WasmFull => Box::new(wasm::full::FullSandbox::open(opts).await?),
         SandboxKind::Process => Box::new(process::ProcessSandbox::new(process::ProcessConfig {
-            walks_dir: Some(opts.home.join("compiled")),
+            cache_dir: Some(opts.home.join("compiled")),
             ..process::ProcessConfig::default()
         })?),
     })

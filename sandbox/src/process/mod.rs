@@ -133,9 +133,11 @@ pub struct ProcessConfig {
     /// A cap on a writable work dir's bytes and inodes ([`disk`]); a run
     /// past it is stopped and says so in [`CommandOutput::disk_full`].
     pub disk: Option<DiskCap>,
-    /// Where to keep the suites' walks across invocations (a directory per
-    /// interpreter and harness is made under it); None: this process only.
-    pub walks_dir: Option<PathBuf>,
+    /// Where to keep what this sandbox derives from trusted code across
+    /// invocations, pinned to the interpreter and the harness: the suites'
+    /// walks and the harness compiled by the interpreter. None: this
+    /// process only.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for ProcessConfig {
@@ -153,7 +155,7 @@ impl Default for ProcessConfig {
             shm_mb: 0,
             loopback: false,
             disk: None,
-            walks_dir: None,
+            cache_dir: None,
         }
     }
 }
@@ -174,6 +176,32 @@ fn interpreter_pin(python: &Path) -> Option<String> {
         m.ctime_nsec()
     );
     Some(selfrepair_store::sha256_bytes(id.as_bytes())[..16].to_string())
+}
+
+/// `bytes` and their sha256, written to a temp file and renamed into
+/// place, so a reader sees a whole file or none.
+fn write_sealed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    use std::io::Write;
+    let file = tmp.as_file_mut();
+    file.write_all(bytes)?;
+    file.write_all(selfrepair_store::sha256_bytes(bytes).as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// What [`write_sealed`] wrote, if the file is whole and unchanged.
+fn read_sealed(path: &Path) -> Option<Vec<u8>> {
+    let mut data = std::fs::read(path).ok()?;
+    let body = data.len().checked_sub(64)?;
+    let seal = std::str::from_utf8(&data[body..]).ok()?;
+    if body == 0 || seal != selfrepair_store::sha256_bytes(&data[..body]) {
+        return None;
+    }
+    data.truncate(body);
+    Some(data)
 }
 
 /// `SELFREPAIR_PYTHON`, else the system python3 (not a shim in $HOME).
@@ -276,8 +304,11 @@ pub struct ProcessSandbox {
     compiled: crate::harness::CompiledTests,
     /// The fork server for Python runs, started on first use.
     server: tokio::sync::Mutex<Server>,
-    /// The suites' walks on disk, if [`ProcessConfig::walks_dir`] is set.
+    /// The suites' walks on disk, if [`ProcessConfig::cache_dir`] is set.
     walks: Option<crate::harness::CompiledTests>,
+    /// Where the compiled harness is kept, if [`ProcessConfig::cache_dir`]
+    /// is set.
+    harness_file: Option<PathBuf>,
 }
 
 enum Server {
@@ -316,12 +347,15 @@ impl ProcessSandbox {
             Ok(()) => layers::seccomp_filters(cfg.allow_network || cfg.loopback),
             Err(e) => Err(e.clone()),
         };
-        let walks = cfg.walks_dir.as_deref().and_then(|base| {
-            let pin = interpreter_pin(&cfg.python)?;
-            Some(crate::harness::CompiledTests::walks_on_disk(
-                base.join(format!("walks-process-{pin}")),
-            ))
+        let pinned = cfg
+            .cache_dir
+            .as_deref()
+            .and_then(|base| Some((base, interpreter_pin(&cfg.python)?)));
+        let walks = pinned.as_ref().map(|(base, pin)| {
+            crate::harness::CompiledTests::walks_on_disk(base.join(format!("walks-process-{pin}")))
         });
+        let harness_file =
+            pinned.map(|(base, pin)| base.join(format!("harness-process-{pin}.marshal")));
         let sb = ProcessSandbox {
             cfg,
             seccomp,
@@ -330,6 +364,7 @@ impl ProcessSandbox {
             compiled: Default::default(),
             server: tokio::sync::Mutex::new(Server::NotStarted),
             walks,
+            harness_file,
         };
         if sb.cfg.strict {
             for layer in sb.layers_preview() {
@@ -647,23 +682,37 @@ impl ProcessSandbox {
     async fn harness_code(&self) -> Option<&[u8]> {
         self.harness_code
             .get_or_init(|| async {
-                let mut child = tokio::process::Command::new(&self.cfg.python)
-                    .args(["-I", "-S", "-B", "-c", COMPILE])
-                    .env_clear()
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .ok()?;
-                let mut stdin = child.stdin.take()?;
-                stdin.write_all(HARNESS_PY.as_bytes()).await.ok()?;
-                drop(stdin);
-                let out = child.wait_with_output().await.ok()?;
-                (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
+                if let Some(code) = self.harness_file.as_deref().and_then(read_sealed) {
+                    return Some(code);
+                }
+                let code = self.compile_harness().await?;
+                if let Some(f) = &self.harness_file {
+                    // Only time depends on it: a cache that cannot be written
+                    // costs the next invocation a compile.
+                    let _ = write_sealed(f, &code);
+                }
+                Some(code)
             })
             .await
             .as_deref()
+    }
+
+    /// The harness compiled by this sandbox's interpreter, as marshal bytes.
+    async fn compile_harness(&self) -> Option<Vec<u8>> {
+        let mut child = tokio::process::Command::new(&self.cfg.python)
+            .args(["-I", "-S", "-B", "-c", COMPILE])
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let mut stdin = child.stdin.take()?;
+        stdin.write_all(HARNESS_PY.as_bytes()).await.ok()?;
+        drop(stdin);
+        let out = child.wait_with_output().await.ok()?;
+        (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
     }
 
     /// Run the harness on a marshalled `request`: forked from the fork server

@@ -219,3 +219,60 @@ fn is_fork_server(pid: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .is_ok_and(|c| String::from_utf8_lossy(&c).contains("fork server for the process sandbox"))
 }
+
+/// With a cache dir, the harness compiled by the interpreter is kept on
+/// disk (sealed with its sha256) and the next sandbox starts from it, in
+/// both the fork server and a run of its own. A file that is damaged or cut
+/// short is compiled again and rewritten, never run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compiled_harness_is_kept_and_a_damaged_one_is_compiled_again() {
+    let _one = common::PROCESS_JAIL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |fork_server: bool| {
+        ProcessSandbox::new(ProcessConfig {
+            fork_server,
+            cache_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        })
+        .expect("process sandbox")
+    };
+    let passes = |o: &Outcome| {
+        assert_eq!(o.status, Status::Passed, "{}", o.summary());
+        assert!(o.stdout.contains("hi"), "{}", o.summary());
+    };
+    passes(&open(true).run(&script("print('hi')")).await);
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("cache dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".marshal"))
+        .collect();
+    assert_eq!(files.len(), 1, "one compiled harness: {files:?}");
+    let file = &files[0];
+    // Sealed: the compiled code, then its sha256 in hex.
+    let is_sealed = |data: &[u8]| {
+        data.len() > 64
+            && data[data.len() - 64..]
+                == *selfrepair_store::sha256_bytes(&data[..data.len() - 64]).as_bytes()
+    };
+    let sealed = std::fs::read(file).expect("compiled harness");
+    assert!(is_sealed(&sealed), "the file ends with its body's sha256");
+    let body_len = sealed.len() - 64;
+    passes(&open(true).run(&script("print('hi')")).await);
+    passes(&open(false).run(&script("print('hi')")).await);
+    assert_eq!(
+        std::fs::read(file).expect("kept"),
+        sealed,
+        "reused as it was"
+    );
+
+    // Damaged (a byte of code flipped) and cut short: each is compiled again.
+    let mut flipped = sealed.clone();
+    flipped[body_len / 2] ^= 0x55;
+    for bad in [flipped, sealed[..body_len / 2].to_vec()] {
+        std::fs::write(file, &bad).expect("damage");
+        passes(&open(true).run(&script("print('hi')")).await);
+        let now = std::fs::read(file).expect("rewritten");
+        assert!(is_sealed(&now) && now != bad, "not rewritten whole");
+    }
+}
