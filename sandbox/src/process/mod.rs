@@ -160,7 +160,7 @@ impl Default for ProcessConfig {
     }
 }
 
-/// What a walk made by `python` depends on: the interpreter file (its real
+/// What a walk or a harness compiled by `python` depends on: the interpreter file (its real
 /// path, size, inode and change time, so an upgrade in place is a new pin)
 /// and the harness. None if the interpreter cannot be found.
 fn interpreter_pin(python: &Path) -> Option<String> {

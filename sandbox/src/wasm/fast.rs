@@ -263,8 +263,8 @@ impl FastSandbox {
         let called = started.elapsed();
         drop(store);
         out.duration_ms = started.elapsed().as_secs_f64() * 1e3;
-        // Dropping the store resets its pooled memory slot (a copy of every
-        // page the run dirtied), so it is timed on its own.
+        // Dropping the store resets its pooled memory slot (a copy back of
+        // every private page the slot holds), so it is timed on its own.
         tracing::debug!(
             setup_ms = made.unwrap_or_default().as_secs_f64() * 1e3,
             run_ms = called
