@@ -178,18 +178,11 @@ fn interpreter_pin(python: &Path) -> Option<String> {
     Some(selfrepair_store::sha256_bytes(id.as_bytes())[..16].to_string())
 }
 
-/// `bytes` and their sha256, written to a temp file and renamed into
-/// place, so a reader sees a whole file or none.
+/// `bytes` and their sha256, written atomically, so a reader sees a whole
+/// file or none.
 fn write_sealed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    use std::io::Write;
-    let file = tmp.as_file_mut();
-    file.write_all(bytes)?;
-    file.write_all(selfrepair_store::sha256_bytes(bytes).as_bytes())?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let seal = selfrepair_store::sha256_bytes(bytes);
+    selfrepair_store::write_atomic(path, &[bytes, seal.as_bytes()].concat())
 }
 
 /// What [`write_sealed`] wrote, if the file is whole and unchanged.
