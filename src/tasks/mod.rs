@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod data;
+mod derived;
 pub mod evalplus;
 pub mod groundtruth;
 pub mod humaneval;

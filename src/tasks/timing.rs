@@ -5,7 +5,7 @@
 //! too heavy for the fast sandbox goes to the jail first, heavy samples start
 //! first); no verdict depends on them.
 
-use super::groundtruth::{derived_path, progress_bar, read_cache, run_script, write_cache};
+use super::derived::{derived_path, progress_bar, read_cache, run_script, write_cache};
 use super::{Dataset, LoadOptions, Task, TaskError, data};
 use crate::sandbox::TestSpec;
 use crate::sandbox::process::{ProcessConfig, ProcessSandbox};
