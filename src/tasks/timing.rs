@@ -62,8 +62,8 @@ pub async fn annotate(ds: &Dataset, tasks: &mut [Task], opts: &LoadOptions) {
 }
 
 async fn get(ds: &Dataset, tasks: &[Task], opts: &LoadOptions) -> Result<Timing, TaskError> {
-    let path = opts.source.locate(ds)?;
-    let sha = data::dataset_sha256(ds, &path)?;
+    // `tasks::load` has located and checked the file: no second check here.
+    let sha = data::dataset_sha256(ds, &opts.source.root().join(ds.rel_path()))?;
     let path = derived_path(&opts.source.cache, "timing", &ds.name, &sha, VERSION);
     if let Some(t) = read_cache::<Timing>(&path)
         && t.version == VERSION
