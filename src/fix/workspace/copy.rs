@@ -9,7 +9,7 @@ use super::*;
 /// place); their paths, relative to the root, are returned.
 ///
 /// One status pass that does not enter untracked directories, then one
-/// inside each directory that is copied, so a large untracked tree is
+/// inside the directories that are copied, so a large untracked tree is
 /// never walked whole.
 pub(super) fn copy_uncommitted(
     repo: &Repository,
@@ -45,8 +45,8 @@ pub(super) fn copy_uncommitted(
         ));
         big.push(dir.to_string());
     }
-    for dir in dirs {
-        for e in uncommitted(repo, Some(&dir))?.iter() {
+    if !dirs.is_empty() {
+        for e in uncommitted(repo, Some(&dirs))?.iter() {
             if let Ok(rel) = e.path() {
                 copy_change(user_root, root, rel)?;
             }
@@ -56,18 +56,19 @@ pub(super) fn copy_uncommitted(
 }
 
 /// The uncommitted changes, ignored files left out: the whole tree with
-/// untracked directories as one entry each, or everything under `dir`.
+/// untracked directories as one entry each, or everything under `dirs`.
 fn uncommitted<'r>(
     repo: &'r Repository,
-    dir: Option<&str>,
+    dirs: Option<&[String]>,
 ) -> Result<git2::Statuses<'r>, FixError> {
     let mut o = StatusOptions::new();
     o.include_untracked(true)
-        .recurse_untracked_dirs(dir.is_some())
+        .recurse_untracked_dirs(dirs.is_some())
         .include_ignored(false)
-        .exclude_submodules(true);
-    if let Some(d) = dir {
-        o.pathspec(format!("{d}/")).disable_pathspec_match(true);
+        .exclude_submodules(true)
+        .disable_pathspec_match(true);
+    for d in dirs.into_iter().flatten() {
+        o.pathspec(format!("{d}/"));
     }
     repo.statuses(Some(&mut o)).map_err(git_err("status"))
 }
@@ -329,6 +330,7 @@ mod tests {
         idx.write().expect("write index");
         put(&user, "top.txt", "t\n");
         put(&user, "new/deep/c.txt", "c\n");
+        put(&user, "more/d.txt", "d\n");
         put(&user, "new/deep/y.log", "ignored\n");
         put(&user, "x.log", "ignored\n");
         put(&user, "node_modules/dep/index.js", "1\n");
@@ -346,6 +348,7 @@ mod tests {
         assert_eq!(read("staged.txt").as_deref(), Some("s\n"));
         assert_eq!(read("top.txt").as_deref(), Some("t\n"));
         assert_eq!(read("new/deep/c.txt").as_deref(), Some("c\n"));
+        assert_eq!(read("more/d.txt").as_deref(), Some("d\n"));
         assert_eq!(
             read("new/deep/y.log"),
             None,
