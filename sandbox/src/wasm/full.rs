@@ -2,11 +2,12 @@
 
 use super::{MemoryCap, compile_cached, failure, ticks, wasm_layers};
 use crate::error::SandboxError;
-use crate::harness::{self, HARNESS_PY};
+use crate::harness::{self, CompiledTests, HARNESS_PY};
 use crate::outcome::{Outcome, Status};
 use crate::request::RunRequest;
 use crate::runtime::RuntimeOptions;
 use crate::{BoxFuture, Sandbox, SandboxKind};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{InstancePre, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -18,8 +19,10 @@ struct FullState {
     cap: MemoryCap,
 }
 
+#[derive(Clone)]
 pub(crate) struct FullSandbox {
     pre: InstancePre<FullState>,
+    walks: Arc<CompiledTests>,
 }
 
 /// Room on stdout for the harness's own result line, beyond the program's cap.
@@ -48,7 +51,18 @@ impl FullSandbox {
                 path: rt.path.clone(),
                 reason: format!("{e:#}"),
             })?;
-        Ok(FullSandbox { pre })
+        // The harness runs from source here (`-c`), so the walks' directory
+        // is pinned to it as well as to the runtime.
+        let pin = selfrepair_store::sha256_bytes(format!("{}\0{HARNESS_PY}", rt.sha256).as_bytes());
+        let walks = CompiledTests::walks_on_disk(
+            opts.home
+                .join("compiled")
+                .join(format!("walks-full-{}", &pin[..16])),
+        );
+        Ok(FullSandbox {
+            pre,
+            walks: Arc::new(walks),
+        })
     }
 
     async fn run_inner(&self, req: &RunRequest) -> Outcome {
@@ -148,9 +162,7 @@ impl Sandbox for FullSandbox {
         SandboxKind::WasmFull
     }
     fn run_unjudged<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Outcome> {
-        let me = FullSandbox {
-            pre: self.pre.clone(),
-        };
+        let me = self.clone();
         let req = req.clone();
         let limits = req.limits.clone();
         Box::pin(super::on_own_task(
@@ -158,5 +170,8 @@ impl Sandbox for FullSandbox {
             limits,
             async move { me.run_inner(&req).await },
         ))
+    }
+    fn walks(&self) -> Option<&CompiledTests> {
+        Some(&self.walks)
     }
 }
