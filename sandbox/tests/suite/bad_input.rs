@@ -138,27 +138,59 @@ async fn user_supplied_runtime_that_is_not_wasm_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_compile_cache_is_recompiled() {
-    // Make sure the pinned runtime is in the default cache, then copy it to a fresh home.
+    // Make sure the pinned runtime and its compiled code are in the default
+    // cache, then copy both to a fresh home (compiling CPython takes most of
+    // a minute here, so it is done once, below).
     drop(common::sandbox(SandboxKind::WasmFull).await);
-    let src = RuntimeOptions::default()
-        .home
-        .join("runtimes/python-3.12.0-wasi.wasm");
+    let default = RuntimeOptions::default().home;
     let home = tempfile::tempdir().expect("home");
     let dest = home.path().join("runtimes/python-3.12.0-wasi.wasm");
     std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
-    std::fs::copy(&src, &dest).expect("copy runtime");
+    std::fs::copy(default.join("runtimes/python-3.12.0-wasi.wasm"), &dest).expect("copy runtime");
+    std::fs::create_dir_all(home.path().join("compiled")).expect("mkdir");
+    for e in std::fs::read_dir(default.join("compiled"))
+        .expect("default cache")
+        .flatten()
+    {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with("python-full-") {
+            std::fs::copy(e.path(), home.path().join("compiled").join(&name)).expect("copy");
+        }
+    }
+    let full = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(dir.join("compiled"))
+            .expect("cache dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("python-full-"))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let copied = full(home.path());
+    assert!(
+        !copied.is_empty(),
+        "no compiled CPython in the default cache"
+    );
     let opts = opts_in(home.path());
     drop(
         sandbox::open(SandboxKind::WasmFull, &opts)
             .await
-            .expect("first open compiles"),
+            .expect("the copied code loads"),
     );
-    let compiled: Vec<_> = std::fs::read_dir(home.path().join("compiled"))
-        .expect("cache dir")
-        .flatten()
-        .collect();
-    assert_eq!(compiled.len(), 1, "one cached module");
-    std::fs::write(compiled[0].path(), b"garbage").expect("corrupt it");
+    assert_eq!(
+        full(home.path()),
+        copied,
+        "the copied code was used as it is"
+    );
+    // Damage every copy: the one this build uses is compiled again and
+    // rewritten whole, the others (other builds') are left alone.
+    for p in &copied {
+        std::fs::write(p, b"garbage").expect("corrupt it");
+    }
     let sb = sandbox::open(SandboxKind::WasmFull, &opts)
         .await
         .expect("a bad cache entry is recompiled");
@@ -166,10 +198,10 @@ async fn corrupt_compile_cache_is_recompiled() {
         .run(&RunRequest::new("print(6 * 7)", TestSpec::Script))
         .await;
     assert_eq!(out.stdout.trim(), "42");
-    assert!(
-        std::fs::metadata(compiled[0].path())
-            .expect("rewritten")
-            .len()
-            > 1000
-    );
+    let rewritten = copied
+        .iter()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 1000))
+        .count();
+    assert_eq!(rewritten, 1, "{copied:?}");
+    assert_eq!(full(home.path()), copied);
 }
