@@ -83,6 +83,11 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let all_tasks = Arc::new(all_tasks);
     if !pending.is_empty() {
         let rt = sandbox::runtime::RuntimeOptions::default();
+        let jail = if routing {
+            Scorer::start_jail(&rt).await
+        } else {
+            None
+        };
         let primary: Arc<dyn sandbox::Sandbox> = Arc::from(
             sandbox::open(a.sandbox, &rt)
                 .await
@@ -90,9 +95,9 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         );
         let scorer = Arc::new(
             Scorer::new(primary, fallback, rt)
-                .route_heavy(std::time::Duration::from_millis(a.heavy_ms)),
+                .route_heavy(std::time::Duration::from_millis(a.heavy_ms))
+                .with_jail(jail),
         );
-        scorer.start_jail();
         let bar = if progress {
             indicatif::ProgressBar::new(pending.len() as u64)
         } else {

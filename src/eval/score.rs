@@ -112,20 +112,32 @@ impl Scorer {
         self
     }
 
-    /// With [`Scorer::route_heavy`] on, start the process jail in the
-    /// background now: the first program moved there would otherwise also
-    /// wait for the jail's interpreter to start, and at one sample per task
-    /// HumanEval/75 then finished last, after every other sample.
-    pub fn start_jail(self: &Arc<Self>) {
-        if !self.routing() {
-            return;
+    /// Open the process jail and start its interpreter in the background,
+    /// before the primary sandbox is opened: the fast sandbox's open is one
+    /// core's work for most of 0.1 s (loading the runtime, warming a pool
+    /// slot per core), so the jail's start-up runs on the other core, and
+    /// the first program moved there does not wait for it (at one sample
+    /// per task HumanEval/75 otherwise finished last, after every other
+    /// sample). `None` if it cannot be opened; a run that needs it reports
+    /// why.
+    pub async fn start_jail(
+        runtime: &crate::sandbox::runtime::RuntimeOptions,
+    ) -> Option<Arc<dyn Sandbox>> {
+        let jail: Arc<dyn Sandbox> = crate::sandbox::open(SandboxKind::Process, runtime)
+            .await
+            .ok()?
+            .into();
+        let warm = jail.clone();
+        tokio::spawn(async move { warm.warm_up().await });
+        Some(jail)
+    }
+
+    /// Use `jail`, from [`Scorer::start_jail`], as the process jail.
+    pub fn with_jail(self, jail: Option<Arc<dyn Sandbox>>) -> Self {
+        if let Some(j) = jail.filter(|_| self.primary.kind() != SandboxKind::Process) {
+            let _ = self.process.set(j);
         }
-        let me = self.clone();
-        tokio::spawn(async move {
-            if let Some(Ok(jail)) = me.sandbox_of(SandboxKind::Process).await {
-                jail.warm_up().await;
-            }
-        });
+        self
     }
 
     fn is_heavy(&self, key: u64) -> bool {
