@@ -211,6 +211,8 @@ def _intermediate(jail, harness, plan, fds, group, server):
         _report(status, "E%s" % e)
         os._exit(125)
     if pid:
+        # pid 1's host pid: the host reads how long it waited for a CPU.
+        _report(status, "R%d" % pid)
         # Out of the run's group, so a timeout's killpg spares us to report.
         os.setpgid(0, group)
         for fd in (stdin, stdout, stderr):

@@ -880,6 +880,10 @@ impl ProcessSandbox {
                     if killed {
                         break;
                     }
+                    if let Some(left) = end.run_pid.and_then(|p| time_left(p, started.elapsed(), l.timeout)) {
+                        deadline.as_mut().reset(tokio::time::Instant::now() + left);
+                        continue;
+                    }
                     timed_out = true;
                     kill_namespace(&mut kill_w);
                     kill_group(pgid);
@@ -1028,18 +1032,23 @@ enum Forked {
 /// How long a fork may take before the server counts as lost.
 const FORK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The end of a forked run, from its status pipe: `X<code>` (pid 1's exit
-/// status, 128+signal when killed) or `E<reason>` (a layer failed).
+/// The end of a forked run, from its status pipe: `R<pid>` (pid 1's host
+/// pid), then `X<code>` (pid 1's exit status, 128+signal when killed) or
+/// `E<reason>` (a layer failed). Only the intermediate writes there: pid 1
+/// closes it before the program runs.
 #[derive(Default)]
 struct End {
     code: Option<i32>,
     error: Option<String>,
+    run_pid: Option<i32>,
 }
 
 impl End {
     /// Take one status line; true once the run has ended.
     fn take(&mut self, line: &str) -> bool {
-        if let Some(e) = line.strip_prefix('E') {
+        if let Some(p) = line.strip_prefix('R') {
+            self.run_pid = p.parse().ok();
+        } else if let Some(e) = line.strip_prefix('E') {
             self.error = Some(e.to_string());
         } else if let Some(c) = line.strip_prefix('X') {
             self.code = c.parse().ok();
@@ -1048,6 +1057,32 @@ impl End {
         false
     }
 }
+
+/// A run's limit is on its own time: the wall time since it started less
+/// the time its pid 1 spent runnable but waiting for a CPU
+/// (`/proc/<pid>/schedstat`), so that a program that computes for 1 s is
+/// judged alike on an idle machine and on a loaded one, where it may take
+/// several seconds of wall time. Sleeping is its own time. How far the
+/// deadline may move is capped at [`MAX_STRETCH`] times the limit in wall
+/// time (a program that spawns busy children makes its pid 1 wait).
+/// `Some(time left)` while the run is within its limit; `None` once it is
+/// due (or its wait cannot be read).
+fn time_left(pid: i32, elapsed: Duration, limit: Duration) -> Option<Duration> {
+    let waited = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(Duration::from_nanos)?;
+    let own = elapsed.saturating_sub(waited);
+    let cap = limit.saturating_mul(MAX_STRETCH);
+    (own < limit && elapsed < cap).then(|| {
+        (limit - own)
+            .max(Duration::from_millis(5))
+            .min(cap - elapsed)
+    })
+}
+
+/// See [`time_left`].
+const MAX_STRETCH: u32 = 3;
 
 /// Ask the run's intermediate to kill pid 1 of its namespace: the kernel
 /// then kills everything in it, whatever group or session it moved to.

@@ -276,3 +276,78 @@ async fn the_compiled_harness_is_kept_and_a_damaged_one_is_compiled_again() {
         assert!(is_sealed(&now) && now != bad, "not rewritten whole");
     }
 }
+
+/// Busy loops on the host, more than it has cores, killed when dropped.
+struct Load(Vec<std::process::Child>);
+
+impl Load {
+    fn start() -> Load {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Load(
+            (0..2 * cores + 2)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("a busy loop")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A run's limit is on its own time, not on the time it waited for a CPU:
+/// on a host loaded past its cores, a program that computes for 0.6 s under
+/// a 1 s limit passes, as it does on an idle machine, though its wall time
+/// is longer than the limit. One that computes for 1.6 s still times out,
+/// and sleeping is the run's own time: a program that sleeps past its limit
+/// is stopped at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_counts_the_runs_own_time_not_its_wait_for_a_cpu() {
+    let _one = common::PROCESS_JAIL.lock().await;
+    let sb = sandbox(true);
+    let limited = |program: String| {
+        let mut r = script(&program);
+        r.limits.timeout = std::time::Duration::from_secs(1);
+        r
+    };
+    let spin = |cpu: f64| {
+        limited(format!(
+            "import time\nt = time.process_time()\nwhile time.process_time() - t < {cpu}:\n    pass\nprint('done')\n"
+        ))
+    };
+    // Positive control on a quiet host (the server started, the harness warm).
+    let out = sb.run(&spin(0.6)).await;
+    assert_eq!(out.status, Status::Passed, "{}", out.summary());
+
+    let load = Load::start();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = sb.run(&spin(0.6)).await;
+    assert_eq!(out.status, Status::Passed, "{}", out.summary());
+    assert_eq!(out.stdout.trim(), "done");
+    assert!(
+        out.duration_ms > 1000.0,
+        "the busy loops did not slow the run past its limit ({:.0} ms), so this proves nothing",
+        out.duration_ms
+    );
+    let out = sb.run(&spin(1.6)).await;
+    assert_eq!(out.status, Status::Timeout, "{}", out.summary());
+    assert!(out.duration_ms < 4000.0, "{:.0} ms", out.duration_ms);
+    let out = sb
+        .run(&limited(
+            "import time\ntime.sleep(3)\nprint('late')\n".into(),
+        ))
+        .await;
+    drop(load);
+    assert_eq!(out.status, Status::Timeout, "{}", out.summary());
+    assert!(out.duration_ms < 2500.0, "{:.0} ms", out.duration_ms);
+}
