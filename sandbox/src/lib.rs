@@ -17,6 +17,7 @@ pub mod error;
 pub mod harness;
 pub mod judge;
 pub mod outcome;
+mod own_time;
 pub mod process;
 pub mod request;
 pub mod runtime;

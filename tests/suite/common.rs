@@ -107,18 +107,18 @@ pub async fn scorer() -> Arc<Scorer> {
         progress: false,
         ..Default::default()
     };
+    let jail = Scorer::start_jail(&rt).await;
     let primary = sandbox::open(SandboxKind::Wasm, &rt)
         .await
         .expect("the wasm sandbox (run `selfrepair setup` first)");
     // As `selfrepair eval` does by default: a program still computing after
     // 40 ms of wasm is judged natively in the process jail (MBPP+'s
     // `sum_average` sums 10^8 numbers 16 times, minutes in wasm).
-    let scorer = Arc::new(
+    Arc::new(
         Scorer::new(Arc::from(primary), Some(SandboxKind::Process), rt)
-            .route_heavy(std::time::Duration::from_millis(40)),
-    );
-    scorer.start_jail();
-    scorer
+            .route_heavy(std::time::Duration::from_millis(40))
+            .with_jail(jail),
+    )
 }
 
 /// Score `(task, sample)` pairs concurrently, as `selfrepair eval -j` does.

@@ -880,7 +880,8 @@ impl ProcessSandbox {
                     if killed {
                         break;
                     }
-                    if let Some(left) = end.run_pid.and_then(|p| time_left(p, started.elapsed(), l.timeout)) {
+                    // The limit is on the run's own time (see `own_time`).
+                    if let Some(left) = end.run_pid.and_then(|p| crate::own_time::process_left(p, started.elapsed(), l.timeout)) {
                         deadline.as_mut().reset(tokio::time::Instant::now() + left);
                         continue;
                     }
@@ -1057,32 +1058,6 @@ impl End {
         false
     }
 }
-
-/// A run's limit is on its own time: the wall time since it started less
-/// the time its pid 1 spent runnable but waiting for a CPU
-/// (`/proc/<pid>/schedstat`), so that a program that computes for 1 s is
-/// judged alike on an idle machine and on a loaded one, where it may take
-/// several seconds of wall time. Sleeping is its own time. How far the
-/// deadline may move is capped at [`MAX_STRETCH`] times the limit in wall
-/// time (a program that spawns busy children makes its pid 1 wait).
-/// `Some(time left)` while the run is within its limit; `None` once it is
-/// due (or its wait cannot be read).
-fn time_left(pid: i32, elapsed: Duration, limit: Duration) -> Option<Duration> {
-    let waited = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(Duration::from_nanos)?;
-    let own = elapsed.saturating_sub(waited);
-    let cap = limit.saturating_mul(MAX_STRETCH);
-    (own < limit && elapsed < cap).then(|| {
-        (limit - own)
-            .max(Duration::from_millis(5))
-            .min(cap - elapsed)
-    })
-}
-
-/// See [`time_left`].
-const MAX_STRETCH: u32 = 3;
 
 /// Ask the run's intermediate to kill pid 1 of its namespace: the kernel
 /// then kills everything in it, whatever group or session it moved to.

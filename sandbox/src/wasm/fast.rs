@@ -249,9 +249,19 @@ impl FastSandbox {
                     return Ok(f.call_async(&mut store, request).await?.0);
                 };
                 store.set_epoch_deadline(ticks(budget));
+                // The budget is on the run's own time (see `own_time`): a
+                // run slowed by a load on the machine is not cut and redone
+                // in the jail.
+                if let Some(clock) = crate::own_time::ThreadClock::start() {
+                    store.epoch_deadline_callback(move |_| match clock.left(budget) {
+                        Some(left) => Ok(wasmtime::UpdateDeadline::Continue(ticks(left))),
+                        None => Err(wasmtime::Trap::Interrupt.into()),
+                    });
+                }
                 // The wall-clock bound covers a guest blocked in a host call.
                 let call = f.call_async(&mut store, request);
-                match tokio::time::timeout(budget + BUDGET_GRACE, call).await {
+                let wall = budget.saturating_mul(crate::own_time::MAX_STRETCH);
+                match tokio::time::timeout(wall + BUDGET_GRACE, call).await {
                     Ok(Ok((result,))) => Ok(result),
                     Ok(Err(e)) if e.downcast_ref() != Some(&wasmtime::Trap::Interrupt) => Err(e),
                     _ => Err(wasmtime::Error::new(OverBudget)),

@@ -5,3 +5,4 @@ mod common;
 mod bad_input;
 mod forkserver;
 mod hostile;
+mod own_time;
