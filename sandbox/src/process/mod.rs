@@ -881,7 +881,10 @@ impl ProcessSandbox {
                         break;
                     }
                     // The limit is on the run's own time (see `own_time`).
-                    if let Some(left) = end.run_pid.and_then(|p| crate::own_time::process_left(p, started.elapsed(), l.timeout)) {
+                    let left = end.run_pid.and_then(|pid| {
+                        crate::own_time::process_left(pid, started.elapsed(), l.timeout)
+                    });
+                    if let Some(left) = left {
                         deadline.as_mut().reset(tokio::time::Instant::now() + left);
                         continue;
                     }
