@@ -245,19 +245,14 @@ impl FastSandbox {
                     request["tests_compiled"] = (*c).clone();
                 }
                 let request = (request.to_string(),);
+                // The limit, and the budget, are on the run's own time: a
+                // run slowed by a load on the machine is neither a timeout
+                // nor cut and redone in the jail.
                 let Some(budget) = budget else {
+                    super::deadline_in_own_time(&mut store, limits.timeout);
                     return Ok(f.call_async(&mut store, request).await?.0);
                 };
-                store.set_epoch_deadline(ticks(budget));
-                // The budget is on the run's own time (see `own_time`): a
-                // run slowed by a load on the machine is not cut and redone
-                // in the jail.
-                if let Some(clock) = crate::own_time::ThreadClock::start() {
-                    store.epoch_deadline_callback(move |_| match clock.left(budget) {
-                        Some(left) => Ok(wasmtime::UpdateDeadline::Continue(ticks(left))),
-                        None => Err(wasmtime::Trap::Interrupt.into()),
-                    });
-                }
+                super::deadline_in_own_time(&mut store, budget);
                 // The wall-clock bound covers a guest blocked in a host call.
                 let call = f.call_async(&mut store, request);
                 let wall = budget.saturating_mul(crate::own_time::MAX_STRETCH);
@@ -267,7 +262,7 @@ impl FastSandbox {
                     _ => Err(wasmtime::Error::new(OverBudget)),
                 }
             };
-            tokio::time::timeout(limits.timeout + Duration::from_millis(200), run).await
+            tokio::time::timeout(super::wall_bound(limits.timeout), run).await
         };
         let hit = store.data().cap.hit;
         let called = started.elapsed();

@@ -8,7 +8,7 @@ use crate::request::RunRequest;
 use crate::runtime::RuntimeOptions;
 use crate::{BoxFuture, Sandbox, SandboxKind};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use wasmtime::{InstancePre, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
@@ -113,10 +113,12 @@ impl FullSandbox {
             let run = async {
                 let inst = self.pre.instantiate_async(&mut store).await?;
                 let start = inst.get_typed_func::<(), ()>(&mut store, "_start")?;
+                // The limit is on the run's own time (see `own_time`).
+                super::deadline_in_own_time(&mut store, limits.timeout);
                 start.call_async(&mut store, ()).await
             };
             // The epoch traps running code; this catches a guest parked in a host call.
-            tokio::time::timeout(limits.timeout + Duration::from_millis(200), run).await
+            tokio::time::timeout(super::wall_bound(limits.timeout), run).await
         };
         let hit = store.data().cap.hit;
         drop(store);

@@ -86,6 +86,29 @@ pub(crate) fn ticks(limit: Duration) -> u64 {
     (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
+/// Trap `store`'s guest once it has run for `limit` of its own time (see
+/// `own_time`), measured from now on this thread, where the guest runs until
+/// it yields; if it has moved to another thread by then, at `limit` of wall
+/// time. The caller bounds the wall time at [`own_time::MAX_STRETCH`] times
+/// the limit (a guest parked in a host call sees no epoch).
+///
+/// [`own_time::MAX_STRETCH`]: crate::own_time::MAX_STRETCH
+pub(crate) fn deadline_in_own_time<T: 'static>(store: &mut wasmtime::Store<T>, limit: Duration) {
+    store.set_epoch_deadline(ticks(limit));
+    if let Some(clock) = crate::own_time::ThreadClock::start() {
+        store.epoch_deadline_callback(move |_| match clock.left(limit) {
+            Some(left) => Ok(wasmtime::UpdateDeadline::Continue(ticks(left))),
+            None => Err(wasmtime::Trap::Interrupt.into()),
+        });
+    }
+}
+
+/// The wall time a run with `limit` may take: its own time's cap, and a
+/// moment for the host to see the trap.
+pub(crate) fn wall_bound(limit: Duration) -> Duration {
+    limit.saturating_mul(crate::own_time::MAX_STRETCH) + Duration::from_millis(200)
+}
+
 /// The compile-cache path for a wasm file: keyed by the engine's compatibility
 /// hash (which covers wasmtime's version, Config flags and target), this
 /// crate's version and the wasm's sha256.

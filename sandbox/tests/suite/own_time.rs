@@ -21,9 +21,17 @@ struct Load {
 
 static ONE_LOAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-impl Load {
-    async fn start() -> Load {
-        let one = ONE_LOAD.lock().await;
+/// This test's turn with the host: no other test here loads it meanwhile,
+/// so what is measured before [`Turn::load`] is measured unloaded.
+struct Turn(tokio::sync::MutexGuard<'static, ()>);
+
+impl Turn {
+    async fn take() -> Turn {
+        Turn(ONE_LOAD.lock().await)
+    }
+
+    /// Start the busy loops.
+    fn load(self) -> Load {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let loops = (0..3 * cores + 2)
             .map(|_| {
@@ -34,7 +42,10 @@ impl Load {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(200));
-        Load { loops, _one: one }
+        Load {
+            loops,
+            _one: self.0,
+        }
     }
 }
 
@@ -75,7 +86,7 @@ async fn a_limit_counts_the_runs_own_time_not_its_wait_for_a_cpu() {
     let out = sb.run(&spin(0.3)).await;
     assert_eq!(out.status, Status::Passed, "{}", out.summary());
 
-    let load = Load::start().await;
+    let load = Turn::take().await.load();
     let out = sb.run(&spin(0.3)).await;
     assert_eq!(out.status, Status::Passed, "{}", out.summary());
     assert_eq!(out.stdout.trim(), "done");
@@ -111,8 +122,9 @@ async fn the_fast_sandboxs_budget_counts_the_runs_own_time() {
         r.budget = Some(budget);
         r
     };
-    // About 150 ms of computing, measured on the host as it is (other tests
-    // may be running: the fastest of five).
+    // About 150 ms of computing, measured with no load of this module's on
+    // the host (other tests may be running: the fastest of five).
+    let turn = Turn::take().await;
     let probe = 200_000u64;
     let mut quiet = f64::MAX;
     for _ in 0..5 {
@@ -123,7 +135,7 @@ async fn the_fast_sandboxs_budget_counts_the_runs_own_time() {
     let mut n = ((probe as f64) * 150.0 / quiet.max(1.0)) as u64;
     let budget = Duration::from_millis(450);
 
-    let load = Load::start().await;
+    let load = turn.load();
     // If the probe was slowed by other tests, the program is shorter than
     // meant and may still finish within the budget's wall time: then once
     // more at twice the work (at most ~300 ms of its own time).
@@ -145,4 +157,67 @@ async fn the_fast_sandboxs_budget_counts_the_runs_own_time() {
     let out = sb.run(&budgeted(n * 8, budget)).await;
     drop(load);
     assert!(out.over_budget, "{}", out.summary());
+}
+
+/// The number of loop iterations for which a run in `sb` takes about
+/// `target` of its own time in all (CPython's start included), from the
+/// fastest of three runs of a trivial program and of a probe.
+async fn iterations_for(sb: &dyn Sandbox, target: Duration) -> u64 {
+    let fastest = |program: String| async move {
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let out = sb.run(&script(&program)).await;
+            assert_eq!(out.status, Status::Passed, "{}", out.summary());
+            best = best.min(out.duration_ms);
+        }
+        best
+    };
+    let probe = 200_000u64;
+    let start = fastest("print(True)\n".into()).await;
+    let probed = fastest(counting(probe)).await;
+    let per = ((probed - start) / probe as f64).max(1e-6);
+    ((target.as_secs_f64() * 1e3 - start).max(per) / per) as u64
+}
+
+/// A program that counts to `n`.
+fn counting(n: u64) -> String {
+    format!("s = 0\nfor i in range({n}):\n    s += i\nprint(s >= 0)\n")
+}
+
+/// Every wasm run's time limit is on its own time too: on a host loaded
+/// past its cores, a run that needs about 30% of its limit passes though its
+/// wall time passes the limit, and one that needs several limits times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_time_limits_count_the_runs_own_time() {
+    for (kind, limit) in [
+        (SandboxKind::Wasm, Duration::from_secs(1)),
+        (SandboxKind::WasmFull, Duration::from_secs(2)),
+    ] {
+        let sb = common::sandbox(kind).await;
+        let limited = |n: u64| {
+            let mut r = script(&counting(n));
+            r.limits.timeout = limit;
+            r
+        };
+        let turn = Turn::take().await;
+        let mut n = iterations_for(&*sb, limit.mul_f64(0.3)).await;
+        let load = turn.load();
+        let mut slowed = false;
+        for _ in 0..2 {
+            let out = sb.run(&limited(n)).await;
+            assert_eq!(out.status, Status::Passed, "{kind}: {}", out.summary());
+            if out.duration_ms > limit.as_secs_f64() * 1e3 {
+                slowed = true;
+                break;
+            }
+            n *= 2;
+        }
+        assert!(
+            slowed,
+            "{kind}: the busy loops did not slow the run past its limit, so this proves nothing"
+        );
+        let out = sb.run(&limited(n * 8)).await;
+        drop(load);
+        assert_eq!(out.status, Status::Timeout, "{kind}: {}", out.summary());
+    }
 }
