@@ -115,48 +115,42 @@ async fn a_limit_counts_the_runs_own_time_not_its_wait_for_a_cpu() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fast_sandboxs_budget_counts_the_runs_own_time() {
     let sb = common::sandbox(SandboxKind::Wasm).await;
-    let budgeted = |n: u64, budget: Duration| {
-        let mut r = script(&format!(
-            "s = 0\nfor i in range({n}):\n    s += i\nprint(s > 0)\n"
-        ));
+    let budget = Duration::from_millis(450);
+    let budgeted = |n: u64| {
+        let mut r = script(&counting(n));
         r.budget = Some(budget);
         r
     };
-    // About 150 ms of computing, measured with no load of this module's on
-    // the host (other tests may be running: the fastest of five).
     let turn = Turn::take().await;
-    let probe = 200_000u64;
-    let mut quiet = f64::MAX;
-    for _ in 0..5 {
-        let out = sb.run(&budgeted(probe, Duration::from_secs(5))).await;
-        assert_eq!(out.status, Status::Passed, "{}", out.summary());
-        quiet = quiet.min(out.duration_ms);
-    }
-    let mut n = ((probe as f64) * 150.0 / quiet.max(1.0)) as u64;
-    let budget = Duration::from_millis(450);
-
+    let n = iterations_for(&*sb, budget / 3).await;
     let load = turn.load();
-    // If the probe was slowed by other tests, the program is shorter than
-    // meant and may still finish within the budget's wall time: then once
-    // more at twice the work (at most ~300 ms of its own time).
-    let mut slowed = false;
+    let n = passes_though_slowed(&*sb, budgeted, n, budget).await;
+    let out = sb.run(&budgeted(n * 8)).await;
+    drop(load);
+    assert!(out.over_budget, "{}", out.summary());
+}
+
+/// Run `request(n)` on the loaded host, checking that it passes uncut,
+/// until its wall time passes `past`: if other tests slowed the calibration,
+/// the program is shorter than meant, so once more at twice the work (at
+/// most ~60% of the limit in its own time). The work that got there.
+async fn passes_though_slowed(
+    sb: &dyn Sandbox,
+    request: impl Fn(u64) -> RunRequest,
+    mut n: u64,
+    past: Duration,
+) -> u64 {
+    let kind = sb.kind();
     for _ in 0..2 {
-        let out = sb.run(&budgeted(n, budget)).await;
-        assert_eq!(out.status, Status::Passed, "{}", out.summary());
-        assert!(!out.over_budget);
-        if out.duration_ms > budget.as_secs_f64() * 1e3 {
-            slowed = true;
-            break;
+        let out = sb.run(&request(n)).await;
+        assert_eq!(out.status, Status::Passed, "{kind}: {}", out.summary());
+        assert!(!out.over_budget, "{kind}: {}", out.summary());
+        if out.duration_ms > past.as_secs_f64() * 1e3 {
+            return n;
         }
         n *= 2;
     }
-    assert!(
-        slowed,
-        "the busy loops did not slow the run past its budget, so this proves nothing"
-    );
-    let out = sb.run(&budgeted(n * 8, budget)).await;
-    drop(load);
-    assert!(out.over_budget, "{}", out.summary());
+    panic!("{kind}: the busy loops did not slow the run past {past:?}, so this proves nothing")
 }
 
 /// The number of loop iterations for which a run in `sb` takes about
@@ -200,22 +194,9 @@ async fn wasm_time_limits_count_the_runs_own_time() {
             r
         };
         let turn = Turn::take().await;
-        let mut n = iterations_for(&*sb, limit.mul_f64(0.3)).await;
+        let n = iterations_for(&*sb, limit.mul_f64(0.3)).await;
         let load = turn.load();
-        let mut slowed = false;
-        for _ in 0..2 {
-            let out = sb.run(&limited(n)).await;
-            assert_eq!(out.status, Status::Passed, "{kind}: {}", out.summary());
-            if out.duration_ms > limit.as_secs_f64() * 1e3 {
-                slowed = true;
-                break;
-            }
-            n *= 2;
-        }
-        assert!(
-            slowed,
-            "{kind}: the busy loops did not slow the run past its limit, so this proves nothing"
-        );
+        let n = passes_though_slowed(&*sb, limited, n, limit).await;
         let out = sb.run(&limited(n * 8)).await;
         drop(load);
         assert_eq!(out.status, Status::Timeout, "{kind}: {}", out.summary());
