@@ -4,7 +4,7 @@
 //! interpreter, so a run costs about a millisecond, not CPython's start-up.
 
 use super::full::tail;
-use super::{MemoryCap, compile_cached, failure, ticks, wasm_layers};
+use super::{MemoryCap, TRAP_GRACE, compile_cached, failure, ticks, wasm_layers};
 use crate::error::SandboxError;
 use crate::harness::{self, CompiledTests};
 use crate::outcome::{Outcome, Status};
@@ -163,7 +163,8 @@ impl FastSandbox {
             }
         };
         warm.store.data_mut().cap.max_bytes = (limits.memory_mb as usize) << 20;
-        warm.store.set_epoch_deadline(ticks(limits.timeout));
+        // A judge's limit is on its own time too (see `own_time`).
+        super::deadline_in_own_time(&mut warm.store, limits.timeout);
         let mut request = harness::request_value(req, "");
         let run = async {
             if let Some(c) = self.compiled_tests(req, &mut warm.store, &warm.run).await? {
@@ -175,7 +176,7 @@ impl FastSandbox {
                 .await?
                 .0)
         };
-        let ended = tokio::time::timeout(limits.timeout + Duration::from_millis(200), run).await;
+        let ended = tokio::time::timeout(super::wall_bound(limits.timeout, TRAP_GRACE), run).await;
         let hit = warm.store.data().cap.hit;
         warm.used += 1;
         let keep = matches!(ended, Ok(Ok(_)))
@@ -255,14 +256,13 @@ impl FastSandbox {
                 super::deadline_in_own_time(&mut store, budget);
                 // The wall-clock bound covers a guest blocked in a host call.
                 let call = f.call_async(&mut store, request);
-                let wall = budget.saturating_mul(crate::own_time::MAX_STRETCH);
-                match tokio::time::timeout(wall + BUDGET_GRACE, call).await {
+                match tokio::time::timeout(super::wall_bound(budget, BUDGET_GRACE), call).await {
                     Ok(Ok((result,))) => Ok(result),
                     Ok(Err(e)) if e.downcast_ref() != Some(&wasmtime::Trap::Interrupt) => Err(e),
                     _ => Err(wasmtime::Error::new(OverBudget)),
                 }
             };
-            tokio::time::timeout(super::wall_bound(limits.timeout), run).await
+            tokio::time::timeout(super::wall_bound(limits.timeout, TRAP_GRACE), run).await
         };
         let hit = store.data().cap.hit;
         let called = started.elapsed();

@@ -118,7 +118,7 @@ impl FullSandbox {
                 start.call_async(&mut store, ()).await
             };
             // The epoch traps running code; this catches a guest parked in a host call.
-            tokio::time::timeout(super::wall_bound(limits.timeout), run).await
+            tokio::time::timeout(super::wall_bound(limits.timeout, super::TRAP_GRACE), run).await
         };
         let hit = store.data().cap.hit;
         drop(store);

@@ -103,11 +103,14 @@ pub(crate) fn deadline_in_own_time<T: 'static>(store: &mut wasmtime::Store<T>, l
     }
 }
 
-/// The wall time a run with `limit` may take: its own time's cap, and a
-/// moment for the host to see the trap.
-pub(crate) fn wall_bound(limit: Duration) -> Duration {
-    limit.saturating_mul(crate::own_time::MAX_STRETCH) + Duration::from_millis(200)
+/// The wall time a run with `limit` of its own time may take: the cap, and
+/// `grace` for the host to see the trap.
+pub(crate) fn wall_bound(limit: Duration, grace: Duration) -> Duration {
+    limit.saturating_mul(crate::own_time::MAX_STRETCH) + grace
 }
+
+/// How long past a run's deadline the host waits for its trap.
+pub(crate) const TRAP_GRACE: Duration = Duration::from_millis(200);
 
 /// The compile-cache path for a wasm file: keyed by the engine's compatibility
 /// hash (which covers wasmtime's version, Config flags and target), this
