@@ -132,9 +132,10 @@ impl Scorer {
         Some(jail)
     }
 
-    /// Use `jail`, from [`Scorer::start_jail`], as the process jail.
+    /// Use `jail`, from [`Scorer::start_jail`], as the process jail (never
+    /// asked for when the primary is one).
     pub fn with_jail(self, jail: Option<Arc<dyn Sandbox>>) -> Self {
-        if let Some(j) = jail.filter(|_| self.primary.kind() != SandboxKind::Process) {
+        if let Some(j) = jail {
             let _ = self.process.set(j);
         }
         self
