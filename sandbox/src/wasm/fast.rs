@@ -163,8 +163,7 @@ impl FastSandbox {
             }
         };
         warm.store.data_mut().cap.max_bytes = (limits.memory_mb as usize) << 20;
-        // A judge's limit is on its own time too (see `own_time`).
-        super::deadline_in_own_time(&mut warm.store, limits.timeout);
+        warm.store.set_epoch_deadline(ticks(limits.timeout));
         let mut request = harness::request_value(req, "");
         let run = async {
             if let Some(c) = self.compiled_tests(req, &mut warm.store, &warm.run).await? {
@@ -176,7 +175,7 @@ impl FastSandbox {
                 .await?
                 .0)
         };
-        let ended = tokio::time::timeout(super::wall_bound(limits.timeout, TRAP_GRACE), run).await;
+        let ended = tokio::time::timeout(limits.timeout + TRAP_GRACE, run).await;
         let hit = warm.store.data().cap.hit;
         warm.used += 1;
         let keep = matches!(ended, Ok(Ok(_)))
@@ -246,13 +245,11 @@ impl FastSandbox {
                     request["tests_compiled"] = (*c).clone();
                 }
                 let request = (request.to_string(),);
-                // The limit, and the budget, are on the run's own time: a
-                // run slowed by a load on the machine is neither a timeout
-                // nor cut and redone in the jail.
                 let Some(budget) = budget else {
-                    super::deadline_in_own_time(&mut store, limits.timeout);
                     return Ok(f.call_async(&mut store, request).await?.0);
                 };
+                // The budget is on the run's own time: a run slowed by a
+                // load on the machine is not cut and redone in the jail.
                 super::deadline_in_own_time(&mut store, budget);
                 // The wall-clock bound covers a guest blocked in a host call.
                 let call = f.call_async(&mut store, request);
@@ -262,7 +259,12 @@ impl FastSandbox {
                     _ => Err(wasmtime::Error::new(OverBudget)),
                 }
             };
-            tokio::time::timeout(super::wall_bound(limits.timeout, TRAP_GRACE), run).await
+            // The limit is wall time (a guest parked in a host call, such as
+            // a sleep, is on no thread's clock), and outlasts the budget's.
+            let wall = budget.map_or(limits.timeout, |b| {
+                limits.timeout.max(super::wall_bound(b, BUDGET_GRACE))
+            });
+            tokio::time::timeout(wall + TRAP_GRACE, run).await
         };
         let hit = store.data().cap.hit;
         let called = started.elapsed();
