@@ -815,11 +815,11 @@ def _canon(value, depth=0):
     if t in (type(None), bool, int, str, bytes, complex):
         return t.__name__[0] + repr(value)
     if t in (list, tuple):
-        return ("L(" if t is list else "T(") + ",".join(_canon(x, depth + 1) for x in value) + ")"
+        return ("L(" if t is list else "T(") + ",".join([_canon(x, depth + 1) for x in value]) + ")"
     if t in (set, frozenset):
-        return "S(" + ",".join(sorted(_canon(x, depth + 1) for x in value)) + ")"
+        return "S(" + ",".join(sorted([_canon(x, depth + 1) for x in value])) + ")"
     if t is dict:
-        return "D(" + ",".join(sorted(_canon(k, depth + 1) + ":" + _canon(x, depth + 1) for k, x in value.items())) + ")"
+        return "D(" + ",".join(sorted([_canon(k, depth + 1) + ":" + _canon(x, depth + 1) for k, x in value.items()])) + ")"
     if t is _Opaque:
         return "H" + str(value.handle)
     state = getattr(value, "__dict__", None)
@@ -1001,9 +1001,11 @@ class Runner:
         # at its first failing assert would have.
         deadline = (req.get("tests") or {}).get("deadline")
         self.deadline_at = time.perf_counter() + deadline if deadline else None
-        if self.test_timeout or deadline:
+        if (self.test_timeout or deadline) and sys.platform != "wasi":
             # The C module: `signal` imports enum and wraps every call in it,
-            # a cost per test case.
+            # a cost per test case. WASI has no timers (and the fast
+            # sandbox's snapshot no `_signal`: importing it would cost each
+            # run its module set-up).
             try:
                 import _signal
 
@@ -1503,9 +1505,31 @@ def _dumps_str(s):
     return '"' + s + '"'
 
 
+# The fast sandbox's snapshot holds json and its C encoder: a result written
+# with it costs a fraction of the pure-Python writer below. That writer stays
+# for the process harness, which does not import json, and for what the
+# encoder refuses or writes otherwise: NaN and infinities, and surrogate
+# escapes (serde_json rejects a lone one).
+_json = sys.modules.get("json")
+_encode_json = _json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=str).encode if _json else None
+
+
 def _dumps(v):
-    """ASCII JSON for results (dicts, lists, str, int, float, bool, None),
-    without importing json."""
+    """ASCII JSON for results (dicts with str keys, lists, str, int, float,
+    bool, None; anything else as its str)."""
+    if _encode_json is not None:
+        try:
+            s = _encode_json(v)
+        except Exception:
+            pass
+        else:
+            if "\\ud" not in s:
+                return s
+    return _dumps_py(v)
+
+
+def _dumps_py(v):
+    """`_dumps` without importing json."""
     if v is None:
         return "null"
     if v is True:
@@ -1519,9 +1543,9 @@ def _dumps(v):
     if isinstance(v, float):
         return float.__repr__(v) if v - v == 0 else "null"  # inf and nan are not JSON
     if isinstance(v, dict):
-        return "{" + ",".join(_dumps_str(str(k)) + ":" + _dumps(x) for k, x in v.items()) + "}"
+        return "{" + ",".join([_dumps_str(str(k)) + ":" + _dumps_py(x) for k, x in v.items()]) + "}"
     if isinstance(v, (list, tuple)):
-        return "[" + ",".join(_dumps(x) for x in v) + "]"
+        return "[" + ",".join([_dumps_py(x) for x in v]) + "]"
     return _dumps_str(str(v))
 
 

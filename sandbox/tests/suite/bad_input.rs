@@ -47,6 +47,29 @@ async fn odd_programs_get_clear_outcomes() {
         assert_eq!(out.status, Status::Passed, "{kind}: {}", out.summary());
         assert_eq!(out.stdout.trim(), "10485760", "{kind}");
 
+        // Text JSON cannot carry (a lone surrogate) or that the harness's
+        // fast encoder writes otherwise (astral characters as surrogate
+        // pairs, control characters) reaches the host as the same text.
+        let out = sb
+            .run(&RunRequest::new(
+                "print('a\\udc80b', '\\U0001F600', '\\x07\\x7f')\nraise ValueError('bad \\ud800')\n",
+                TestSpec::Script,
+            ))
+            .await;
+        assert_eq!(out.status, Status::Error, "{kind}: {}", out.summary());
+        assert_eq!(
+            out.stdout,
+            "a\u{fffd}b \u{1F600} \u{7}\u{7f}\n",
+            "{kind}: {}",
+            out.summary()
+        );
+        let e = out.error.as_ref().expect("the raise is the run's error");
+        assert_eq!(
+            (e.kind.as_str(), e.message.as_str()),
+            ("ValueError", "bad \u{fffd}"),
+            "{kind}"
+        );
+
         let out = sb
             .run(&RunRequest::new("def f(:\n    pass\n", TestSpec::Script))
             .await;
