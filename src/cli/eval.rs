@@ -112,13 +112,24 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         );
         bar.set_message(format!("{} in {}", ds.name, a.sandbox));
         let scored = results
-            .score(scorer, all_tasks.clone(), pending, a.jobs, |got, passed| {
-                bar.inc(got);
-                bar.set_message(format!("{} in {}: {passed} passed", ds.name, a.sandbox));
-            })
+            .score(
+                Arc::clone(&scorer),
+                all_tasks.clone(),
+                pending,
+                a.jobs,
+                |got, passed| {
+                    bar.inc(got);
+                    bar.set_message(format!("{} in {}: {passed} passed", ds.name, a.sandbox));
+                },
+            )
             .await;
         bar.finish_and_clear();
         scored?;
+        // The sandboxes are left to the process's exit: tearing them down
+        // resets each warm wasm instance (a copy of its snapshot) and
+        // decommits its pool slot, work the exit does for free. The jail's
+        // fork server ends when its socket closes, as it does at any exit.
+        std::mem::forget(scorer);
     }
 
     let lines = results.lines_for(&samples);

@@ -30,6 +30,43 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Fork servers (the jail's, started by python3 with the fork server's
+/// source on its command line) that outlived their selfrepair: their parent
+/// is neither a selfrepair process, this test binary, nor a fork server
+/// (whose forked runs share its command line).
+fn orphaned_fork_servers() -> Vec<String> {
+    const MARK: &[u8] = b"selfrepair's fork server for the process sandbox";
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if !cmdline.windows(MARK.len()).any(|w| w == MARK) {
+            continue;
+        }
+        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        if status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+        {
+            continue;
+        }
+        let ppid: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let parent = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
+        if ppid != me && !matches!(parent.trim(), "selfrepair" | "python3") {
+            found.push(format!(
+                "{:?} (parent {ppid}: {})",
+                e.file_name(),
+                parent.trim()
+            ));
+        }
+    }
+    found
+}
+
 #[test]
 fn bad_input_fails_with_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -244,6 +281,13 @@ fn a_heavy_reference_solution_sends_its_task_to_the_jail_first() {
     let p = write(dir.path(), "heavy.jsonl", &lines);
     let o = eval(&p, "humaneval", &["-j", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // eval leaves its sandboxes to its exit; the jail's fork server ends
+    // when its socket closes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !orphaned_fork_servers().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(orphaned_fork_servers(), Vec::<String>::new());
     let text =
         std::fs::read_to_string(dir.path().join("heavy.jsonl_results.jsonl")).expect("results");
     let got: Vec<serde_json::Value> = text
