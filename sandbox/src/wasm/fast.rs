@@ -234,6 +234,8 @@ impl FastSandbox {
         let mut request = harness::request_value(req, "");
         // Below the run's own limit, the budget cuts only the program's run.
         let budget = req.budget.filter(|b| *b < limits.timeout);
+        // With the wall time it may take.
+        let budgeted = budget.map(|b| (b, budget_wall(b)));
         let mut made = None;
         let ended = {
             let run = async {
@@ -245,15 +247,13 @@ impl FastSandbox {
                     request["tests_compiled"] = (*c).clone();
                 }
                 let request = (request.to_string(),);
-                let Some(budget) = budget else {
+                let Some((budget, wall)) = budgeted else {
                     return Ok(f.call_async(&mut store, request).await?.0);
                 };
-                // The budget is on the run's own time: a run slowed by a
-                // load on the machine is not cut and redone in the jail.
-                super::deadline_in_own_time(&mut store, budget);
+                budget_in_own_time(&mut store, budget);
                 // The wall-clock bound covers a guest blocked in a host call.
                 let call = f.call_async(&mut store, request);
-                match tokio::time::timeout(super::wall_bound(budget, BUDGET_GRACE), call).await {
+                match tokio::time::timeout(wall, call).await {
                     Ok(Ok((result,))) => Ok(result),
                     Ok(Err(e)) if e.downcast_ref() != Some(&wasmtime::Trap::Interrupt) => Err(e),
                     _ => Err(wasmtime::Error::new(OverBudget)),
@@ -261,9 +261,7 @@ impl FastSandbox {
             };
             // The limit is wall time (a guest parked in a host call, such as
             // a sleep, is on no thread's clock), and outlasts the budget's.
-            let wall = budget.map_or(limits.timeout, |b| {
-                limits.timeout.max(super::wall_bound(b, BUDGET_GRACE))
-            });
+            let wall = budgeted.map_or(limits.timeout, |(_, w)| limits.timeout.max(w));
             tokio::time::timeout(wall + TRAP_GRACE, run).await
         };
         let hit = store.data().cap.hit;
@@ -344,6 +342,29 @@ fn finish(
 
 /// How long past its budget a run blocked in a host call (a sleep) may go.
 const BUDGET_GRACE: Duration = Duration::from_millis(100);
+
+/// Trap `store`'s guest once it has run for `budget` of its own time (see
+/// `own_time`), measured from now on this thread, where the guest runs until
+/// it yields (if it has moved to another thread by then, at `budget` of wall
+/// time): a run slowed by a load on the machine is not cut and redone in the
+/// jail. A guest parked in a host call (a sleep) sees no epoch and is on no
+/// thread's clock, so [`budget_wall`] bounds it; for the same reason a run's
+/// limit, which decides a verdict, stays wall time.
+fn budget_in_own_time(store: &mut Store<FastState>, budget: Duration) {
+    store.set_epoch_deadline(ticks(budget));
+    if let Some(clock) = crate::own_time::ThreadClock::start() {
+        store.epoch_deadline_callback(move |_| match clock.left(budget) {
+            Some(left) => Ok(wasmtime::UpdateDeadline::Continue(ticks(left))),
+            None => Err(wasmtime::Trap::Interrupt.into()),
+        });
+    }
+}
+
+/// The wall time a budgeted run may take: the own-time cap
+/// ([`MAX_STRETCH`](crate::own_time::MAX_STRETCH) budgets) and a grace.
+fn budget_wall(budget: Duration) -> Duration {
+    budget.saturating_mul(crate::own_time::MAX_STRETCH) + BUDGET_GRACE
+}
 
 /// A run stopped at its [`RunRequest::budget`].
 #[derive(Debug, thiserror::Error)]

@@ -86,32 +86,6 @@ pub(crate) fn ticks(limit: Duration) -> u64 {
     (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
-/// Trap `store`'s guest once it has run for `limit` of its own time (see
-/// `own_time`), measured from now on this thread, where the guest runs until
-/// it yields; if it has moved to another thread by then, at `limit` of wall
-/// time. The caller bounds the wall time with [`wall_bound`]: a guest parked
-/// in a host call (a sleep) sees no epoch and is on no thread's clock, which
-/// is why only the fast sandbox's budget, which decides where a program is
-/// judged and never a verdict, is on own time in wasm.
-pub(crate) fn deadline_in_own_time<T: 'static>(store: &mut wasmtime::Store<T>, limit: Duration) {
-    store.set_epoch_deadline(ticks(limit));
-    if let Some(clock) = crate::own_time::ThreadClock::start() {
-        store.epoch_deadline_callback(move |_| match clock.left(limit) {
-            Some(left) => Ok(wasmtime::UpdateDeadline::Continue(ticks(left))),
-            None => Err(wasmtime::Trap::Interrupt.into()),
-        });
-    }
-}
-
-/// The wall time a run with `limit` of its own time may take: the cap
-/// ([`own_time::MAX_STRETCH`] times the limit), and `grace` for the host to
-/// see the trap.
-///
-/// [`own_time::MAX_STRETCH`]: crate::own_time::MAX_STRETCH
-pub(crate) fn wall_bound(limit: Duration, grace: Duration) -> Duration {
-    limit.saturating_mul(crate::own_time::MAX_STRETCH) + grace
-}
-
 /// How long past a run's deadline the host waits for its trap.
 pub(crate) const TRAP_GRACE: Duration = Duration::from_millis(200);
 
