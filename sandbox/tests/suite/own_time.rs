@@ -133,7 +133,7 @@ async fn the_fast_sandboxs_budget_counts_the_runs_own_time() {
 /// Run `request(n)` on the loaded host, checking that it passes uncut,
 /// until its wall time passes `past`: if other tests slowed the calibration,
 /// the program is shorter than meant, so once more at twice the work (at
-/// most ~60% of the limit in its own time). The work that got there.
+/// most ~2/3 of the budget in its own time). The work that got there.
 async fn passes_though_slowed(
     sb: &dyn Sandbox,
     request: impl Fn(u64) -> RunRequest,
