@@ -252,7 +252,11 @@ def _rewriter_class():
             msg = self._lambda(node.msg, node) if node.msg is not None else self._at(ast.Constant(None), node)
             if isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]).__name__ in _OPS:
                 left_src = self._segment(test.left)
-                self.sites.append({"line": node.lineno, "source": src, "left": left_src, "op": type(test.ops[0]).__name__})
+                op = type(test.ops[0]).__name__
+                site = {"line": node.lineno, "source": src, "left": left_src, "op": op}
+                if op == "Eq" and isinstance(test.left, ast.Call) and isinstance(test.left.func, ast.Name):
+                    site["direct"] = True  # `f(...) == expected`: a walk can note what it expects
+                self.sites.append(site)
                 func = "__sr_cmp"
                 args = [self._lambda(test.left, node), self._lambda(test.comparators[0], node), msg]
             else:
@@ -405,10 +409,11 @@ def _defined_names(source):
 class _Asserts:
     """The runtime half of the rewriting: evaluates, compares and records."""
 
-    def __init__(self, recorder, sites, key_prefix="line"):
+    def __init__(self, recorder, sites, key_prefix="line", walk=None):
         self.rec = recorder
         self.sites = sites
         self.prefix = key_prefix
+        self.walk = walk  # a `_Walk` while the tests are walked for their calls
 
     def _base(self, idx):
         site = self.sites[idx]
@@ -437,6 +442,24 @@ class _Asserts:
             return False, None
 
     def cmp(self, idx, left, right, msg):
+        if self.walk is None:
+            return self._cmp(idx, left, right, msg)
+        mark = self.walk.mark(self.rec)
+        try:
+            self._cmp(idx, left, right, msg)
+        finally:
+            self.walk.site(self.sites[idx], mark, self.rec)
+
+    def truth(self, idx, thunk, msg):
+        if self.walk is None:
+            return self._truth(idx, thunk, msg)
+        mark = self.walk.mark(self.rec)
+        try:
+            self._truth(idx, thunk, msg)
+        finally:
+            self.walk.site(self.sites[idx], mark, self.rec)
+
+    def _cmp(self, idx, left, right, msg):
         site = self.sites[idx]
         ok, actual = self._eval(idx, left)
         if not ok:
@@ -444,6 +467,8 @@ class _Asserts:
         ok, expected = self._eval(idx, right)
         if not ok:
             return
+        if actual is _PENDING and self.walk is not None:
+            self.walk.expected = expected
         symbol, fn = _OPS[site["op"]]
         good = self._holds(idx, lambda: fn(actual, expected), "comparison")
         if good is None:
@@ -476,7 +501,7 @@ class _Asserts:
             self._fail(idx, "error", call=self.sites[idx]["left"], error=info, message="%s raised %s" % (what, info["type"]))
             return None
 
-    def truth(self, idx, thunk, msg):
+    def _truth(self, idx, thunk, msg):
         site = self.sites[idx]
         ok, value = self._eval(idx, thunk)
         if not ok:
@@ -898,6 +923,52 @@ class _Replay:
         return "<function %s>" % self.__name__
 
 
+_NO_VALUE = object()
+
+
+class _Walk:
+    """What a walk of the tests learns besides their calls. Where every call
+    is the whole left side of an `f(...) == expected` assert, and nothing
+    else in the tests can fail, it notes the value each call is expected to
+    return: the host then passes a run whose answers all equal these, as
+    data, without a judge run (`judge.rs`). Any other run is judged."""
+
+    def __init__(self, judge):
+        self.judge = judge
+        self.expect = {}  # index into judge.needed -> the expected value, as an answer
+        self.pending = 0  # site runs that failed only for want of their answer
+        self.ok = True
+        self.expected = _NO_VALUE
+
+    def mark(self, rec):
+        self.expected = _NO_VALUE
+        return len(self.judge.needed), rec.passed, rec.failed
+
+    def site(self, site, mark, rec):
+        n, passed, failed = mark
+        new = self.judge.needed[n:]
+        expected, self.expected = self.expected, _NO_VALUE
+        if not new and rec.passed == passed + 1 and rec.failed == failed:
+            return  # held without the program, so it holds in the judge too
+        if site.get("direct") and len(new) == 1 and rec.passed == passed and rec.failed == failed + 1 \
+                and expected is not _NO_VALUE and not new[0]["get"] and new[0].get("enc") == "m":
+            try:
+                self.expect[n] = _encode(("v", expected))
+                self.pending += 1
+                return
+            except (ValueError, RecursionError):
+                pass
+        self.ok = False
+
+    def expects(self, rec, error):
+        """One expected answer per call, or None where a test could fail for
+        another reason than a wrong answer."""
+        needed = self.judge.needed
+        if not self.ok or error is not None or rec.failed != self.pending or len(self.expect) != len(needed):
+            return None
+        return [self.expect[i] for i in range(len(needed))]
+
+
 class _Judge:
     """The answers of a compute run, keyed by function and arguments; the
     calls the tests made that have none are `needed`."""
@@ -995,6 +1066,7 @@ class Runner:
         self.test_timeout = req.get("test_timeout")
         self.answers = None  # a compute run's answers
         self.judge = None  # a judge run's replay table
+        self.walk = None  # what walking the tests learns besides their calls
         self._alarm = None
         # A compute run stops itself at its deadline and still answers, so
         # the judge sees which calls finished in time, as a run that stops
@@ -1125,7 +1197,7 @@ class Runner:
             self.error = {"type": "SyntaxError", "message": "the tests do not parse: %s (line %s)" % (e.msg, e.lineno), "line": None, "traceback": []}
             self.status = "error"
             return
-        helper = _Asserts(self.rec, sites)
+        helper = _Asserts(self.rec, sites, walk=self.walk)
         g["__sr_cmp"] = helper.cmp
         g["__sr_truth"] = helper.truth
         try:
@@ -1337,6 +1409,7 @@ class Runner:
             return
         g = self._namespace()
         self.judge = _Judge(answers, bool(spec.get("collect")), g, self.req.get("program") or "")
+        self.walk = _Walk(self.judge) if self.judge.collect else None
         context = tests.get("context") or ""
         if context:
             compiled = (self.req.get("tests_compiled") or {}).get("context_code")
@@ -1479,6 +1552,10 @@ class Runner:
             result["answers"] = self.answers
         if self.judge is not None:
             result["needed"] = self.judge.needed
+        if self.walk is not None:
+            expect = self.walk.expects(self.rec, self.error)
+            if expect is not None:
+                result["expect"] = expect
         return result
 
 

@@ -81,6 +81,146 @@ pub(crate) fn sanitise(answers: &mut [serde_json::Value]) {
     }
 }
 
+/// An answer's value written one way only, to compare two answers as data:
+/// strings of every marshal kind as one kind, shared references expanded.
+/// Equal forms are values equal under Python's `==` (exact builtin types,
+/// no NaN); values whose forms differ may still be equal (`1 == True`,
+/// `{1, 2} == {2, 1}`), which is left to a judge. `None` for a NaN (not
+/// equal to itself), for what is not plain data, and once the form would
+/// pass `cap` bytes.
+pub(crate) fn canonical(answer: &str, cap: usize) -> Option<Vec<u8>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(answer)
+        .ok()?;
+    let mut c = Canon {
+        bytes: &bytes,
+        at: 0,
+        out: Vec::new(),
+        refs: Vec::new(),
+        cap,
+    };
+    c.value(0)?;
+    (c.at == bytes.len()).then_some(c.out)
+}
+
+struct Canon<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    out: Vec<u8>,
+    /// Per reference slot: where its form is in `out`, once finished.
+    refs: Vec<Option<(usize, usize)>>,
+    cap: usize,
+}
+
+impl Canon<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len())?;
+        let start = std::mem::replace(&mut self.at, end);
+        Some(&self.bytes[start..end])
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        let b = self.take(4)?;
+        Some(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.i32()?).ok()
+    }
+
+    fn emit(&mut self, code: u8, parts: &[&[u8]]) -> Option<()> {
+        let n = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+        if self.out.len() + n > self.cap {
+            return None;
+        }
+        self.out.push(code);
+        for p in parts {
+            self.out.extend_from_slice(p);
+        }
+        Some(())
+    }
+
+    fn not_nan(b: &[u8]) -> bool {
+        b.chunks(8)
+            .all(|c| c.try_into().is_ok_and(|c| !f64::from_le_bytes(c).is_nan()))
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let code = *self.take(1)?.first()?;
+        let slot = (code & 0x80 != 0).then(|| {
+            self.refs.push(None);
+            self.refs.len() - 1
+        });
+        let start = self.out.len();
+        match code & 0x7f {
+            c @ (b'N' | b'F' | b'T') => self.emit(c, &[])?,
+            b'i' => {
+                let b = self.take(4)?.to_vec();
+                self.emit(b'i', &[&b])?;
+            }
+            c @ (b'g' | b'y') => {
+                let b = self.take(if c == b'g' { 8 } else { 16 })?.to_vec();
+                if !Self::not_nan(&b) {
+                    return None;
+                }
+                self.emit(c, &[&b])?;
+            }
+            b'l' => {
+                let n = self.i32()?;
+                let digits = self.take(n.unsigned_abs() as usize * 2)?.to_vec();
+                self.emit(b'l', &[&n.to_le_bytes(), &digits])?;
+            }
+            c @ (b's' | b'u' | b't' | b'a' | b'A' | b'z' | b'Z') => {
+                let n = if matches!(c, b'z' | b'Z') {
+                    usize::from(*self.take(1)?.first()?)
+                } else {
+                    self.len()?
+                };
+                let text = self.take(n)?.to_vec();
+                let kind = if c == b's' { b's' } else { b'u' };
+                self.emit(kind, &[&u32::try_from(n).ok()?.to_le_bytes(), &text])?;
+            }
+            b'r' => {
+                let index = usize::try_from(self.i32()?).ok()?;
+                let (a, b) = (*self.refs.get(index)?)?;
+                if slot.is_some() || self.out.len() + (b - a) > self.cap {
+                    return None;
+                }
+                self.out.extend_from_within(a..b);
+            }
+            c @ (b'(' | b')' | b'[' | b'<' | b'>') => {
+                let n = if c == b')' {
+                    usize::from(*self.take(1)?.first()?)
+                } else {
+                    self.len()?
+                };
+                let kind = if c == b')' { b'(' } else { c };
+                self.emit(kind, &[&u32::try_from(n).ok()?.to_le_bytes()])?;
+                for _ in 0..n {
+                    self.value(depth + 1)?;
+                }
+            }
+            b'{' => {
+                self.emit(b'{', &[])?;
+                while self.bytes.get(self.at) != Some(&b'0') {
+                    self.value(depth + 1)?;
+                    self.value(depth + 1)?;
+                }
+                self.at += 1;
+                self.emit(b'0', &[])?;
+            }
+            _ => return None,
+        }
+        if let Some(slot) = slot {
+            self.refs[slot] = Some((start, self.out.len()));
+        }
+        Some(())
+    }
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -259,6 +399,54 @@ mod tests {
         ] {
             assert_eq!(check_marshal(&dumps(expr)), Ok(()), "{expr}");
         }
+    }
+
+    /// `canonical` of python3's marshal bytes of `expr`.
+    fn form(expr: &str, cap: usize) -> Option<Vec<u8>> {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(dumps(expr));
+        canonical(&b64, cap)
+    }
+
+    #[test]
+    fn forms_are_equal_only_for_equal_values() {
+        let same = |a: &str, b: &str| {
+            let (fa, fb) = (form(a, 1 << 20), form(b, 1 << 20));
+            assert!(fa.is_some(), "{a}");
+            fa == fb
+        };
+        // One string however marshal wrote it (interned, short, ASCII or
+        // not), and shared references written out.
+        assert!(same("'ab'", "''.join(['a', 'b'])"));
+        assert!(same("'é' * 3", "''.join(['é'] * 3)"));
+        assert!(same("(lambda t: [t, t])((1, 'x'))", "[(1, 'x'), (1, 'x')]"));
+        assert!(same("{'k': [1.5, None]}", "dict(k=[1.5, None])"));
+        assert!(same("2**100", "2**100"));
+        // Equal in Python but written differently: left to the judge.
+        for (a, b) in [
+            ("1", "True"),
+            ("1", "1.0"),
+            ("0.0", "-0.0"),
+            ("(1, 2)", "[1, 2]"),
+            ("{1: 'a', 2: 'b'}", "{2: 'b', 1: 'a'}"),
+            ("frozenset([1])", "{1}"),
+            ("b'ab'", "'ab'"),
+        ] {
+            assert!(!same(a, b), "{a} and {b}");
+        }
+        // Not equal to itself, so never a form.
+        for expr in ["float('nan')", "[1, complex(0, float('nan'))]"] {
+            assert_eq!(form(expr, 1 << 20), None, "{expr}");
+        }
+        // A form past the cap, trailing bytes and non-data are refused.
+        assert_eq!(form("'x' * 100", 50), None);
+        assert_eq!(form("...", 1 << 20), None);
+        let mut bytes = dumps("1");
+        bytes.push(b'N');
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert_eq!(canonical(&b64, 1 << 20), None);
+        // Sharing that doubles at every level outgrows any cap.
+        let chain = "(lambda f: f(f, 40))(lambda f, n: (0, 0) if n == 0 else (lambda t: (t, t))(f(f, n - 1)))";
+        assert_eq!(form(chain, 1 << 20), None);
     }
 
     #[test]

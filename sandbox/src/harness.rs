@@ -40,6 +40,10 @@ pub struct HarnessResult {
     /// The calls a judge run made that had no answer.
     #[serde(default)]
     pub needed: Vec<serde_json::Value>,
+    /// A walk's expected answer for each of `needed`, where the tests can
+    /// fail only by a wrong answer (see [`crate::judge`]).
+    #[serde(default)]
+    pub expect: Option<Vec<String>>,
 }
 
 /// Encode a request for the harness. `token` marks the result line on stdout.
@@ -179,7 +183,11 @@ impl CompiledTests {
             dir: Some(dir),
             valid: |text| {
                 let v: serde_json::Value = serde_json::from_str(text).ok()?;
-                v.as_array()?.iter().all(|c| c.is_object()).then_some(v)
+                v.get("calls")?
+                    .as_array()?
+                    .iter()
+                    .all(|c| c.is_object())
+                    .then_some(v)
             },
             ..CompiledTests::default()
         }
@@ -296,6 +304,7 @@ pub fn apply(result: HarnessResult, out: &mut Outcome) {
     out.exchange = crate::outcome::Exchange {
         answers: result.answers,
         needed: result.needed,
+        expect: result.expect,
         incomplete: result.status == "incomplete",
     };
     if out.status == Status::Error

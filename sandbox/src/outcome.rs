@@ -151,6 +151,7 @@ pub struct Outcome {
 pub(crate) struct Exchange {
     pub answers: Option<Vec<serde_json::Value>>,
     pub needed: Vec<serde_json::Value>,
+    pub expect: Option<Vec<String>>,
     pub incomplete: bool,
 }
 

@@ -1217,3 +1217,122 @@ async fn wasm_temp_dirs_are_capped_and_leave_nothing() {
         assert!(left.is_empty(), "{kind}: left on the host: {left:?}");
     }
 }
+
+/// A run whose answers all equal what its suite's asserts expect passes on
+/// the host, without a judge run (`judge.rs`). The expected values come
+/// from walking the tests, never from the program's run: a program that
+/// searches its whole interpreter for them (every object `gc` tracks, every
+/// frame's locals) finds nothing to copy. Anything short of answers equal as
+/// data goes to a judge: a value Python calls equal in another form, a NaN,
+/// and any suite with an assert that fails without the program, or a call
+/// outside an `f(...) == expected` assert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_expected_answers_pass_without_a_judge() {
+    let _one = common::PROCESS_JAIL.lock().await;
+    let suite = "def check(candidate):\n    assert candidate(1) == 'sr-' + 'secret-9b1c'\n    assert True\n    for i in range(2):\n        assert candidate(2) == [1, (2, 3), {'a': 1.5}]\n";
+    let honest = "def sq(x):\n    return 'sr-secret-9b1c' if x == 1 else [1, (2, 3), {'a': 1.5}]\n";
+    let peek = r#"
+import gc, sys
+NEEDLE = "".join(["sr-", "secret"])
+def _find(o, seen, depth=0):
+    if isinstance(o, str):
+        return o if NEEDLE in o and o != NEEDLE else None
+    if depth > 6 or id(o) in seen:
+        return None
+    seen.add(id(o))
+    try:
+        items = list(o.values()) + list(o.keys()) if isinstance(o, dict) else list(o) if isinstance(o, (list, tuple, set, frozenset)) else []
+    except Exception:
+        return None
+    for x in items:
+        hit = _find(x, seen, depth + 1)
+        if hit:
+            return hit
+    return None
+def sq(x):
+    seen = set()
+    f = sys._getframe(1)
+    while f is not None:
+        hit = _find(dict(f.f_locals), seen) or _find(list(f.f_code.co_consts), seen)
+        if hit:
+            return hit
+        f = f.f_back
+    for o in gc.get_objects():
+        hit = _find(o, seen)
+        if hit:
+            return hit
+    return "nothing found"
+"#;
+    let host = |o: &selfrepair_sandbox::Outcome| {
+        o.layers
+            .iter()
+            .any(|l| l.name == "judge" && l.detail.starts_with("verdict on the host"))
+    };
+    for kind in SandboxKind::ALL {
+        let sb = common::sandbox(kind).await;
+        let out = sb.run(&sq_run(suite, honest)).await;
+        assert_eq!(out.status, Status::Passed, "{kind}: {}", out.summary());
+        assert!(host(&out), "{kind}: {:?}", out.layers);
+        assert_eq!((out.passed, out.failed), (4, 0), "{kind}");
+        let records: Vec<_> = out
+            .tests
+            .iter()
+            .map(|t| {
+                (
+                    t.id.as_str(),
+                    t.status.as_str(),
+                    t.runs,
+                    t.message.is_none(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            records,
+            [
+                ("line 2", "passed", 1, true),
+                ("line 3", "passed", 1, true),
+                ("line 5", "passed", 2, true)
+            ],
+            "{kind}"
+        );
+
+        let out = sb.run(&sq_run(suite, peek)).await;
+        assert_eq!(out.status, Status::Failed, "{kind}: {}", out.summary());
+        assert!(
+            out.summary().contains("nothing found"),
+            "{kind}: the expected value reached the program: {}",
+            out.summary()
+        );
+
+        // Equal in Python, another form as data: the judge decides.
+        let one = "def check(candidate):\n    assert candidate(1) == 1\n";
+        let out = sb.run(&sq_run(one, "def sq(x):\n    return True\n")).await;
+        assert_eq!(out.status, Status::Passed, "{kind}: {}", out.summary());
+        assert!(!host(&out), "{kind}: True is not 1 as data");
+        let out = sb.run(&sq_run(one, "def sq(x):\n    return 2\n")).await;
+        assert_eq!(out.status, Status::Failed, "{kind}: {}", out.summary());
+
+        // NaN is not equal to itself.
+        let nan = "def check(candidate):\n    assert candidate(1) == float('nan')\n";
+        let out = sb
+            .run(&sq_run(nan, "def sq(x):\n    return float('nan')\n"))
+            .await;
+        assert_eq!(out.status, Status::Failed, "{kind}: {}", out.summary());
+
+        // Suites that can fail otherwise than by an answer are judged.
+        for tests in [
+            "def check(candidate):\n    assert candidate(1) == 1\n    assert 1 == 2\n",
+            "def check(candidate):\n    r = candidate(1)\n    assert r == 1\n    assert r == 2\n",
+            "def check(candidate):\n    assert candidate(1) == 1\n    assert candidate(1) + 1 == 3\n",
+        ] {
+            let out = sb.run(&sq_run(tests, "def sq(x):\n    return 1\n")).await;
+            assert_eq!(
+                out.status,
+                Status::Failed,
+                "{kind}, {tests}: {}",
+                out.summary()
+            );
+            assert!(!host(&out), "{kind}, {tests}");
+        }
+    }
+}
