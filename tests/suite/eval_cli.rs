@@ -486,7 +486,7 @@ fn forged_verdicts_fail_in_every_sandbox() {
 /// Walks (the calls each suite makes) are kept on disk, beside the fast
 /// sandbox's instrumented tests and, for the process jail and the full
 /// runtime, in a directory pinned to the interpreter and the harness, so a
-/// second eval does not walk again. What is on disk only saves time: a walk
+/// second eval does not walk again. A walk's calls only save time: a walk
 /// file that does not parse is walked again and rewritten, and one that
 /// lists no calls costs a round, never a verdict. Samples that answer alike
 /// are judged once (the judge's verdict is remembered by its whole request),
@@ -551,11 +551,14 @@ fn walks_on_disk_only_save_time(sandbox: &str, ours: fn(&str) -> bool) {
     assert_eq!(verdicts("garbled.jsonl"), [true, false, true, false]);
     assert!(
         walks.iter().any(|p| std::fs::read_to_string(p)
-            .is_ok_and(|t| t.starts_with('[') && t.contains("has_close_elements"))),
+            .is_ok_and(|t| t.starts_with('{') && t.contains("has_close_elements"))),
         "{sandbox}: the garbled walk was not walked again and rewritten"
     );
-    rewrite("[]");
+    rewrite(r#"{"calls": []}"#);
     assert_eq!(verdicts("empty.jsonl"), [true, false, true, false]);
+    // Expected answers that do not fit its calls are no walk's.
+    rewrite(r#"{"calls": [], "expect": ["not base64"], "tests": [], "passed": 1}"#);
+    assert_eq!(verdicts("unfit.jsonl"), [true, false, true, false]);
 }
 
 /// Puts a file's text back when dropped, even if an assert failed.
