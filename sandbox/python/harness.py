@@ -442,20 +442,18 @@ class _Asserts:
             return False, None
 
     def cmp(self, idx, left, right, msg):
-        if self.walk is None:
-            return self._cmp(idx, left, right, msg)
-        mark = self.walk.mark(self.rec)
-        try:
-            self._cmp(idx, left, right, msg)
-        finally:
-            self.walk.site(self.sites[idx], mark, self.rec)
+        self._site(idx, self._cmp, left, right, msg)
 
     def truth(self, idx, thunk, msg):
+        self._site(idx, self._truth, thunk, msg)
+
+    def _site(self, idx, check, *args):
+        """Run one assert site, and tell a walk what it did."""
         if self.walk is None:
-            return self._truth(idx, thunk, msg)
+            return check(idx, *args)
         mark = self.walk.mark(self.rec)
         try:
-            self._truth(idx, thunk, msg)
+            check(idx, *args)
         finally:
             self.walk.site(self.sites[idx], mark, self.rec)
 

@@ -93,19 +93,22 @@ pub(crate) fn canonical(answer: &str, cap: usize) -> Option<Vec<u8>> {
         .decode(answer)
         .ok()?;
     let mut c = Canon {
-        bytes: &bytes,
-        at: 0,
+        r: Reader {
+            bytes: &bytes,
+            at: 0,
+            refs: Vec::new(),
+        },
         out: Vec::new(),
         refs: Vec::new(),
         cap,
     };
     c.value(0)?;
-    (c.at == bytes.len()).then_some(c.out)
+    (c.r.at == bytes.len()).then_some(c.out)
 }
 
+/// A [`Reader`] over checked bytes that writes each value's form.
 struct Canon<'a> {
-    bytes: &'a [u8],
-    at: usize,
+    r: Reader<'a>,
     out: Vec<u8>,
     /// Per reference slot: where its form is in `out`, once finished.
     refs: Vec<Option<(usize, usize)>>,
@@ -114,18 +117,15 @@ struct Canon<'a> {
 
 impl Canon<'_> {
     fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len())?;
-        let start = std::mem::replace(&mut self.at, end);
-        Some(&self.bytes[start..end])
+        self.r.take(n).ok()
     }
 
-    fn i32(&mut self) -> Option<i32> {
-        let b = self.take(4)?;
-        Some(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    fn byte(&mut self) -> Option<u8> {
+        self.r.byte().ok()
     }
 
     fn len(&mut self) -> Option<usize> {
-        usize::try_from(self.i32()?).ok()
+        self.r.len(1).ok()
     }
 
     fn emit(&mut self, code: u8, parts: &[&[u8]]) -> Option<()> {
@@ -149,7 +149,7 @@ impl Canon<'_> {
         if depth > MAX_DEPTH {
             return None;
         }
-        let code = *self.take(1)?.first()?;
+        let code = self.byte()?;
         let slot = (code & 0x80 != 0).then(|| {
             self.refs.push(None);
             self.refs.len() - 1
@@ -169,13 +169,13 @@ impl Canon<'_> {
                 self.emit(c, &[&b])?;
             }
             b'l' => {
-                let n = self.i32()?;
+                let n = self.r.i32().ok()?;
                 let digits = self.take(n.unsigned_abs() as usize * 2)?.to_vec();
                 self.emit(b'l', &[&n.to_le_bytes(), &digits])?;
             }
             c @ (b's' | b'u' | b't' | b'a' | b'A' | b'z' | b'Z') => {
                 let n = if matches!(c, b'z' | b'Z') {
-                    usize::from(*self.take(1)?.first()?)
+                    usize::from(self.byte()?)
                 } else {
                     self.len()?
                 };
@@ -184,7 +184,7 @@ impl Canon<'_> {
                 self.emit(kind, &[&u32::try_from(n).ok()?.to_le_bytes(), &text])?;
             }
             b'r' => {
-                let index = usize::try_from(self.i32()?).ok()?;
+                let index = usize::try_from(self.r.i32().ok()?).ok()?;
                 let (a, b) = (*self.refs.get(index)?)?;
                 if slot.is_some() || self.out.len() + (b - a) > self.cap {
                     return None;
@@ -193,7 +193,7 @@ impl Canon<'_> {
             }
             c @ (b'(' | b')' | b'[' | b'<' | b'>') => {
                 let n = if c == b')' {
-                    usize::from(*self.take(1)?.first()?)
+                    usize::from(self.byte()?)
                 } else {
                     self.len()?
                 };
@@ -205,11 +205,11 @@ impl Canon<'_> {
             }
             b'{' => {
                 self.emit(b'{', &[])?;
-                while self.bytes.get(self.at) != Some(&b'0') {
+                while self.r.bytes.get(self.r.at) != Some(&b'0') {
                     self.value(depth + 1)?;
                     self.value(depth + 1)?;
                 }
-                self.at += 1;
+                self.r.at += 1;
                 self.emit(b'0', &[])?;
             }
             _ => return None,

@@ -29,6 +29,7 @@ use crate::Sandbox;
 use crate::outcome::{Layer, Outcome, Status, TestRecord};
 use crate::request::{CallCase, CallSpec, ComputeSpec, JudgeSpec, Limits, RunRequest, TestSpec};
 use crate::semantics::Guard;
+use serde::Deserialize as _;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -41,17 +42,30 @@ static WALKED: LazyLock<Mutex<HashMap<String, Arc<Walk>>>> = LazyLock::new(Mutex
 
 /// What walking a suite found: its calls, and for a suite that can fail
 /// only by a wrong answer, the answers that pass it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Walk {
     calls: Vec<serde_json::Value>,
     expected: Option<Expected>,
 }
 
-/// The answers that pass a suite, and the judge's outcome when they do.
+/// A walk as the harness reported it, and as it is kept on disk.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WalkFile {
+    calls: Vec<serde_json::Value>,
+    /// One expected answer per call, with the records and passes of a run
+    /// that gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expect: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tests: Vec<TestRecord>,
+    #[serde(default)]
+    passed: u32,
+}
+
+/// The answers that pass a suite (their forms), and the judge's outcome
+/// when they are given.
 #[derive(Debug)]
 struct Expected {
-    /// As the harness wrote them (kept on disk), and their forms.
-    answers: Vec<String>,
     forms: Vec<Vec<u8>>,
     tests: Vec<TestRecord>,
     passed: u32,
@@ -60,73 +74,58 @@ struct Expected {
 /// Largest form of an expected answer: a suite expecting more is judged.
 const MAX_EXPECTED: usize = 16 << 20;
 
-impl Walk {
-    /// The walk a judge run in `collect` mode reported.
-    fn found(out: Outcome) -> Walk {
-        let passed = out.passed + out.failed;
-        let tests = out
-            .tests
-            .into_iter()
-            .map(|t| TestRecord {
-                status: "passed".into(),
-                call: None,
-                actual: None,
-                expected: None,
-                message: None,
-                error: None,
-                ..t
-            })
-            .collect();
-        let calls = out.exchange.needed;
-        let expected = out
-            .exchange
-            .expect
-            .and_then(|answers| Expected::new(answers, tests, passed, calls.len()));
-        Walk { calls, expected }
-    }
-
-    /// A walk as kept on disk.
-    fn from_disk(v: &serde_json::Value) -> Option<Walk> {
-        let calls = v.get("calls")?.as_array()?.clone();
-        let expected = (|| {
-            let answers = serde_json::from_value(v.get("expect")?.clone()).ok()?;
-            let tests = serde_json::from_value(v.get("tests")?.clone()).ok()?;
-            let passed = u32::try_from(v.get("passed")?.as_u64()?).ok()?;
-            Expected::new(answers, tests, passed, calls.len())
-        })();
-        Some(Walk { calls, expected })
-    }
-
-    fn to_disk(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({ "calls": self.calls });
-        if let Some(e) = &self.expected {
-            v["expect"] = serde_json::json!(e.answers);
-            v["tests"] = serde_json::json!(e.tests);
-            v["passed"] = serde_json::json!(e.passed);
+impl WalkFile {
+    /// The walk a judge run in `collect` mode reported; `ended`, if it ran
+    /// to its end (one cut short expects nothing).
+    fn found(out: Outcome, ended: bool) -> WalkFile {
+        let expect = out.exchange.expect.filter(|_| ended);
+        // The judge's records when every answer is as expected.
+        let tests = match expect {
+            Some(_) => out
+                .tests
+                .into_iter()
+                .map(|t| TestRecord {
+                    status: "passed".into(),
+                    call: None,
+                    actual: None,
+                    expected: None,
+                    message: None,
+                    error: None,
+                    ..t
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        WalkFile {
+            calls: out.exchange.needed,
+            expect,
+            tests,
+            passed: out.passed + out.failed,
         }
-        v
+    }
+}
+
+impl From<WalkFile> for Walk {
+    fn from(f: WalkFile) -> Walk {
+        let expected = f.expect.and_then(|answers| {
+            let forms = answers
+                .iter()
+                .map(|a| crate::answers::canonical(a, MAX_EXPECTED))
+                .collect::<Option<Vec<_>>>()?;
+            (forms.len() == f.calls.len() && !forms.is_empty()).then_some(Expected {
+                forms,
+                tests: f.tests,
+                passed: f.passed,
+            })
+        });
+        Walk {
+            calls: f.calls,
+            expected,
+        }
     }
 }
 
 impl Expected {
-    fn new(
-        answers: Vec<String>,
-        tests: Vec<TestRecord>,
-        passed: u32,
-        calls: usize,
-    ) -> Option<Self> {
-        let forms = answers
-            .iter()
-            .map(|a| crate::answers::canonical(a, MAX_EXPECTED))
-            .collect::<Option<Vec<_>>>()?;
-        (forms.len() == calls && calls > 0).then_some(Expected {
-            answers,
-            forms,
-            tests,
-            passed,
-        })
-    }
-
     /// Whether every answer (checked plain data, or null) is the expected one.
     fn met_by(&self, answers: &[serde_json::Value]) -> bool {
         answers.len() == self.forms.len()
@@ -274,7 +273,8 @@ async fn walk<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Result<Arc<Walk>
     if let Some(found) = sb
         .walks()
         .and_then(|w| w.get(&hash))
-        .and_then(|v| Walk::from_disk(&v))
+        .and_then(|v| WalkFile::deserialize(v.as_ref()).ok())
+        .map(Walk::from)
     {
         return Ok(remember_walk(key, found));
     }
@@ -294,15 +294,16 @@ async fn walk<S: Sandbox + ?Sized>(sb: &S, req: &RunRequest) -> Result<Arc<Walk>
         }));
     }
     // Only a walk that ran to its end is kept: one cut short would cost
-    // every later run a round per call it missed, and expects nothing.
+    // every later run a round per call it missed.
     let ended = matches!(out.status, Status::Passed | Status::Failed | Status::Error);
-    let mut found = Walk::found(out);
-    if !ended {
-        found.expected = None;
-    } else if let Some(w) = sb.walks() {
-        w.insert(hash, Arc::new(found.to_disk()));
+    let found = WalkFile::found(out, ended);
+    if ended
+        && let Some(w) = sb.walks()
+        && let Ok(v) = serde_json::to_value(&found)
+    {
+        w.insert(hash, Arc::new(v));
     }
-    Ok(remember_walk(key, found))
+    Ok(remember_walk(key, Walk::from(found)))
 }
 
 /// Verdicts of judge runs, by their whole request: a judge runs only our
