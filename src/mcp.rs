@@ -317,11 +317,11 @@ impl SelfrepairMcp {
         }
         let manifest = crate::tasks::Manifest::builtin().map_err(|e| bad(e.to_string()))?;
         let ds = manifest.get(name).map_err(|e| bad(e.to_string()))?.clone();
-        let opts = crate::tasks::LoadOptions {
-            source: crate::tasks::DataSource::new(self.data_dir.clone()),
-            jobs: 2,
-            progress: false,
-        };
+        let opts = crate::tasks::LoadOptions::new(
+            crate::tasks::DataSource::new(self.data_dir.clone()),
+            2,
+            false,
+        );
         // The loader's future is not Send (it borrows across awaits in a way
         // the tool macro's bounds reject), so it runs on a blocking thread.
         let handle = tokio::runtime::Handle::current();

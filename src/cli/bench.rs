@@ -82,6 +82,9 @@ pub struct BenchArgs {
     pub run_seed: u64,
     #[arg(long, env = "SELFREPAIR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// evalplus' floor on each input's time limit (see `eval --help`).
+    #[arg(long, value_name = "SECS", default_value_t = tasks::evalplus::MIN_TIME_LIMIT, value_parser = super::tasks::seconds)]
+    pub min_time_limit: f64,
     #[arg(long)]
     pub quiet: bool,
 }
@@ -189,9 +192,12 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     });
     let progress = !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let opts = LoadOptions {
-        source: DataSource::new(a.data_dir.clone()),
-        jobs: super::tasks::default_jobs(),
-        progress,
+        min_time_limit: a.min_time_limit,
+        ..LoadOptions::new(
+            DataSource::new(a.data_dir.clone()),
+            super::tasks::default_jobs(),
+            progress,
+        )
     };
     let all = tasks::load(ds, &opts).await?;
     let picked = select(all, a.tasks.as_deref(), shard)?;

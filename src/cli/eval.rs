@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// a task's suite goes straight there. 0 keeps every run in wasm.
     #[arg(long, value_name = "MS", default_value_t = 40)]
     pub heavy_ms: u64,
+    /// evalplus' floor on each input's time limit (HumanEval+, MBPP+): 4 as
+    /// in evalplus since 2025-04, 1 as in its 0.3.1 release on PyPI.
+    #[arg(long, value_name = "SECS", default_value_t = tasks::evalplus::MIN_TIME_LIMIT, value_parser = super::tasks::seconds)]
+    pub min_time_limit: f64,
     /// Samples scored at once.
     #[arg(short = 'j', long, default_value_t = super::tasks::default_jobs())]
     pub jobs: usize,
@@ -50,9 +54,8 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let ds = manifest.get(&a.dataset)?;
     let progress = !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let opts = LoadOptions {
-        source: DataSource::new(a.data_dir.clone()),
-        jobs: a.jobs.max(1),
-        progress,
+        min_time_limit: a.min_time_limit,
+        ..LoadOptions::new(DataSource::new(a.data_dir.clone()), a.jobs.max(1), progress)
     };
     // Check the samples' shape before any (possibly slow) ground truth.
     if !a.samples.is_file() {

@@ -48,6 +48,14 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
+/// A time in seconds: finite and not negative.
+pub fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds (0 or more)")),
+    }
+}
+
 pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::builtin()?;
     let source = DataSource::new(a.data_dir.clone());
@@ -77,11 +85,11 @@ pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
             jobs,
         } => {
             let ds = manifest.get(&dataset)?;
-            let opts = LoadOptions {
+            let opts = LoadOptions::new(
                 source,
                 jobs,
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            };
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            );
             let all = tasks::load(ds, &opts).await?;
             if let Some(id) = task_id {
                 let t = all

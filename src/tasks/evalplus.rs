@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
-/// evalplus' per-input limit: max(4 s, 4 x the ground truth's time).
-pub(crate) const MIN_TIME_LIMIT: f64 = 4.0;
+/// evalplus' per-input limit: max(4 s, 4 x the ground truth's time). The
+/// floor is evalplus' since af49138 (2025-04); its 0.3.1 release on PyPI
+/// has 1 s (`eval --min-time-limit 1`).
+pub const MIN_TIME_LIMIT: f64 = 4.0;
 pub(crate) const GT_TIME_FACTOR: f64 = 4.0;
 /// evalplus' cap on one process: min(60, sum of limits) + 1.
 pub(crate) const MAX_TASK_TIME: f64 = 60.0;
@@ -162,10 +164,19 @@ pub fn read(path: &Path, format: Format) -> Result<Vec<Record>, TaskError> {
     Ok(out)
 }
 
-fn suite(name: &str, rec: &Record, format: Format, cases: Vec<GtCase>, skipped: usize) -> Suite {
+/// A suite of evalplus cases; `min_time_limit` is evalplus' floor on each
+/// input's limit.
+fn suite(
+    name: &str,
+    rec: &Record,
+    format: Format,
+    cases: Vec<GtCase>,
+    skipped: usize,
+    min_time_limit: f64,
+) -> Suite {
     let time_limits: Vec<f64> = cases
         .iter()
-        .map(|c| MIN_TIME_LIMIT.max(GT_TIME_FACTOR * c.time))
+        .map(|c| min_time_limit.max(GT_TIME_FACTOR * c.time))
         .collect();
     let total = time_limits.iter().sum::<f64>().min(MAX_TASK_TIME) + 1.0;
     let reference_time = Duration::from_secs_f64(cases.iter().map(|c| c.time.max(0.0)).sum());
@@ -217,9 +228,11 @@ fn suite(name: &str, rec: &Record, format: Format, cases: Vec<GtCase>, skipped: 
         confirm_in: Some(crate::sandbox::SandboxKind::Process),
         reference_time: Some(reference_time),
         rule: match rec.oracle(format) {
-            Some(o) => format!("evalplus oracle {o}; per input max(4 s, 4x ground truth){skipped}"),
+            Some(o) => format!(
+                "evalplus oracle {o}; per input max({min_time_limit} s, 4x ground truth){skipped}"
+            ),
             None => format!(
-                "evalplus: ==, else same type/length and allclose(rtol=1e-7, atol={}); per input max(4 s, 4x ground truth){skipped}",
+                "evalplus: ==, else same type/length and allclose(rtol=1e-7, atol={}); per input max({min_time_limit} s, 4x ground truth){skipped}",
                 if rec.atol == 0.0 {
                     "1e-6 for floats".to_string()
                 } else {
@@ -236,6 +249,7 @@ pub fn build(
     mut gt: GroundTruth,
     dataset: &str,
     format: Format,
+    min_time_limit: f64,
 ) -> Result<Vec<Task>, TaskError> {
     let mut tasks = Vec::new();
     for rec in records {
@@ -271,11 +285,26 @@ pub fn build(
                     format,
                     t.base.iter().take(1).cloned().collect(),
                     0,
+                    min_time_limit,
                 )
             }),
             suites: vec![
-                suite("base", &rec, format, t.base, skipped("base")),
-                suite("plus", &rec, format, t.plus, skipped("plus")),
+                suite(
+                    "base",
+                    &rec,
+                    format,
+                    t.base,
+                    skipped("base"),
+                    min_time_limit,
+                ),
+                suite(
+                    "plus",
+                    &rec,
+                    format,
+                    t.plus,
+                    skipped("plus"),
+                    min_time_limit,
+                ),
             ],
             extra: Vec::new(),
             repair_prompt: None,
@@ -313,6 +342,61 @@ mod tests {
             r[0].raw
         );
         assert_eq!(r[0].original_tests, "def check(c): pass");
+        Ok(())
+    }
+
+    #[test]
+    fn each_input_is_limited_by_evalplus_floor_or_four_times_its_reference() -> Result<(), TaskError>
+    {
+        use super::super::groundtruth::GtTask;
+        let case = |time| GtCase {
+            args: String::new(),
+            expected: Expected::Value(String::new()),
+            time,
+        };
+        let limits = |floor| -> Result<(Vec<f64>, Duration, String), TaskError> {
+            let gt = GroundTruth {
+                version: 0,
+                dataset: "humaneval+".into(),
+                sha256: String::new(),
+                python: String::new(),
+                tasks: [(
+                    "T/0".to_string(),
+                    GtTask {
+                        base: vec![case(0.01), case(2.0)],
+                        plus: vec![case(0.3)],
+                        skipped: Vec::new(),
+                    },
+                )]
+                .into(),
+            };
+            let tasks = build(
+                read_lines(&[GOOD])?,
+                gt,
+                "humaneval+",
+                Format::EvalplusHumanEval,
+                floor,
+            )?;
+            let base = &tasks[0].suites[0];
+            let TestSpec::Call(spec) = &base.tests else {
+                panic!("not a Call suite: {:?}", base.tests)
+            };
+            Ok((
+                spec.time_limits.clone(),
+                base.limits.timeout,
+                base.rule.clone(),
+            ))
+        };
+        // evalplus since af49138: a 4 s floor; the whole run gets the sum + 1 s.
+        let (each, whole, rule) = limits(MIN_TIME_LIMIT)?;
+        assert_eq!(each, [4.0, 8.0]);
+        assert_eq!(whole, Duration::from_secs(13));
+        assert!(rule.contains("max(4 s, 4x ground truth)"), "{rule}");
+        // evalplus 0.3.1 (PyPI): a 1 s floor.
+        let (each, whole, rule) = limits(1.0)?;
+        assert_eq!(each, [1.0, 8.0]);
+        assert_eq!(whole, Duration::from_secs(10));
+        assert!(rule.contains("max(1 s, 4x ground truth)"), "{rule}");
         Ok(())
     }
 

@@ -232,6 +232,20 @@ pub struct LoadOptions {
     pub jobs: usize,
     /// Show a progress bar while computing ground truth.
     pub progress: bool,
+    /// evalplus' floor on each input's time limit, in seconds.
+    pub min_time_limit: f64,
+}
+
+impl LoadOptions {
+    /// Options with evalplus' current floor on each input's time limit.
+    pub fn new(source: DataSource, jobs: usize, progress: bool) -> Self {
+        Self {
+            source,
+            jobs,
+            progress,
+            min_time_limit: evalplus::MIN_TIME_LIMIT,
+        }
+    }
 }
 
 /// Load every task of a dataset (computing and caching evalplus ground truth if needed).
@@ -245,7 +259,7 @@ pub async fn load(ds: &Dataset, opts: &LoadOptions) -> Result<Vec<Task>, TaskErr
             let records = evalplus::read(&path, ds.format)?;
             let sha = data::dataset_sha256(ds, &path)?;
             let gt = groundtruth::get(&ds.name, &sha, &records, opts).await?;
-            evalplus::build(records, gt, &ds.name, ds.format)
+            evalplus::build(records, gt, &ds.name, ds.format, opts.min_time_limit)
         }
         Format::Apps => apps::load_dir(&path, &ds.name),
         Format::AppsSelected => apps::load_selected(&path, &ds.name),

@@ -165,14 +165,14 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, (lines.join("\n") + "\n").as_bytes()).expect("gzip");
         std::fs::write(&path, gz.finish().expect("gzip")).expect("write");
-        let opts = LoadOptions {
-            source: crate::tasks::DataSource {
+        let opts = LoadOptions::new(
+            crate::tasks::DataSource {
                 data_dir: Some(data.path().to_path_buf()),
                 cache: cache.path().to_path_buf(),
             },
-            jobs: 2,
-            progress: false,
-        };
+            2,
+            false,
+        );
         let mut tasks = crate::tasks::load(&ds, &opts).await.expect("load");
         annotate(&ds, &mut tasks, &opts).await;
         let times: Vec<Option<Duration>> =

@@ -92,11 +92,7 @@ pub fn jobs() -> usize {
 pub async fn load(name: &str) -> Vec<Task> {
     let m = Manifest::builtin().expect("manifest");
     let ds = m.get(name).expect("dataset in manifest");
-    let opts = LoadOptions {
-        source: DataSource::new(Some(data_dir())),
-        jobs: jobs(),
-        progress: false,
-    };
+    let opts = LoadOptions::new(DataSource::new(Some(data_dir())), jobs(), false);
     tasks::load(ds, &opts)
         .await
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))
