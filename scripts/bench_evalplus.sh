@@ -59,14 +59,24 @@ echo "samples: $(wc -l < "$out/samples.jsonl") in $out/samples.jsonl"
 . "$here/scripts/measure.sh"
 
 export "$override=$out/dataset.jsonl"
+# Judge with the installed evalplus' floor on each input's time limit (1 s in
+# 0.3.1, 4 s since 2025-04), so that slow samples get the same limits.
+ep_python=$(head -1 "$(command -v "$evalplus")" | sed 's/^#!//')
+floor=$("$ep_python" -c 'from evalplus.config import DEFAULT_MIN_TIME_LIMIT as m; print(m)' 2>/dev/null ||
+    "$ep_python" -c 'from evalplus.eval import DEFAULT_MIN_TIME_LIMIT as m; print(m)')
+echo "evalplus' floor on each input's time limit: $floor s"
 ep=("$evalplus" --dataset "$ep_name" --parallel "$jobs" --i-just-wanna-run --samples)
-sr=(env SELFREPAIR_DATA_DIR="$data" "$bin" eval --dataset "$dataset" -j "$jobs" --quiet)
+sr=(env SELFREPAIR_DATA_DIR="$data" "$bin" eval --dataset "$dataset" -j "$jobs" --min-time-limit "$floor" --quiet)
 cp "$out/samples.jsonl" "$out/warm-ep.jsonl"
 cp "$out/samples.jsonl" "$out/warm-sr.jsonl"
 "${ep[@]}" "$out/warm-ep.jsonl" > /dev/null 2>&1
 "${sr[@]}" "$out/warm-sr.jsonl" > /dev/null 2>&1
 cp "$out/samples.jsonl" "$out/ep.jsonl"
 cp "$out/samples.jsonl" "$out/sr.jsonl"
+# evalplus writes its results, then waits at exit for its stuck-sample
+# watchdog, a thread that sleeps in 20 s steps: its wall time is rounded up
+# towards the next 20 s. The results file's time is its last verdict.
+date +%s.%N > "$out/evalplus.start"
 measure evalplus "${ep[@]}" "$out/ep.jsonl"
 measure selfrepair "${sr[@]}" "$out/sr.jsonl"
 
@@ -95,4 +105,7 @@ differ = [order[i] for i, v in enumerate(theirs) if ours.get(i) != v]
 print("verdicts equal: %d/%d%s" % (same, len(theirs), (" (differ: %s)" % ", ".join(differ[:10])) if differ else ""))
 print("passed: evalplus %d, selfrepair %d" % (sum(theirs), sum(1 for v in ours.values() if v)))
 print("ratio: %.1fx (evalplus %.2f s / selfrepair %.2f s)" % (secs("evalplus") / secs("selfrepair"), secs("evalplus"), secs("selfrepair")))
+import os
+written = os.path.getmtime(out + "/ep_eval_results.json") - float(open(out + "/evalplus.start").read())
+print("ratio to evalplus' results: %.1fx (written %.2f s after its start; the rest of its wall time is its watchdog's sleep)" % (written / secs("selfrepair"), written))
 PY
