@@ -90,9 +90,17 @@ pub fn jobs() -> usize {
 }
 
 pub async fn load(name: &str) -> Vec<Task> {
+    load_with_floor(name, tasks::evalplus::MIN_TIME_LIMIT).await
+}
+
+/// A dataset's tasks with `floor` seconds as evalplus' floor on each input's limit.
+pub async fn load_with_floor(name: &str, floor: f64) -> Vec<Task> {
     let m = Manifest::builtin().expect("manifest");
     let ds = m.get(name).expect("dataset in manifest");
-    let opts = LoadOptions::new(DataSource::new(Some(data_dir())), jobs(), false);
+    let opts = LoadOptions {
+        min_time_limit: floor,
+        ..LoadOptions::new(DataSource::new(Some(data_dir())), jobs(), false)
+    };
     tasks::load(ds, &opts)
         .await
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))

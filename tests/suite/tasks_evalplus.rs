@@ -69,6 +69,25 @@ async fn find_zero_is_judged_by_the_poly_oracle() {
     );
 }
 
+/// Only the call is timed, as evalplus times it. With a floor below 1 s
+/// (`eval --min-time-limit 0.25`), make_a_pile(1000000) gets 4x its
+/// reference's ~0.1 s; writing down the digest of its million ints (most of
+/// a second when it went item by item) must not count against that.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_is_timed_without_writing_its_answer() {
+    let tasks = load_with_floor("humaneval+mini", 0.25).await;
+    let t = task(&tasks, "HumanEval/100");
+    let plus = plus_call(t);
+    let big = plus
+        .cases
+        .iter()
+        .position(|c| c.expected_digest.is_some())
+        .expect("a case with a digest");
+    assert!(plus.time_limits[big] < 1.0, "{:?}", plus.time_limits);
+    let r = score_all(vec![common::whole_sample(t, 0, t.canonical[0].clone())]).await;
+    assert!(r[0].passed, "{:?}", r[0]);
+}
+
 /// evalplus' float rule on HumanEval/2 (atol 1e-6, rtol 1e-7): an answer
 /// off by 1e-8 passes base and plus, one off by 1e-3 is wrong in both.
 #[tokio::test(flavor = "multi_thread")]
@@ -151,6 +170,13 @@ assert d([1, "a"]) != d((1, "a")) and d([]) != d(()) and d("a") != d(b"a")
 assert d(["ab", "c"]) != d(["a", "bc"]) and d(None) != d(0) and d(-128) != d(128)
 assert d(3.5) != d(3) and d(float("nan")) != d(0) and d([1.0, 2]) == d([1, 2])
 assert d({"a": 1}) != d(["a"]) and d("\ud800") == d("\ud800")
+# A sequence of integers is written in one piece; equal ones still agree.
+assert d([True, 2 + 0j, 3.0]) == d([1, 2, 3]) and d([1, 2 ** 70]) == d([1.0, float(2 ** 70)])
+assert d([[1, 2]]) == d([[1.0, 2]]) and d([1, [2]]) != d([1, 2]) and d([1.5, 2]) != d([1, 2])
+x = 10 ** 20
+assert d([x, x]) == d([x, int("1" + "0" * 20)]) and d([]) == d([]) and d([-128]) != d([128])
+assert d([1, 2]) != d([1, "2"]) and d([0]) != d([None]) and d([1j]) != d([0])
+assert digestible(list(range(1999998))) and not digestible([list(range(10 ** 6)), list(range(999998))])
 assert digestible([1, (2, "a"), None, b"x"]) and not digestible([1.5]) and not digestible({1})
 assert value_head("x" * 1000).endswith("(1000 long)") and value_head(10 ** 10000).startswith("<an int")
 print("ok")
