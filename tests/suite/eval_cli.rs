@@ -96,8 +96,26 @@ fn bad_input_fails_with_file_and_line() {
     }
     let o = eval(&dir.path().join("absent.jsonl"), "humaneval", &[]);
     assert!(!o.status.success());
-    let o = eval(&write(dir.path(), "x.jsonl", &[good]), "nosuchset", &[]);
+    let x = write(dir.path(), "x.jsonl", &[good]);
+    let o = eval(&x, "nosuchset", &[]);
     assert!(stderr(&o).contains("unknown dataset"));
+    for floor in ["-1", "nan", "inf", "soon"] {
+        let o = eval(&x, "humaneval+", &[&format!("--min-time-limit={floor}")]);
+        assert_eq!(o.status.code(), Some(2), "--min-time-limit {floor}");
+        let want = format!("'{floor}' is not a number of seconds");
+        assert!(stderr(&o).contains(&want), "{floor}: {}", stderr(&o));
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_selfrepair"))
+        .args(["bench-sandbox", "--task", "HumanEval/0,HumanEval/999"])
+        .env("SELFREPAIR_DATA_DIR", common::data_dir())
+        .output()
+        .expect("run selfrepair");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--task HumanEval/999: no such task"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
