@@ -83,7 +83,7 @@ pub struct BenchArgs {
     #[arg(long, env = "SELFREPAIR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// evalplus' floor on each input's time limit (see `eval --help`).
-    #[arg(long, value_name = "SECS", default_value_t = tasks::evalplus::MIN_TIME_LIMIT, value_parser = super::tasks::seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = tasks::evalplus::MIN_TIME_LIMIT, value_parser = super::seconds)]
     pub min_time_limit: f64,
     #[arg(long)]
     pub quiet: bool,

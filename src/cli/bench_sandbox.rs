@@ -193,18 +193,14 @@ fn which(name: &str) -> anyhow::Result<PathBuf> {
 pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let (all, problems) = humaneval_requests(&a.data_dir)?;
     let n = all.len();
-    let picked: Vec<RunRequest> = all
-        .iter()
-        .filter(|(id, _)| a.task.contains(id))
-        .map(|(_, r)| r.clone())
-        .collect();
     if let Some(missing) = a.task.iter().find(|t| !all.iter().any(|(id, _)| id == *t)) {
         bail!("--task {missing}: no such task in {}", problems.display());
     }
-    let reqs: Vec<RunRequest> = if picked.is_empty() {
+    let reqs: Vec<RunRequest> = if a.task.is_empty() {
         all.into_iter().map(|(_, r)| r).collect()
     } else {
-        picked.iter().cycle().take(n).cloned().collect()
+        let picked = all.iter().filter(|(id, _)| a.task.contains(id));
+        picked.map(|(_, r)| r).cycle().take(n).cloned().collect()
     };
     if a.task.is_empty() {
         println!(

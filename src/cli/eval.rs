@@ -30,7 +30,7 @@ pub struct EvalArgs {
     pub heavy_ms: u64,
     /// evalplus' floor on each input's time limit (HumanEval+, MBPP+): 4 as
     /// in evalplus since 2025-04, 1 as in its 0.3.1 release on PyPI.
-    #[arg(long, value_name = "SECS", default_value_t = tasks::evalplus::MIN_TIME_LIMIT, value_parser = super::tasks::seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = tasks::evalplus::MIN_TIME_LIMIT, value_parser = super::seconds)]
     pub min_time_limit: f64,
     /// Samples scored at once.
     #[arg(short = 'j', long, default_value_t = super::tasks::default_jobs())]

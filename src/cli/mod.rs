@@ -130,6 +130,14 @@ pub fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
     .try_map(|s| T::from_name(&s).ok_or("not one of the possible values"))
 }
 
+/// A flag's parser for a time in seconds: finite and not negative.
+pub fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds (0 or more)")),
+    }
+}
+
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",

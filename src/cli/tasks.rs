@@ -48,14 +48,6 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// A time in seconds: finite and not negative.
-pub fn seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a number of seconds (0 or more)")),
-    }
-}
-
 pub async fn run(a: TasksArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::builtin()?;
     let source = DataSource::new(a.data_dir.clone());
