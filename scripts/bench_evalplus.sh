@@ -109,3 +109,32 @@ import os
 written = os.path.getmtime(out + "/ep_eval_results.json") - float(open(out + "/evalplus.start").read())
 print("ratio to evalplus' results: %.1fx (written %.2f s after its start; the rest of its wall time is its watchdog's sleep)" % (written / secs("selfrepair"), written))
 PY
+
+# What bounds the ratio on the canonical solutions: their own compute, as
+# both tools' ground truth timed it (per input, natively). Any scorer that
+# runs them on CPython needs at least that much CPU.
+if [ "${MIXED:-0}" != 1 ]; then
+    ep_compute=$("$ep_python" - "$ep_name" <<'PY'
+import os, pickle, sys
+from evalplus.data.utils import CACHE_DIR
+if sys.argv[1] == "humaneval":
+    from evalplus.data import get_human_eval_plus_hash as digest
+else:
+    from evalplus.data import get_mbpp_plus_hash as digest
+gt = pickle.load(open(os.path.join(CACHE_DIR, digest() + ".pkl"), "rb"))
+print("%.1f" % sum(sum(t["base_time"]) + sum(t["plus_time"]) for t in gt.values()))
+PY
+)
+    ours=$(ls -t "${SELFREPAIR_HOME:-$HOME/.cache/selfrepair}/groundtruth/${dataset%+}_-"*.json.gz | head -1)
+    python3 - "$out" "$ours" "$ep_compute" "$jobs" <<'PY'
+import gzip, json, os, sys
+out, ours, theirs, jobs = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+gt = json.load(gzip.open(ours, "rt"))
+mine = sum(c[2] for t in gt["tasks"].values() for c in t["base"] + t["plus"])
+written = os.path.getmtime(out + "/ep_eval_results.json") - float(open(out + "/evalplus.start").read())
+low, high = sorted((mine, theirs))
+print("the canonical solutions' own compute: %.1f s (selfrepair's ground truth), %.1f s (evalplus'):"
+      " at least %.1f-%.1f s on %d cores, so at most %.1f-%.1fx evalplus' results" % (
+      mine, theirs, low / jobs, high / jobs, jobs, written * jobs / high, written * jobs / low))
+PY
+fi
