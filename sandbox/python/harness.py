@@ -979,8 +979,9 @@ class _Walk:
 
     def __init__(self, judge):
         self.judge = judge
-        self.expect = {}  # index into judge.needed -> the expected value, as an answer
-        self.pending = 0  # site runs that failed only for want of their answer
+        # index into judge.needed -> the expected value, as an answer; each
+        # is a site run that failed only for want of its answer
+        self.expect = {}
         self.ok = True
         self.expected = _NO_VALUE
 
@@ -998,7 +999,6 @@ class _Walk:
                 and expected is not _NO_VALUE and not new[0]["get"] and new[0].get("enc") == "m":
             try:
                 self.expect[n] = _encode(("v", expected))
-                self.pending += 1
                 return
             except (ValueError, RecursionError):
                 pass
@@ -1008,7 +1008,7 @@ class _Walk:
         """One expected answer per call, or None where a test could fail for
         another reason than a wrong answer."""
         needed = self.judge.needed
-        if not self.ok or error is not None or rec.failed != self.pending or len(self.expect) != len(needed):
+        if not self.ok or error is not None or rec.failed != len(self.expect) or len(self.expect) != len(needed):
             return None
         return [self.expect[i] for i in range(len(needed))]
 
